@@ -1,0 +1,46 @@
+# One-command entry points. `make run` and `make test` create .venv on first use.
+# torch is pinned and installed before everything else: a plain `torch` requirement pulls a
+# multi-GB CUDA build, while torch==2.13.0 resolves to the CPU wheel where one is provided.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint dryrun bench bench-train bench-eval report clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+dryrun: $(STAMP)
+	$(BIN)/snakemake -n
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/snakemake --lint
+
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html
+
+bench: bench-train bench-eval
+
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_overhead.py
+
+bench-eval: $(STAMP)
+	$(BIN)/python bench/generation.py
+
+clean:
+	rm -rf results .snakemake

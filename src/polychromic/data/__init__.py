@@ -1,0 +1,1 @@
+"""Data stage: demo corpus, validation, collection report, curation, leak-free splits."""

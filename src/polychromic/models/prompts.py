@@ -1,0 +1,58 @@
+"""Prompts: jinja2 templates in resources/prompts/ wrapped by the model's own chat template.
+
+One function builds the text a model sees for a tweet, used by training and by generation
+alike, so the LoRA systems are evaluated on exactly the prompt they were trained on. The chat
+template comes from the tokenizer (Qwen3's real one for a real model; a Qwen-style one for the
+tiny model) and is applied with thinking disabled (`enable_thinking=False`).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+
+@functools.lru_cache(maxsize=16)
+def load_template(prompts_dir: str, name: str) -> jinja2.Template:
+    path = Path(prompts_dir) / f"{name}.j2"
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt template {path} does not exist")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+    return env.from_string(path.read_text(encoding="utf-8"))
+
+
+def user_message(
+    prompts_dir: str, name: str, tweet: str, examples: list[dict] | None = None
+) -> str:
+    """Render the user message of template `name` for one tweet."""
+    return (
+        load_template(str(prompts_dir), name).render(tweet=tweet, examples=examples or []).strip()
+    )
+
+
+def chat_prompt(tokenizer: Any, message: str) -> str:
+    """The text up to where the assistant's reply starts (generation prompt, no thinking)."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": message}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
+
+
+def reply_suffix(tokenizer: Any) -> str:
+    """What closes an assistant turn: the tokenizer's end-of-turn token (`<|im_end|>` for Qwen)."""
+    return tokenizer.eos_token
+
+
+def few_shot_examples(train: list[dict], shots: int, seed: int, prompt_id: str) -> list[dict]:
+    """`shots` (tweet, reply) pairs from the TRAIN split, seeded per (seed, prompt)."""
+    if shots <= 0:
+        return []
+    rng = random.Random(f"{seed}:{prompt_id}")
+    picked = rng.sample(range(len(train)), k=min(shots, len(train)))
+    return [{"tweet": train[i]["tweet"], "reply": train[i]["reply"]} for i in picked]

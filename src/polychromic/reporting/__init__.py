@@ -1,0 +1,1 @@
+"""Reporting: aggregation over seeds, LaTeX tables, figures and the paper package."""

@@ -1,0 +1,1 @@
+"""Training: baseline SFT and the polychromic objective (DESIGN.md section 6)."""

@@ -1,0 +1,84 @@
+"""Supervised fine-tuning data and loss: the chat-formatted prompt is masked, the reply is learned.
+
+Each example is `chat_prompt(lora template(tweet))` followed by `reply + <|im_end|>`; labels are
+-100 on prompt tokens, so the causal-LM cross-entropy covers reply tokens (and the end-of-turn
+token, which teaches the model when to stop) only.
+
+Loss normalisation under gradient accumulation: with micro-batches b = 1..B of one optimizer
+step and T the number of reply tokens in ALL of them,
+
+    loss = sum_b sum_{t in reply tokens of b} -log p(y_t | y_<t, x) / T
+
+so `batch 4 x accumulation 4` gives the same gradient as `batch 16` (a per-micro-batch mean
+would weight short replies more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from polychromic.models.prompts import chat_prompt, reply_suffix, user_message
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    tweet_id: str
+    prompt_tokens: list[int]
+    reply_tokens: list[int]
+
+
+def encode_example(
+    tokenizer: Any, prompts_dir: str, record: dict, max_length: int, template: str = "lora"
+) -> Example:
+    message = user_message(prompts_dir, template, record["tweet"])
+    prompt_ids = tokenizer(chat_prompt(tokenizer, message), add_special_tokens=False)["input_ids"]
+    reply_ids = tokenizer(record["reply"] + reply_suffix(tokenizer), add_special_tokens=False)[
+        "input_ids"
+    ]
+    # Keep the end of the prompt (where the reply starts) and the start of the reply.
+    prompt_ids = prompt_ids[-max(1, max_length // 2) :]
+    reply_ids = reply_ids[: max_length - len(prompt_ids)]
+    return Example(record["tweet_id"], prompt_ids, reply_ids)
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
+    """Right-padded input_ids, attention_mask and labels (-100 on prompt and padding)."""
+    width = max(len(e.prompt_tokens) + len(e.reply_tokens) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for i, example in enumerate(examples):
+        full = example.prompt_tokens + example.reply_tokens
+        ids[i, : len(full)] = torch.tensor(full)
+        mask[i, : len(full)] = 1
+        start = len(example.prompt_tokens)
+        labels[i, start : len(full)] = torch.tensor(example.reply_tokens)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "tweet_ids": [e.tweet_id for e in examples],
+    }
+
+
+def count_targets(batch: dict[str, torch.Tensor]) -> int:
+    """Number of reply tokens that carry loss (labels shifted by one, as the model does)."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def summed_token_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum (not mean) of the next-token cross-entropy over reply tokens of the batch."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shifted = logits[:, :-1, :].float()
+    targets = batch["labels"][:, 1:]
+    return torch.nn.functional.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )

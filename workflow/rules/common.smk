@@ -1,0 +1,62 @@
+# Helpers shared by the rule modules: paths, config checks, target and input functions.
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(workflow.basedir)
+SRC = str(ROOT / "src")
+# Rule scripts import the library; make it importable without installation (conda envs, SLURM).
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [SRC, os.environ.get("PYTHONPATH", "")] if p
+)
+
+from polychromic.config import check_config  # noqa: E402
+
+check_config(config)
+
+PROMPTS = str(ROOT / "resources" / "prompts")
+LATEX = str(ROOT / "resources" / "latex")
+SEEDS = [int(seed) for seed in config["seeds"]]
+EXPERIMENTS = list(config["experiments"])
+SYSTEMS = list(config["systems"])
+FIGURES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto"]
+EVALUATION_FILES = ["diversity_metrics", "quality_metrics", "passk_results", "statistical_tests"]
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    experiment="|".join(EXPERIMENTS),
+    system="|".join(SYSTEMS),
+
+
+def get_final_outputs():
+    return [
+        "results/data/collection_report.json",
+        "results/data/quality_check_samples.txt",
+        "results/evaluation/aggregated_results.json",
+        "results/evaluation/results_table.tex",
+        *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+        "results/paper/main.tex",
+        "results/submission/submission.tar.gz",
+    ]
+
+
+def get_decisions(wildcards):
+    """The human decisions file is an input only when it exists (a new decision re-runs curate)."""
+    path = config["curation"]["decisions"]
+    return [path] if os.path.exists(path) else []
+
+
+def get_adapter(wildcards):
+    """LoRA systems need their experiment's adapter for this seed; prompt systems need none."""
+    experiment = config["systems"][wildcards.system].get("experiment")
+    if experiment is None:
+        return []
+    return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
+
+
+def get_generations(wildcards):
+    return {
+        system: f"results/generations/seed_{wildcards.seed}/{system}.jsonl" for system in SYSTEMS
+    }

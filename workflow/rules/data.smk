@@ -1,0 +1,95 @@
+# Data stage: raw JSONL -> validated -> collection report / review sample -> curated -> splits.
+
+
+localrules:
+    validate_raw,
+    verify_collection,
+    sample_for_review,
+    curate,
+    split,
+
+
+rule validate_raw:
+    input:
+        raw=config["data"]["raw"],
+    output:
+        validated="results/data/validated.jsonl",
+        rejected="results/data/rejected.jsonl",
+        report="results/data/validation_report.json",
+    params:
+        max_rejected_fraction=config["data"]["max_rejected_fraction"],
+    log:
+        "results/logs/validate_raw.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/validate_raw.py"
+
+
+rule verify_collection:
+    input:
+        validated="results/data/validated.jsonl",
+    output:
+        json="results/data/collection_report.json",
+        md="results/data/collection_report.md",
+    params:
+        thresholds=config["data"]["thresholds"],
+        strict=config["data"]["strict"],
+    log:
+        "results/logs/verify_collection.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/verify_collection.py"
+
+
+rule sample_for_review:
+    input:
+        validated="results/data/validated.jsonl",
+    output:
+        samples="results/data/quality_check_samples.txt",
+    params:
+        n=config["data"]["review"]["n"],
+        seed=config["data"]["review"]["seed"],
+    log:
+        "results/logs/sample_for_review.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/sample_for_review.py"
+
+
+rule curate:
+    input:
+        validated="results/data/validated.jsonl",
+        decisions=get_decisions,
+    output:
+        curated="results/data/curated.jsonl",
+        report="results/data/curation_report.json",
+    params:
+        settings=config["curation"],
+    log:
+        "results/logs/curate.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/curate.py"
+
+
+rule split:
+    input:
+        curated="results/data/curated.jsonl",
+    output:
+        train="results/data/splits/train.jsonl",
+        val="results/data/splits/val.jsonl",
+        test="results/data/splits/test.jsonl",
+        manifest="results/data/splits/manifest.json",
+        report="results/data/split_report.json",
+    params:
+        settings=config["split"],
+    log:
+        "results/logs/split.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split.py"

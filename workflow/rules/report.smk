@@ -1,0 +1,73 @@
+# Reporting: mean +- std over seeds, the LaTeX table, figures and the paper package.
+
+
+localrules:
+    aggregate,
+    figures,
+    paper,
+
+
+rule aggregate:
+    input:
+        expand(
+            "results/evaluation/seed_{seed}/{name}.json", seed=SEEDS, name=EVALUATION_FILES
+        ),
+    output:
+        aggregated="results/evaluation/aggregated_results.json",
+        table=report(
+            "results/evaluation/results_table.tex",
+            caption="../report/results_table.rst",
+            category="Tables",
+        ),
+    params:
+        seeds=SEEDS,
+        systems=SYSTEMS,
+        templates_dir=LATEX,
+    log:
+        "results/logs/aggregate.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule figures:
+    input:
+        aggregated="results/evaluation/aggregated_results.json",
+        passk=expand("results/evaluation/seed_{seed}/passk_results.json", seed=SEEDS),
+    output:
+        report(
+            expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    params:
+        out_dir="results/figures",
+    log:
+        "results/logs/figures.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/figures.py"
+
+
+rule paper:
+    input:
+        aggregated="results/evaluation/aggregated_results.json",
+        table="results/evaluation/results_table.tex",
+        figures=expand("results/figures/{figure}.pdf", figure=FIGURES),
+        split_report="results/data/split_report.json",
+        statistics=expand("results/evaluation/seed_{seed}/statistical_tests.json", seed=SEEDS),
+    output:
+        main="results/paper/main.tex",
+        tarball="results/submission/submission.tar.gz",
+    params:
+        figures_dir="results/figures",
+        templates_dir=LATEX,
+        config=config,
+    log:
+        "results/logs/paper.log",
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/paper.py"

@@ -1,0 +1,12 @@
+from polychromic.data.curate import curate
+from polychromic.steps import run_step
+
+run_step(
+    snakemake,
+    curate,
+    validated=snakemake.input.validated,
+    curated=snakemake.output.curated,
+    report=snakemake.output.report,
+    settings=dict(snakemake.params.settings),
+    decisions=snakemake.input.decisions[0] if snakemake.input.decisions else None,
+)

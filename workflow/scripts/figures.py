@@ -1,0 +1,10 @@
+from polychromic.reporting.figures import make_figures
+from polychromic.steps import run_step
+
+run_step(
+    snakemake,
+    make_figures,
+    aggregated=snakemake.input.aggregated,
+    passk_files=list(snakemake.input.passk),
+    out_dir=snakemake.params.out_dir,
+)

@@ -1,0 +1,17 @@
+from polychromic.evaluation.generate import generate_system
+from polychromic.steps import run_step
+
+run_step(
+    snakemake,
+    generate_system,
+    test=snakemake.input.test,
+    train=snakemake.input.train,
+    base=snakemake.input.base,
+    adapter=snakemake.input.adapter or None,
+    output=snakemake.output.generations,
+    system=snakemake.wildcards.system,
+    system_settings=dict(snakemake.params.system_settings),
+    generation=dict(snakemake.params.generation),
+    prompts_dir=snakemake.params.prompts_dir,
+    seed=int(snakemake.wildcards.seed),
+)

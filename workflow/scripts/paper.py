@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from polychromic.reporting.paper import build_paper
+from polychromic.steps import run_step
+
+run_step(
+    snakemake,
+    build_paper,
+    aggregated=snakemake.input.aggregated,
+    table=snakemake.input.table,
+    figures_dir=snakemake.params.figures_dir,
+    split_report=snakemake.input.split_report,
+    statistics=list(snakemake.input.statistics),
+    paper_dir=str(Path(snakemake.output.main).parent),
+    tarball=snakemake.output.tarball,
+    templates_dir=snakemake.params.templates_dir,
+    config=dict(snakemake.config),
+)
