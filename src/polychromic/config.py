@@ -43,9 +43,10 @@ def check_config(config: dict[str, Any]) -> None:
     for name, settings in experiments.items():
         if settings["objective"] == "polychromic":
             size, samples = settings.get("set_size", 2), settings.get("num_samples", 4)
-            if not 2 <= size <= samples:
+            if not 2 <= size < samples:
                 raise ConfigError(
-                    f"experiments.{name}: need 2 <= set_size ({size}) <= num_samples ({samples})"
+                    f"experiments.{name}: need 2 <= set_size ({size}) < num_samples ({samples}); "
+                    "with set_size = num_samples every advantage is 0"
                 )
         else:
             extra = set(settings) - {"objective"}

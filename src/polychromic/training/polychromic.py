@@ -56,8 +56,10 @@ class PolychromicConfig:
         if unknown:
             raise ValueError(f"unknown polychromic settings: {sorted(unknown)}")
         config = cls(**values)
-        if not 2 <= config.set_size <= config.num_samples:
-            raise ValueError("polychromic needs 2 <= set_size <= num_samples")
+        if not 2 <= config.set_size < config.num_samples:
+            # With set_size == num_samples there is one subset, which holds every sample, so
+            # every advantage is exactly 0 and the objective silently reduces to the baseline.
+            raise ValueError("polychromic needs 2 <= set_size < num_samples (else A_i = 0)")
         return config
 
 

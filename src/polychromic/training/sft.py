@@ -30,6 +30,7 @@ class Example:
     tweet_id: str
     prompt_tokens: list[int]
     reply_tokens: list[int]
+    truncated: bool = False
 
 
 def encode_example(
@@ -40,10 +41,13 @@ def encode_example(
     reply_ids = tokenizer(record["reply"] + reply_suffix(tokenizer), add_special_tokens=False)[
         "input_ids"
     ]
-    # Keep the end of the prompt (where the reply starts) and the start of the reply.
-    prompt_ids = prompt_ids[-max(1, max_length // 2) :]
+    # Keep the whole prompt and cut the reply; only a prompt that leaves fewer than 8 tokens for
+    # the reply loses its beginning (the caller counts such examples through `truncated`).
+    truncated = len(prompt_ids) + len(reply_ids) > max_length
+    if len(prompt_ids) > max_length - 8:
+        prompt_ids = prompt_ids[-(max_length - 8) :]
     reply_ids = reply_ids[: max_length - len(prompt_ids)]
-    return Example(record["tweet_id"], prompt_ids, reply_ids)
+    return Example(record["tweet_id"], prompt_ids, reply_ids, truncated)
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:

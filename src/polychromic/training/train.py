@@ -125,6 +125,9 @@ def train_experiment(
     train_records, val_records = read_jsonl(train), read_jsonl(val)
     train_examples = [encode_example(tokenizer, prompts_dir, r, max_length) for r in train_records]
     val_examples = [encode_example(tokenizer, prompts_dir, r, max_length) for r in val_records]
+    truncated = sum(e.truncated for e in train_examples + val_examples)
+    if truncated:
+        log.warning("%d examples longer than training.max_length = %d were cut", truncated, max_length)
     if not val_examples:
         raise ValueError(f"the validation split {val} is empty: model selection needs it")
 
@@ -210,6 +213,7 @@ def train_experiment(
         "steps_run": rows[-1]["step"],
         "train_examples": len(train_examples),
         "val_examples": len(val_examples),
+        "truncated_examples": truncated,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "settings": {"experiment": experiment, "training": training, "lora": lora},

@@ -1,0 +1,91 @@
+"""Shared fixtures: a toy corpus with topics and stances, and a tiny base model built from it.
+
+The tiny model is built once per test session (a few seconds) through the same code path as
+the `base_model` rule, so tests exercise real transformers/peft objects, never mocks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from polychromic.io import write_jsonl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPTS = str(REPO / "resources" / "prompts")
+
+TOPICS = {
+    "coffee": ["coffee", "espresso", "beans", "morning", "cup"],
+    "running": ["running", "miles", "shoes", "pace", "race"],
+    "cars": ["electric", "car", "battery", "charging", "range"],
+}
+STANCES = {
+    "agree": "Totally agree, {a} really helps and {b} makes the day better",
+    "counterpoint": "Not so sure, {a} can be overrated and {b} costs too much",
+    "question": "Honest question, how do you handle {a} when {b} gets hard?",
+    "anecdote": "Last year I tried {a} and my {b} changed completely",
+}
+
+TINY = {
+    "vocab_size": 400,
+    "hidden_size": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "intermediate_size": 64,
+    "max_length": 64,
+    "pretrain_steps": 20,
+    "batch_size": 8,
+    "learning_rate": 0.003,
+    "seed": 0,
+}
+
+
+def toy_records(n_tweets: int = 36, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    records, counter = [], 0
+    for t in range(n_tweets):
+        topic = list(TOPICS)[t % len(TOPICS)]
+        words = TOPICS[topic]
+        tweet = f"Thinking about {rng.choice(words)} and {rng.choice(words)} today ({t})"
+        for _ in range(3):
+            stance = rng.choice(list(STANCES))
+            counter += 1
+            reply = STANCES[stance].format(a=rng.choice(words), b=rng.choice(words))
+            records.append(
+                {"tweet_id": f"t{t:03d}", "tweet": tweet, "reply_id": f"r{counter:04d}",
+                 "reply": reply, "topic": topic, "stance": stance}
+            )
+    return records
+
+
+@pytest.fixture(scope="session")
+def toy_splits(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("splits")
+    records = toy_records()
+    tweets = sorted({r["tweet_id"] for r in records})
+    parts = {"train": tweets[:24], "val": tweets[24:30], "test": tweets[30:]}
+    paths = {}
+    for name, ids in parts.items():
+        paths[name] = str(folder / f"{name}.jsonl")
+        write_jsonl(paths[name], [r for r in records if r["tweet_id"] in set(ids)])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_base(toy_splits, tmp_path_factory) -> str:
+    """Pointer file of a tiny Qwen3 model pretrained for a few steps on the toy train split."""
+    import torch
+
+    from polychromic.models.base import build_base_model
+
+    torch.set_num_threads(1)
+    pointer = tmp_path_factory.mktemp("base") / "base_model.json"
+    build_base_model(toy_splits["train"], toy_splits["val"], str(pointer), {"path": None, "tiny": TINY})
+    return str(pointer)
