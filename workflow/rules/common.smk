@@ -1,14 +1,15 @@
-# Helpers shared by the rule modules: paths, config checks, target and input functions.
+# Helpers shared by the workflow modules: paths, config checks, target and input functions.
 import os
 import sys
 from pathlib import Path
 
 ROOT = Path(workflow.basedir)
 SRC = str(ROOT / "src")
-# Rule scripts import the library; make it importable without installation (conda envs, SLURM).
+# Job scripts import the library; make it importable without installation (conda envs, SLURM).
+# This sets PYTHONPATH for the jobs; the workflow does not depend on it being set beforehand.
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [SRC, os.environ.get("PYTHONPATH", "")] if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in [SRC, os.environ.get("PYTHONPATH", "")] if p)
 )
 
 from polychromic.config import check_config  # noqa: E402
@@ -54,6 +55,11 @@ def get_adapter(wildcards):
     if experiment is None:
         return []
     return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
+
+
+def get_prompt_template(wildcards):
+    """The jinja2 template of a system: editing it re-runs that system's generations."""
+    return f"{PROMPTS}/{config['systems'][wildcards.system]['prompt']}.j2"
 
 
 def get_generations(wildcards):

@@ -7,12 +7,13 @@ rule generate:
         train="results/data/splits/train.jsonl",
         base="results/models/base/base_model.json",
         adapter=get_adapter,
+        template=get_prompt_template,
     output:
         generations="results/generations/seed_{seed}/{system}.jsonl",
     params:
         system_settings=lambda wildcards: config["systems"][wildcards.system],
         generation=config["generation"],
-        prompts_dir=PROMPTS,
+        prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
     log:
         "results/logs/generate/seed_{seed}_{system}.log",
     benchmark:

@@ -40,7 +40,7 @@ rule train:
         training=config["training"],
         lora=config["lora"],
         embedding_model=config["evaluation"]["embedding_model"],
-        prompts_dir=PROMPTS,
+        prompts_dir=lambda wildcards, input: os.path.dirname(input.prompts),
     log:
         "results/logs/train/{experiment}_seed_{seed}.log",
     benchmark:

@@ -42,7 +42,7 @@ rule figures:
             category="Figures",
         ),
     params:
-        out_dir="results/figures",
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         "results/logs/figures.log",
     conda:
@@ -62,7 +62,7 @@ rule paper:
         main="results/paper/main.tex",
         tarball="results/submission/submission.tar.gz",
     params:
-        figures_dir="results/figures",
+        figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),
         templates_dir=LATEX,
         config=config,
     log:
