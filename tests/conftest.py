@@ -59,8 +59,14 @@ def toy_records(n_tweets: int = 36, seed: int = 0) -> list[dict]:
             counter += 1
             reply = STANCES[stance].format(a=rng.choice(words), b=rng.choice(words))
             records.append(
-                {"tweet_id": f"t{t:03d}", "tweet": tweet, "reply_id": f"r{counter:04d}",
-                 "reply": reply, "topic": topic, "stance": stance}
+                {
+                    "tweet_id": f"t{t:03d}",
+                    "tweet": tweet,
+                    "reply_id": f"r{counter:04d}",
+                    "reply": reply,
+                    "topic": topic,
+                    "stance": stance,
+                }
             )
     return records
 
@@ -87,5 +93,7 @@ def tiny_base(toy_splits, tmp_path_factory) -> str:
 
     torch.set_num_threads(1)
     pointer = tmp_path_factory.mktemp("base") / "base_model.json"
-    build_base_model(toy_splits["train"], toy_splits["val"], str(pointer), {"path": None, "tiny": TINY})
+    build_base_model(
+        toy_splits["train"], toy_splits["val"], str(pointer), {"path": None, "tiny": TINY}
+    )
     return str(pointer)

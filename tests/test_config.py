@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from conftest import REPO
 from polychromic.config import ConfigError, check_config
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -39,9 +39,12 @@ def test_every_schema_key_has_description_and_default():
             if "description" not in sub:
                 missing.append(f"{where}: description")
             in_experiment = path.startswith("experiments")
-            if "default" not in sub and not in_experiment and where not in {
-                "systems.*.experiment", "experiments.*.objective", "systems.*.prompt"
-            }:
+            if (
+                "default" not in sub
+                and not in_experiment
+                and where
+                not in {"systems.*.experiment", "experiments.*.objective", "systems.*.prompt"}
+            ):
                 missing.append(f"{where}: default")
             walk(sub, where)
         extra = node.get("additionalProperties")
@@ -74,7 +77,10 @@ def test_schema_rejects_wrong_keys_and_types(mutate, needle):
     [
         (lambda c: c["evaluation"]["passk"].update(k=[1, 20]), "evaluation.passk.k"),
         (lambda c: c["split"].update(test=0.3), "split.train"),
-        (lambda c: c["systems"]["baseline_lora"].update(experiment="nope"), "systems.baseline_lora"),
+        (
+            lambda c: c["systems"]["baseline_lora"].update(experiment="nope"),
+            "systems.baseline_lora",
+        ),
         (lambda c: c["experiments"]["polychromic"].update(set_size=4), "experiments.polychromic"),
         (lambda c: c["evaluation"].update(reference_system="x"), "reference_system"),
     ],
@@ -93,9 +99,21 @@ def test_snakemake_stops_before_any_job_on_a_bad_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "-d", str(tmp_path),
-         "-s", str(REPO / "Snakefile")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--configfile",
+            str(path),
+            "-d",
+            str(tmp_path),
+            "-s",
+            str(REPO / "Snakefile"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "trainin" in result.stdout + result.stderr

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
 
+from conftest import REPO
 from polychromic.data.demo import generate_demo
 
 pytestmark = pytest.mark.slow
@@ -30,8 +30,13 @@ def small_config(raw: str) -> dict:
     config["data"]["thresholds"] = {"min_pairs": 10, "min_authors": 5}
     config["curation"]["decisions"] = "no_decisions.jsonl"
     config["model"]["tiny"].update(
-        hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
-        vocab_size=400, pretrain_steps=40,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=64,
+        vocab_size=400,
+        pretrain_steps=40,
     )
     config["training"].update(max_steps=8, eval_every=4, batch_size=8)
     config["experiments"]["polychromic"].update(
@@ -45,8 +50,16 @@ def small_config(raw: str) -> dict:
 
 def snakemake(workdir, *args: str) -> subprocess.CompletedProcess:
     command = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=1200)
 

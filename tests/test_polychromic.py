@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import PROMPTS
 
+from conftest import PROMPTS
 from polychromic.embeddings import get_encoder
 from polychromic.io import read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
@@ -102,7 +102,9 @@ def _gradients(tiny_base, toy_splits, lam: float | None) -> dict[str, torch.Tens
     references = {r["tweet_id"]: [r["reply"]] for r in records}
     config = PolychromicConfig(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8)
     objective = PolychromicObjective(config, tokenizer, references, get_encoder())
-    prompts = [e.prompt_tokens for e in [encode_example(tokenizer, PROMPTS, r, 64) for r in records]]
+    prompts = [
+        e.prompt_tokens for e in [encode_example(tokenizer, PROMPTS, r, 64) for r in records]
+    ]
     ids = [r["tweet_id"] for r in records]
     loss = summed_token_loss(model, batch) / 10
     if lam is not None:

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PROMPTS
 from safetensors.torch import load_file
 
+from conftest import PROMPTS
 from polychromic.io import read_json, read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
 from polychromic.models.prompts import chat_prompt, user_message
-from polychromic.training.sft import IGNORE, collate, count_targets, encode_example, summed_token_loss
+from polychromic.training.sft import (
+    IGNORE,
+    collate,
+    count_targets,
+    encode_example,
+    summed_token_loss,
+)
 from polychromic.training.train import add_lora, train_experiment
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "up_proj"]}
 TRAINING = {
-    "max_steps": 6, "batch_size": 4, "grad_accum": 1, "learning_rate": 0.05, "warmup_steps": 1,
-    "eval_every": 3, "max_length": 128,
+    "max_steps": 6,
+    "batch_size": 4,
+    "grad_accum": 1,
+    "learning_rate": 0.05,
+    "warmup_steps": 1,
+    "eval_every": 3,
+    "max_length": 128,
 }
 
 
@@ -44,7 +55,9 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
     pad = tokenizer.pad_token_id
 
     def grads():
-        return [p.grad.clone() for p in model.parameters() if p.requires_grad and p.grad is not None]
+        return [
+            p.grad.clone() for p in model.parameters() if p.requires_grad and p.grad is not None
+        ]
 
     full = collate(examples, pad)
     (summed_token_loss(model, full) / count_targets(full)).backward()
@@ -65,17 +78,31 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
 def _train(tiny_base, toy_splits, tmp_path, name, experiment):
     out = tmp_path / name
     result = train_experiment(
-        toy_splits["train"], toy_splits["val"], tiny_base, str(out / "adapter"),
-        str(out / "training_log.csv"), str(out / "run.json"), name, experiment, TRAINING, LORA,
-        PROMPTS, seed=7,
+        toy_splits["train"],
+        toy_splits["val"],
+        tiny_base,
+        str(out / "adapter"),
+        str(out / "training_log.csv"),
+        str(out / "run.json"),
+        name,
+        experiment,
+        TRAINING,
+        LORA,
+        PROMPTS,
+        seed=7,
     )
     return result, load_file(out / "adapter" / "adapter_model.safetensors")
 
 
 @pytest.mark.slow
 def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_splits, tmp_path):
-    poly = {"objective": "polychromic", "num_samples": 3, "set_size": 2, "max_new_tokens": 6,
-            "max_prompts": 2}
+    poly = {
+        "objective": "polychromic",
+        "num_samples": 3,
+        "set_size": 2,
+        "max_new_tokens": 6,
+        "max_prompts": 2,
+    }
     _, baseline = _train(tiny_base, toy_splits, tmp_path, "baseline", {"objective": "sft"})
     zero_run, zero = _train(tiny_base, toy_splits, tmp_path, "zero", {**poly, "lambda": 0.0})
     _, moved = _train(tiny_base, toy_splits, tmp_path, "moved", {**poly, "lambda": 5.0})
@@ -88,7 +115,9 @@ def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_
     assert changed and all(total > 0 for total in changed.values()), changed
     log = (tmp_path / "zero" / "training_log.csv").read_text().splitlines()
     header = log[0].split(",")
-    assert {"policy_term", "mean_reward", "mean_set_diversity", "advantage_magnitude"} <= set(header)
+    assert {"policy_term", "mean_reward", "mean_set_diversity", "advantage_magnitude"} <= set(
+        header
+    )
     assert zero_run["best_step"] in (0, 3, 6)
     summary = read_json(tmp_path / "zero" / "run.json")
     assert summary["objective"] == "polychromic" and summary["seed"] == 7

@@ -31,7 +31,8 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from error
 
 
-def _atomic_write(path: str | Path, text: str) -> None:
+def write_text(path: str | Path, text: str) -> None:
+    """Write `text` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -47,7 +48,7 @@ def _atomic_write(path: str | Path, text: str) -> None:
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records one per line; returns how many were written."""
     lines = [json.dumps(record, ensure_ascii=False, sort_keys=False) for record in records]
-    _atomic_write(path, "".join(line + "\n" for line in lines))
+    write_text(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 
@@ -69,7 +70,7 @@ def write_json(path: str | Path, data: Any, allow_nan: bool = False) -> None:
         data = _nan_to_none(data)
     else:
         _check_finite(data)
-    _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _nan_to_none(value: Any) -> Any:

@@ -1,4 +1,5 @@
 from polychromic.data.curate import curate
+
 from polychromic.steps import run_step
 
 run_step(

@@ -1,4 +1,5 @@
 from polychromic.data.collection import sample_for_review
+
 from polychromic.steps import run_step
 
 run_step(

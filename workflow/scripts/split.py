@@ -1,4 +1,5 @@
 from polychromic.data.split import split_dataset
+
 from polychromic.steps import run_step
 
 settings = dict(snakemake.params.settings)

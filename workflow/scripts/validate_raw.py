@@ -1,4 +1,5 @@
 from polychromic.data.validate import validate_raw
+
 from polychromic.steps import run_step
 
 run_step(

@@ -1,4 +1,5 @@
 from polychromic.data.collection import verify_collection
+
 from polychromic.steps import run_step
 
 run_step(

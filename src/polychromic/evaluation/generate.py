@@ -96,7 +96,7 @@ def generate_batch(
 def reference_nll(
     model: Any, tokenizer: Any, prompt: list[int], references: list[str]
 ) -> tuple[list[float], list[int]]:
-    """Summed NLL (nats) and token count of each reference reply (+ end-of-turn) given the prompt."""
+    """Summed NLL (nats) and token count of each reference reply (+ end of turn) given a prompt."""
     rows, lengths = [], []
     for reference in references:
         reply = tokenizer(reference + reply_suffix(tokenizer), add_special_tokens=False)[

@@ -27,14 +27,15 @@ DTYPES = {
 
 
 def build_base_model(train: str, val: str, pointer: str, model: dict) -> dict:
-    """Write the base-model pointer; build and pretrain the tiny model when `model.path` is unset."""
+    """Write the base-model pointer; build and pretrain the tiny model if `model.path` is unset."""
     output_dir = Path(pointer).parent
     info: dict[str, Any] = {"dtype": model.get("dtype", "float32")}
     if model.get("path"):
         path = Path(model["path"]).expanduser()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
-                f"model.path {path} has no config.json: point it at a local Hugging Face model folder"
+                f"model.path {path} has no config.json: "
+                "point it at a local Hugging Face model folder"
             )
         info.update(kind="local", path=str(path.resolve()))
         log.info("using the local model at %s as is", info["path"])

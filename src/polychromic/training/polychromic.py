@@ -81,7 +81,7 @@ def marginal_advantages(
     overall = scores.mean()
     advantages = np.empty(n_samples)
     for i in range(n_samples):
-        advantages[i] = np.mean([f for s, f in zip(subsets, scores) if i in s]) - overall
+        advantages[i] = np.mean([f for s, f in zip(subsets, scores, strict=True) if i in s]) - overall
     raw_magnitude = float(np.abs(advantages).mean())
     if normalize:
         advantages = advantages / (advantages.std() + eps)

@@ -11,7 +11,6 @@ VAL split every `eval_every` steps; the adapter with the best validation loss is
 
 from __future__ import annotations
 
-import copy
 import csv
 import logging
 import random
@@ -127,7 +126,9 @@ def train_experiment(
     val_examples = [encode_example(tokenizer, prompts_dir, r, max_length) for r in val_records]
     truncated = sum(e.truncated for e in train_examples + val_examples)
     if truncated:
-        log.warning("%d examples longer than training.max_length = %d were cut", truncated, max_length)
+        log.warning(
+            "%d examples longer than training.max_length = %d were cut", truncated, max_length
+        )
     if not val_examples:
         raise ValueError(f"the validation split {val} is empty: model selection needs it")
 
@@ -231,7 +232,11 @@ def _policy_loss(
     chosen: list[str] = []
     prompts: list[list[int]] = []
     for ids, labels, mask, pid in zip(
-        batch["input_ids"], batch["labels"], batch["attention_mask"], batch["tweet_ids"]
+        batch["input_ids"],
+        batch["labels"],
+        batch["attention_mask"],
+        batch["tweet_ids"],
+        strict=True,
     ):
         if pid in chosen or len(chosen) >= objective.config.max_prompts:
             continue

@@ -1,0 +1,225 @@
+"""Aggregate the per-seed evaluation files into one file: mean, std and values over seeds.
+
+The study reports every number as mean +- std over training seeds (DESIGN.md sections 1 and 8),
+so this step reads `evaluation/seed_{seed}/{diversity_metrics,quality_metrics,passk_results,
+statistical_tests}.json` of every seed and writes `aggregated_results.json` in the shape of
+docs/file_contract.md: per system and metric `{mean, std (ddof=1), values (config seed order),
+n_seeds, higher_is_better}`. A value that is null in a per-seed file stays null in `values` and is
+left out of mean and std; `n_seeds` says how many seeds counted. An `across_seeds` block compares
+the reference system with every other system on the per-seed means with a paired t-test, the
+seed-level counterpart of the per-prompt tests in `statistical_tests.json`. The results table
+(`results_table.tex`) is rendered from the aggregate here, so both always agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from polychromic.evaluation.registry import METRICS, get_metric
+from polychromic.io import read_json, write_json, write_text
+from polychromic.reporting.latex import results_table
+
+log = logging.getLogger(__name__)
+
+METRIC_FILES = {
+    "diversity": "diversity_metrics.json",
+    "quality": "quality_metrics.json",
+    "passk": "passk_results.json",
+}
+STATISTICS_FILE = "statistical_tests.json"
+
+
+def load_seed(evaluation_dir: str | Path) -> dict[str, Any]:
+    """Read the four evaluation files of one seed, keyed by group ('statistics' for tests)."""
+    folder = Path(evaluation_dir)
+    files = {**METRIC_FILES, "statistics": STATISTICS_FILE}
+    missing = [name for name in files.values() if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: missing evaluation files {missing}")
+    return {group: read_json(folder / name) for group, name in files.items()}
+
+
+def _metric_entries(system_block: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of one system: entries holding a `mean` (not `pass_counts`, `n`, ...)."""
+    return {name: entry for name, entry in system_block.items()
+            if isinstance(entry, dict) and "mean" in entry}
+
+
+def seed_means(seed_data: dict[str, Any], seed: int, systems: list[str]) -> dict[str, dict]:
+    """{system: {metric: mean or None}} of one seed, merged over the three metric files."""
+    means: dict[str, dict[str, float | None]] = {system: {} for system in systems}
+    for group in METRIC_FILES:
+        blocks = seed_data[group].get("systems", {})
+        for system in systems:
+            if system not in blocks:
+                raise ValueError(f"seed {seed}: system {system!r} missing from {group} metrics")
+            for metric, entry in _metric_entries(blocks[system]).items():
+                means[system][metric] = _finite_or_none(entry["mean"])
+    return means
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def metric_order(names: set[str]) -> list[str]:
+    """pass@k by k, then the registry's order, then unknown metrics alphabetically."""
+    passk = sorted((n for n in names if n.startswith("pass@") and n[5:].isdigit()),
+                   key=lambda n: int(n[5:]))
+    known = [name for name in METRICS if name in names]
+    rest = sorted(names - set(passk) - set(known))
+    return passk + known + rest
+
+
+@functools.cache
+def _higher_is_better(metric: str) -> bool | None:
+    try:
+        return get_metric(metric).higher_is_better
+    except KeyError:
+        log.warning("metric %r is not in the registry: its direction is unknown", metric)
+        return None
+
+
+def summarise(values: list[float | None], metric: str) -> dict[str, Any]:
+    """{mean, std (ddof=1), values, n_seeds, higher_is_better}, plus `reason` when mean or
+    std is null (the contract: a number that cannot be computed is null with a reason)."""
+    counted = np.array([value for value in values if value is not None], dtype=float)
+    n = len(counted)
+    entry: dict[str, Any] = {
+        "mean": float(np.mean(counted)) if n else None,
+        "std": float(np.std(counted, ddof=1)) if n >= 2 else None,
+        "values": list(values),
+        "n_seeds": n,
+        "higher_is_better": _higher_is_better(metric),
+    }
+    if n < 2:
+        entry["reason"] = "no seed has a value" if n == 0 else "one seed: no std"
+    return entry
+
+
+def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, Any]:
+    """Each file's settings: keys equal in every seed once, keys that differ (adapter paths,
+    say) under `by_seed`; the `seed` key itself is dropped (the seeds are listed above)."""
+    settings: dict[str, Any] = {}
+    for group in [*METRIC_FILES, "statistics"]:
+        by_seed = {seed: {key: value
+                          for key, value in per_seed[seed][group].get("settings", {}).items()
+                          if key != "seed"}
+                   for seed in seeds}
+        keys = list(dict.fromkeys(key for value in by_seed.values() for key in value))
+        same = [key for key in keys
+                if all(key in value and value[key] == by_seed[seeds[0]].get(key)
+                       for value in by_seed.values())]
+        merged = {key: by_seed[seeds[0]][key] for key in same}
+        differing = {str(seed): {k: v for k, v in value.items() if k not in same}
+                     for seed, value in by_seed.items()}
+        if any(differing.values()):
+            merged["by_seed"] = differing
+        settings[group] = merged
+    return settings
+
+
+def _paired_test(reference: list[float | None], other: list[float | None]) -> dict[str, Any]:
+    pairs = [(a, b) for a, b in zip(reference, other, strict=True)
+             if a is not None and b is not None]
+    result: dict[str, Any] = {"n_seeds": len(pairs), "mean_diff": None, "t_statistic": None,
+                              "p_value": None, "reason": None}
+    if not pairs:
+        result["reason"] = "no seed with both values"
+        return result
+    diffs = np.array([a - b for a, b in pairs], dtype=float)
+    result["mean_diff"] = float(np.mean(diffs))
+    if len(pairs) < 2:
+        result["reason"] = "one seed"
+        return result
+    if np.allclose(diffs, diffs[0], rtol=0.0, atol=1e-12):
+        result["reason"] = "identical differences in every seed (zero variance)"
+        return result
+    test = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs])
+    result["t_statistic"] = float(test.statistic)
+    result["p_value"] = float(test.pvalue)
+    return result
+
+
+def across_seeds(
+    systems_block: dict[str, dict], reference: str | None, metrics: list[str]
+) -> dict[str, Any]:
+    """Reference system vs each other system on per-seed means: difference and paired t-test."""
+    block: dict[str, Any] = {"reference_system": reference,
+                             "test": "paired t-test over per-seed means (scipy.stats.ttest_rel)",
+                             "comparisons": []}
+    if reference is None or reference not in systems_block:
+        block["reason"] = f"reference system {reference!r} not among the aggregated systems"
+        return block
+    for metric in metrics:
+        for other in systems_block:
+            if other == reference:
+                continue
+            test = _paired_test(systems_block[reference][metric]["values"],
+                                systems_block[other][metric]["values"])
+            block["comparisons"].append({"metric": metric, "system": reference, "other": other,
+                                         "higher_is_better": _higher_is_better(metric), **test})
+    return block
+
+
+def _reference_system(per_seed: dict[int, dict], seeds: list[int]) -> str | None:
+    names = {per_seed[seed]["statistics"].get("settings", {}).get("reference_system")
+             for seed in seeds}
+    names.discard(None)
+    if len(names) > 1:
+        raise ValueError(f"reference_system differs between seeds: {sorted(names)}")
+    return names.pop() if names else None
+
+
+def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[str]) -> dict:
+    """The aggregate document from already-loaded per-seed data (see module docstring)."""
+    means = {seed: seed_means(per_seed[seed], seed, systems) for seed in seeds}
+    metrics = metric_order({m for seed in seeds for s in systems for m in means[seed][s]})
+    systems_block = {
+        system: {metric: summarise([means[seed][system].get(metric) for seed in seeds], metric)
+                 for metric in metrics}
+        for system in systems
+    }
+    return {
+        "systems": systems_block,
+        "seeds": list(seeds),
+        "system_order": list(systems),
+        "metric_order": metrics,
+        "settings": _merged_settings(per_seed, seeds),
+        "across_seeds": across_seeds(systems_block, _reference_system(per_seed, seeds), metrics),
+    }
+
+
+def aggregate(
+    evaluation_dirs: dict[int, str],
+    aggregated: str,
+    table: str,
+    seeds: list[int],
+    systems: list[str],
+    templates_dir: str,
+) -> dict:
+    """Write `aggregated_results.json` and `results_table.tex` from every seed's evaluation."""
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("no seeds to aggregate")
+    dirs = {int(seed): path for seed, path in evaluation_dirs.items()}
+    missing = [seed for seed in seeds if seed not in dirs]
+    if missing:
+        raise ValueError(f"no evaluation folder for seeds {missing}")
+    per_seed = {seed: load_seed(dirs[seed]) for seed in seeds}
+    result = build_aggregate(per_seed, seeds, list(systems))
+    write_json(aggregated, result)
+    write_text(table, results_table(result, templates_dir))
+    log.info("aggregated %d metrics x %d systems over seeds %s",
+             len(result["metric_order"]), len(systems), seeds)
+    return result

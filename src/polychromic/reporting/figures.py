@@ -1,0 +1,273 @@
+"""Figures of the study: diversity, quality, pass@k curves and the quality-diversity Pareto plot.
+
+Sized for one column of a paper (3.5 in wide, 8 pt text) on matplotlib's Agg backend, in
+seaborn's whitegrid theme and colour-blind palette. One palette maps each system to a colour and
+every figure reuses it, so a system looks the same everywhere. Bars and error bars are drawn from
+the aggregate (error bar = its std over seeds, ddof=1, the number the table shows; dots = each
+seed). The pass@k curves are recomputed for every k from 1 to n from the per-prompt pass counts
+of each seed (the unbiased estimator of Chen et al. 2021, the `pass_at_k` the evaluation uses),
+so the curve is complete even where the configured k list is short; error bars are the std over
+seeds. Output is deterministic: no dates or software versions in the PDF/PNG metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from polychromic.evaluation.passk import pass_at_k
+from polychromic.evaluation.registry import get_metric
+from polychromic.io import read_json
+
+log = logging.getLogger(__name__)
+
+WIDTH_IN = 3.5
+RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3.5,
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "polychromic",
+    "savefig.dpi": 300,
+}
+DIVERSITY_METRICS = ["self_bleu", "distinct_1", "distinct_2", "semantic_diversity"]
+QUALITY_METRICS = ["rougeL", "rouge1", "bertscore_f1", "perplexity"]
+PARETO_X = ["rougeL", "bertscore_f1", "rouge1"]
+PARETO_Y = ["semantic_diversity", "distinct_2"]
+
+
+def plain_text(text: str) -> str:
+    """A data string for a matplotlib label: `$` would start mathtext, so escape it."""
+    return str(text).replace("$", r"\$")
+
+
+def system_palette(systems: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """The one system -> colour mapping used by every figure (colour-blind safe)."""
+    colours = sns.color_palette("colorblind", n_colors=max(len(systems), 1))
+    return {system: tuple(colours[i % len(colours)]) for i, system in enumerate(systems)}
+
+
+def _axis_label(metric: str) -> str:
+    """The registry label with the better direction as an arrow: 'Self-BLEU (↓ better)'."""
+    try:
+        info = get_metric(metric)
+    except KeyError:
+        return plain_text(metric)
+    return f"{info.label} ({'↑' if info.higher_is_better else '↓'} better)"
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure on an Agg canvas of its own: no pyplot state, no global backend switch."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[str]:
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    fig.savefig(paths[0], metadata={"Software": None}, bbox_inches="tight", pad_inches=0.02)
+    fig.savefig(paths[1], metadata={"CreationDate": None, "ModDate": None},
+                bbox_inches="tight", pad_inches=0.02)
+    return [str(path) for path in paths]
+
+
+def _present(aggregated: dict[str, Any], preferred: list[str]) -> list[str]:
+    order = aggregated.get("metric_order") or []
+    return [m for m in preferred if m in order]
+
+
+def _shared_legend(fig: Figure, palette: dict[str, tuple], ncol: int = 2) -> None:
+    handles = [Line2D([], [], marker="s", linestyle="", color=colour, markersize=5)
+               for colour in palette.values()]
+    fig.legend(handles, [plain_text(s) for s in palette], loc="lower center", ncol=ncol,
+               frameon=False, bbox_to_anchor=(0.5, -0.02), handletextpad=0.3, columnspacing=1.0)
+
+
+def _bar_panel(ax: Axes, aggregated: dict[str, Any], metric: str,
+               palette: dict[str, tuple]) -> None:
+    """Bars = mean over seeds, error bars = the aggregate's std (ddof=1, as in the table),
+    dots = each seed's value. Plain matplotlib bars: seaborn's barplot would recompute the
+    spread itself and costs seconds per panel."""
+    order = list(palette)
+    entries = [aggregated["systems"][system].get(metric) or {} for system in order]
+    means = [np.nan if e.get("mean") is None else e["mean"] for e in entries]
+    stds = [np.nan if e.get("std") is None else e["std"] for e in entries]
+    x = np.arange(len(order))
+    ax.bar(x, np.nan_to_num(means), width=0.75, color=[palette[s] for s in order], zorder=2)
+    ax.errorbar(x, means, yerr=stds, fmt="none", ecolor="0.2", elinewidth=0.8, capsize=2.0,
+                zorder=3)
+    for position, entry in zip(x, entries, strict=True):
+        seeds = [v for v in entry.get("values") or [] if v is not None]
+        ax.scatter([position] * len(seeds), seeds, s=3, color="0.15", zorder=4, linewidths=0)
+    ax.set_xticks(x, [""] * len(order))
+    ax.grid(axis="x", visible=False)
+    ax.set_title(_axis_label(metric))
+
+
+def metric_panels(aggregated: dict[str, Any], metrics: list[str],
+                  palette: dict[str, tuple]) -> Figure:
+    """One bar panel per metric (two columns), a shared legend of systems underneath."""
+    ncols = 2 if len(metrics) > 1 else 1
+    nrows = max(1, -(-len(metrics) // ncols))
+    fig = _figure(WIDTH_IN, 1.25 * nrows + 0.5)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        _bar_panel(ax, aggregated, metric, palette)
+        ax.set_ylabel("mean over seeds" if ax.get_subplotspec().is_first_col() else "")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    sns.despine(fig=fig)
+    fig.tight_layout(rect=(0, 0.12, 1, 1), h_pad=0.6, w_pad=0.6)
+    _shared_legend(fig, palette)
+    return fig
+
+
+def passk_curves(passk_docs: list[dict[str, Any]], systems: list[str]) -> dict[str, dict]:
+    """{system: {k, mean, std}}: pass@k for every k = 1..n, averaged over prompts per seed,
+    then mean and std (ddof=1) over seeds."""
+    curves = {}
+    for system in systems:
+        per_seed = []
+        for doc in passk_docs:
+            block = doc["systems"].get(system)
+            if not block or not block.get("pass_counts"):
+                continue
+            n = int(block["n"])
+            counts = [int(c) for c in block["pass_counts"] if c is not None]
+            per_seed.append([np.mean([pass_at_k(n, c, k) for c in counts])
+                             for k in range(1, n + 1)])
+        if not per_seed:
+            continue
+        kmax = min(len(curve) for curve in per_seed)
+        values = np.array([curve[:kmax] for curve in per_seed])
+        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(kmax, np.nan)
+        curves[system] = {"k": np.arange(1, kmax + 1), "mean": values.mean(axis=0), "std": std,
+                          "n_seeds": len(values)}
+    return curves
+
+
+def passk_figure(curves: dict[str, dict], palette: dict[str, tuple]) -> Figure:
+    fig = _figure(WIDTH_IN, 2.8)
+    ax = fig.subplots()
+    # a small multiplicative shift on the log axis keeps the error bars of systems apart
+    dodge = np.linspace(-0.012, 0.012, len(curves)) if len(curves) > 1 else [0.0] * len(curves)
+    for shift, (system, curve) in zip(dodge, curves.items(), strict=True):
+        yerr = None if np.isnan(curve["std"]).all() else curve["std"]
+        ax.errorbar(curve["k"] * 10**shift, curve["mean"], yerr=yerr, color=palette[system],
+                    marker="o", ms=2.5, capsize=1.5, elinewidth=0.7, label=plain_text(system))
+    ax.set_xscale("log")
+    ks = next(iter(curves.values()))["k"] if curves else np.arange(1, 2)
+    ticks = [k for k in (1, 2, 3, 5, 10, 20, 50, 100) if k <= ks.max()]
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("k (samples per prompt)")
+    ax.set_ylabel("pass@k (mean over seeds)")
+    _legend_below(fig, ax)
+    return fig
+
+
+def _legend_below(fig: Figure, ax: Axes) -> None:
+    """Legend in two columns under the axes, so it never hides data."""
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+              handletextpad=0.3, columnspacing=1.0)
+    fig.tight_layout()
+
+
+def pareto_front(points: list[tuple[float, float]], x_higher: bool, y_higher: bool) -> list[int]:
+    """Indices of the points no other point dominates, sorted by x."""
+    sx = 1.0 if x_higher else -1.0
+    sy = 1.0 if y_higher else -1.0
+    scored = [(sx * x, sy * y) for x, y in points]
+
+    def dominated(i: int) -> bool:
+        xi, yi = scored[i]
+        return any(xj >= xi and yj >= yi and (xj > xi or yj > yi) for xj, yj in scored)
+
+    front = [i for i in range(len(points)) if not dominated(i)]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def pareto_figure(aggregated: dict[str, Any], palette: dict[str, tuple]) -> Figure:
+    """One point per system and seed: quality (x) against diversity (y), the front marked."""
+    x_metric = (_present(aggregated, PARETO_X) or [None])[0]
+    y_metric = (_present(aggregated, PARETO_Y) or [None])[0]
+    fig = _figure(WIDTH_IN, 3.0)
+    ax = fig.subplots()
+    if x_metric is None or y_metric is None:
+        ax.text(0.5, 0.5, "quality or diversity metric missing", ha="center",
+                transform=ax.transAxes)
+        return fig
+    points, owners = [], []
+    for system in aggregated["system_order"]:
+        xs = aggregated["systems"][system][x_metric]["values"]
+        ys = aggregated["systems"][system][y_metric]["values"]
+        for x, y in zip(xs, ys, strict=True):
+            if x is not None and y is not None:
+                points.append((float(x), float(y)))
+                owners.append(system)
+    for system in aggregated["system_order"]:
+        mine = [p for p, o in zip(points, owners, strict=True) if o == system]
+        if mine:
+            ax.scatter(*zip(*mine, strict=True), color=palette[system], s=14,
+                       label=plain_text(system), zorder=3)
+    if points:
+        front = pareto_front(points, get_metric(x_metric).higher_is_better,
+                             get_metric(y_metric).higher_is_better)
+        fx, fy = zip(*(points[i] for i in front), strict=True)
+        ax.plot(fx, fy, color="0.4", linestyle="--", linewidth=0.8, zorder=2)
+        ax.scatter(fx, fy, facecolors="none", edgecolors="black", s=40, linewidths=0.7,
+                   zorder=4, label="Pareto front")
+    ax.set_xlabel(_axis_label(x_metric) + ", per seed")
+    ax.set_ylabel(_axis_label(y_metric))
+    _legend_below(fig, ax)
+    return fig
+
+
+FIGURE_NAMES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto"]
+
+
+def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
+                  palette: dict[str, tuple], out_dir: Path) -> list[str]:
+    """Draw one named figure in the paper style and save it as PNG and PDF."""
+    with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
+        if name == "diversity_comparison":
+            fig = metric_panels(data, _present(data, DIVERSITY_METRICS), palette)
+        elif name == "quality_comparison":
+            fig = metric_panels(data, _present(data, QUALITY_METRICS), palette)
+        elif name == "passk_curves":
+            fig = passk_figure(curves, palette)
+        elif name == "pareto":
+            fig = pareto_figure(data, palette)
+        else:
+            raise ValueError(f"unknown figure {name!r}; known: {FIGURE_NAMES}")
+        return _save(fig, out_dir, name)
+
+
+def make_figures(aggregated: str, passk_files: list[str], out_dir: str) -> list[str]:
+    """Write the four figures as PNG and PDF into `out_dir`; return the written paths."""
+    data = read_json(aggregated)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    palette = system_palette(data["system_order"])
+    curves = passk_curves([read_json(path) for path in passk_files], data["system_order"])
+    written: list[str] = []
+    for name in FIGURE_NAMES:
+        written += render_figure(name, data, curves, palette, folder)
+    log.info("wrote %d figure files to %s", len(written), folder)
+    return written

@@ -1,0 +1,212 @@
+"""LaTeX output: escaping, a LaTeX-safe jinja2 environment and the results table.
+
+Every string that reaches a `.tex` file comes from data (system names, config values), so it is
+escaped by default: the jinja2 environment built here runs `escape_latex` on every `\\VAR{...}`
+output (its `finalize` hook) unless the value was deliberately marked as LaTeX with `Latex(...)`.
+A system called `\\input{/etc/passwd}` is printed, never executed. The delimiters are LaTeX-safe
+(`\\BLOCK{...}`, `\\VAR{...}`, `\\#{...}`), so templates stay valid-looking LaTeX and jinja2's
+defaults (`{%`, `{{`, `{#`, `#` line statements) cannot be triggered by TeX code.
+
+The results table follows DESIGN.md section 8: booktabs, one column per system, one row per
+metric, `mean$\\pm$std` over seeds, best value per metric in bold in the metric's direction
+(from the registry), caption naming the seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jinja2
+
+from polychromic.evaluation.registry import get_metric
+
+_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    # Not special in the strict sense, but wrong or fragile in text mode / after `\\`:
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "[": "{[}",
+    "]": "{]}",
+}
+_TRANSLATION = str.maketrans(_SPECIALS)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+TABLE_TEMPLATE = "results_table.tex.j2"
+DECIMALS = 3
+
+
+class Latex(str):
+    """A string that already is LaTeX: the environment's finalize hook leaves it as it is."""
+
+
+def escape_latex(text: str) -> str:
+    """Escape `text` for LaTeX text mode: all ten specials (& % $ # _ { } ~ ^ \\) and more.
+
+    One pass over the characters (`str.translate`), so the braces produced for a backslash are
+    never escaped a second time. Control characters (newlines included) become one space.
+    """
+    return _CONTROL.sub(" ", str(text)).translate(_TRANSLATION)
+
+
+def _finalize(value: Any) -> Any:
+    """Applied to every `\\VAR{...}` output: escape text, keep numbers and `Latex`, show a
+    missing value (None) visibly as '--'."""
+    if value is None:
+        return Latex("--")
+    if isinstance(value, Latex):
+        return value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return value
+    return escape_latex(str(value))
+
+
+def make_environment(templates_dir: str) -> jinja2.Environment:
+    """A jinja2 environment for LaTeX: LaTeX-safe delimiters, every printed value escaped."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        line_statement_prefix=None,
+        line_comment_prefix=None,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+    )
+    environment.filters["tex"] = escape_latex
+    environment.filters["num"] = format_number
+    return environment
+
+
+def format_number(value: float | None, decimals: int = DECIMALS) -> Latex:
+    """A number for a LaTeX document: fixed decimals, `n/a` when missing or not finite."""
+    if value is None or not math.isfinite(float(value)):
+        return Latex("n/a")
+    return Latex(f"{float(value):.{decimals}f}")
+
+
+def default_metrics(aggregated: dict[str, Any]) -> list[str]:
+    """pass@1, pass@k for each k present, ROUGE-L, BERTScore, Self-BLEU, distinct-2, semantic
+    diversity, perplexity: those present in the aggregate, in this order."""
+    present = _metrics_present(aggregated)
+    ks = sorted(int(name[5:]) for name in present
+                if name.startswith("pass@") and name[5:].isdigit())
+    wanted = [f"pass@{k}" for k in ks]
+    wanted += ["rougeL", "bertscore_f1", "self_bleu", "distinct_2", "semantic_diversity"]
+    wanted += ["perplexity"]
+    return [name for name in wanted if name in present]
+
+
+def _metrics_present(aggregated: dict[str, Any]) -> list[str]:
+    names = list(aggregated.get("metric_order") or [])
+    for metrics in aggregated["systems"].values():
+        names += [name for name in metrics if name not in names]
+    return names
+
+
+def _display_value(entry: dict[str, Any] | None) -> float | None:
+    """The mean as shown (rounded), so ties are judged on what the reader sees."""
+    if not entry or entry.get("mean") is None or not math.isfinite(entry["mean"]):
+        return None
+    return round(float(entry["mean"]), DECIMALS)
+
+
+def best_systems(
+    aggregated: dict[str, Any], metric: str, systems: Sequence[str]
+) -> set[str]:
+    """Systems holding the best shown mean of `metric` (all of them when tied); none when the
+    direction is unknown or no system has a value."""
+    higher = _higher_is_better(aggregated, metric)
+    shown = {
+        system: _display_value(aggregated["systems"].get(system, {}).get(metric))
+        for system in systems
+    }
+    values = [value for value in shown.values() if value is not None]
+    if higher is None or not values:
+        return set()
+    best = max(values) if higher else min(values)
+    return {system for system, value in shown.items() if value == best}
+
+
+def _higher_is_better(aggregated: dict[str, Any], metric: str) -> bool | None:
+    for metrics in aggregated["systems"].values():
+        if metric in metrics and metrics[metric].get("higher_is_better") is not None:
+            return bool(metrics[metric]["higher_is_better"])
+    try:
+        return get_metric(metric).higher_is_better
+    except KeyError:
+        return None
+
+
+def _label(metric: str) -> str:
+    try:
+        return get_metric(metric).label
+    except KeyError:
+        return metric
+
+
+def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int) -> dict[str, Any]:
+    """One table cell as parts the template joins: mean, std (or '--'), bold, fewer seeds."""
+    mean = None if entry is None else entry.get("mean")
+    std = None if entry is None else entry.get("std")
+    n_seeds = 0 if entry is None else int(entry.get("n_seeds") or 0)
+    return {
+        "mean": format_number(mean),
+        "has_mean": mean is not None and math.isfinite(mean),
+        "std": format_number(std) if std is not None else Latex("--"),
+        "bold": bold,
+        "fewer_seeds": 0 < n_seeds < n_total,
+    }
+
+
+def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str]) -> list[dict]:
+    n_total = len(aggregated.get("seeds") or [])
+    rows = []
+    for metric in metrics:
+        best = best_systems(aggregated, metric, systems)
+        cells = [
+            _cell(aggregated["systems"].get(system, {}).get(metric), system in best, n_total)
+            for system in systems
+        ]
+        rows.append({"label": _label(metric), "higher": _higher_is_better(aggregated, metric),
+                     "cells": cells})
+    return rows
+
+
+def results_table(
+    aggregated: dict[str, Any], templates_dir: str, metrics: list[str] | None = None
+) -> str:
+    """Render the booktabs results table (one column per system, one row per metric)."""
+    systems = list(aggregated.get("system_order") or aggregated["systems"])
+    metrics = default_metrics(aggregated) if metrics is None else list(metrics)
+    rows = _rows(aggregated, metrics, systems)
+    seeds = [int(seed) for seed in aggregated.get("seeds") or []]
+    template = make_environment(templates_dir).get_template(TABLE_TEMPLATE)
+    return template.render(
+        systems=systems,
+        rows=rows,
+        seeds=seeds,
+        column_spec=Latex("l" + "c" * len(systems)),
+        any_fewer=any(cell["fewer_seeds"] for row in rows for cell in row["cells"]),
+    )

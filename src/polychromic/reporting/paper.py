@@ -1,0 +1,303 @@
+"""The paper package: a LaTeX skeleton filled from the results, a bibliography and a tarball.
+
+DESIGN.md section 8: a jinja2-rendered paper (title, abstract placeholder, method with the
+polychromic objective of section 6, setup with the data statistics of `split_report.json`,
+results with the table, the figures and one sentence per main comparison) plus
+`submission.tar.gz`, compiled to PDF when a TeX engine is present.
+
+The comparison sentences are written from the numbers, never ahead of them: Python decides
+"higher", "lower" or "no detectable difference" from the per-seed Holm-adjusted tests (or the
+across-seeds t-test when no per-seed test exists) and the template only picks the wording for
+that verdict. Every string taken from data or config is LaTeX-escaped by the environment of
+`latex.make_environment`. The tarball is byte-for-byte reproducible: one flat `submission/`
+folder, sorted names, mtime 0, uid/gid 0, gzip header without a time or name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from polychromic.evaluation.registry import get_metric
+from polychromic.io import read_json, write_text
+from polychromic.reporting.latex import Latex, make_environment
+
+log = logging.getLogger(__name__)
+
+ALPHA = 0.05
+MAIN_TEMPLATE = "main.tex.j2"
+BIB_TEMPLATE = "references.bib.j2"
+FIGURES = ["passk_curves", "diversity_comparison", "quality_comparison", "pareto"]
+DEFAULT_TITLE = "Polychromic LoRA for Tweet Replies: Does Diversity-Aware Fine-Tuning Pay Off?"
+REFERENCE = "polychromic_lora"
+OTHER = "baseline_lora"
+COMPILE_TIMEOUT_S = 300
+
+
+def format_p(value: float | None) -> Latex:
+    """A p-value for the text: `$p<0.001$`, `$p=0.034$` or `$p$ n/a`."""
+    if value is None or not math.isfinite(value):
+        return Latex("$p$ n/a")
+    if value < 0.001:
+        return Latex("$p<0.001$")
+    return Latex(f"$p={value:.3f}$")
+
+
+def format_signed(value: float | None) -> Latex:
+    if value is None or not math.isfinite(value):
+        return Latex("n/a")
+    return Latex(f"${value:+.3f}$")
+
+
+def main_passk(metric_order: list[str]) -> str | None:
+    """pass@10 when present, else the largest k."""
+    ks = [int(m[5:]) for m in metric_order if m.startswith("pass@") and m[5:].isdigit()]
+    if not ks:
+        return None
+    return "pass@10" if 10 in ks else f"pass@{max(ks)}"
+
+
+def _seed_tests(statistics: list[dict], metric: str, ref: str, other: str) -> list[dict]:
+    """Each seed's test of ref vs other on `metric`, oriented as ref - other."""
+    found = []
+    for doc in statistics:
+        for test in doc.get("tests", []):
+            if test.get("metric") != metric:
+                continue
+            if (test.get("system"), test.get("other")) == (ref, other):
+                found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
+                              "diff": test.get("mean_diff")})
+            elif (test.get("system"), test.get("other")) == (other, ref):
+                diff = test.get("mean_diff")
+                found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
+                              "diff": None if diff is None else -diff})
+    return found
+
+
+def _across(aggregated: dict, metric: str, ref: str, other: str) -> dict[str, Any]:
+    for item in aggregated.get("across_seeds", {}).get("comparisons", []):
+        if (item.get("metric"), item.get("system"), item.get("other")) == (metric, ref, other):
+            return item
+    return {}
+
+
+def verdict(diff: float, seed_tests: list[dict], ttest_p: float | None,
+            n_seeds: int | None = None) -> str:
+    """'higher' / 'lower' (ref vs other, detectable), 'none' or 'untested'.
+
+    Detectable: every seed (all `n_seeds`) has a Holm-adjusted Wilcoxon p < ALPHA and a
+    difference with the sign of the mean difference; without any per-seed test, the
+    across-seeds t-test p < ALPHA decides.
+    """
+    p_values = [t["p_holm"] for t in seed_tests if t["p_holm"] is not None]
+    if p_values and len(p_values) < (n_seeds or len(seed_tests)):
+        return "none"
+    if p_values:
+        signs = {math.copysign(1.0, t["diff"]) for t in seed_tests if t["diff"]} or {0.0}
+        detectable = max(p_values) < ALPHA and signs == {math.copysign(1.0, diff)} and diff != 0
+    elif ttest_p is not None:
+        detectable = ttest_p < ALPHA and diff != 0
+    else:
+        return "untested"
+    if not detectable:
+        return "none"
+    return "higher" if diff > 0 else "lower"
+
+
+def comparison(aggregated: dict, statistics: list[dict], metric: str, ref: str,
+               other: str) -> dict[str, Any] | None:
+    """Numbers and verdict of one main comparison; None when a mean is missing."""
+    entries = [aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
+    if any(entry is None or entry.get("mean") is None for entry in entries):
+        log.warning("comparison %s vs %s on %s skipped: a mean is missing", ref, other, metric)
+        return None
+    ref_entry, other_entry = entries
+    across = _across(aggregated, metric, ref, other)
+    diff = across.get("mean_diff")
+    diff = ref_entry["mean"] - other_entry["mean"] if diff is None else diff
+    tests = _seed_tests(statistics, metric, ref, other)
+    holm = [t["p_holm"] for t in tests if t["p_holm"] is not None]
+    n_seeds = len(aggregated.get("seeds") or []) or None
+    result = verdict(diff, tests, across.get("p_value"), n_seeds)
+    higher = get_metric(metric).higher_is_better
+    return {
+        "label": get_metric(metric).label, "ref": ref, "other": other,
+        "ref_entry": ref_entry, "other_entry": other_entry, "diff": format_signed(diff),
+        "verdict": result,
+        "better": result in ("higher", "lower") and (result == "higher") == higher,
+        "n_tests": len(holm), "n_seeds": n_seeds or len(holm),
+        "holm_min": format_p(min(holm) if holm else None),
+        "holm_max": format_p(max(holm) if holm else None),
+        "ttest_p": format_p(across.get("p_value")), "ttest_reason": across.get("reason"),
+    }
+
+
+def main_comparisons(aggregated: dict, statistics: list[dict], ref: str,
+                     other: str) -> list[dict]:
+    metrics = [main_passk(aggregated.get("metric_order", [])), "rougeL", "self_bleu"]
+    found = [comparison(aggregated, statistics, metric, ref, other)
+             for metric in metrics if metric is not None]
+    return [item for item in found if item is not None]
+
+
+def split_rows(split_report: dict) -> list[dict[str, Any]]:
+    """Per split: pairs and tweets ('--' where the report lacks them)."""
+    splits = split_report.get("splits") if isinstance(split_report, dict) else None
+    rows = []
+    for name, block in (splits or {}).items():
+        block = block if isinstance(block, dict) else {}
+        rows.append({"name": str(name), "pairs": block.get("pairs", "--"),
+                     "tweets": block.get("tweets", "--")})
+    return rows
+
+
+def _polychromic_settings(config: dict) -> dict[str, Any]:
+    for experiment in (config.get("experiments") or {}).values():
+        if isinstance(experiment, dict) and experiment.get("objective") == "polychromic":
+            return experiment
+    return {}
+
+
+def _context(aggregated: dict, statistics: list[dict], split_report: dict,
+             figures: list[str], config: dict) -> dict[str, Any]:
+    paper = config.get("paper") or {}
+    evaluation = config.get("evaluation") or {}
+    ref = (aggregated.get("across_seeds", {}).get("reference_system")
+           or evaluation.get("reference_system") or REFERENCE)
+    model = config.get("model") or {}
+    return {
+        "title": paper.get("title") or DEFAULT_TITLE,
+        "author": paper.get("author") or "Anonymous",
+        "seeds": aggregated.get("seeds", []),
+        "systems": aggregated.get("system_order", []),
+        "reference": ref,
+        "model_path": model.get("path"),
+        "lora": config.get("lora") or {},
+        "training": config.get("training") or {},
+        "poly": _polychromic_settings(config),
+        "generation": config.get("generation") or {},
+        "passk": evaluation.get("passk") or {},
+        "splits": split_rows(split_report),
+        "comparisons": main_comparisons(aggregated, statistics, ref, OTHER),
+        "alpha": ALPHA,
+        "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
+                    for name in figures if name in FIGURES],
+    }
+
+
+def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str]:
+    """(main.tex, references.bib) text."""
+    environment = make_environment(templates_dir)
+    environment.filters["p"] = format_p
+    main = environment.get_template(MAIN_TEMPLATE).render(**context)
+    bib = environment.get_template(BIB_TEMPLATE).render()
+    return main, bib
+
+
+def write_tarball(files: list[Path], tarball: str | Path, folder: str = "submission") -> None:
+    """A reproducible .tar.gz of `files` inside one flat `folder/`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_tarinfo(folder + "/", tarfile.DIRTYPE, 0, 0o755))
+        for path in sorted(files, key=lambda p: p.name):
+            data = path.read_bytes()
+            tar.addfile(_tarinfo(f"{folder}/{path.name}", tarfile.REGTYPE, len(data), 0o644),
+                        io.BytesIO(data))
+    out = Path(tarball)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                               mtime=0) as gz:
+        gz.write(buffer.getvalue())
+    os.replace(tmp, out)
+
+
+def _tarinfo(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode = kind, size, mode
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.is_file():
+        return f"(no {path.name})"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _compile_commands() -> list[list[str]] | None:
+    """latexmk, else pdflatex + bibtex + pdflatex x2; None without a TeX engine."""
+    if shutil.which("latexmk"):
+        engine = "pdflatex -no-shell-escape -interaction=nonstopmode -halt-on-error %O %S"
+        return [["latexmk", "-pdf", f"-pdflatex={engine}", "-interaction=nonstopmode",
+                 "-halt-on-error", "main.tex"]]
+    if shutil.which("pdflatex"):
+        latex = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
+                 "main.tex"]
+        bibtex = [["bibtex", "main"]] if shutil.which("bibtex") else []
+        return [latex, *bibtex, latex, latex]
+    return None
+
+
+def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Path | None:
+    """Compile main.tex to `paper_dir`/main.pdf in a clean scratch folder (no stale .aux);
+    shell escape off, dates fixed. None without TeX; RuntimeError with the log tail on failure.
+    """
+    commands = _compile_commands()
+    if commands is None:
+        log.info("PDF skipped: neither latexmk nor pdflatex is on PATH "
+                 "(Debian: texlive-latex-recommended latexmk)")
+        return None
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    out = Path(paper_dir) / "main.pdf"
+    with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
+        build = Path(scratch)
+        for path in files:
+            shutil.copyfile(path, build / path.name)
+        for command in commands:
+            done = subprocess.run(command, cwd=build, env=env, capture_output=True, text=True,
+                                  timeout=COMPILE_TIMEOUT_S, check=False)
+            if done.returncode != 0:
+                if (build / "main.log").is_file():
+                    shutil.copyfile(build / "main.log", Path(paper_dir) / "main.log")
+                raise RuntimeError(f"{command[0]} failed ({done.returncode}) on main.tex; "
+                                   f"log tail:\n{_tail(build / 'main.log')}\n"
+                                   f"output tail:\n{done.stdout[-2000:]}")
+        shutil.copyfile(build / "main.pdf", out)
+    log.info("compiled %s", out)
+    return out
+
+
+def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str,
+                statistics: list[str], paper_dir: str, tarball: str, templates_dir: str,
+                config: dict) -> None:
+    """Render the paper into `paper_dir`, pack `tarball` and compile when TeX is present."""
+    folder = Path(paper_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("main.pdf", "main.log"):  # from an earlier run: never left looking current
+        (folder / stale).unlink(missing_ok=True)
+    figures = [name for name in FIGURES if (Path(figures_dir) / f"{name}.pdf").is_file()]
+    missing = sorted(set(FIGURES) - set(figures))
+    if missing:
+        log.warning("figures missing from %s, left out of the paper: %s", figures_dir, missing)
+    context = _context(read_json(aggregated), [read_json(path) for path in statistics],
+                       read_json(split_report), figures, config)
+    main, bib = render_paper(context, templates_dir)
+    write_text(folder / "main.tex", main)
+    write_text(folder / "references.bib", bib)
+    shutil.copyfile(table, folder / "results_table.tex")
+    for name in figures:
+        shutil.copyfile(Path(figures_dir) / f"{name}.pdf", folder / f"{name}.pdf")
+    files = [folder / name for name in ["main.tex", "references.bib", "results_table.tex"]]
+    files += [folder / f"{name}.pdf" for name in figures]
+    write_tarball(files, tarball)
+    compile_pdf(folder, files)

@@ -1,0 +1,98 @@
+"""Statistics: scipy on the same arrays, Holm by hand, bootstrap reproducibility, directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from polychromic.evaluation.stats import (
+    better,
+    bootstrap_ci,
+    cohens_d,
+    holm,
+    paired_test,
+    statistical_tests,
+)
+
+RNG = np.random.default_rng(1)
+B = RNG.uniform(size=30)
+A = B + 0.2 + RNG.normal(0.0, 0.1, size=30)  # a clear shift
+
+
+def test_holm_hand_example() -> None:
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04)
+    got = holm([0.01, 0.04, None, 0.03, 0.005])
+    assert got[2] is None
+    assert got[0] == pytest.approx(0.03)
+    assert got[1] == pytest.approx(0.06)
+    assert got[3] == pytest.approx(0.06)
+    assert got[4] == pytest.approx(0.02)
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_paired_test_matches_scipy() -> None:
+    row = paired_test(list(A), list(B), bootstrap_samples=500, seed=0)
+    w = stats.wilcoxon(A, B, alternative="two-sided")
+    u = stats.mannwhitneyu(A, B, alternative="two-sided")
+    diff = A - B
+    assert row["n_prompts"] == 30
+    assert row["mean_diff"] == pytest.approx(diff.mean())
+    assert row["mean_reference"] == pytest.approx(A.mean())
+    assert row["wilcoxon_statistic"] == pytest.approx(w.statistic)
+    assert row["wilcoxon_p"] == pytest.approx(w.pvalue)
+    assert row["mannwhitney_statistic"] == pytest.approx(u.statistic)
+    assert row["mannwhitney_p"] == pytest.approx(u.pvalue)
+    assert row["cohens_d"] == pytest.approx(diff.mean() / diff.std(ddof=1))
+    assert row["ci_low"] < diff.mean() < row["ci_high"]
+    assert "notes" not in row
+
+
+def test_bootstrap_is_seeded() -> None:
+    diff = A - B
+    assert bootstrap_ci(diff, 400, 3) == bootstrap_ci(diff, 400, 3)
+    assert bootstrap_ci(diff, 400, 3) != bootstrap_ci(diff, 400, 4)
+    rng = np.random.default_rng(3)
+    means = diff[rng.integers(0, diff.size, size=(400, diff.size))].mean(axis=1)
+    assert bootstrap_ci(diff, 400, 3) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+
+
+def test_all_zero_differences_do_not_crash() -> None:
+    row = paired_test([0.5, 0.2, 0.9], [0.5, 0.2, 0.9], bootstrap_samples=100, seed=0)
+    assert row["wilcoxon_p"] == 1.0 and row["wilcoxon_statistic"] == 0.0
+    assert row["cohens_d"] == 0.0
+    assert row["ci_low"] == row["ci_high"] == 0.0
+    assert any("all paired differences are 0" in note for note in row["notes"])
+    assert cohens_d(np.array([0.1, 0.1])) is None  # constant non-zero difference
+
+
+def test_null_values_are_left_out_of_the_pairs() -> None:
+    row = paired_test([1.0, None, 0.5, 0.7], [0.2, 0.3, None, 0.1], 100, 0)
+    assert row["n_prompts"] == 2
+    assert row["mean_diff"] == pytest.approx(((1.0 - 0.2) + (0.7 - 0.1)) / 2)
+
+
+def test_better_follows_the_metric_direction() -> None:
+    assert better("pass@10", 0.1, 0.01, "polychromic_lora") == "polychromic_lora"
+    assert better("pass@10", -0.1, 0.01, "polychromic_lora") == "other"
+    assert better("self_bleu", -0.1, 0.01, "polychromic_lora") == "polychromic_lora"
+    assert better("perplexity", 3.0, 0.001, "polychromic_lora") == "other"
+    assert better("self_bleu", -0.1, 0.05, "polychromic_lora") == "none"
+
+
+def test_statistical_tests_family_and_holm() -> None:
+    per_prompt = {
+        "polychromic_lora": {"self_bleu": list(B), "pass@1": list(A)},
+        "baseline_lora": {"self_bleu": list(A), "pass@1": list(B)},
+        "zero_shot": {"self_bleu": list(A + 0.1), "pass@1": list(B - 0.1)},
+    }
+    tests = statistical_tests(per_prompt, "polychromic_lora", 200, 0)
+    assert [(t["metric"], t["other"]) for t in tests] == [
+        ("self_bleu", "baseline_lora"), ("self_bleu", "zero_shot"),
+        ("pass@1", "baseline_lora"), ("pass@1", "zero_shot")]
+    assert [t["wilcoxon_p_holm"] for t in tests] == pytest.approx(
+        holm([t["wilcoxon_p"] for t in tests]))
+    assert all(t["better"] == "polychromic_lora" for t in tests)  # lower Self-BLEU, higher pass
+    assert tests[0]["higher_is_better"] is False and tests[2]["higher_is_better"] is True
+    with pytest.raises(KeyError, match="reference system"):
+        statistical_tests(per_prompt, "missing", 10, 0)

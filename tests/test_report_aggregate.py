@@ -1,0 +1,132 @@
+"""aggregate(): mean/std(ddof=1)/values in seed order, nulls, one seed, across-seeds t-test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from polychromic.reporting.aggregate import aggregate
+from test_report_helpers import (
+    HOSTILE,
+    REFERENCE,
+    SEEDS,
+    SYSTEMS,
+    TEMPLATES,
+    build_evaluation,
+    edit_metric,
+)
+
+
+def _run(tmp_path: Path, seeds: list[int], dirs: dict[int, str]) -> tuple[dict, dict, str]:
+    out = tmp_path / "out"
+    result = aggregate(dirs, str(out / "aggregated_results.json"),
+                       str(out / "results_table.tex"), seeds, SYSTEMS, TEMPLATES)
+    written = json.loads((out / "aggregated_results.json").read_text(encoding="utf-8"))
+    return result, written, (out / "results_table.tex").read_text(encoding="utf-8")
+
+
+def _seed_mean(folder: str, file: str, system: str, metric: str) -> float:
+    doc = json.loads((Path(folder) / file).read_text(encoding="utf-8"))
+    return doc["systems"][system][metric]["mean"]
+
+
+def test_mean_std_values_in_config_seed_order(tmp_path: Path) -> None:
+    order = [456, 42, 123]  # config order, not sorted
+    dirs = build_evaluation(tmp_path, order)
+    result, written, table = _run(tmp_path, order, dirs)
+    assert written == result
+    assert written["seeds"] == order and written["system_order"] == SYSTEMS
+    for system in SYSTEMS:
+        for metric, file in [("rougeL", "quality_metrics.json"),
+                             ("self_bleu", "diversity_metrics.json"),
+                             ("pass@10", "passk_results.json")]:
+            expected = [_seed_mean(dirs[s], file, system, metric) for s in order]
+            entry = written["systems"][system][metric]
+            assert entry["values"] == expected
+            assert entry["mean"] == pytest.approx(np.mean(expected))
+            assert entry["std"] == pytest.approx(np.std(expected, ddof=1))
+            assert entry["n_seeds"] == 3
+    assert written["systems"][REFERENCE]["self_bleu"]["higher_is_better"] is False
+    assert written["systems"][REFERENCE]["pass@3"]["higher_is_better"] is True
+    assert written["metric_order"][:4] == ["pass@1", "pass@3", "pass@5", "pass@10"]
+    assert "pass_counts" not in written["metric_order"] and "n" not in written["metric_order"]
+    assert written["settings"]["passk"]["threshold"] == 0.7
+    assert written["settings"]["statistics"]["reference_system"] == REFERENCE
+    assert r"a\_b \& c\%" in table
+
+
+def test_null_values_stay_null_and_are_not_counted(tmp_path: Path) -> None:
+    dirs = build_evaluation(tmp_path)
+    edit_metric(Path(dirs[123]), "quality_metrics.json", HOSTILE, "rougeL", None)
+    for seed in SEEDS:
+        edit_metric(Path(dirs[seed]), "quality_metrics.json", "zero_shot", "perplexity", None)
+    _, written, table = _run(tmp_path, SEEDS, dirs)
+    entry = written["systems"][HOSTILE]["rougeL"]
+    assert entry["values"][1] is None and entry["n_seeds"] == 2
+    kept = [entry["values"][0], entry["values"][2]]
+    assert entry["mean"] == pytest.approx(np.mean(kept))
+    assert entry["std"] == pytest.approx(np.std(kept, ddof=1))
+    empty = written["systems"]["zero_shot"]["perplexity"]
+    assert empty == {"mean": None, "std": None, "values": [None] * 3, "n_seeds": 0,
+                     "higher_is_better": False, "reason": "no seed has a value"}
+    assert "reason" not in written["systems"]["zero_shot"]["rougeL"]
+    assert "NaN" not in (tmp_path / "out" / "aggregated_results.json").read_text()
+    assert "n/a" in table
+
+
+def test_across_seeds_paired_t_test(tmp_path: Path) -> None:
+    dirs = build_evaluation(tmp_path)
+    _, written, _ = _run(tmp_path, SEEDS, dirs)
+    block = written["across_seeds"]
+    assert block["reference_system"] == REFERENCE
+    item = next(c for c in block["comparisons"]
+                if c["metric"] == "rougeL" and c["other"] == "baseline_lora")
+    ref = written["systems"][REFERENCE]["rougeL"]["values"]
+    other = written["systems"]["baseline_lora"]["rougeL"]["values"]
+    expected = stats.ttest_rel(ref, other)
+    assert item["system"] == REFERENCE and item["n_seeds"] == 3
+    assert item["mean_diff"] == pytest.approx(np.mean(np.array(ref) - np.array(other)))
+    assert item["p_value"] == pytest.approx(expected.pvalue)
+    assert item["t_statistic"] == pytest.approx(expected.statistic)
+    assert item["reason"] is None
+    others = {c["other"] for c in block["comparisons"] if c["metric"] == "rougeL"}
+    assert others == set(SYSTEMS) - {REFERENCE}
+
+
+def test_one_seed(tmp_path: Path) -> None:
+    dirs = build_evaluation(tmp_path, [42])
+    _, written, table = _run(tmp_path, [42], dirs)
+    entry = written["systems"]["baseline_lora"]["rougeL"]
+    assert entry["std"] is None and entry["n_seeds"] == 1 and len(entry["values"]) == 1
+    assert entry["reason"] == "one seed: no std"
+    item = written["across_seeds"]["comparisons"][0]
+    assert item["p_value"] is None and item["reason"] == "one seed"
+    assert item["mean_diff"] is not None
+    assert r"$\pm$--" in table
+
+
+def test_missing_system_or_seed_is_an_error(tmp_path: Path) -> None:
+    dirs = build_evaluation(tmp_path, [42], SYSTEMS[:-1])
+    with pytest.raises(ValueError, match="missing"):
+        _run(tmp_path, [42], dirs)
+    with pytest.raises(ValueError, match="seeds"):
+        _run(tmp_path, [42, 7], build_evaluation(tmp_path / "b", [42]))
+
+
+def test_settings_common_once_and_seed_specific_by_seed(tmp_path: Path) -> None:
+    dirs = build_evaluation(tmp_path)
+    for seed, folder in dirs.items():
+        path = Path(folder) / "diversity_metrics.json"
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc["settings"] = {"seed": seed, "tokenizer": "whitespace",
+                           "adapter": f"models/polychromic/seed_{seed}"}
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    _, written, _ = _run(tmp_path, SEEDS, dirs)
+    assert written["settings"]["diversity"] == {
+        "tokenizer": "whitespace",
+        "by_seed": {str(s): {"adapter": f"models/polychromic/seed_{s}"} for s in SEEDS}}
+    assert "by_seed" not in written["settings"]["quality"]

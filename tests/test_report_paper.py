@@ -1,0 +1,198 @@
+"""build_paper(): rendering, wording chosen from the numbers, flat reproducible tarball, PDF."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from matplotlib.figure import Figure
+
+from polychromic.reporting.aggregate import aggregate
+from polychromic.reporting.paper import (
+    FIGURES,
+    build_paper,
+    split_rows,
+    verdict,
+    write_tarball,
+)
+from test_report_helpers import (
+    HOSTILE,
+    REFERENCE,
+    SEEDS,
+    SYSTEMS,
+    TEMPLATES,
+    build_evaluation,
+    edit_metric,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TEX = shutil.which("latexmk") is not None or shutil.which("pdflatex") is not None
+EVIL = r"Evil \input{/etc/passwd} & 100% $x$ #1 ~^_"
+
+
+def _set_test(folder: Path, metric: str, other: str, p_holm: float, diff: float) -> None:
+    path = folder / "statistical_tests.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    for test in doc["tests"]:
+        if test["metric"] == metric and test["other"] == other:
+            test["wilcoxon_p_holm"], test["mean_diff"] = p_holm, diff
+    path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _figures(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for name in FIGURES:
+        fig = Figure(figsize=(2, 1.5))
+        fig.subplots().plot([0, 1], [0, 1])
+        fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})
+
+
+def _inputs(root: Path) -> dict:
+    """A study in which polychromic_lora is clearly better on pass@10 and Self-BLEU (tiny
+    Holm p in every seed, same sign) and not detectably different on ROUGE-L (p = 0.3)."""
+    dirs = build_evaluation(root / "evaluation")
+    for seed, folder in ((s, Path(d)) for s, d in dirs.items()):
+        edit_metric(folder, "passk_results.json", REFERENCE, "pass@10", 0.9 + seed / 1e5)
+        edit_metric(folder, "passk_results.json", "baseline_lora", "pass@10", 0.5)
+        edit_metric(folder, "diversity_metrics.json", REFERENCE, "self_bleu", 0.2 + seed / 1e5)
+        edit_metric(folder, "diversity_metrics.json", "baseline_lora", "self_bleu", 0.6)
+        _set_test(folder, "pass@10", "baseline_lora", 0.001, 0.4)
+        _set_test(folder, "self_bleu", "baseline_lora", 0.002, -0.4)
+        _set_test(folder, "rougeL", "baseline_lora", 0.3, 0.01)
+    aggregated, table = root / "aggregated_results.json", root / "results_table.tex"
+    aggregate(dirs, str(aggregated), str(table), SEEDS, SYSTEMS, TEMPLATES)
+    _figures(root / "figures")
+    split = root / "split_report.json"
+    split.write_text(json.dumps({"splits": {"train": {"pairs": 812, "tweets": 301},
+                                            "val": {"pairs": 99}, HOSTILE: {}}}))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    config["paper"] = {"title": EVIL}
+    return {"aggregated": str(aggregated), "table": str(table),
+            "figures_dir": str(root / "figures"), "split_report": str(split),
+            "statistics": [str(Path(dirs[s]) / "statistical_tests.json") for s in SEEDS],
+            "paper_dir": str(root / "paper"), "tarball": str(root / "submission.tar.gz"),
+            "templates_dir": TEMPLATES, "config": config}
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    inputs = _inputs(tmp_path_factory.mktemp("paper"))
+    build_paper(**inputs)
+    main = (Path(inputs["paper_dir"]) / "main.tex").read_text(encoding="utf-8")
+    return {**inputs, "main": main}
+
+
+def _paragraph(main: str, label: str) -> str:
+    return main.split(rf"\paragraph{{{label}.}}", 1)[1].split(r"\paragraph", 1)[0]
+
+
+def test_paper_has_its_parts(paper: dict) -> None:
+    main = paper["main"]
+    for part in (r"\section{Method}", r"\section{Experimental setup}", r"\section{Results}",
+                 r"\begin{abstract}", r"\input{results_table}", r"\bibliography{references}",
+                 r"\binom{|S|}{2}", r"\lambda = 10.0", "$N=4$", "$n=2$"):
+        assert part in main, part
+    for name in FIGURES:
+        assert rf"\includegraphics[width=0.8\linewidth]{{{name}}}" in main
+    assert "train & 812 & 301" in main and "val & 99 & --" in main
+    assert r"a\_b \& c\% & -- & --" in main
+
+
+def test_strings_from_config_and_data_are_escaped(paper: dict) -> None:
+    main = paper["main"]
+    assert r"\title{Evil \textbackslash{}input\{/etc/passwd\} \& 100\% \$x\$ \#1" in main
+    assert r"\input{/etc" not in main
+    assert r"\texttt{a\_b \& c\%}" in main
+
+
+def test_bibliography_covers_every_citation(paper: dict) -> None:
+    bib = (Path(paper["paper_dir"]) / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
+             for k in group.split(",")}
+    assert cited <= keys and len(keys) == 7
+    for needle in ("Hu, Edward", "Chen, Mark", "Polychromic Objectives", "Texygen",
+                   "Diversity-Promoting", "BERTScore", "ROUGE"):
+        assert needle in bib
+
+
+def test_wording_follows_the_numbers(paper: dict) -> None:
+    main = paper["main"]
+    passk = _paragraph(main, "pass@10")
+    assert r"scores detectably higher than \texttt{baseline\_lora}, which is better" in passk
+    assert "$+0.402$" in passk and "Wilcoxon $p=0.001$ in each of 3 seeds" in passk
+    bleu = _paragraph(main, "Self-BLEU")
+    assert "scores detectably lower" in bleu and "which is better" in bleu
+    rouge = _paragraph(main, "ROUGE-L")
+    assert "no detectable difference" in rouge and "detectably" not in rouge
+
+
+@pytest.mark.parametrize("diff,tests,ttest_p,expected", [
+    (0.4, [(0.01, 0.3), (0.02, 0.5)], None, "higher"),
+    (-0.4, [(0.01, -0.3), (0.02, -0.5)], 0.9, "lower"),
+    (0.4, [(0.01, 0.3), (0.20, 0.5)], 0.001, "none"),   # one seed not significant
+    (0.1, [(0.01, 0.3), (0.01, -0.1)], None, "none"),   # seeds disagree in sign
+    (0.1, [], 0.01, "higher"),                         # no per-seed test: t-test decides
+    (0.1, [], 0.2, "none"),
+    (0.1, [], None, "untested"),
+])
+def test_verdict(diff: float, tests: list, ttest_p: float | None, expected: str) -> None:
+    seed_tests = [{"p_holm": p, "diff": d} for p, d in tests]
+    assert verdict(diff, seed_tests, ttest_p) == expected
+
+
+def test_verdict_needs_a_test_in_every_seed() -> None:
+    two = [{"p_holm": 0.01, "diff": 0.3}, {"p_holm": 0.01, "diff": 0.2}]
+    assert verdict(0.3, two, None, n_seeds=2) == "higher"
+    assert verdict(0.3, two, None, n_seeds=3) == "none"
+
+
+def test_split_report_missing_keys() -> None:
+    assert split_rows({}) == []
+    assert split_rows({"splits": {"test": {"tweets": 3}}}) == [
+        {"name": "test", "pairs": "--", "tweets": 3}]
+
+
+def test_tarball_flat_and_reproducible(paper: dict, tmp_path: Path) -> None:
+    data = Path(paper["tarball"]).read_bytes()
+    assert data[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
+    with tarfile.open(paper["tarball"]) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names[0] == "submission" and members[0].isdir() and "submission/main.tex" in names
+    assert all(re.fullmatch(r"submission/[^/]+", name) for name in names[1:])
+    assert {"submission/results_table.tex", "submission/references.bib",
+            "submission/pareto.pdf"} <= set(names)
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members)
+    files = [Path(paper["paper_dir"]) / n.split("/", 1)[1] for n in names[1:]]
+    write_tarball(list(reversed(files)), tmp_path / "again.tar.gz")
+    assert (tmp_path / "again.tar.gz").read_bytes() == data
+    assert gzip.decompress(data)  # a valid gzip stream
+
+
+def test_pdf_skipped_without_tex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    inputs = _inputs(tmp_path)
+    Path(inputs["paper_dir"]).mkdir()
+    (Path(inputs["paper_dir"]) / "main.pdf").write_bytes(b"%PDF stale")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with caplog.at_level(logging.INFO, logger="polychromic.reporting.paper"):
+        build_paper(**inputs)
+    assert not (Path(inputs["paper_dir"]) / "main.pdf").exists()
+    assert "PDF skipped" in caplog.text
+
+
+@pytest.mark.skipif(not HAS_TEX, reason="no latexmk/pdflatex on PATH (Debian: "
+                    "texlive-latex-recommended latexmk)")
+def test_paper_compiles(paper: dict) -> None:
+    pdf = Path(paper["paper_dir"]) / "main.pdf"
+    assert pdf.is_file() and pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 10_000
+    leftovers = {p.suffix for p in Path(paper["paper_dir"]).iterdir()} & {".aux", ".log"}
+    assert not leftovers
