@@ -81,7 +81,8 @@ def marginal_advantages(
     overall = scores.mean()
     advantages = np.empty(n_samples)
     for i in range(n_samples):
-        advantages[i] = np.mean([f for s, f in zip(subsets, scores, strict=True) if i in s]) - overall
+        containing = [f for s, f in zip(subsets, scores, strict=True) if i in s]
+        advantages[i] = np.mean(containing) - overall
     raw_magnitude = float(np.abs(advantages).mean())
     if normalize:
         advantages = advantages / (advantages.std() + eps)
