@@ -31,6 +31,10 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from error
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write `text` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
@@ -39,6 +43,7 @@ def write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
