@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint dryrun bench bench-train bench-eval report clean venv
+.PHONY: run test lint dryrun report clean venv
 
 venv: $(STAMP)
 
@@ -28,19 +28,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/snakemake --lint
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
-
-bench: bench-train bench-eval
-
-bench-train: $(STAMP)
-	$(BIN)/python bench/train_overhead.py
-
-bench-eval: $(STAMP)
-	$(BIN)/python bench/generation.py
 
 clean:
 	rm -rf results .snakemake

@@ -172,7 +172,7 @@ def train_experiment(
         ce_total = 0.0
         for index, batch in enumerate(batches):
             loss = summed_token_loss(model, batch) / targets
-            ce_total += float(loss)
+            ce_total += float(loss.detach())
             if objective is not None and index == 0 and (step - 1) % poly.every_n_steps == 0:
                 loss = loss + poly.lambda_ * _policy_loss(objective, model, batch, seed, step, row)
             loss.backward()
@@ -246,7 +246,7 @@ def _policy_loss(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 1_000_003 + step)
         term, stats = objective.loss(model, chosen, prompts)
-    row.update(policy_term=float(term), **stats)
+    row.update(policy_term=float(term.detach()), **stats)
     return term
 
 
