@@ -115,8 +115,17 @@ def bertscore_best(candidates: Sequence[str], references: Sequence[Sequence[str]
     best = np.full(len(candidates), -np.inf)
     if pairs_c:
         scorer = get_bert_scorer(str(model_path), int(num_layers))
-        _, _, f1 = scorer.score(pairs_c, pairs_r, batch_size=batch_size)
-        np.maximum.at(best, np.asarray(owner), f1.double().numpy())
+        # bert_score sorts the unique sentences of a call by word count with ties in set()
+        # order, which changes with Python's hash seed; different batches mean different
+        # padding and last-digit differences. Scoring fixed chunks of pairs, each in ONE
+        # bert_score batch, makes the result independent of that order.
+        f1_parts = []
+        for start in range(0, len(pairs_c), batch_size):
+            chunk_c = pairs_c[start : start + batch_size]
+            chunk_r = pairs_r[start : start + batch_size]
+            _, _, f1 = scorer.score(chunk_c, chunk_r, batch_size=2 * len(chunk_c))
+            f1_parts.append(f1.double().numpy())
+        np.maximum.at(best, np.asarray(owner), np.concatenate(f1_parts))
     best[np.isneginf(best)] = 0.0  # empty candidates
     return [float(value) for value in best]
 
