@@ -15,8 +15,9 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
 from polychromic.data.demo import generate_demo
+
+from conftest import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PROMPTS
 from polychromic.embeddings import get_encoder
 from polychromic.io import read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
@@ -22,6 +21,8 @@ from polychromic.training.polychromic import (
 )
 from polychromic.training.sft import collate, encode_example, summed_token_loss
 from polychromic.training.train import add_lora
+
+from conftest import PROMPTS
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj"]}
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import PROMPTS
 from polychromic.io import read_json, read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
 from polychromic.models.prompts import chat_prompt, user_message
@@ -18,6 +17,8 @@ from polychromic.training.sft import (
     summed_token_loss,
 )
 from polychromic.training.train import add_lora, train_experiment
+
+from conftest import PROMPTS
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "up_proj"]}
 TRAINING = {

@@ -30,6 +30,7 @@ rule train:
         train="results/data/splits/train.jsonl",
         val="results/data/splits/val.jsonl",
         base="results/models/base/base_model.json",
+        manifest="results/data/splits/manifest.json",
         prompts=f"{PROMPTS}/lora.j2",
     output:
         adapter=directory("results/models/{experiment}/seed_{seed}/adapter"),
@@ -41,6 +42,8 @@ rule train:
         lora=config["lora"],
         embedding_model=config["evaluation"]["embedding_model"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.prompts),
+        # Outside the rule's outputs, so a killed job's re-run resumes from it.
+        checkpoint_dir="results/checkpoints/{experiment}/seed_{seed}",
     log:
         "results/logs/train/{experiment}_seed_{seed}.log",
     benchmark:

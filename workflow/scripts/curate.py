@@ -1,5 +1,4 @@
 from polychromic.data.curate import curate
-
 from polychromic.steps import run_step
 
 run_step(

@@ -1,5 +1,4 @@
 from polychromic.data.collection import sample_for_review
-
 from polychromic.steps import run_step
 
 run_step(

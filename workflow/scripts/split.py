@@ -1,5 +1,4 @@
 from polychromic.data.split import split_dataset
-
 from polychromic.steps import run_step
 
 settings = dict(snakemake.params.settings)

@@ -1,9 +1,10 @@
 from polychromic.steps import run_step
-from polychromic.training.train import train_experiment
+from polychromic.training.train import launch_training
 
 run_step(
     snakemake,
-    train_experiment,
+    launch_training,
+    gpus=snakemake.resources.get("gpu", 1),
     train=snakemake.input.train,
     val=snakemake.input.val,
     base=snakemake.input.base,
@@ -17,4 +18,6 @@ run_step(
     prompts_dir=snakemake.params.prompts_dir,
     seed=int(snakemake.wildcards.seed),
     embedding_model=snakemake.params.embedding_model,
+    checkpoint_dir=snakemake.params.checkpoint_dir,
+    manifest=snakemake.input.manifest,
 )

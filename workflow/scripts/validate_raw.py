@@ -1,5 +1,4 @@
 from polychromic.data.validate import validate_raw
-
 from polychromic.steps import run_step
 
 run_step(

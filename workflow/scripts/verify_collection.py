@@ -1,5 +1,4 @@
 from polychromic.data.collection import verify_collection
-
 from polychromic.steps import run_step
 
 run_step(

@@ -44,7 +44,7 @@ def build_base_model(train: str, val: str, pointer: str, model: dict) -> dict:
 
         stats = build_and_pretrain(read_jsonl(train), read_jsonl(val), output_dir, model["tiny"])
         info.update(kind="tiny", path=str(output_dir), settings=model["tiny"], **stats)
-    for key in ("attn_implementation",):
+    for key in ("attn_implementation", "load_in_4bit", "gradient_checkpointing"):
         if model.get(key):
             info[key] = model[key]
     write_json(pointer, info, allow_nan=True)
@@ -64,15 +64,47 @@ def load_tokenizer(pointer: str | Path) -> Any:
     return tokenizer
 
 
-def load_model(pointer: str | Path, adapter: str | Path | None = None, device: str = "cpu") -> Any:
-    """The base causal LM in the study's dtype, with a LoRA adapter on top when given."""
+def default_device() -> str:
+    """CUDA when a GPU is visible (one per process under `accelerate launch`), else CPU."""
+    if torch.cuda.is_available():
+        import os
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"
+
+
+def load_model(
+    pointer: str | Path, adapter: str | Path | None = None, device: str | None = None
+) -> Any:
+    """The base causal LM in the study's dtype, with a LoRA adapter on top when given.
+
+    Options recorded in the pointer (from config `model`): dtype, attn_implementation,
+    load_in_4bit (bitsandbytes, an optional extra; GPU only) and gradient_checkpointing.
+    """
     from transformers import AutoModelForCausalLM
 
     info = read_json(pointer)
-    kwargs: dict[str, Any] = {"dtype": DTYPES[info.get("dtype", "float32")]}
+    device = device or default_device()
+    dtype = DTYPES[info.get("dtype", "float32")]
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if info.get("attn_implementation"):
         kwargs["attn_implementation"] = info["attn_implementation"]
-    model = AutoModelForCausalLM.from_pretrained(info["path"], **kwargs).to(device)
+    if info.get("load_in_4bit"):
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError as error:  # pragma: no cover - depends on the optional extra
+            message = "model.load_in_4bit needs `pip install -e '.[quantization]'`"
+            raise ImportError(message) from error
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+        )
+        kwargs["device_map"] = {"": device}
+        model = AutoModelForCausalLM.from_pretrained(info["path"], **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(info["path"], **kwargs).to(device)
+    if info.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
     if adapter is not None:
         from peft import PeftModel
 

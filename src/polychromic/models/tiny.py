@@ -185,7 +185,8 @@ def pretrain(
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if step % 50 == 0 or step == steps:
-            entry = {"step": step, "train_loss": float(loss.detach()), "lr": schedule.get_last_lr()[0]}
+            entry = {"step": step, "train_loss": float(loss.detach())}
+            entry["lr"] = schedule.get_last_lr()[0]
             if step % 200 == 0 or step == steps:
                 entry["val_loss"] = _eval_loss(model, val_rows, pad_id) if val_rows else math.nan
             entry["seconds"] = round(time.perf_counter() - started, 2)
