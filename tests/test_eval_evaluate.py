@@ -114,8 +114,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
     expected = {
         "diversity": {"self_bleu", "distinct_1", "distinct_2", "distinct_3",
                       "semantic_diversity", "pooled_distinct_1", "pooled_distinct_2",
-                      "pooled_distinct_3"},
-        "quality": {"rouge1", "rouge2", "rougeL", "bertscore_f1", "perplexity"},
+                      "pooled_distinct_3", "empty_samples"},
+        "quality": {"rouge1", "rouge2", "rougeL", "bertscore_f1", "perplexity", "empty_greedy"},
         "passk": {"pass@1", "pass@3", "pass@5", "pass_counts", "n"},
     }
     for name, keys in expected.items():
@@ -124,6 +124,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
             for key, entry in metrics.items():
                 if key.startswith("pooled"):
                     assert entry["per_prompt"] is None and 0 < entry["mean"] <= 1
+                elif key.startswith("empty_"):
+                    assert entry["per_prompt"] is None and 0 <= entry["mean"] <= 1
                 elif key not in ("pass_counts", "n", "pass@5"):
                     assert len(entry["per_prompt"]) == 5 and entry["mean"] is not None
 
@@ -147,6 +149,7 @@ def test_undefined_values_are_null_with_a_reason(evaluated) -> None:
 def test_quality_and_passk_values(evaluated) -> None:
     quality = evaluated["quality"]["systems"]
     assert quality["zero_shot"]["rougeL"]["per_prompt"][1] == 0.0  # empty greedy
+    assert quality["zero_shot"]["empty_greedy"]["mean"] == pytest.approx(1 / 5)  # counted
     assert quality["zero_shot"]["bertscore_f1"]["per_prompt"][1] == 0.0
     assert quality["polychromic_lora"]["rougeL"]["mean"] == pytest.approx(1.0)  # greedy = ref
     assert quality["polychromic_lora"]["bertscore_f1"]["mean"] == pytest.approx(1.0, abs=1e-4)

@@ -16,8 +16,8 @@ from polychromic.training.polychromic import (
     PolychromicObjective,
     marginal_advantages,
     policy_term,
+    rewards,
     sample_token_mask,
-    semantic_rewards,
 )
 from polychromic.training.sft import collate, encode_example, summed_token_loss
 from polychromic.training.train import add_lora
@@ -60,10 +60,13 @@ def test_set_score_rewards_diverse_good_sets():
     assert adv[0] == pytest.approx(adv[1])
 
 
-def test_rewards_use_closest_reference_and_are_clipped():
-    samples = np.array([[1.0, 0.0], [-1.0, 0.0]])
+def test_rewards_use_closest_reference_are_clipped_and_zero_for_empty():
+    samples = np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])
     refs = np.array([[0.0, 1.0], [1.0, 0.0]])
-    np.testing.assert_allclose(semantic_rewards(samples, refs), [1.0, 0.0])
+    r = rewards(["a", "b", "  "], samples, refs, ["x", "y"], "semantic")
+    np.testing.assert_allclose(r, [1.0, 0.0, 0.0])
+    r = rewards(["the cat sat", "dogs bark", ""], samples, None, ["the cat sat"], "rougeL")
+    assert r[0] == pytest.approx(1.0) and r[1] == 0.0 and r[2] == 0.0
 
 
 def test_sample_mask_stops_after_first_eos():

@@ -77,11 +77,11 @@ def load_generations(generations: dict[str, str], seed: int) -> dict[str, list[d
                                  f"from {first_system}'s")
             if not any(r.strip() for r in record["references"]):
                 raise ValueError(f"{system}: prompt {record['prompt_id']} has no reference")
-            if record.get("seed", seed) != seed:
-                raise ValueError(f"{system}: record seed {record['seed']} is not seed {seed}")
-            if record.get("system", system) != system:
-                log.warning("%s: record of prompt %s says system %r", system,
-                            record["prompt_id"], record["system"])
+            if record.get("seed") != seed:
+                raise ValueError(f"{system}: record seed {record.get('seed')} is not seed {seed}")
+            if record.get("system") != system:
+                raise ValueError(f"{system}: record of prompt {record['prompt_id']} says system "
+                                 f"{record.get('system')!r}")
         sizes = {len(record["samples"]) for record in records}
         if len(sizes) != 1:
             raise ValueError(f"{system}: prompts have different numbers of samples {sorted(sizes)}")
@@ -121,6 +121,10 @@ def diversity_metrics(records: list[dict[str, Any]], embeddings: list[np.ndarray
     for n in DISTINCT_ORDERS:
         out[f"pooled_distinct_{n}"] = corpus_entry(
             div.pooled_distinct_n(samples, n), f"no {n}-gram in any sample of the system")
+    # Empty samples score 0 everywhere and BLEU 0 against the others, which would flatter a
+    # degenerate system's diversity: count them so a reader can see it.
+    flat = [text for group in samples for text in group]
+    out["empty_samples"] = corpus_entry(sum(not t.strip() for t in flat) / len(flat))
     return out
 
 
@@ -137,6 +141,8 @@ def quality_metrics(records: list[dict[str, Any]], bertscore: Sequence[float]
         out["perplexity"] = metric_entry(
             [qual.perplexity(r["reference_nll"], r["reference_tokens"]) for r in records],
             "no scored reference token, or the perplexity overflows")
+    greedy = [record["greedy"] for record in records]
+    out["empty_greedy"] = corpus_entry(sum(not t.strip() for t in greedy) / len(greedy))
     return out
 
 

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from polychromic.io import read_jsonl, write_jsonl
 from polychromic.models.base import load_model, load_tokenizer, model_path
-from polychromic.models.prompts import chat_prompt, few_shot_examples, reply_suffix, user_message
+from polychromic.models.prompts import few_shot_examples, prompt_tokens, reply_tokens
+from polychromic.models.tokens import generation_config, left_pad, token_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def clean_reply(text: str) -> str:
     return THINK_BLOCK.sub("", text).strip()
 
 
-def test_prompts(test_records: list[dict]) -> list[dict]:
+def group_test_prompts(test_records: list[dict]) -> list[dict]:
     """Group test records by tweet, in order of first appearance: one prompt per tweet."""
     prompts: dict[str, dict] = {}
     for record in test_records:
@@ -52,16 +53,6 @@ def test_prompts(test_records: list[dict]) -> list[dict]:
     return list(prompts.values())
 
 
-def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def generate_batch(
     model: Any,
@@ -72,21 +63,18 @@ def generate_batch(
     generation: dict,
 ) -> list[list[str]]:
     """Replies for a batch of tokenised prompts: `num_return` per prompt."""
-    ids, mask = _left_pad(prompts, tokenizer.pad_token_id)
-    kwargs: dict[str, Any] = {"do_sample": sample}
-    if sample:
-        kwargs.update(
-            temperature=float(generation["temperature"]), top_p=float(generation["top_p"])
-        )
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=int(generation["max_new_tokens"]),
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    config = generation_config(
+        tokenizer,
+        generation["max_new_tokens"],
+        sample,
+        temperature=generation["temperature"],
+        top_p=generation["top_p"],
+        top_k=generation.get("top_k", 0),
         num_return_sequences=num_return,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        **kwargs,
     )
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     texts = tokenizer.batch_decode(out[:, ids.size(1) :], skip_special_tokens=True)
     texts = [clean_reply(t) for t in texts]
     return [texts[i * num_return : (i + 1) * num_return] for i in range(len(prompts))]
@@ -97,22 +85,12 @@ def reference_nll(
     model: Any, tokenizer: Any, prompt: list[int], references: list[str]
 ) -> tuple[list[float], list[int]]:
     """Summed NLL (nats) and token count of each reference reply (+ end of turn) given a prompt."""
-    rows, lengths = [], []
-    for reference in references:
-        reply = tokenizer(reference + reply_suffix(tokenizer), add_special_tokens=False)[
-            "input_ids"
-        ]
-        rows.append(prompt + reply)
-        lengths.append(len(reply))
-    ids, mask = _left_pad(rows, tokenizer.pad_token_id)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
-    logp = (
-        torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    )
-    nll = []
-    for i, length in enumerate(lengths):
-        nll.append(float(-logp[i, -length:].sum()))
+    replies = [reply_tokens(tokenizer, reference) for reference in references]
+    ids, mask = left_pad([prompt + reply for reply in replies], tokenizer.pad_token_id)
+    logp = token_logprobs(model, ids.to(model.device), mask.to(model.device))
+    lengths = [len(reply) for reply in replies]
+    # Left padding: every row ends with its reply, so the reply is the last `length` positions.
+    nll = [float(-logp[i, -length:].sum()) for i, length in enumerate(lengths)]
     return nll, lengths
 
 
@@ -133,7 +111,7 @@ def generate_system(
     model = load_model(base, adapter)
     template = system_settings["prompt"]
     train_records = read_jsonl(train) if template == "few_shot" else []
-    prompts = test_prompts(read_jsonl(test))
+    prompts = group_test_prompts(read_jsonl(test))
     if not prompts:
         raise ValueError(f"the test split {test} is empty")
     token_prompts = []
@@ -145,9 +123,8 @@ def generate_system(
             if template == "few_shot"
             else []
         )
-        message = user_message(prompts_dir, template, prompt["tweet"], examples)
         token_prompts.append(
-            tokenizer(chat_prompt(tokenizer, message), add_special_tokens=False)["input_ids"]
+            prompt_tokens(tokenizer, prompts_dir, template, prompt["tweet"], examples)
         )
     n = int(generation["num_samples"])
     batch_size = max(1, int(generation["batch_size"]) // max(n, 1))
@@ -155,6 +132,7 @@ def generate_system(
         "num_samples": n,
         "temperature": float(generation["temperature"]),
         "top_p": float(generation["top_p"]),
+        "top_k": int(generation.get("top_k", 0)),
         "max_new_tokens": int(generation["max_new_tokens"]),
         "prompt": template,
         "shots": int(system_settings.get("shots", 0)),

@@ -27,11 +27,13 @@ _METRICS = [
     Metric("pooled_distinct_1", "diversity", True, "Pooled distinct-1", per_prompt=False),
     Metric("pooled_distinct_2", "diversity", True, "Pooled distinct-2", per_prompt=False),
     Metric("pooled_distinct_3", "diversity", True, "Pooled distinct-3", per_prompt=False),
+    Metric("empty_samples", "diversity", False, "Empty samples (fraction)", per_prompt=False),
     Metric("rouge1", "quality", True, "ROUGE-1"),
     Metric("rouge2", "quality", True, "ROUGE-2"),
     Metric("rougeL", "quality", True, "ROUGE-L"),
     Metric("bertscore_f1", "quality", True, "BERTScore F1"),
     Metric("perplexity", "quality", False, "Perplexity"),
+    Metric("empty_greedy", "quality", False, "Empty greedy replies (fraction)", per_prompt=False),
 ]
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}

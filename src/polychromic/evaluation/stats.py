@@ -62,8 +62,9 @@ def cohens_d(diff: np.ndarray) -> float | None:
     return float(np.mean(diff) / sd) if sd > 0 else None
 
 
-def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, ci: float = CI,
-                 chunk: int = 256) -> tuple[float, float]:
+def bootstrap_ci(
+    diff: np.ndarray, samples: int, seed: int, ci: float = CI, chunk: int = 256
+) -> tuple[float, float]:
     """Percentile bootstrap CI of mean(diff), resampling prompts with a seeded default_rng."""
     rng = np.random.default_rng(seed)
     n = diff.size
@@ -76,35 +77,56 @@ def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, ci: float = CI,
     return float(low), float(high)
 
 
-def _finite_or_none(value: float) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A JSON-safe number: None for None, NaN and infinities."""
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def paired_test(reference: Sequence[float | None], other: Sequence[float | None],
-                bootstrap_samples: int, seed: int) -> dict[str, Any]:
+def paired_test(
+    reference: Sequence[float | None],
+    other: Sequence[float | None],
+    bootstrap_samples: int,
+    seed: int,
+) -> dict[str, Any]:
     """All statistics of one (metric, reference, other) pair; prompts with a null are skipped."""
     if len(reference) != len(other):
         raise ValueError(f"{len(reference)} reference values but {len(other)} other values")
-    pairs = [(a, b) for a, b in zip(reference, other, strict=True)
-             if a is not None and b is not None]
+    pairs = [
+        (a, b) for a, b in zip(reference, other, strict=True) if a is not None and b is not None
+    ]
     result: dict[str, Any] = {"n_prompts": len(pairs)}
     notes = []
     if len(pairs) < len(reference):
         notes.append(f"{len(reference) - len(pairs)} prompt(s) with a null value left out")
     if not pairs:
         notes.append("no prompt with values for both systems: nothing to test")
-        result.update(dict.fromkeys(
-            ("mean_reference", "mean_other", "mean_diff", "ci_low", "ci_high",
-             "wilcoxon_statistic", "wilcoxon_p", "mannwhitney_statistic", "mannwhitney_p",
-             "cohens_d")))
+        result.update(
+            dict.fromkeys(
+                (
+                    "mean_reference",
+                    "mean_other",
+                    "mean_diff",
+                    "ci_low",
+                    "ci_high",
+                    "wilcoxon_statistic",
+                    "wilcoxon_p",
+                    "mannwhitney_statistic",
+                    "mannwhitney_p",
+                    "cohens_d",
+                )
+            )
+        )
         result["notes"] = notes
         return result
     a = np.array([p[0] for p in pairs], dtype=np.float64)
     b = np.array([p[1] for p in pairs], dtype=np.float64)
     diff = a - b
-    result.update(mean_reference=float(a.mean()), mean_other=float(b.mean()),
-                  mean_diff=float(diff.mean()))
+    result.update(
+        mean_reference=float(a.mean()), mean_other=float(b.mean()), mean_diff=float(diff.mean())
+    )
     low, high = bootstrap_ci(diff, bootstrap_samples, seed)
     result.update(ci_low=low, ci_high=high)
     if not np.any(diff):
@@ -112,11 +134,13 @@ def paired_test(reference: Sequence[float | None], other: Sequence[float | None]
         result.update(wilcoxon_statistic=0.0, wilcoxon_p=1.0)
     else:
         w = stats.wilcoxon(a, b, alternative="two-sided")
-        result.update(wilcoxon_statistic=_finite_or_none(w.statistic),
-                      wilcoxon_p=_finite_or_none(w.pvalue))
+        result.update(
+            wilcoxon_statistic=finite_or_none(w.statistic), wilcoxon_p=finite_or_none(w.pvalue)
+        )
     u = stats.mannwhitneyu(a, b, alternative="two-sided")
-    result.update(mannwhitney_statistic=_finite_or_none(u.statistic),
-                  mannwhitney_p=_finite_or_none(u.pvalue))
+    result.update(
+        mannwhitney_statistic=finite_or_none(u.statistic), mannwhitney_p=finite_or_none(u.pvalue)
+    )
     result["cohens_d"] = cohens_d(diff)
     if result["cohens_d"] is None:
         notes.append("Cohen's d undefined (fewer than 2 prompts or a constant non-zero difference)")
@@ -125,8 +149,9 @@ def paired_test(reference: Sequence[float | None], other: Sequence[float | None]
     return result
 
 
-def better(metric: str, mean_diff: float | None, p_adjusted: float | None,
-           reference_system: str) -> str:
+def better(
+    metric: str, mean_diff: float | None, p_adjusted: float | None, reference_system: str
+) -> str:
     """Which system is significantly better on `metric` (by the registry's direction)."""
     if p_adjusted is None or mean_diff is None or p_adjusted >= ALPHA or mean_diff == 0:
         return "none"
@@ -134,9 +159,12 @@ def better(metric: str, mean_diff: float | None, p_adjusted: float | None,
     return reference_system if good else "other"
 
 
-def statistical_tests(per_prompt: dict[str, dict[str, Sequence[float | None]]],
-                      reference_system: str, bootstrap_samples: int,
-                      stats_seed: int) -> list[dict[str, Any]]:
+def statistical_tests(
+    per_prompt: dict[str, dict[str, Sequence[float | None]]],
+    reference_system: str,
+    bootstrap_samples: int,
+    stats_seed: int,
+) -> list[dict[str, Any]]:
     """Test the reference system against every other system on every shared metric.
 
     `per_prompt[system][metric]` is the metric's per-prompt list (same prompt order for all
@@ -150,8 +178,12 @@ def statistical_tests(per_prompt: dict[str, dict[str, Sequence[float | None]]],
         for system, metrics in per_prompt.items():
             if system == reference_system or metric not in metrics:
                 continue
-            row = {"metric": metric, "system": reference_system, "other": system,
-                   "higher_is_better": get_metric(metric).higher_is_better}
+            row = {
+                "metric": metric,
+                "system": reference_system,
+                "other": system,
+                "higher_is_better": get_metric(metric).higher_is_better,
+            }
             row.update(paired_test(ref_values, metrics[metric], bootstrap_samples, stats_seed))
             tests.append(row)
     adjusted = holm([row["wilcoxon_p"] for row in tests])

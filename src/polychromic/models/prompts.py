@@ -49,10 +49,25 @@ def reply_suffix(tokenizer: Any) -> str:
     return tokenizer.eos_token
 
 
+def prompt_tokens(
+    tokenizer: Any, prompts_dir: str, name: str, tweet: str, examples: list[dict] | None = None
+) -> list[int]:
+    """Token ids of the full chat prompt for one tweet (training and generation alike)."""
+    text = chat_prompt(tokenizer, user_message(prompts_dir, name, tweet, examples))
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def reply_tokens(tokenizer: Any, reply: str) -> list[int]:
+    """Token ids of a reply followed by the end-of-turn token (what the model must produce)."""
+    return tokenizer(reply + reply_suffix(tokenizer), add_special_tokens=False)["input_ids"]
+
+
 def few_shot_examples(train: list[dict], shots: int, seed: int, prompt_id: str) -> list[dict]:
     """`shots` (tweet, reply) pairs from the TRAIN split, seeded per (seed, prompt)."""
     if shots <= 0:
         return []
+    if not train:
+        raise ValueError("few-shot examples need a non-empty train split")
     rng = random.Random(f"{seed}:{prompt_id}")
     picked = rng.sample(range(len(train)), k=min(shots, len(train)))
     return [{"tweet": train[i]["tweet"], "reply": train[i]["reply"]} for i in picked]

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from polychromic.models.tokens import right_pad
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -125,21 +127,19 @@ def build_tiny_model(tokenizer: Any, settings: dict) -> Any:
     return Qwen3ForCausalLM(config)
 
 
+def _causal_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Right-padded (input_ids, attention_mask, labels) with padding ignored by the loss."""
+    ids, mask = right_pad(rows, pad_id)
+    return ids, mask, ids.masked_fill(mask == 0, -100)
+
+
 def _batches(rows: list[list[int]], batch_size: int, pad_id: int, rng: random.Random):
-    """Endless shuffled batches (input_ids, attention_mask, labels) of right-padded rows."""
+    """Endless shuffled batches of packed rows."""
     while True:
         order = list(range(len(rows)))
         rng.shuffle(order)
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            chunk = [rows[i] for i in order[start : start + batch_size]]
-            width = max(len(row) for row in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, row in enumerate(chunk):
-                ids[i, : len(row)] = torch.tensor(row)
-                mask[i, : len(row)] = 1
-            labels = ids.masked_fill(mask == 0, -100)
-            yield ids, mask, labels
+            yield _causal_batch([rows[i] for i in order[start : start + batch_size]], pad_id)
 
 
 @torch.no_grad()
@@ -147,14 +147,7 @@ def _eval_loss(model: Any, rows: list[list[int]], pad_id: int) -> float:
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(rows), 32):
-        chunk = rows[start : start + 32]
-        width = max(len(row) for row in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(chunk):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
+        ids, mask, labels = _causal_batch(rows[start : start + 32], pad_id)
         tokens = int((labels[:, 1:] != -100).sum())
         total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * tokens
         count += tokens

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from polychromic.evaluation.registry import METRICS, get_metric
+from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
 from polychromic.reporting.latex import results_table
 
@@ -48,8 +48,11 @@ def load_seed(evaluation_dir: str | Path) -> dict[str, Any]:
 
 def _metric_entries(system_block: dict[str, Any]) -> dict[str, Any]:
     """The metrics of one system: entries holding a `mean` (not `pass_counts`, `n`, ...)."""
-    return {name: entry for name, entry in system_block.items()
-            if isinstance(entry, dict) and "mean" in entry}
+    return {
+        name: entry
+        for name, entry in system_block.items()
+        if isinstance(entry, dict) and "mean" in entry
+    }
 
 
 def seed_means(seed_data: dict[str, Any], seed: int, systems: list[str]) -> dict[str, dict]:
@@ -61,21 +64,15 @@ def seed_means(seed_data: dict[str, Any], seed: int, systems: list[str]) -> dict
             if system not in blocks:
                 raise ValueError(f"seed {seed}: system {system!r} missing from {group} metrics")
             for metric, entry in _metric_entries(blocks[system]).items():
-                means[system][metric] = _finite_or_none(entry["mean"])
+                means[system][metric] = finite_or_none(entry["mean"])
     return means
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def metric_order(names: set[str]) -> list[str]:
     """pass@k by k, then the registry's order, then unknown metrics alphabetically."""
-    passk = sorted((n for n in names if n.startswith("pass@") and n[5:].isdigit()),
-                   key=lambda n: int(n[5:]))
+    passk = sorted(
+        (n for n in names if n.startswith("pass@") and n[5:].isdigit()), key=lambda n: int(n[5:])
+    )
     known = [name for name in METRICS if name in names]
     rest = sorted(names - set(passk) - set(known))
     return passk + known + rest
@@ -112,17 +109,28 @@ def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, A
     say) under `by_seed`; the `seed` key itself is dropped (the seeds are listed above)."""
     settings: dict[str, Any] = {}
     for group in [*METRIC_FILES, "statistics"]:
-        by_seed = {seed: {key: value
-                          for key, value in per_seed[seed][group].get("settings", {}).items()
-                          if key != "seed"}
-                   for seed in seeds}
+        by_seed = {
+            seed: {
+                key: value
+                for key, value in per_seed[seed][group].get("settings", {}).items()
+                if key != "seed"
+            }
+            for seed in seeds
+        }
         keys = list(dict.fromkeys(key for value in by_seed.values() for key in value))
-        same = [key for key in keys
-                if all(key in value and value[key] == by_seed[seeds[0]].get(key)
-                       for value in by_seed.values())]
+        same = [
+            key
+            for key in keys
+            if all(
+                key in value and value[key] == by_seed[seeds[0]].get(key)
+                for value in by_seed.values()
+            )
+        ]
         merged = {key: by_seed[seeds[0]][key] for key in same}
-        differing = {str(seed): {k: v for k, v in value.items() if k not in same}
-                     for seed, value in by_seed.items()}
+        differing = {
+            str(seed): {k: v for k, v in value.items() if k not in same}
+            for seed, value in by_seed.items()
+        }
         if any(differing.values()):
             merged["by_seed"] = differing
         settings[group] = merged
@@ -130,10 +138,16 @@ def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, A
 
 
 def _paired_test(reference: list[float | None], other: list[float | None]) -> dict[str, Any]:
-    pairs = [(a, b) for a, b in zip(reference, other, strict=True)
-             if a is not None and b is not None]
-    result: dict[str, Any] = {"n_seeds": len(pairs), "mean_diff": None, "t_statistic": None,
-                              "p_value": None, "reason": None}
+    pairs = [
+        (a, b) for a, b in zip(reference, other, strict=True) if a is not None and b is not None
+    ]
+    result: dict[str, Any] = {
+        "n_seeds": len(pairs),
+        "mean_diff": None,
+        "t_statistic": None,
+        "p_value": None,
+        "reason": None,
+    }
     if not pairs:
         result["reason"] = "no seed with both values"
         return result
@@ -155,9 +169,11 @@ def across_seeds(
     systems_block: dict[str, dict], reference: str | None, metrics: list[str]
 ) -> dict[str, Any]:
     """Reference system vs each other system on per-seed means: difference and paired t-test."""
-    block: dict[str, Any] = {"reference_system": reference,
-                             "test": "paired t-test over per-seed means (scipy.stats.ttest_rel)",
-                             "comparisons": []}
+    block: dict[str, Any] = {
+        "reference_system": reference,
+        "test": "paired t-test over per-seed means (scipy.stats.ttest_rel)",
+        "comparisons": [],
+    }
     if reference is None or reference not in systems_block:
         block["reason"] = f"reference system {reference!r} not among the aggregated systems"
         return block
@@ -165,16 +181,25 @@ def across_seeds(
         for other in systems_block:
             if other == reference:
                 continue
-            test = _paired_test(systems_block[reference][metric]["values"],
-                                systems_block[other][metric]["values"])
-            block["comparisons"].append({"metric": metric, "system": reference, "other": other,
-                                         "higher_is_better": _higher_is_better(metric), **test})
+            test = _paired_test(
+                systems_block[reference][metric]["values"], systems_block[other][metric]["values"]
+            )
+            block["comparisons"].append(
+                {
+                    "metric": metric,
+                    "system": reference,
+                    "other": other,
+                    "higher_is_better": _higher_is_better(metric),
+                    **test,
+                }
+            )
     return block
 
 
 def _reference_system(per_seed: dict[int, dict], seeds: list[int]) -> str | None:
-    names = {per_seed[seed]["statistics"].get("settings", {}).get("reference_system")
-             for seed in seeds}
+    names = {
+        per_seed[seed]["statistics"].get("settings", {}).get("reference_system") for seed in seeds
+    }
     names.discard(None)
     if len(names) > 1:
         raise ValueError(f"reference_system differs between seeds: {sorted(names)}")
@@ -186,8 +211,10 @@ def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[s
     means = {seed: seed_means(per_seed[seed], seed, systems) for seed in seeds}
     metrics = metric_order({m for seed in seeds for s in systems for m in means[seed][s]})
     systems_block = {
-        system: {metric: summarise([means[seed][system].get(metric) for seed in seeds], metric)
-                 for metric in metrics}
+        system: {
+            metric: summarise([means[seed][system].get(metric) for seed in seeds], metric)
+            for metric in metrics
+        }
         for system in systems
     }
     return {
@@ -220,6 +247,10 @@ def aggregate(
     result = build_aggregate(per_seed, seeds, list(systems))
     write_json(aggregated, result)
     write_text(table, results_table(result, templates_dir))
-    log.info("aggregated %d metrics x %d systems over seeds %s",
-             len(result["metric_order"]), len(systems), seeds)
+    log.info(
+        "aggregated %d metrics x %d systems over seeds %s",
+        len(result["metric_order"]),
+        len(systems),
+        seeds,
+    )
     return result

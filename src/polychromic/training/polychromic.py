@@ -30,6 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from polychromic.evaluation.diversity import semantic_diversity
+from polychromic.evaluation.passk import rouge_l_similarity, semantic_similarity
+from polychromic.models.tokens import generation_config, left_pad, token_logprobs
+
 
 @dataclass(frozen=True)
 class PolychromicConfig:
@@ -40,6 +44,7 @@ class PolychromicConfig:
     set_size: int = 2  # n: size of the scored subsets
     temperature: float = 1.0  # sampling temperature
     top_p: float = 1.0  # nucleus sampling
+    top_k: int = 0  # top-k sampling; 0 = off (the model's own default is never applied)
     max_new_tokens: int = 24  # length limit of a sampled reply
     every_n_steps: int = 1  # sample on every k-th optimizer step
     max_prompts: int = 4  # prompts of the batch that get samples
@@ -64,9 +69,8 @@ class PolychromicConfig:
 
 
 def set_diversity(embeddings: np.ndarray, subset: tuple[int, ...]) -> float:
-    """d(S): mean pairwise cosine distance 1 - e_i.e_j over i < j in S (unit vectors)."""
-    pairs = list(itertools.combinations(subset, 2))
-    return float(np.mean([1.0 - float(embeddings[i] @ embeddings[j]) for i, j in pairs]))
+    """d(S): mean pairwise cosine distance 1 - e_i.e_j over i < j in S (the evaluation's metric)."""
+    return semantic_diversity(embeddings[list(subset)])
 
 
 def marginal_advantages(
@@ -94,18 +98,20 @@ def marginal_advantages(
     return advantages, stats
 
 
-def semantic_rewards(sample_embs: np.ndarray, reference_embs: np.ndarray) -> np.ndarray:
-    """r_i = clip(max_z cos(y_i, z), 0, 1) for unit-vector rows."""
-    return np.clip((sample_embs @ reference_embs.T).max(axis=1), 0.0, 1.0)
-
-
-def rouge_rewards(samples: list[str], references: list[str]) -> np.ndarray:
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return np.array(
-        [max(scorer.score(ref, s)["rougeL"].fmeasure for ref in references) for s in samples]
-    )
+def rewards(
+    texts: list[str],
+    embeddings: np.ndarray,
+    reference_embs: np.ndarray | None,
+    references: list[str],
+    criterion: str,
+) -> np.ndarray:
+    """r_i = clip(similarity to the closest reference, 0, 1), with the pass@k criterion's own
+    similarity (an empty reply scores 0, as in evaluation)."""
+    if criterion == "semantic":
+        similarity = semantic_similarity(texts, embeddings, reference_embs)
+    else:
+        similarity = rouge_l_similarity(texts, references)
+    return np.clip(similarity, 0.0, 1.0)
 
 
 def sample_token_mask(sample_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -125,11 +131,7 @@ def mean_token_logprobs(
     """mean_t log pi(y_t | x, y_<t) per row, with gradient. Prompts are left-padded."""
     input_ids = torch.cat([prompt_ids, sample_ids], dim=1)
     attention = torch.cat([prompt_mask, sample_mask], dim=1)
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
-    start = prompt_ids.size(1)
-    logits = logits[:, start - 1 : -1, :].float()  # predictions of the sample tokens
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, sample_ids.unsqueeze(-1)).squeeze(-1)
+    logp = token_logprobs(model, input_ids, attention)[:, prompt_ids.size(1) - 1 :]
     mask = sample_mask.to(logp.dtype)
     return (logp * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
@@ -147,7 +149,7 @@ class PolychromicObjective:
         config: PolychromicConfig,
         tokenizer: Any,
         references: dict[str, list[str]],
-        encoder: Any | None,
+        encoder: Any,
     ) -> None:
         self.config = config
         self.tokenizer = tokenizer
@@ -165,34 +167,25 @@ class PolychromicObjective:
                 self.reference_embs[pid] = embs[offset : offset + count]
                 offset += count
 
-    def _pad_left(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
-            mask[i, width - len(p) :] = 1
-        return ids, mask
-
     @torch.no_grad()
     def sample(self, model: Any, prompts: list[list[int]]) -> tuple[torch.Tensor, ...]:
         """All prompts x N replies in one batched generate. Returns prompt ids/mask, samples."""
         c = self.config
-        ids, mask = self._pad_left(prompts)
+        device = next(model.parameters()).device
+        ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
         was_training = model.training
         model.eval()
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=True,
+        config = generation_config(
+            self.tokenizer,
+            c.max_new_tokens,
+            True,
             temperature=c.temperature,
             top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens,
+            top_k=c.top_k,
             num_return_sequences=c.num_samples,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
         )
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         model.train(was_training)
         samples = out[:, ids.size(1) :]
         rep_ids = ids.repeat_interleave(c.num_samples, dim=0)
@@ -203,17 +196,15 @@ class PolychromicObjective:
         """Advantages (P, N) for decoded replies grouped by prompt, plus logged statistics."""
         c = self.config
         n = c.num_samples
-        embs = self.encoder.encode(texts) if self.encoder is not None else None
+        embs = self.encoder.encode(texts)  # d(S) needs embeddings whatever the reward
         advantages, logs = [], []
         for p, pid in enumerate(prompt_ids):
             group = texts[p * n : (p + 1) * n]
             e = embs[p * n : (p + 1) * n]
-            if c.reward == "semantic":
-                rewards = semantic_rewards(e, self.reference_embs[pid])
-            else:
-                rewards = rouge_rewards(group, self.references[pid])
-            adv, stats = marginal_advantages(rewards, e, c.set_size, c.normalize_advantages, c.eps)
-            stats["mean_reward"] = float(rewards.mean())
+            reference_embs = self.reference_embs.get(pid)
+            r = rewards(group, e, reference_embs, self.references[pid], c.reward)
+            adv, stats = marginal_advantages(r, e, c.set_size, c.normalize_advantages, c.eps)
+            stats["mean_reward"] = float(r.mean())
             advantages.append(adv)
             logs.append(stats)
         merged = {key: float(np.mean([s[key] for s in logs])) for key in logs[0]}
@@ -228,7 +219,7 @@ class PolychromicObjective:
         texts = [t.strip() for t in texts]
         advantages, stats = self.score(prompt_ids, texts)
         mean_logp = mean_token_logprobs(model, ids, mask, samples, sample_mask)
-        adv = torch.tensor(advantages, dtype=mean_logp.dtype)
+        adv = torch.tensor(advantages, dtype=mean_logp.dtype, device=mean_logp.device)
         term = policy_term(adv, mean_logp.view(len(prompts), c.num_samples))
         stats["advantage_magnitude"] = float(np.abs(advantages).mean())
         stats["mean_sample_tokens"] = float(sample_mask.sum(dim=1).float().mean())

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from polychromic.models.prompts import chat_prompt, reply_suffix, user_message
+from polychromic.models.prompts import prompt_tokens, reply_tokens
 
 IGNORE = -100
 
@@ -36,11 +36,8 @@ class Example:
 def encode_example(
     tokenizer: Any, prompts_dir: str, record: dict, max_length: int, template: str = "lora"
 ) -> Example:
-    message = user_message(prompts_dir, template, record["tweet"])
-    prompt_ids = tokenizer(chat_prompt(tokenizer, message), add_special_tokens=False)["input_ids"]
-    reply_ids = tokenizer(record["reply"] + reply_suffix(tokenizer), add_special_tokens=False)[
-        "input_ids"
-    ]
+    prompt_ids = prompt_tokens(tokenizer, prompts_dir, template, record["tweet"])
+    reply_ids = reply_tokens(tokenizer, record["reply"])
     # Keep the whole prompt and cut the reply; only a prompt that leaves fewer than 8 tokens for
     # the reply loses its beginning (the caller counts such examples through `truncated`).
     truncated = len(prompt_ids) + len(reply_ids) > max_length

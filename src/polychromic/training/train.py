@@ -295,7 +295,7 @@ def train_experiment(
         references: dict[str, list[str]] = {}
         for record in train_records:
             references.setdefault(record["tweet_id"], []).append(record["reply"])
-        encoder = get_encoder(embedding_model) if poly.reward == "semantic" else None
+        encoder = get_encoder(embedding_model, parallel.device)  # d(S) needs it for any reward
         objective = PolychromicObjective(poly, tokenizer, references, encoder)
     elif objective_name != "sft":
         raise ValueError(f"unknown objective {objective_name!r} (sft | polychromic)")
@@ -413,6 +413,7 @@ def train_experiment(
         "base_model": model_path(base),
         "best_step": progress.best_step,
         "best_val_loss": progress.best_val_loss,
+        "adapter_is_initial": progress.best_step == 0,
         "steps_run": progress.step,
         "resumed_from_step": (resumed or {}).get("progress", {}).get("step"),
         "processes": parallel.world,
@@ -430,6 +431,11 @@ def train_experiment(
         ),
         "settings": {"experiment": experiment, "training": training, "lora": lora},
     }
+    if progress.best_step == 0:
+        log.warning(
+            "the validation loss never improved on the base model: the saved adapter is the "
+            "initial (zero) LoRA; check learning_rate and max_steps"
+        )
     if parallel.main:
         model.save_pretrained(adapter_dir)
         write_text(Path(adapter_dir) / "README.md", model_card(result))
@@ -506,7 +512,8 @@ def _policy_loss(
     mine, my_prompts = parallel.share(chosen), parallel.share(prompts)
     if not mine:
         return torch.zeros((), device=batch["input_ids"].device)
-    with torch.random.fork_rng(devices=[]):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed * 1_000_003 + step * 1_009 + parallel.rank)
         term, stats = objective.loss(model, mine, my_prompts)
     term = term * (len(mine) / len(chosen))
