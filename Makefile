@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint dryrun report clean venv
+.PHONY: run test lint dryrun report clean venv bench bench-train
 
 venv: $(STAMP)
 
@@ -28,11 +28,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow/scripts
+	$(BIN)/ruff check src tests bench workflow/scripts
 	$(BIN)/snakemake --lint
 
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
+
+bench: bench-train
+
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_overhead.py
 
 clean:
 	rm -rf results .snakemake

@@ -31,6 +31,18 @@ wildcard_constraints:
     system="|".join(SYSTEMS),
 
 
+def library(*modules):
+    """Library files a cheap rule depends on, so that editing a metric, the table or the paper
+    re-runs it. The expensive rules (base_model, train, generate) deliberately do not track
+    library code: after changing the objective or generation, re-run them on purpose
+    (`--forcerun train`), instead of by accident on a cluster."""
+    return [f"{SRC}/polychromic/{module}" for module in modules]
+
+
+def latex_templates():
+    return sorted(str(path) for path in Path(LATEX).glob("*.j2"))
+
+
 def get_final_outputs():
     return [
         "results/data/collection_report.json",
@@ -38,7 +50,7 @@ def get_final_outputs():
         "results/evaluation/aggregated_results.json",
         "results/evaluation/results_table.tex",
         *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
-        "results/paper/main.tex",
+        "results/paper",
         "results/submission/submission.tar.gz",
     ]
 

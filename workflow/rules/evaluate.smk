@@ -32,6 +32,15 @@ rule generate:
 rule evaluate:
     input:
         unpack(get_generations),
+        code=library(
+            "evaluation/evaluate.py",
+            "evaluation/diversity.py",
+            "evaluation/quality.py",
+            "evaluation/passk.py",
+            "evaluation/stats.py",
+            "evaluation/registry.py",
+            "embeddings.py",
+        ),
     output:
         diversity="results/evaluation/seed_{seed}/diversity_metrics.json",
         quality="results/evaluation/seed_{seed}/quality_metrics.json",

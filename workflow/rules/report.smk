@@ -9,9 +9,11 @@ localrules:
 
 rule aggregate:
     input:
-        expand(
+        evaluation=expand(
             "results/evaluation/seed_{seed}/{name}.json", seed=SEEDS, name=EVALUATION_FILES
         ),
+        templates=latex_templates(),
+        code=library("reporting/aggregate.py", "reporting/latex.py", "evaluation/registry.py"),
     output:
         aggregated="results/evaluation/aggregated_results.json",
         table=report(
@@ -22,7 +24,7 @@ rule aggregate:
     params:
         seeds=SEEDS,
         systems=SYSTEMS,
-        templates_dir=LATEX,
+        templates_dir=lambda wildcards, input: os.path.dirname(input.templates[0]),
     log:
         "results/logs/aggregate.log",
     conda:
@@ -35,6 +37,7 @@ rule figures:
     input:
         aggregated="results/evaluation/aggregated_results.json",
         passk=expand("results/evaluation/seed_{seed}/passk_results.json", seed=SEEDS),
+        code=library("reporting/figures.py"),
     output:
         report(
             expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
@@ -58,12 +61,14 @@ rule paper:
         figures=expand("results/figures/{figure}.pdf", figure=FIGURES),
         split_report="results/data/split_report.json",
         statistics=expand("results/evaluation/seed_{seed}/statistical_tests.json", seed=SEEDS),
+        templates=latex_templates(),
+        code=library("reporting/paper.py", "reporting/latex.py"),
     output:
-        main="results/paper/main.tex",
+        paper=directory("results/paper"),
         tarball="results/submission/submission.tar.gz",
     params:
         figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),
-        templates_dir=LATEX,
+        templates_dir=lambda wildcards, input: os.path.dirname(input.templates[0]),
         config=config,
     log:
         "results/logs/paper.log",

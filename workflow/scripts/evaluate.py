@@ -4,7 +4,7 @@ from polychromic.steps import run_step
 run_step(
     snakemake,
     evaluate_seed,
-    generations={name: path for name, path in snakemake.input.items()},
+    generations={name: path for name, path in snakemake.input.items() if name != "code"},
     diversity=snakemake.output.diversity,
     quality=snakemake.output.quality,
     passk=snakemake.output.passk,

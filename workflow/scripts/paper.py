@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from polychromic.reporting.paper import build_paper
 from polychromic.steps import run_step
 
@@ -11,7 +9,7 @@ run_step(
     figures_dir=snakemake.params.figures_dir,
     split_report=snakemake.input.split_report,
     statistics=list(snakemake.input.statistics),
-    paper_dir=str(Path(snakemake.output.main).parent),
+    paper_dir=snakemake.output.paper,
     tarball=snakemake.output.tarball,
     templates_dir=snakemake.params.templates_dir,
     config=dict(snakemake.config),

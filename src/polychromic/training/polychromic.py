@@ -24,6 +24,8 @@ all prompts x N replies in ONE batched `generate`, inside a forked RNG stream so
 from __future__ import annotations
 
 import itertools
+import time
+from collections import defaultdict
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -155,6 +157,8 @@ class PolychromicObjective:
         self.tokenizer = tokenizer
         self.references = references
         self.encoder = encoder
+        # Seconds spent per phase, summed over calls (read by bench/train_overhead.py).
+        self.timings: dict[str, float] = defaultdict(float)
         # Reference embeddings are fixed: computed once, not at every step.
         self.reference_embs: dict[str, np.ndarray] = {}
         if config.reward == "semantic":
@@ -213,12 +217,18 @@ class PolychromicObjective:
     def loss(self, model: Any, prompt_ids: list[str], prompts: list[list[int]]) -> tuple:
         """(L_pg tensor with gradient, statistics). Caller multiplies by lambda."""
         c = self.config
+        tick = time.perf_counter()
         ids, mask, samples = self.sample(model, prompts)
         sample_mask = sample_token_mask(samples, self.tokenizer.eos_token_id)
         texts = self.tokenizer.batch_decode(samples, skip_special_tokens=True)
         texts = [t.strip() for t in texts]
+        self.timings["sampling"] += time.perf_counter() - tick
+        tick = time.perf_counter()
         advantages, stats = self.score(prompt_ids, texts)
+        self.timings["reward"] += time.perf_counter() - tick
+        tick = time.perf_counter()
         mean_logp = mean_token_logprobs(model, ids, mask, samples, sample_mask)
+        self.timings["policy_forward"] += time.perf_counter() - tick
         adv = torch.tensor(advantages, dtype=mean_logp.dtype, device=mean_logp.device)
         term = policy_term(adv, mean_logp.view(len(prompts), c.num_samples))
         stats["advantage_magnitude"] = float(np.abs(advantages).mean())

@@ -422,6 +422,9 @@ def train_experiment(
         "truncated_examples": truncated,
         "data_manifest_sha256": file_sha256(manifest) if manifest else None,
         "train_seconds": round(progress.seconds, 2),
+        "polychromic_seconds": (
+            {k: round(v, 3) for k, v in objective.timings.items()} if objective else None
+        ),
         "wall_seconds_this_process": round(time.perf_counter() - started, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_memory_mb": (
