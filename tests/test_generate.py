@@ -111,3 +111,23 @@ def test_few_shot_examples_come_from_train_only(toy_splits):
     assert few_shot_examples(train, 3, 4, "t030") == few_shot_examples(train, 3, 4, "t030")
     with pytest.raises(ValueError, match="train split"):
         few_shot_examples([], 3, 4, "t030")
+
+
+def test_training_sampler_matches_generate_when_deterministic(tiny_base, toy_splits):
+    """The lean sampler (prompt encoded once, KV cache repeated) computes the same next-token
+    distribution as `generate`: with top_k = 1 both must produce the greedy replies."""
+    from polychromic.models.tokens import left_pad, sample_continuations
+
+    tokenizer = load_tokenizer(tiny_base)
+    model = load_model(tiny_base)
+    tweets = [r["tweet"] for r in read_jsonl(toy_splits["test"])][::3][:3]
+    prompts = [prompt_tokens(tokenizer, PROMPTS, "lora", t) for t in tweets]
+    prompts[0] = prompts[0] + prompts[0][-2:]
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    samples = sample_continuations(
+        model, ids, mask, 2, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=1
+    )
+    assert samples.shape[0] == 6
+    texts = [clean_reply(t) for t in tokenizer.batch_decode(samples, skip_special_tokens=True)]
+    greedy = generate_batch(model, tokenizer, prompts, 1, False, GENERATION)
+    assert texts == [g[0] for g in greedy for _ in range(2)]

@@ -129,3 +129,26 @@ def test_adapter_loads_with_peft(tiny_base, toy_splits, tmp_path):
     _train(tiny_base, toy_splits, tmp_path, "sft", {"objective": "sft"})
     model = load_model(tiny_base, tmp_path / "sft" / "adapter")
     assert type(model).__name__ == "PeftModelForCausalLM"
+
+
+def test_gradient_checkpointing_gives_the_same_gradient(tiny_base, toy_splits, tmp_path):
+    """The memory option for real models changes how, not what, is computed."""
+    import json
+
+    pointer = json.loads(open(tiny_base).read())
+    checkpointed = tmp_path / "base_model.json"
+    checkpointed.write_text(json.dumps({**pointer, "gradient_checkpointing": True}))
+    tokenizer = load_tokenizer(tiny_base)
+    examples = [encode_example(tokenizer, PROMPTS, r, 128) for r in read_jsonl(toy_splits["train"])]
+    batch = collate(examples[:8], tokenizer.pad_token_id)
+    grads = []
+    for path in (tiny_base, checkpointed):
+        torch.manual_seed(0)
+        model = add_lora(load_model(path), {**LORA, "dropout": 0.0})
+        model.train()
+        summed_token_loss(model, batch).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert load_model(checkpointed).is_gradient_checkpointing
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

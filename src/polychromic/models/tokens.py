@@ -80,3 +80,69 @@ def generation_config(
     else:
         settings.update(temperature=None, top_p=None, top_k=None)
     return GenerationConfig(**settings)
+
+
+@torch.no_grad()
+def sample_continuations(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    num_samples: int,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+) -> torch.Tensor:
+    """`num_samples` sampled continuations per left-padded prompt, shape (B * n, <= T).
+
+    A lean sampling loop for the training objective: the prompt is encoded ONCE and its KV cache
+    repeated n times (`generate` with num_return_sequences encodes every copy), and the loop
+    stops as soon as every row has produced `eos_id`. The distribution is transformers' own:
+    the same temperature / top-k / top-p warpers as `generate`, then multinomial sampling.
+    Rows after their end-of-turn token hold `pad_id`.
+    """
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    warpers = LogitsProcessorList()
+    if temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    out = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True
+    )
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(num_samples)
+    logits = out.logits[:, -1, :].float().repeat_interleave(num_samples, dim=0)
+    mask = attention_mask.repeat_interleave(num_samples, dim=0)
+    position = positions[:, -1:].repeat_interleave(num_samples, dim=0)
+    history = input_ids.repeat_interleave(num_samples, dim=0)
+    finished = torch.zeros(logits.size(0), dtype=torch.bool, device=logits.device)
+    tokens = []
+    for _ in range(int(max_new_tokens)):
+        scores = warpers(history, logits)
+        next_token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
+        tokens.append(next_token)
+        finished |= next_token == eos_id
+        if bool(finished.all()):
+            break
+        history = torch.cat([history, next_token[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        position = position + 1
+        out = model(
+            input_ids=next_token[:, None], attention_mask=mask, position_ids=position,
+            past_key_values=cache, use_cache=True,
+        )  # fmt: skip
+        logits = out.logits[:, -1, :].float()
+    return torch.stack(tokens, dim=1)

@@ -34,7 +34,7 @@ import torch
 
 from polychromic.evaluation.diversity import semantic_diversity
 from polychromic.evaluation.passk import rouge_l_similarity, semantic_similarity
-from polychromic.models.tokens import generation_config, left_pad, token_logprobs
+from polychromic.models.tokens import left_pad, sample_continuations, token_logprobs
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,7 @@ class PolychromicObjective:
         self.encoder = encoder
         # Seconds spent per phase, summed over calls (read by bench/train_overhead.py).
         self.timings: dict[str, float] = defaultdict(float)
+        self._cache: dict[str, np.ndarray] = {}
         # Reference embeddings are fixed: computed once, not at every step.
         self.reference_embs: dict[str, np.ndarray] = {}
         if config.reward == "semantic":
@@ -173,34 +174,38 @@ class PolychromicObjective:
 
     @torch.no_grad()
     def sample(self, model: Any, prompts: list[list[int]]) -> tuple[torch.Tensor, ...]:
-        """All prompts x N replies in one batched generate. Returns prompt ids/mask, samples."""
+        """All prompts x N replies in one batched sampling loop (prompt encoded once, its KV
+        cache shared by the N replies). Returns the repeated prompt ids/mask and the samples."""
         c = self.config
         device = next(model.parameters()).device
         ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
         was_training = model.training
         model.eval()
-        config = generation_config(
-            self.tokenizer,
-            c.max_new_tokens,
-            True,
-            temperature=c.temperature,
-            top_p=c.top_p,
-            top_k=c.top_k,
-            num_return_sequences=c.num_samples,
-        )
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        samples = sample_continuations(
+            model, ids, mask, c.num_samples, c.max_new_tokens, self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+        )  # fmt: skip
         model.train(was_training)
-        samples = out[:, ids.size(1) :]
         rep_ids = ids.repeat_interleave(c.num_samples, dim=0)
         rep_mask = mask.repeat_interleave(c.num_samples, dim=0)
         return rep_ids, rep_mask, samples
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings with a cache: a trained policy repeats itself, and MiniLM dominates the
+        reward's cost on a small policy."""
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache.update(zip(missing, self.encoder.encode(missing), strict=True))
+        return np.stack([self._cache[t] for t in texts])
 
     def score(self, prompt_ids: list[str], texts: list[str]) -> tuple[np.ndarray, dict]:
         """Advantages (P, N) for decoded replies grouped by prompt, plus logged statistics."""
         c = self.config
         n = c.num_samples
-        embs = self.encoder.encode(texts)  # d(S) needs embeddings whatever the reward
+        embs = self._embed(texts)  # d(S) needs embeddings whatever the reward
         advantages, logs = [], []
         for p, pid in enumerate(prompt_ids):
             group = texts[p * n : (p + 1) * n]
