@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
 from polychromic.data.collection import sample_for_review, verify_collection
-from polychromic.io import write_jsonl
+from polychromic.data.validate import validate_raw
+from polychromic.io import read_json, write_jsonl
 
 THRESHOLDS = {"min_pairs": 6, "min_unique_tweet_fraction": 0.8, "min_authors": 3,
               "min_mean_tweet_likes": 5}
@@ -83,3 +85,26 @@ def test_sample_for_review_is_seeded(tmp_path):
     assert first == out[1].read_text()
     assert first.count("=== ") == 3 and "TWEET by @a" in first and "REPLY by @u" in first
     assert out[2].read_text().count("=== ") == 6  # n larger than the data: all pairs
+
+
+def test_more_thresholds_and_validation_summary(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("\n".join(json.dumps(r) for r in records()) + "\n{oops\n",
+                   encoding="utf-8")
+    validate_raw([str(raw)], str(tmp_path / "validated.jsonl"), str(tmp_path / "rej.jsonl"),
+                 str(tmp_path / "val.json"), 0.5)
+    result = verify_collection(str(tmp_path / "validated.jsonl"), str(tmp_path / "c.json"),
+                               str(tmp_path / "c.md"),
+                               {"min_tweets": 4, "min_mean_reply_likes": 2, "min_pairs": None},
+                               False, str(tmp_path / "val.json"))
+    checks = result["thresholds"]
+    assert checks["min_tweets"]["value"] == 3 and checks["min_tweets"]["status"] == "fail"
+    assert checks["min_mean_reply_likes"]["value"] == 2.5
+    assert checks["min_mean_reply_likes"]["status"] == "pass"
+    assert "min_pairs" not in checks  # null: not checked
+    validation = result["validation"]
+    assert (validation["lines_read"], validation["kept"], validation["rejected"]) == (7, 6, 1)
+    assert validation["worst_reasons"] == [{"reason": "not JSON", "count": 1}]
+    assert read_json(tmp_path / "c.json") == result
+    markdown = (tmp_path / "c.md").read_text()
+    assert "7 lines read, 6 kept, 1 rejected" in markdown and "not JSON (1)" in markdown

@@ -106,6 +106,14 @@ def test_whole_data_chain_on_demo(demo, tmp_path):
     kept = read_jsonl(out / "cur.jsonl")
     assert curated["output"] == stats["replies"]
     assert {r["stance"] for r in kept} == set(STANCES)  # every noise record dropped, no clean one
+    assert curated["dropped_total"] == stats["noise_records"] == 75
+    # the filters added for real collections are on in config.yaml and drop no clean demo reply
+    for name in ("too_many_emojis", "all_caps", "repeated_chars", "self_reply", "language"):
+        assert curated["settings"][{"too_many_emojis": "max_emojis", "all_caps": "drop_all_caps",
+                                    "repeated_chars": "max_repeated_chars",
+                                    "self_reply": "drop_self_replies",
+                                    "language": "language"}[name]], name
+        assert curated["filters"][name]["dropped"] == 0, name
     for name in ("too_short", "url", "too_many_hashtags", "spam", "generic", "exact_duplicate"):
         assert curated["filters"][name]["dropped"] > 0, name
     split_cfg = config["split"]

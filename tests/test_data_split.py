@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from polychromic.data.split import check_leakage, check_ratios, split_dataset
@@ -128,3 +129,63 @@ def test_report_topics_and_manifest(tmp_path):
 def test_tiny_input_keeps_every_split_non_empty(tmp_path):
     _, splits, _ = run(tmp_path, corpus(n_tweets=3))
     assert all(len({r["tweet_id"] for r in split}) == 1 for split in splits.values())
+
+
+def test_stratified_by_engagement(tmp_path):
+    folder = tmp_path / "strat"
+    folder.mkdir()
+    write_jsonl(folder / "curated.jsonl", corpus(n_tweets=200))
+    paths = {split: str(folder / f"{split}.jsonl") for split in ("train", "val", "test")}
+    report = split_dataset(str(folder / "curated.jsonl"), paths["train"], paths["val"],
+                           paths["test"], str(folder / "report.json"),
+                           str(folder / "manifest.json"), RATIOS, 42, "tweet", "engagement")
+    again = split_dataset(str(folder / "curated.jsonl"), paths["train"], paths["val"],
+                          paths["test"], str(folder / "report2.json"),
+                          str(folder / "manifest2.json"), RATIOS, 42, "tweet", "engagement")
+    assert report == again  # deterministic
+    assert report["stratify"] == "engagement" and report["leakage"]["passed"]
+    for name in ("train", "val", "test"):  # every split holds every engagement quartile
+        strata = report["splits"][name]["engagement_strata_groups"]
+        assert set(strata) == {"q1", "q2", "q3", "q4"}, (name, strata)
+    train = report["splits"]["train"]["engagement_strata_groups"]
+    assert max(train.values()) - min(train.values()) <= 2
+    plain = split_dataset(str(folder / "curated.jsonl"), paths["train"], paths["val"],
+                          paths["test"], str(folder / "r3.json"), str(folder / "m3.json"),
+                          RATIOS, 42, "tweet")
+    assert "engagement_strata_groups" not in plain["splits"]["train"]
+    with pytest.raises(ValueError, match="stratify"):
+        split_dataset(str(folder / "curated.jsonl"), paths["train"], paths["val"],
+                      paths["test"], str(folder / "r4.json"), str(folder / "m4.json"), RATIOS,
+                      42, "tweet", "likes")
+
+
+def test_split_report_statistics_and_manifest_source(tmp_path):
+    records = corpus()
+    for number, record in enumerate(records):
+        record["reply_likes"] = number % 7
+        record["reply_author"] = f"u{number % 9}"
+    report, splits, folder = run(tmp_path, records)
+    test = report["splits"]["test"]
+    likes = sorted(r["reply_likes"] for r in splits["test"])
+    assert test["reply_likes_median"] == pytest.approx(float(np.median(likes)))
+    assert test["reply_likes_mean"] == pytest.approx(float(np.mean(likes)), abs=1e-3)
+    assert test["reply_authors"] == len({r["reply_author"] for r in splits["test"]})
+    assert test["reply_chars_median"] == pytest.approx(
+        float(np.median([len(r["reply"]) for r in splits["test"]])))
+    assert report["leakage"]["shared_tweet_ids"] == {"test/train": 0, "test/val": 0,
+                                                     "train/val": 0}
+    manifest = read_json(folder / "manifest.json")
+    curated = (folder / "curated.jsonl").read_bytes()
+    assert manifest["source"]["sha256"] == hashlib.sha256(curated).hexdigest()
+    assert manifest["ratios"] == RATIOS and manifest["stratify"] == "none"
+
+
+def test_split_refuses_to_write_a_leak(tmp_path, monkeypatch):
+    from polychromic.data import split as split_module
+
+    # a broken grouping (every record alone) puts replies of one tweet in several splits
+    monkeypatch.setattr(split_module, "group_records",
+                        lambda records, group_by: [[i] for i in range(len(records))])
+    with pytest.raises(ValueError, match="split leakage"):
+        run(tmp_path, corpus())
+    assert not (tmp_path / "out" / "report.json").exists()

@@ -149,3 +149,84 @@ def test_too_many_rejected_names_fraction_and_worst_reasons(tmp_path):
     report = validate_raw([str(path)], str(tmp_path / "v.jsonl"), str(tmp_path / "r.jsonl"),
                           str(tmp_path / "rep.json"), 0.5)
     assert report["rejected_fraction"] == 0.5 and report["passed"]
+
+
+def _jsonl(*objs) -> bytes:
+    return b"".join(json.dumps(obj).encode() + b"\n" for obj in objs)
+
+
+CASES = {
+    # name: (file bytes, kept reply_ids, {(line, reason)} rejected, blank)
+    "truncated last line": (_jsonl(rec(0), rec(1)) + line(rec(2)).encode()[:40], ["r0", "r1"],
+                            {(3, "truncated last line")}, 0),
+    "cut line mid-file is not JSON": (line(rec(0)).encode()[:30] + b"\n" + _jsonl(rec(1)),
+                                      ["r1"], {(1, "not JSON")}, 0),
+    "non-UTF-8 bytes": (_jsonl(rec(0)) + line(rec(1)).encode().replace(b"Reply", b"R\xe9ply")
+                        + b"\n", ["r0"], {(2, "non-UTF-8 bytes")}, 0),
+    "lone surrogate escape": (_jsonl(rec(0)) + line(rec(1)).replace(
+        "Reply", "\\ud83d Reply").encode() + b"\n", ["r0"], {(2, "lone surrogate escape")}, 0),
+    "BOM": (b"\xef\xbb\xbf" + _jsonl(rec(0), rec(1)), ["r0", "r1"], set(), 0),
+    "UTF-16 file": (json.dumps(rec(0)).encode("utf-16") , ["r0"], set(), 0),
+    "empty file": (b"", [], set(), 0),
+    "blank lines only": (b"\n  \n\n", [], set(), 3),
+    "JSON array": (json.dumps([rec(0), rec(1)]).encode(), ["r0", "r1"], set(), 0),
+    "JSON array cut short": (json.dumps([rec(0), rec(1), rec(2)]).encode()[:-60], ["r0", "r1"],
+                             {(3, "truncated JSON array")}, 0),
+    "JSON array cut after an element": (json.dumps([rec(0), rec(1)]).encode()[:-1], ["r0", "r1"],
+                                        set(), 0),
+    "JSON array with bad bytes in an element": (
+        json.dumps([rec(0), rec(1)]).encode().replace(b"Reply number 1", b"Reply \xff 1"),
+        ["r0"], {(2, "non-UTF-8 bytes")}, 0),
+    "JSONL whose first line is a broken array": (b"[1, oops]\n" + _jsonl(rec(0), rec(1)),
+                                                 ["r0", "r1"], {(1, "not JSON")}, 0),
+    "pretty-printed object": (json.dumps(rec(0), indent=2).encode(), ["r0"], set(), 0),
+    "numbers as strings": (_jsonl(rec(0, tweet_likes="1.2K", reply_likes="3,400",
+                                      reply_author_followers="17"),
+                                  rec(1, tweet_likes="many")), ["r0"],
+                           {(2, "wrong type for tweet_likes")}, 0),
+    "NaN": (_jsonl(rec(0)) + line(rec(1)).replace('"Reply number 1 about espresso"',
+                                                  "NaN").encode() + b"\n",
+            ["r0"], {(2, "not JSON")}, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_case_keeps_the_count_identity(tmp_path, case):
+    data, kept_ids, reasons, blank = CASES[case]
+    path = tmp_path / "raw.jsonl"
+    path.write_bytes(data)
+    try:
+        report, kept, rejected = run(tmp_path, [path])
+    except ValueError as error:  # nothing kept: outputs are written before the error
+        assert not kept_ids and "no valid record" in str(error)
+        report = read_json(tmp_path / "report.json")
+        kept, rejected = [], read_jsonl(tmp_path / "rejected.jsonl")
+    assert_identity(report)
+    totals = report["totals"]
+    assert totals["kept"] + totals["rejected"] + totals["blank"] == totals["lines_read"]
+    assert [r["reply_id"] for r in kept] == kept_ids
+    assert {(r["line"], r["reason"]) for r in rejected} == reasons
+    assert totals["blank"] == blank
+    assert all(r["file"] == str(path) and r["reason"] and isinstance(r["raw"], str)
+               for r in rejected)
+    notes = " ".join(report["files"][0]["notes"])
+    expected_note = {"BOM": "byte-order mark", "UTF-16 file": "UTF-16", "empty file": "empty",
+                     "JSON array": "JSON array", "pretty-printed object": "one JSON object",
+                     "JSON array cut short": "cut short",
+                     "JSON array cut after an element": "no closing bracket"}.get(case)
+    if expected_note:
+        assert expected_note in notes
+    if case == "numbers as strings":
+        assert (kept[0]["tweet_likes"], kept[0]["reply_likes"],
+                kept[0]["reply_author_followers"]) == (1200, 3400, 17)
+    # the outputs are valid UTF-8 JSON (a lone surrogate must not break them)
+    for name in ("validated.jsonl", "rejected.jsonl"):
+        (tmp_path / name).read_text(encoding="utf-8")
+
+
+def test_same_file_twice_is_an_error(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    path.write_text(line(rec(0)) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="more than once"):
+        validate_raw([str(path), str(path)], str(tmp_path / "v.jsonl"),
+                     str(tmp_path / "r.jsonl"), str(tmp_path / "rep.json"), 0.5)

@@ -18,6 +18,7 @@ rule validate_raw:
         report="results/data/validation_report.json",
     params:
         max_rejected_fraction=config["data"]["max_rejected_fraction"],
+        input_format=config["data"]["format"],
     log:
         "results/logs/validate_raw.log",
     conda:
@@ -29,6 +30,7 @@ rule validate_raw:
 rule verify_collection:
     input:
         validated="results/data/validated.jsonl",
+        validation="results/data/validation_report.json",
     output:
         json="results/data/collection_report.json",
         md="results/data/collection_report.md",
@@ -68,6 +70,7 @@ rule curate:
         report="results/data/curation_report.json",
     params:
         settings=config["curation"],
+        embedding_model=config["evaluation"]["embedding_model"],
     log:
         "results/logs/curate.log",
     conda:

@@ -9,4 +9,5 @@ run_step(
     report=snakemake.output.report,
     settings=dict(snakemake.params.settings),
     decisions=snakemake.input.decisions[0] if snakemake.input.decisions else None,
+    embedding_model=snakemake.params.embedding_model,
 )

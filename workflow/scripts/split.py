@@ -14,4 +14,5 @@ run_step(
     ratios={name: settings[name] for name in ("train", "val", "test")},
     seed=settings["seed"],
     group_by=settings["group_by"],
+    stratify=settings["stratify"],
 )

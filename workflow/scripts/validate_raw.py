@@ -9,4 +9,5 @@ run_step(
     rejected=snakemake.output.rejected,
     report=snakemake.output.report,
     max_rejected_fraction=snakemake.params.max_rejected_fraction,
+    input_format=snakemake.params.input_format,
 )

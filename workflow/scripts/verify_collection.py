@@ -9,4 +9,5 @@ run_step(
     report_md=snakemake.output.md,
     thresholds=dict(snakemake.params.thresholds),
     strict=snakemake.params.strict,
+    validation_report=snakemake.input.validation,
 )

@@ -9,10 +9,15 @@ a seeded random sample of pairs as plain text for reading.
 Thresholds (value >= limit passes):
 
 - ``min_pairs``: records (tweet -> reply pairs);
+- ``min_tweets``: distinct tweet ids;
 - ``min_unique_tweet_fraction``: distinct tweet texts (case and whitespace folded) / distinct
   tweet ids;
 - ``min_authors``: distinct reply authors;
-- ``min_mean_tweet_likes``: mean `tweet_likes` over distinct tweets.
+- ``min_mean_tweet_likes``: mean `tweet_likes` over distinct tweets;
+- ``min_mean_reply_likes``: mean `reply_likes` over pairs.
+
+A threshold set to null is not checked. When the validation report is given, the collection
+report also shows what validation read, kept and rejected (with the most frequent reasons).
 
 A threshold whose value cannot be computed (the field is absent) is ``unmeasured``: it is
 reported with the reason, warned about, and fails the rule under `strict`.
@@ -31,15 +36,17 @@ from typing import Any
 import numpy as np
 
 from polychromic.data.schema import DATETIME_FIELDS, parse_datetime
-from polychromic.io import read_jsonl, write_json
+from polychromic.io import read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS: dict[str, str] = {
     "min_pairs": "tweet -> reply pairs",
+    "min_tweets": "distinct tweets",
     "min_unique_tweet_fraction": "distinct tweet texts / distinct tweets",
     "min_authors": "distinct reply authors",
     "min_mean_tweet_likes": "mean tweet_likes over distinct tweets",
+    "min_mean_reply_likes": "mean reply_likes over pairs",
 }
 TWEET_ENGAGEMENT = ("tweet_likes", "tweet_retweets")
 REPLY_ENGAGEMENT = ("reply_likes", "reply_retweets", "reply_author_followers")
@@ -138,6 +145,7 @@ def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> di
         raise ValueError(f"unknown collection threshold(s) {unknown}; known: {sorted(THRESHOLDS)}")
     values: dict[str, tuple[float | None, str | None]] = {
         "min_pairs": (stats["pairs"], None),
+        "min_tweets": (stats["unique_tweets"], None),
         "min_unique_tweet_fraction": (
             (round(stats["unique_tweet_texts"] / stats["unique_tweets"], 6), None)
             if stats["unique_tweets"] else (None, "no tweets")
@@ -150,6 +158,10 @@ def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> di
         "min_mean_tweet_likes": (
             (stats["engagement"]["tweet_likes"]["mean"], None)
             if stats["engagement"]["tweet_likes"]["count"] else (None, "no record has tweet_likes")
+        ),
+        "min_mean_reply_likes": (
+            (stats["engagement"]["reply_likes"]["mean"], None)
+            if stats["engagement"]["reply_likes"]["count"] else (None, "no record has reply_likes")
         ),
     }
     results: dict[str, Any] = {}
@@ -167,6 +179,23 @@ def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> di
     return results
 
 
+def _validation_summary(path: str) -> dict[str, Any]:
+    report = read_json(path)
+    totals = report["totals"]
+    return {
+        "report": str(path),
+        "lines_read": totals["lines_read"],
+        "kept": totals["kept"],
+        "rejected": totals["rejected"],
+        "blank": totals["blank"],
+        "used_as_tweet": totals.get("used_as_tweet", 0),
+        "rejected_fraction": report["rejected_fraction"],
+        "worst_reasons": report["worst_reasons"],
+        "formats": {entry["file"]: entry.get("source_format", "raw")
+                    for entry in report["files"]},
+    }
+
+
 def _markdown(result: dict[str, Any]) -> str:
     stats = result["statistics"]
     lines = [
@@ -174,6 +203,18 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"Source: `{result['validated']}`",
         "",
+    ]
+    validation = result.get("validation")
+    if validation:
+        reasons = ", ".join(f"{w['reason']} ({w['count']})" for w in validation["worst_reasons"])
+        lines += [
+            f"Validation: {validation['lines_read']} lines read, {validation['kept']} kept, "
+            f"{validation['rejected']} rejected ({100 * validation['rejected_fraction']:.2f}%), "
+            f"{validation['blank']} blank, {validation['used_as_tweet']} used as the tweet of a "
+            f"pair. Most frequent reasons: {reasons or 'none'}.",
+            "",
+        ]
+    lines += [
         "## Thresholds",
         "",
         "| threshold | what | value | limit | status |",
@@ -230,11 +271,12 @@ def verify_collection(
     report_md: str,
     thresholds: dict[str, Any],
     strict: bool,
+    validation_report: str | None = None,
 ) -> dict[str, Any]:
     """Write the collection report (JSON and Markdown) of `validated`; return the JSON content.
 
     A failed or unmeasured threshold logs a warning; with `strict` it raises ValueError (after
-    the reports are written).
+    the reports are written). `validation_report` (optional) adds what validation read.
     """
     records = read_jsonl(validated)
     stats = collection_statistics(records)
@@ -242,6 +284,7 @@ def verify_collection(
     failed = {key: entry for key, entry in checked.items() if entry["status"] != "pass"}
     result: dict[str, Any] = {
         "validated": str(validated),
+        "validation": _validation_summary(validation_report) if validation_report else None,
         "statistics": stats,
         "thresholds": checked,
         "passed": not failed,

@@ -6,6 +6,9 @@ produce into one: counts such as ``"1.2K"``, ``"3,400"`` or ``"17"`` become inte
 in RFC 2822 or in the Twitter API's ``"Wed Oct 10 20:19:24 +0000 2018"`` form become ISO 8601
 (an ISO 8601 string is kept as written). Integer ids become strings.
 
+Besides the fields of DESIGN.md section 4, `tweet_author_followers` (filled by the importers of
+scraper exports) is checked and coerced like the other counts.
+
 `check_record` gives the reason a record is unusable (or None); `normalize_record` returns the
 coerced record or raises `SchemaError` with a short `reason` (counted in reports) and a
 `detail` (the offending value). Unknown fields are kept untouched.
@@ -28,6 +31,7 @@ COUNT_FIELDS: tuple[str, ...] = (
     "reply_likes",
     "reply_retweets",
     "reply_author_followers",
+    "tweet_author_followers",
 )
 NUMBER_FIELDS: tuple[str, ...] = ("reply_time_diff_seconds",)
 DATETIME_FIELDS: tuple[str, ...] = ("tweet_created_at", "reply_created_at", "collected_at")

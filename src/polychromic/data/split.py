@@ -6,12 +6,16 @@ are grouped (union of: same `tweet_id`, same normalised tweet text, and with
 ``group_by="author"`` same `tweet_author`), groups are sorted by their smallest tweet_id and
 shuffled with ``numpy.random.default_rng(seed)``, and each group goes to the split where the
 middle of its pairs falls on the cumulative ratio line (so splits match the ratios in pairs).
-A split with a positive ratio is never left empty when there are enough groups.
+A split with a positive ratio is never left empty when there are enough groups. With
+``stratify="engagement"`` the groups are first binned by engagement quartile (mean `tweet_likes`
+of the group's tweets; groups without likes form an ``unknown`` stratum) and each stratum is
+spread over the splits by the ratios, so every split gets low- and high-engagement tweets.
 
 The leakage check (shared tweet ids or normalised tweet texts between any two splits, and
 shared tweet authors with ``group_by="author"``) raises if it finds any. When records carry a
 `topic` (the demo data), topics of test missing from train are reported as a warning count.
-Outputs keep the order of `curated`; the manifest has the SHA-256 and line count of each file.
+Outputs keep the order of `curated`; the manifest has the SHA-256 and line count of each file
+(and of the curated input), so a paper can cite exactly which data was used.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 GROUP_BY: tuple[str, ...] = ("tweet", "author")
+STRATIFY: tuple[str, ...] = ("none", "engagement")
 
 
 def check_ratios(ratios: dict[str, Any]) -> dict[str, float]:
     """{train, val, test} as floats >= 0 summing to 1 (within 1e-6); `seed`/`group_by` ignored."""
-    unknown = sorted(set(ratios) - set(SPLITS) - {"seed", "group_by"})
+    unknown = sorted(set(ratios) - set(SPLITS) - {"seed", "group_by", "stratify"})
     missing = [name for name in SPLITS if name not in ratios]
     if unknown or missing:
         raise ValueError(f"split ratios need exactly {list(SPLITS)}; missing {missing}, "
@@ -86,20 +91,52 @@ def group_records(records: list[dict[str, Any]], group_by: str) -> list[list[int
     return sorted(groups.values(), key=lambda members: min(records[i]["tweet_id"] for i in members))
 
 
-def assign_groups(sizes: list[int], ratios: dict[str, float], seed: int) -> list[str]:
-    """The split of each group (in the given order) after a seeded shuffle."""
-    order = np.random.default_rng(seed).permutation(len(sizes))
-    total = float(sum(sizes)) or 1.0
+def engagement_strata(records: list[dict[str, Any]], groups: list[list[int]]) -> list[str]:
+    """The engagement quartile (``q1``..``q4``) of each group, or ``unknown`` without likes.
+
+    A group's engagement is the mean `tweet_likes` over its distinct tweets; the quartile bounds
+    are those of the groups that have one.
+    """
+    values: list[float | None] = []
+    for members in groups:
+        likes: dict[str, float] = {}
+        for index in members:
+            value = records[index].get("tweet_likes")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                likes.setdefault(records[index]["tweet_id"], float(value))
+        values.append(float(np.mean(list(likes.values()))) if likes else None)
+    known = [value for value in values if value is not None]
+    if not known:
+        return ["unknown"] * len(groups)
+    bounds = np.quantile(np.asarray(known), [0.25, 0.5, 0.75])
+    return [f"q{int(np.searchsorted(bounds, value, side='left')) + 1}" if value is not None
+            else "unknown" for value in values]
+
+
+def assign_groups(sizes: list[int], ratios: dict[str, float], seed: int,
+                  strata: list[str] | None = None) -> list[str]:
+    """The split of each group (in the given order) after a seeded shuffle.
+
+    With `strata` (a label per group), each stratum (in sorted label order) is spread over the
+    splits by the ratios on its own; one seeded generator serves all strata.
+    """
+    rng = np.random.default_rng(seed)
+    labels = strata if strata is not None else [""] * len(sizes)
     bounds = np.cumsum([ratios[name] for name in SPLITS])
     assigned: list[str] = [""] * len(sizes)
     members: dict[str, list[int]] = {name: [] for name in SPLITS}
-    position = 0.0
-    for group in order.tolist():
-        middle = (position + sizes[group] / 2.0) / total
-        position += sizes[group]
-        split = SPLITS[min(int(np.searchsorted(bounds, middle, side="right")), len(SPLITS) - 1)]
-        assigned[group] = split
-        members[split].append(group)
+    for label in sorted(set(labels)):
+        inside = [group for group in range(len(sizes)) if labels[group] == label]
+        total = float(sum(sizes[group] for group in inside)) or 1.0
+        position = 0.0
+        for pick in rng.permutation(len(inside)).tolist():
+            group = inside[pick]
+            middle = (position + sizes[group] / 2.0) / total
+            position += sizes[group]
+            split = SPLITS[min(int(np.searchsorted(bounds, middle, side="right")),
+                               len(SPLITS) - 1)]
+            assigned[group] = split
+            members[split].append(group)
     for name in SPLITS:  # no empty split with a positive ratio while another has groups to spare
         if ratios[name] > 0 and not members[name]:
             donor = max(SPLITS, key=lambda other: len(members[other]))
@@ -145,12 +182,25 @@ def check_leakage(splits: dict[str, list[dict[str, Any]]], group_by: str = "twee
     return found
 
 
+def _mean_median(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return round(float(np.mean(values)), 4), round(float(np.median(values)), 4)
+
+
+def _numbers(items: Any, field: str) -> list[float]:
+    return [float(r[field]) for r in items
+            if isinstance(r.get(field), int | float) and not isinstance(r.get(field), bool)]
+
+
 def _summary(records: list[dict[str, Any]], total: int) -> dict[str, Any]:
     tweets: dict[str, dict[str, Any]] = {}
     for record in records:
         tweets.setdefault(record["tweet_id"], record)
-    likes = [float(r["tweet_likes"]) for r in tweets.values()
-             if isinstance(r.get("tweet_likes"), int | float)]
+    likes = _numbers(tweets.values(), "tweet_likes")
+    reply_likes = _numbers(records, "reply_likes")
+    chars = [float(len(r["reply"])) for r in records]
+    words = [float(len(r["reply"].split())) for r in records]
     summary: dict[str, Any] = {
         "pairs": len(records),
         "pair_share": round(len(records) / total, 6) if total else None,
@@ -158,14 +208,18 @@ def _summary(records: list[dict[str, Any]], total: int) -> dict[str, Any]:
         "tweet_authors": len({r["tweet_author"] for r in tweets.values() if r.get("tweet_author")}),
         "reply_authors": len({r["reply_author"] for r in records if r.get("reply_author")}),
         "tweet_likes_mean": round(float(np.mean(likes)), 4) if likes else None,
-        "tweet_likes_median": float(np.median(likes)) if likes else None,
-        "reply_chars_mean": (round(float(np.mean([len(r["reply"]) for r in records])), 4)
-                             if records else None),
-        "reply_words_mean": (round(float(np.mean([len(r["reply"].split()) for r in records])), 4)
-                             if records else None),
+        "tweet_likes_median": _mean_median(likes)[1],
+        "reply_likes_mean": _mean_median(reply_likes)[0],
+        "reply_likes_median": _mean_median(reply_likes)[1],
+        "reply_chars_mean": _mean_median(chars)[0],
+        "reply_chars_median": _mean_median(chars)[1],
+        "reply_words_mean": _mean_median(words)[0],
+        "reply_words_median": _mean_median(words)[1],
     }
     if not likes:
         summary["tweet_likes_reason"] = "no tweet_likes in this split"
+    if not reply_likes:
+        summary["reply_likes_reason"] = "no reply_likes in this split"
     if any("stance" in r for r in records):
         summary["stances"] = dict(sorted(Counter(str(r.get("stance")) for r in records).items()))
     return summary
@@ -187,14 +241,21 @@ def split_dataset(
     ratios: dict[str, Any],
     seed: int,
     group_by: str = "tweet",
+    stratify: str = "none",
 ) -> dict[str, Any]:
-    """Split `curated` into train/val/test JSONL, write report and manifest; return the report."""
+    """Split `curated` into train/val/test JSONL, write report and manifest; return the report.
+
+    Raises ValueError on leakage (nothing is written then) or an empty input.
+    """
     values = check_ratios(ratios)
+    if stratify not in STRATIFY:
+        raise ValueError(f"stratify must be one of {list(STRATIFY)}, got {stratify!r}")
     records = read_jsonl(curated)
     if not records:
         raise ValueError(f"nothing to split: {curated} is empty")
     groups = group_records(records, group_by)
-    assigned = assign_groups([len(members) for members in groups], values, seed)
+    strata = engagement_strata(records, groups) if stratify == "engagement" else None
+    assigned = assign_groups([len(members) for members in groups], values, seed, strata)
     split_of = [""] * len(records)
     for members, name in zip(groups, assigned, strict=True):
         for index in members:
@@ -209,9 +270,15 @@ def split_dataset(
         "groups": len(groups),
         "seed": seed,
         "ratios": values,
+        "stratify": stratify,
         "splits": {name: _summary(splits[name], len(records)) for name in SPLITS},
         "leakage": found,
     }
+    if strata is not None:
+        for name in SPLITS:
+            counts = Counter(label for label, split in zip(strata, assigned, strict=True)
+                             if split == name)
+            result["splits"][name]["engagement_strata_groups"] = dict(sorted(counts.items()))
     if any("topic" in r for r in records):
         train_topics = {r.get("topic") for r in splits["train"]}
         missing = sorted({str(r.get("topic")) for r in splits["test"]
@@ -226,7 +293,8 @@ def split_dataset(
     for name in SPLITS:
         write_jsonl(paths[name], splits[name])
     write_json(report, result)
-    write_json(manifest, {"seed": seed, "group_by": group_by,
+    write_json(manifest, {"seed": seed, "group_by": group_by, "stratify": stratify,
+                          "ratios": values, "source": _file_entry(curated),
                           "files": {name: _file_entry(paths[name]) for name in SPLITS}})
     log.info("split %d pairs in %d groups: %s", len(records), len(groups),
              ", ".join(f"{name} {len(splits[name])}" for name in SPLITS))

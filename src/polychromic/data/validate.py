@@ -3,18 +3,32 @@
 Why: raw exports are messy (truncated lines, missing fields, counts written as "1.2K", a JSON
 array instead of JSONL, a byte-order mark, stray non-UTF-8 bytes). A bad line must neither stop
 the run silently nor disappear: it goes to `rejected.jsonl` with its file, line number and reason,
-and the report proves the identity kept + rejected + blank = lines read, per file and in total.
+and the report proves the identity kept + rejected + blank + used_as_tweet = lines read, per file
+and in total (``used_as_tweet`` is only non-zero for scraper exports, see below).
 
-Rules (DESIGN.md section 4, `schema.normalize_record`):
+Reading a file (`read_items`):
 
-- a line that is not valid UTF-8 -> ``non-UTF-8 bytes``; not JSON -> ``not JSON``; JSON that is
-  not an object -> ``not an object``; then missing / wrong type / empty required fields and
-  wrong types of expected fields (counts are coerced: "1.2K" -> 1200);
-- a `reply_id` seen before (in any file) -> ``duplicate reply_id`` (the first one is kept);
-- a UTF-8 byte-order mark is stripped, "\\r\\n" line ends are accepted;
-- blank lines are counted as ``blank`` and skipped;
+- a UTF-8 byte-order mark is stripped (also in the middle of a file, where ``cat`` puts one),
+  a UTF-16 file (by its byte-order mark) is decoded, "\\r\\n" line ends are accepted;
+- an empty file (or one of blank lines only) is reported as ``empty file``;
 - a file whose whole text is one JSON array is read element by element (line = 1-based element
-  number), and the report says so.
+  number), a file whose whole text is one JSON object (pretty-printed) is one item; the report
+  says so. An array cut short (an interrupted download) keeps its complete elements and rejects
+  the rest as one ``truncated JSON array`` entry;
+- otherwise the file is JSONL: a line that is not valid UTF-8 -> ``non-UTF-8 bytes``; not JSON
+  -> ``not JSON``, or ``truncated last line`` for a last line without newline that does not
+  parse; a ``\\ud83d``-style escape of half a character -> ``lone surrogate escape``; blank lines
+  are counted as ``blank``.
+
+Formats (`data.format`, see `polychromic.data.importers`): ``auto`` looks at the first objects
+of each file. Raw records are checked one by one (`schema.normalize_record`: ``not an object``,
+missing / wrong type / empty required fields, wrong types of expected fields, with counts
+coerced: "1.2K" -> 1200); a `reply_id` seen before (in any file) -> ``duplicate reply_id`` (the
+first one is kept). Scraper exports (Apify, Twitter API v2) are items that are tweets: replies
+are paired with their tweets across all export files, and each item ends as a record (then
+checked as above), as the tweet of at least one pair (``used_as_tweet``), or rejected (``tweet
+without reply``, ``reply whose tweet is missing``, ``duplicate tweet id``, ...). An API v2 page
+without tweets counts as ``blank``.
 
 The rule fails (ValueError) when the rejected fraction, rejected / (kept + rejected), exceeds
 `max_rejected_fraction`, naming the three most frequent reasons, or when nothing is kept at all.
@@ -26,16 +40,39 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polychromic.data.importers import (
+    FORMATS,
+    ExportTweet,
+    ImportReject,
+    apify_tweet,
+    detect_format,
+    is_twitter_v2_response,
+    pair_tweets,
+    twitter_v2_page,
+)
 from polychromic.data.schema import SchemaError, normalize_record
 from polychromic.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 RAW_PREVIEW_CHARS = 2000  # a rejected line's `raw` is cut to this length
+
+
+@dataclass
+class Item:
+    """One unit of a file (a JSONL line, an array element): parsed, or the reason it is not."""
+
+    line: int
+    obj: Any = None
+    raw: str = ""
+    reason: str | None = None
+    detail: str = ""
 
 
 def _split_lines(data: bytes) -> list[bytes]:
@@ -52,16 +89,157 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _as_json_array(data: bytes) -> list[Any] | None:
-    """The elements when the whole file is one JSON array, else None."""
-    stripped = data.lstrip()
-    if not stripped.startswith(b"["):
-        return None
-    try:
-        parsed = json.loads(stripped.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return parsed if isinstance(parsed, list) else None
+def _has_surrogates(value: Any) -> bool:
+    """True when a string (or a key) holds half of a UTF-16 pair or an undecodable byte."""
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_has_surrogates(key) or _has_surrogates(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogates(item) for item in value)
+    return False
+
+
+def _printable(text: str) -> str:
+    """`text` writable as UTF-8: lone surrogates become their escape sequence."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _array_elements(text: str) -> tuple[list[Item], bool] | None:
+    """Elements of a JSON array read one by one; None when `text` is not one array.
+
+    The flag says whether the array was cut short (an unreadable rest became one item).
+    """
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    position = text.index("[") + 1
+    items: list[Item] = []
+    length = len(text)
+
+    def skip(at: int) -> int:
+        while at < length and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    position = skip(position)
+    if position < length and text[position] == "]":
+        return ([], False) if not text[skip(position + 1):].strip() else None
+    while True:
+        number = len(items) + 1
+        try:
+            obj, end = decoder.raw_decode(text, position)
+        except ValueError as error:
+            rest = text[position:]
+            truncated = not text.rstrip().endswith("]")
+            items.append(Item(number, raw=rest, reason="truncated JSON array" if truncated
+                              else "not JSON",
+                              detail=f"element {number} and everything after it do not parse "
+                                     f"({error}); the rest of the file is this one entry"))
+            return items, True
+        items.append(Item(number, obj=obj, raw=text[position:end]))
+        position = skip(end)
+        if position >= length:  # every element is complete, only the closing "]" is missing
+            return items, True
+        if text[position] == "]":
+            return (items, False) if not text[position + 1:].strip() else None
+        if text[position] != ",":
+            return None
+        position = skip(position + 1)
+
+
+def _looks_like_jsonl(data: bytes) -> bool:
+    """Several lines, at least half of the non-blank ones JSON on their own."""
+    lines = [line for line in _split_lines(data) if line.strip()]
+    parsed = 0
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        parsed += 1
+    return parsed >= 2 and 2 * parsed >= len(lines)
+
+
+def read_items(path: str) -> tuple[dict[str, Any], list[Item]]:
+    """The items of one file and its reading stats (format, blank lines, notes)."""
+    data = Path(path).read_bytes()
+    stats: dict[str, Any] = {"file": path, "format": "jsonl", "unit": "line", "blank": 0,
+                             "notes": []}
+    if data.startswith(UTF16_BOMS):
+        data = data.decode("utf-16", errors="replace").encode("utf-8")
+        stats["notes"].append("UTF-16 file (byte-order mark) decoded")
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+        stats["notes"].append("UTF-8 byte-order mark stripped")
+    if not data.strip():
+        stats["notes"].append("empty file")
+        stats["blank"] = len(_split_lines(data))
+        log.warning("%s: empty file", path)
+        return stats, []
+
+    text = data.decode("utf-8", errors="surrogateescape")
+    stripped = text.strip()
+    document: Any = None
+    if stripped[:1] in "[{":
+        try:
+            document = json.loads(stripped, parse_constant=_refuse_constant)
+        except ValueError:
+            document = None
+    if isinstance(document, dict) and "\n" in stripped:
+        stats["format"], stats["unit"] = "json-object", "document"
+        stats["notes"].append("one JSON object spread over several lines, read as one item")
+        return stats, [_checked(Item(1, obj=document, raw=stripped), from_bytes=True)]
+    if stripped.startswith("[") and not isinstance(document, dict):
+        elements = _array_elements(stripped) if document is None else (
+            [Item(n, obj=o, raw=json.dumps(o, ensure_ascii=False))
+             for n, o in enumerate(document, start=1)], False)
+        if elements is not None and elements[1] and _looks_like_jsonl(data):
+            elements = None  # JSONL whose first record happens to be an array
+        if elements is not None:
+            items, cut = elements
+            stats["format"], stats["unit"] = "json-array", "element"
+            stats["notes"].append(
+                f"a JSON array, not JSONL: its {len(items)} elements were read as lines "
+                "(line = 1-based element number)"
+                + ("; the array is cut short (no closing bracket: the file may have been cut "
+                   "after its last complete element)" if cut else ""))
+            log.warning("%s is a JSON array, not JSONL: reading its elements", path)
+            return stats, [_checked(item, from_bytes=True) for item in items]
+
+    lines = _split_lines(data)
+    ends_with_newline = data.endswith(b"\n")
+    items = []
+    for number, raw_bytes in enumerate(lines, start=1):
+        if raw_bytes.startswith(BOM):
+            raw_bytes = raw_bytes[len(BOM):]
+        try:
+            line = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError as error:
+            items.append(Item(number, raw=raw_bytes.decode("utf-8", errors="backslashreplace"),
+                              reason="non-UTF-8 bytes",
+                              detail=f"invalid byte at position {error.start}"))
+            continue
+        if not line.strip():
+            stats["blank"] += 1
+            continue
+        try:
+            obj = json.loads(line, parse_constant=_refuse_constant)
+        except ValueError as error:  # includes NaN / Infinity: not writable as strict JSON
+            last = number == len(lines) and not ends_with_newline
+            items.append(Item(number, raw=line, reason="truncated last line" if last
+                              else "not JSON", detail=str(getattr(error, "msg", error))))
+            continue
+        items.append(_checked(Item(number, obj=obj, raw=line), from_bytes=False))
+    return stats, items
+
+
+def _checked(item: Item, from_bytes: bool) -> Item:
+    """Reject an item holding undecodable bytes or half a UTF-16 pair (unwritable as UTF-8)."""
+    if item.reason is None and _has_surrogates(item.obj):
+        item.reason = "non-UTF-8 bytes" if from_bytes else "lone surrogate escape"
+        item.detail = ("invalid UTF-8 bytes inside the element" if from_bytes
+                       else "a \\uXXXX escape of half a character (a cut emoji?)")
+        item.obj = None
+    return item
 
 
 class _Collector:
@@ -72,97 +250,78 @@ class _Collector:
         self.rejected: list[dict[str, Any]] = []
         self.seen_reply_ids: dict[str, tuple[str, int]] = {}
 
-    def reject(
-        self, stats: dict[str, Any], file: str, line: int, reason: str, raw: str, detail: str = ""
-    ) -> None:
+    def reject(self, stats: dict[str, Any], file: str, line: int, reason: str, raw: str,
+               detail: str = "", item: int | None = None) -> None:
         entry: dict[str, Any] = {"file": file, "line": line, "reason": reason,
-                                 "raw": raw[:RAW_PREVIEW_CHARS]}
+                                 "raw": _printable(raw[:RAW_PREVIEW_CHARS])}
+        if item is not None:
+            entry["item"] = item
         if detail:
-            entry["detail"] = detail
+            entry["detail"] = _printable(detail)
         self.rejected.append(entry)
         stats["rejected"] += 1
         stats["reasons"][reason] = stats["reasons"].get(reason, 0) + 1
 
-    def consider(self, stats: dict[str, Any], file: str, line: int, obj: Any, raw: str) -> None:
+    def consider(self, stats: dict[str, Any], file: str, line: int, obj: Any, raw: str,
+                 item: int | None = None) -> None:
         try:
             record = normalize_record(obj)
         except SchemaError as error:
-            self.reject(stats, file, line, error.reason, raw, error.detail)
+            self.reject(stats, file, line, error.reason, raw, error.detail, item)
             return
         reply_id = record["reply_id"]
         if reply_id in self.seen_reply_ids:
             first_file, first_line = self.seen_reply_ids[reply_id]
             self.reject(stats, file, line, "duplicate reply_id", raw,
-                        f"{reply_id!r} first seen at {first_file}:{first_line}")
+                        f"{reply_id!r} first seen at {first_file}:{first_line}", item)
             return
         self.seen_reply_ids[reply_id] = (file, line)
         record["source_file"] = file
         record["source_line"] = line
+        if item is not None:
+            record["source_item"] = item
         self.kept.append(record)
         stats["kept"] += 1
 
 
-def _validate_file(path: str, collector: _Collector) -> dict[str, Any]:
-    data = Path(path).read_bytes()
-    stats: dict[str, Any] = {"file": path, "format": "jsonl", "lines_read": 0, "kept": 0,
-                             "rejected": 0, "blank": 0, "reasons": {}, "notes": []}
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-        stats["notes"].append("UTF-8 byte-order mark stripped")
-    if not data.strip():
-        stats["notes"].append("empty file")
-        stats["lines_read"] = len(_split_lines(data))
-        stats["blank"] = stats["lines_read"]
-        log.warning("%s: empty file", path)
-        return stats
-
-    elements = _as_json_array(data)
-    if elements is not None:
-        stats["format"] = "json-array"
-        stats["notes"].append(
-            f"a JSON array, not JSONL: its {len(elements)} elements were read as lines "
-            "(line = 1-based element number)"
-        )
-        log.warning("%s is a JSON array, not JSONL: reading its %d elements", path, len(elements))
-        for number, element in enumerate(elements, start=1):
+def _export_items(path: str, source_format: str, items: list[Item], stats: dict[str, Any],
+                  lookups: list[ExportTweet]) -> list[ExportTweet | ImportReject]:
+    """The tweets (or rejects) of one export file; counts its units into `stats`."""
+    out: list[ExportTweet | ImportReject] = []
+    for item in items:
+        if item.reason is not None:
             stats["lines_read"] += 1
-            collector.consider(stats, path, number, element,
-                               json.dumps(element, ensure_ascii=False))
-        return stats
-
-    for number, raw_bytes in enumerate(_split_lines(data), start=1):
-        stats["lines_read"] += 1
-        if raw_bytes.startswith(BOM):
-            raw_bytes = raw_bytes[len(BOM):]
-        try:
-            text = raw_bytes.decode("utf-8")
-        except UnicodeDecodeError as error:
-            collector.reject(stats, path, number, "non-UTF-8 bytes",
-                             raw_bytes.decode("utf-8", errors="backslashreplace"),
-                             f"invalid byte at position {error.start}")
-            continue
-        if not text.strip():
-            stats["blank"] += 1
-            continue
-        try:
-            obj = json.loads(text, parse_constant=_refuse_constant)
-        except json.JSONDecodeError as error:
-            collector.reject(stats, path, number, "not JSON", text, error.msg)
-            continue
-        except ValueError as error:  # NaN / Infinity: not JSON, and not writable as strict JSON
-            collector.reject(stats, path, number, "not JSON", text, str(error))
-            continue
-        collector.consider(stats, path, number, obj, text)
-    return stats
+            out.append(ImportReject(path, item.line, item.reason, item.raw, item.detail))
+        elif source_format == "apify":
+            stats["lines_read"] += 1
+            out.append(apify_tweet(item.obj, path, item.line, item.raw))
+        elif is_twitter_v2_response(item.obj):
+            tweets, included, notes = twitter_v2_page(item.obj, path, item.line)
+            stats["notes"].extend(notes)
+            lookups.extend(included)
+            if not tweets:
+                stats["lines_read"] += 1
+                stats["blank"] += 1
+                stats["notes"].append(f"line {item.line}: an API response without tweets")
+            stats["lines_read"] += len(tweets)
+            out.extend(tweets)
+        else:
+            stats["lines_read"] += 1
+            out.append(ImportReject(path, item.line, "not an API v2 response", item.raw,
+                                    "expected an object with data and includes"))
+    if source_format == "twitter_v2":
+        stats["unit"] = "tweet"
+    return out
 
 
 def _identity(stats: dict[str, Any]) -> dict[str, Any]:
-    total = stats["kept"] + stats["rejected"] + stats["blank"]
+    total = stats["kept"] + stats["rejected"] + stats["blank"] + stats["used_as_tweet"]
     return {
-        "equation": "kept + rejected + blank = lines_read",
+        "equation": "kept + rejected + blank + used_as_tweet = lines_read",
         "kept": stats["kept"],
         "rejected": stats["rejected"],
         "blank": stats["blank"],
+        "used_as_tweet": stats["used_as_tweet"],
         "lines_read": stats["lines_read"],
         "holds": total == stats["lines_read"],
     }
@@ -174,9 +333,11 @@ def validate_raw(
     rejected: str,
     report: str,
     max_rejected_fraction: float,
+    input_format: str = "auto",
 ) -> dict[str, Any]:
     """Validate `raw_files` into `validated` / `rejected` JSONL and a JSON `report`; return it.
 
+    `input_format` is ``auto`` (detected per file), ``raw``, ``apify`` or ``twitter_v2``.
     Raises ValueError when the rejected fraction exceeds `max_rejected_fraction` or when no
     record is kept (outputs are written first), FileNotFoundError for a missing input.
     """
@@ -186,19 +347,76 @@ def validate_raw(
         raise ValueError("no raw input files given (config data.raw is empty)")
     if not 0.0 <= float(max_rejected_fraction) <= 1.0:
         raise ValueError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
-    collector = _Collector()
-    per_file = []
+    if input_format not in FORMATS:
+        raise ValueError(f"data.format must be one of {list(FORMATS)}, got {input_format!r}")
     for path in raw_files:
         if not Path(path).is_file():
             raise FileNotFoundError(f"raw input file not found: {path}")
-        stats = _validate_file(str(path), collector)
-        stats["identity"] = _identity(stats)
+    twice = sorted({str(p) for p in raw_files if list(map(str, raw_files)).count(str(p)) > 1})
+    if twice:
+        raise ValueError(f"data.raw lists the same file more than once: {twice}")
+
+    # Read every file first: replies and their tweets may sit in different export files.
+    per_file: list[dict[str, Any]] = []
+    raw_items: dict[int, list[Item]] = {}
+    export_items: list[tuple[str, ExportTweet | ImportReject]] = []
+    lookups: list[ExportTweet] = []
+    for index, path in enumerate(map(str, raw_files)):
+        stats, items = read_items(path)
+        stats.update(lines_read=stats["blank"], kept=0, rejected=0, used_as_tweet=0, reasons={})
+        source_format = input_format
+        if source_format == "auto":
+            source_format = detect_format(item.obj for item in items if item.reason is None)
+        stats["source_format"] = source_format
+        if source_format == "raw":
+            stats["lines_read"] += len(items)
+            raw_items[index] = items
+        else:
+            entries = _export_items(path, source_format, items, stats, lookups)
+            export_items.extend((source_format, entry) for entry in entries)
+            log.info("%s: %s export, %d items", path, source_format, len(entries))
         per_file.append(stats)
-        log.info("%s: %d lines read, %d kept, %d rejected, %d blank", path, stats["lines_read"],
-                 stats["kept"], stats["rejected"], stats["blank"])
+
+    pairing = pair_tweets(export_items, lookups) if export_items else None
+    by_file: dict[str, list[tuple[int, int, str, Any]]] = {}
+    if pairing is not None:
+        for paired in pairing.records:
+            by_file.setdefault(paired.file, []).append(
+                (paired.line, paired.item or 0, "record", paired))
+        for entry in pairing.rejects:
+            by_file.setdefault(entry.file, []).append((entry.line, entry.item or 0, "reject",
+                                                       entry))
+        for file, _line, _item in pairing.used_as_tweet:
+            by_file.setdefault(file, []).append((_line, _item or 0, "tweet", None))
+
+    collector = _Collector()
+    for index, stats in enumerate(per_file):
+        path = stats["file"]
+        if index in raw_items:
+            for item in raw_items[index]:
+                if item.reason is not None:
+                    collector.reject(stats, path, item.line, item.reason, item.raw, item.detail)
+                else:
+                    collector.consider(stats, path, item.line, item.obj, item.raw)
+        else:
+            for line, _item, kind, entry in sorted(by_file.get(path, []),
+                                                   key=lambda e: (e[0], e[1])):
+                if kind == "record":
+                    collector.consider(stats, path, line, entry.record, entry.raw,
+                                       entry.item)
+                elif kind == "reject":
+                    collector.reject(stats, path, line, entry.reason, entry.raw, entry.detail,
+                                     entry.item)
+                else:
+                    stats["used_as_tweet"] += 1
+        stats["identity"] = _identity(stats)
+        log.info("%s: %d %ss read, %d kept, %d rejected, %d blank, %d used as tweet", path,
+                 stats["lines_read"], stats["unit"], stats["kept"], stats["rejected"],
+                 stats["blank"], stats["used_as_tweet"])
 
     totals: dict[str, Any] = {key: sum(s[key] for s in per_file)
-                              for key in ("lines_read", "kept", "rejected", "blank")}
+                              for key in ("lines_read", "kept", "rejected", "blank",
+                                          "used_as_tweet")}
     reasons: Counter[str] = Counter()
     for stats in per_file:
         reasons.update(stats["reasons"])
@@ -213,8 +431,11 @@ def validate_raw(
         "files": per_file,
         "totals": totals,
         "identity": identity,
+        "format_setting": input_format,
+        "pairing": pairing.stats if pairing is not None else None,
         "rejected_fraction": round(fraction, 6),
-        "rejected_fraction_definition": "rejected / (kept + rejected); blank lines not counted",
+        "rejected_fraction_definition": "rejected / (kept + rejected); blank lines and tweets "
+                                        "used by pairs not counted",
         "max_rejected_fraction": float(max_rejected_fraction),
         "worst_reasons": worst,
         "passed": fraction <= max_rejected_fraction and totals["kept"] > 0,
@@ -223,8 +444,9 @@ def validate_raw(
     write_jsonl(validated, collector.kept)
     write_jsonl(rejected, collector.rejected)
     write_json(report, result)
-    log.info("validation: %d kept, %d rejected (%.2f%%), %d blank of %d lines", totals["kept"],
-             totals["rejected"], 100 * fraction, totals["blank"], totals["lines_read"])
+    log.info("validation: %d kept, %d rejected (%.2f%%), %d blank, %d used as tweet of %d",
+             totals["kept"], totals["rejected"], 100 * fraction, totals["blank"],
+             totals["used_as_tweet"], totals["lines_read"])
     if totals["kept"] == 0:
         raise ValueError(
             f"no valid record in {len(raw_files)} raw file(s) ({totals['lines_read']} lines read); "

@@ -1,0 +1,266 @@
+"""Human commands of the pipeline: ``polychromic curate`` (and ``polychromic import``).
+
+``polychromic curate`` is the human half of curation. It reads the validated records of a
+results folder (``<results>/data/validated.jsonl``, or ``--input``), applies the rule filters of
+the config's ``curation`` block in-process (the same code as the `curate` rule, without human
+decisions), and shows each surviving pair with its tweet and metadata, asking::
+
+    [k]eep  [d]iscard  [s]kip  [q]uit
+
+Every answer is appended at once (flushed and fsynced) to the decisions file (``--decisions``,
+default the config's ``curation.decisions``) as ``{"reply_id", "decision", "tweet_id",
+"reviewer", "decided_at"}``, so quitting (``q``, end of input, Ctrl-C) loses nothing, and a
+later session never asks again about a reply_id that is already in the file (``skip`` included;
+``--revisit-skipped`` asks about skipped ones again). The `curate` rule declares the decisions
+file as an input: after a session, ``snakemake`` re-runs curate and everything downstream.
+
+Reading from the validated file (not from ``curated.jsonl``) matters: with
+``curation.undecided: drop`` the curated file holds only kept replies, so the undecided ones
+would never be shown.
+
+``polychromic import FILE... --out raw.jsonl`` converts scraper exports (Apify, Twitter API v2)
+to raw JSONL with the same reader, pairing and checks as the `validate_raw` rule, and writes the
+rejected items and a report next to the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+DEFAULT_CONFIG = "config.yaml"
+DEFAULT_DECISIONS = "resources/curation/decisions.jsonl"
+ANSWERS = {"k": "keep", "keep": "keep", "d": "discard", "discard": "discard", "s": "skip",
+           "skip": "skip", "q": "quit", "quit": "quit", "?": "help", "h": "help",
+           "help": "help"}
+WIDTH = 96
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    import yaml
+
+    if path is None:
+        path = DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
+        if path is None:
+            return {}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _wrap(text: str, indent: str = "    ") -> str:
+    return "\n".join(textwrap.fill(part, WIDTH, initial_indent=indent, subsequent_indent=indent)
+                     or indent for part in text.splitlines() or [""])
+
+
+def _value(record: dict[str, Any], field: str) -> str:
+    value = record.get(field)
+    return "?" if value is None else str(value)
+
+
+def format_pair(record: dict[str, Any], position: int, total: int,
+                others: list[dict[str, Any]]) -> str:
+    """The screen for one pair: the tweet, the reply, their metadata, sibling replies."""
+    where = f"{_value(record, 'source_file')}:{_value(record, 'source_line')}"
+    lines = [
+        "=" * WIDTH,
+        f"[{position}/{total}]  tweet {record['tweet_id']}  reply {record['reply_id']}  "
+        f"({where})",
+        f"TWEET by @{_value(record, 'tweet_author')}  likes {_value(record, 'tweet_likes')}  "
+        f"retweets {_value(record, 'tweet_retweets')}  at {_value(record, 'tweet_created_at')}",
+        _wrap(record["tweet"]),
+        f"REPLY by @{_value(record, 'reply_author')}  likes {_value(record, 'reply_likes')}  "
+        f"retweets {_value(record, 'reply_retweets')}  followers "
+        f"{_value(record, 'reply_author_followers')}  after "
+        f"{_value(record, 'reply_time_diff_seconds')} s",
+        _wrap(record["reply"]),
+    ]
+    if others:
+        lines.append(f"({len(others)} other surviving repl{'y' if len(others) == 1 else 'ies'} "
+                     "to this tweet, for context:)")
+        lines += [_wrap("- " + other["reply"], "      ") for other in others[:3]]
+        if len(others) > 3:
+            lines.append(f"      ... and {len(others) - 3} more")
+    return "\n".join(lines)
+
+
+def append_decision(path: str | Path, entry: dict[str, Any]) -> None:
+    """Append one decision line and force it to disk (a crash must not lose an answer)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _decided_ids(path: str) -> dict[str, str]:
+    from polychromic.data.curate import read_decisions
+
+    decided, _ = read_decisions(path)
+    return decided
+
+
+def run_curate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    from polychromic.data.curate import check_settings, rule_filter_survivors
+    from polychromic.io import read_jsonl
+
+    config = _load_config(args.config)
+    settings = dict(config.get("curation") or {})
+    decisions = args.decisions or settings.get("decisions") or DEFAULT_DECISIONS
+    source = args.input or str(Path(args.results) / "data" / "validated.jsonl")
+    if not Path(source).is_file():
+        print(f"no validated records at {source}: run `snakemake --cores 1 "
+              f"{Path(args.results) / 'data' / 'validated.jsonl'}` first (or give --input)",
+              file=stdout)
+        return 2
+    check_settings(settings)
+    records = read_jsonl(source)
+    embedding_model = (config.get("evaluation") or {}).get("embedding_model")
+    if settings.get("near_duplicate_threshold") is not None:
+        print("applying the rule filters (embedding replies for the near-duplicate filter)...",
+              file=stdout)
+        stdout.flush()
+    survivors = rule_filter_survivors(records, settings, embedding_model)
+    decided = _decided_ids(decisions)
+    revisit = {"skip"} if args.revisit_skipped else set()
+    pending = [r for r in survivors
+               if r["reply_id"] not in decided or decided[r["reply_id"]] in revisit]
+    by_tweet: dict[str, list[dict[str, Any]]] = {}
+    for record in survivors:
+        by_tweet.setdefault(record["tweet_id"], []).append(record)
+    print(f"{len(records)} validated records in {source}; {len(survivors)} pass the rule "
+          f"filters; {len(survivors) - len(pending)} already decided in {decisions}; "
+          f"{len(pending)} to review.", file=stdout)
+    if args.limit is not None:
+        pending = pending[:args.limit]
+    counts = {"keep": 0, "discard": 0, "skip": 0}
+    quit_early = False
+    for position, record in enumerate(pending, start=1):
+        others = [r for r in by_tweet[record["tweet_id"]] if r["reply_id"] != record["reply_id"]]
+        print(format_pair(record, position, len(pending), others), file=stdout)
+        answer = None
+        while answer is None:
+            print("[k]eep  [d]iscard  [s]kip  [q]uit  [?] help > ", end="", file=stdout)
+            stdout.flush()
+            line = stdin.readline()
+            if not line:  # end of input: same as quit
+                print("", file=stdout)
+                answer = "quit"
+                break
+            answer = ANSWERS.get(line.strip().lower())
+            if answer == "help":
+                print("keep: train on this reply; discard: remove it; skip: decide later "
+                      "(counts as undecided, not asked again unless --revisit-skipped); "
+                      "quit: stop here, every answer so far is saved.", file=stdout)
+                answer = None
+            elif answer is None:
+                print(f"not an answer: {line.strip()!r}", file=stdout)
+        if answer == "quit":
+            quit_early = True
+            break
+        append_decision(decisions, {
+            "reply_id": record["reply_id"],
+            "decision": answer,
+            "tweet_id": record["tweet_id"],
+            "reviewer": args.reviewer,
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        })
+        counts[answer] += 1
+    done = sum(counts.values())
+    decided = _decided_ids(decisions)
+    left = sum(1 for r in survivors
+               if r["reply_id"] not in decided or decided[r["reply_id"]] in revisit)
+    print(f"{'stopped' if quit_early else 'done'}: {done} decision(s) saved to {decisions} "
+          f"(keep {counts['keep']}, discard {counts['discard']}, skip {counts['skip']}); "
+          f"{left} left to review.", file=stdout)
+    configured = settings.get("decisions") or DEFAULT_DECISIONS
+    if done and Path(decisions).resolve() == Path(configured).resolve():
+        print("`snakemake` now re-runs curate and everything downstream.", file=stdout)
+    elif done:
+        print(f"note: the curate rule reads curation.decisions ({configured}), not this file.",
+              file=stdout)
+    return 0
+
+
+def run_import(args: argparse.Namespace, stdout: TextIO) -> int:
+    from polychromic.data.validate import validate_raw
+
+    out = Path(args.out)
+    rejected = out.with_name(out.stem + ".rejected.jsonl")
+    report_path = out.with_name(out.stem + ".report.json")
+    try:
+        report = validate_raw(list(args.files), str(out), str(rejected), str(report_path),
+                              args.max_rejected_fraction, args.format)
+    except ValueError as error:
+        print(f"import failed: {error}", file=stdout)
+        return 1
+    totals = report["totals"]
+    print(f"{totals['kept']} pairs written to {out}; {totals['rejected']} items rejected "
+          f"({rejected}); {totals['used_as_tweet']} items used as tweets; report {report_path}",
+          file=stdout)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polychromic", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    curate = commands.add_parser(
+        "curate", help="review the pairs that pass the rule filters: keep / discard / skip",
+        description="Show each pair that passes the rule filters and record keep / discard / "
+                    "skip in the decisions file, one line per answer. Quit any time; the next "
+                    "session continues where this one stopped.")
+    curate.add_argument("--config", default=None,
+                        help=f"study config (default: {DEFAULT_CONFIG} when present)")
+    curate.add_argument("--results", default="results", help="results folder (default: results)")
+    curate.add_argument("--input", default=None,
+                        help="records to review (default: <results>/data/validated.jsonl)")
+    curate.add_argument("--decisions", default=None,
+                        help="decisions file (default: curation.decisions of the config, else "
+                             f"{DEFAULT_DECISIONS})")
+    curate.add_argument("--reviewer", default=os.environ.get("USER") or "unknown",
+                        help="name recorded with each decision (default: $USER)")
+    curate.add_argument("--revisit-skipped", action="store_true",
+                        help="ask again about replies that were skipped")
+    curate.add_argument("--limit", type=int, default=None,
+                        help="review at most this many pairs in this session")
+    importer = commands.add_parser(
+        "import", help="convert scraper exports (Apify, Twitter API v2) to raw JSONL",
+        description="Pair replies with their tweets and write raw JSONL, with the rejected items "
+                    "(<out>.rejected.jsonl) and a report (<out>.report.json).")
+    importer.add_argument("files", nargs="+", help="export files (JSON array, JSONL or JSON)")
+    importer.add_argument("--out", required=True, help="raw JSONL to write")
+    importer.add_argument("--format", default="auto",
+                          choices=["auto", "raw", "apify", "twitter_v2"])
+    importer.add_argument("--max-rejected-fraction", type=float, default=1.0,
+                          help="fail above this rejected fraction (default 1.0: never)")
+    return parser
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None,
+         stdout: TextIO | None = None) -> int:
+    """Entry point of the `polychromic` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    stdin = stdin if stdin is not None else sys.stdin
+    stdout = stdout if stdout is not None else sys.stdout
+    try:
+        if args.command == "curate":
+            return run_curate(args, stdin, stdout)
+        return run_import(args, stdout)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every answer given so far is saved.", file=stdout)
+        return 130
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=stdout)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
