@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.data.curate import normalize_text
 from polychromic.data.schema import DATETIME_FIELDS, parse_datetime
 from polychromic.io import read_json, read_jsonl, write_json
 
@@ -50,11 +50,6 @@ THRESHOLDS: dict[str, str] = {
 }
 TWEET_ENGAGEMENT = ("tweet_likes", "tweet_retweets")
 REPLY_ENGAGEMENT = ("reply_likes", "reply_retweets", "reply_author_followers")
-_SPACE = re.compile(r"\s+")
-
-
-def _fold(text: str) -> str:
-    return _SPACE.sub(" ", text.casefold()).strip()
 
 
 def distribution(values: list[float]) -> dict[str, Any]:
@@ -109,9 +104,9 @@ def collection_statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "pairs": len(records),
         "unique_tweets": len(tweets),
-        "unique_tweet_texts": len({_fold(r["tweet"]) for r in tweet_records}),
+        "unique_tweet_texts": len({normalize_text(r["tweet"]) for r in tweet_records}),
         "unique_replies": len({r["reply_id"] for r in records}),
-        "unique_reply_texts": len({_fold(r["reply"]) for r in records}),
+        "unique_reply_texts": len({normalize_text(r["reply"]) for r in records}),
         "replies_per_tweet": {
             "mean": round(float(np.mean(per_tweet)), 4) if per_tweet else None,
             "median": float(np.median(per_tweet)) if per_tweet else None,
