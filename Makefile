@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint dryrun report clean venv bench bench-train
+.PHONY: run test lint dryrun report clean venv bench bench-train bench-eval
 
 venv: $(STAMP)
 
@@ -34,10 +34,13 @@ lint: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 
-bench: bench-train
+bench: bench-train bench-eval
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
+
+bench-eval: $(STAMP)
+	$(BIN)/python bench/generation.py
 
 clean:
 	rm -rf results .snakemake

@@ -19,41 +19,16 @@ import tempfile
 from pathlib import Path
 
 import torch
+from common import PROMPTS, prepare
 
-from polychromic.data.curate import curate
-from polychromic.data.split import split_dataset
-from polychromic.data.validate import validate_raw
 from polychromic.io import read_json
-from polychromic.models.base import build_base_model
 from polychromic.training.train import train_experiment
 
-REPO = Path(__file__).resolve().parents[1]
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                            "down_proj"]}  # fmt: skip
 POLY = {"objective": "polychromic", "lambda": 1.0, "num_samples": 4, "set_size": 2,
         "max_prompts": 4, "max_new_tokens": 32}  # fmt: skip
-
-
-def prepare(folder: Path) -> dict[str, str]:
-    """Demo corpus -> validated -> curated -> splits -> tiny base model, in `folder`."""
-    import yaml
-
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    data = folder / "data"
-    validate_raw([str(REPO / "resources/demo/raw.jsonl")], str(data / "validated.jsonl"),
-                 str(data / "rejected.jsonl"), str(data / "validation.json"), 0.1)  # fmt: skip
-    settings = {**config["curation"], "decisions": str(folder / "none.jsonl")}
-    curate(str(data / "validated.jsonl"), str(data / "curated.jsonl"), str(data / "cur.json"),
-           settings, None)  # fmt: skip
-    paths = {name: str(data / f"{name}.jsonl") for name in ("train", "val", "test")}
-    split_dataset(str(data / "curated.jsonl"), paths["train"], paths["val"], paths["test"],
-                  str(data / "split.json"), str(data / "manifest.json"),
-                  {"train": 0.8, "val": 0.1, "test": 0.1}, 42)  # fmt: skip
-    tiny = {**config["model"]["tiny"], "pretrain_steps": 300}
-    base = folder / "base" / "base_model.json"
-    build_base_model(paths["train"], paths["val"], str(base), {"path": None, "tiny": tiny})
-    return {**paths, "base": str(base)}
 
 
 def run(inputs: dict, folder: Path, name: str, experiment: dict, steps: int) -> dict:
@@ -64,7 +39,7 @@ def run(inputs: dict, folder: Path, name: str, experiment: dict, steps: int) -> 
     train_experiment(
         inputs["train"], inputs["val"], inputs["base"], str(out / "adapter"),
         str(out / "log.csv"), str(out / "run.json"), name, experiment, training, LORA,
-        str(REPO / "resources/prompts"), seed=0,
+        PROMPTS, seed=0,
     )  # fmt: skip
     return read_json(out / "run.json")
 

@@ -1,0 +1,109 @@
+"""Generation and evaluation speed, measured side by side in one process.
+
+    make bench-eval        (or: .venv/bin/python bench/generation.py)
+
+1. On the tiny demo model: 50 test prompts x 10 samples x 32 new tokens, batched across prompts
+   (left padding, num_return_sequences; what the `generate` rule does) against the earlier
+   design, one `generate` call per sample. Prints both times and the speed-up (target >= 8x).
+2. The whole `evaluate` step (diversity, quality with BERTScore, pass@k, statistics) for
+   100 prompts x 10 samples x 4 systems, with peak memory (target: under 60 s on 2 cores).
+   The generations are demo replies drawn at random per prompt (realistic texts and lengths;
+   metrics do not care who wrote them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from common import PROMPTS, REPO, prepare
+
+from polychromic.evaluation.evaluate import evaluate_seed
+from polychromic.evaluation.generate import generate_batch, group_test_prompts
+from polychromic.io import read_jsonl, write_jsonl
+from polychromic.models.base import load_model, load_tokenizer
+from polychromic.models.prompts import prompt_tokens
+
+GENERATION = {"num_samples": 10, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
+              "max_new_tokens": 32}  # fmt: skip
+
+
+def bench_generation(inputs: dict, prompts_count: int, batch_prompts: int) -> tuple[float, float]:
+    tokenizer = load_tokenizer(inputs["base"])
+    model = load_model(inputs["base"])
+    records = read_jsonl(inputs["test"]) + read_jsonl(inputs["val"])
+    tweets = [p["tweet"] for p in group_test_prompts(records)][:prompts_count]
+    prompts = [prompt_tokens(tokenizer, PROMPTS, "lora", tweet) for tweet in tweets]
+    n = GENERATION["num_samples"]
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    for i in range(0, len(prompts), batch_prompts):
+        generate_batch(model, tokenizer, prompts[i : i + batch_prompts], n, True, GENERATION)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for prompt in prompts:
+        for _ in range(n):
+            generate_batch(model, tokenizer, [prompt], 1, True, GENERATION)
+    one_by_one = time.perf_counter() - start
+    return batched, one_by_one
+
+
+def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> float:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    rng = random.Random(0)
+    replies = [r["reply"] for r in read_jsonl(inputs["train"])]
+    prompts = group_test_prompts(read_jsonl(inputs["train"]))[:prompts_count]
+    files = {}
+    for system in ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora"]:
+        rows = [
+            {**p, "greedy": rng.choice(replies), "samples": rng.sample(replies, 10),
+             "reference_nll": [20.0] * len(p["references"]),
+             "reference_tokens": [10] * len(p["references"]), "system": system, "seed": 0,
+             "settings": {**GENERATION, "prompt": "lora", "shots": 0, "model": "tiny",
+                          "adapter": None}}
+            for p in prompts
+        ]  # fmt: skip
+        files[system] = str(folder / f"{system}.jsonl")
+        write_jsonl(files[system], rows)
+    out = folder / "evaluation"
+    start = time.perf_counter()
+    evaluate_seed(
+        files, str(out / "d.json"), str(out / "q.json"), str(out / "p.json"), str(out / "s.json"),
+        config["evaluation"], seed=0,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=50)
+    parser.add_argument("--batch-prompts", type=int, default=16)
+    parser.add_argument("--eval-prompts", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        inputs = prepare(folder, pretrain_steps=300)
+        batched, one_by_one = bench_generation(inputs, args.prompts, args.batch_prompts)
+        evaluate_seconds = bench_evaluate(folder, inputs, args.eval_prompts)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"tiny model, {args.prompts} prompts x 10 samples x 32 new tokens, "
+          f"{args.threads} thread(s)")  # fmt: skip
+    print(f"batched ({args.batch_prompts} prompts x 10 per call): {batched:6.2f} s")
+    print(f"one sample per call (earlier design):       {one_by_one:6.2f} s")
+    print(f"speed-up: {one_by_one / batched:.1f}x")
+    print(f"evaluate, {args.eval_prompts} prompts x 10 samples x 4 systems: "
+          f"{evaluate_seconds:.1f} s, peak RSS of this process {peak:.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
