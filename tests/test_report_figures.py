@@ -6,17 +6,22 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from polychromic.reporting.aggregate import aggregate
 from polychromic.reporting.figures import (
     FIGURE_NAMES,
+    SMOOTH_STEPS,
+    experiment_colours,
     make_figures,
     pareto_front,
     pass_at_k,
     passk_curves,
+    read_training_log,
     render_figure,
     system_palette,
+    training_figure,
 )
 from test_report_helpers import (
     N_SAMPLES,
@@ -35,8 +40,49 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     aggregated = root / "aggregated_results.json"
     aggregate(dirs, str(aggregated), str(root / "results_table.tex"), SEEDS, SYSTEMS, TEMPLATES)
     passk = [str(Path(dirs[seed]) / "passk_results.json") for seed in SEEDS]
-    written = make_figures(str(aggregated), passk, str(root / "figures"))
-    return {"root": root, "aggregated": aggregated, "passk": passk, "written": written}
+    logs = write_training_logs(root / "models")
+    written = make_figures(str(aggregated), passk, str(root / "figures"), logs, SYSTEMS_CONFIG)
+    return {"root": root, "aggregated": aggregated, "passk": passk, "written": written,
+            "logs": logs}
+
+
+HEADER = ("step,loss,ce,policy_term,mean_reward,mean_set_diversity,advantage_magnitude,"
+          "raw_advantage_magnitude,lr,tokens_per_s,val_loss")
+SYSTEMS_CONFIG = {"baseline_lora": {"prompt": "lora", "experiment": "baseline"},
+                  "polychromic_lora": {"prompt": "lora", "experiment": "polychromic"}}
+
+
+def write_training_logs(root: Path, steps: int = 30) -> dict[str, dict[int, str]]:
+    """training_log.csv files as the train rule writes them: a val_loss row at step 0 and every
+    10 steps, empty cells where a value is not computed; the polychromic runs log the reward
+    and policy term, except seed 456, written by an older version without those columns and
+    with its rows out of order; an experiment `orphan & 1` serves no system."""
+    rng = np.random.default_rng(0)
+    logs: dict[str, dict[int, str]] = {}
+    for experiment in ("baseline", "polychromic", "orphan & 1"):
+        logs[experiment] = {}
+        for seed in SEEDS[:2] if experiment == "orphan & 1" else SEEDS:
+            old = experiment == "polychromic" and seed == 456
+            header = HEADER if not old else "step,loss,ce,lr,val_loss"
+            rows = [header, "0," + ",".join([""] * (header.count(",") - 1)) + ",0.35"]
+            for step in range(1, steps + 1):
+                ce = 0.3 - step / 300 + rng.normal(0, 0.01)
+                val = f"{0.3 - step / 400:.4f}" if step % 10 == 0 else ""
+                if old:
+                    rows.append(f"{step},{ce:.4f},{ce:.4f},0.001,{val}")
+                elif experiment == "polychromic":
+                    reward, policy = rng.uniform(0.4, 0.8), rng.normal(0.02, 0.05)
+                    rows.append(f"{step},{ce + policy:.4f},{ce:.4f},{policy:.4f},{reward:.4f},"
+                                f"0.5,0.9,0.05,0.001,500,{val}")
+                else:
+                    rows.append(f"{step},{ce:.4f},{ce:.4f},,,,,,0.001,900,{val}")
+            if old:  # reversed, and step 5 logged twice (a resumed run): the last row counts
+                rows = [rows[0], *reversed(rows[1:]), "5,9.0,0.25,0.001,"]
+            path = root / experiment / f"seed_{seed}" / "training_log.csv"
+            path.parent.mkdir(parents=True)
+            path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+            logs[experiment][seed] = str(path)
+    return logs
 
 
 @pytest.mark.parametrize("n,c", [(10, 0), (10, 1), (10, 5), (10, 10), (200, 3), (7, 6)])
@@ -100,3 +146,60 @@ def test_figures_are_deterministic(study: dict, tmp_path: Path) -> None:
     for name in ("pareto", "passk_curves"):
         for path in render_figure(name, data, curves, palette, tmp_path):
             assert Path(path).read_bytes() == (first / Path(path).name).read_bytes(), path
+
+
+def test_read_training_log_numbers_nan_and_order(study: dict) -> None:
+    base = read_training_log(study["logs"]["baseline"][42])
+    assert list(base.columns) == ["step", "ce", "val_loss", "mean_reward", "policy_term"]
+    assert base["val_loss"].notna().sum() == 4 and np.isnan(base["ce"].iloc[0])
+    assert base["mean_reward"].isna().all()
+    old = read_training_log(study["logs"]["polychromic"][456])  # no reward columns, reversed
+    assert list(old["step"]) == list(range(31)) and old["policy_term"].isna().all()
+    assert old.loc[old["step"] == 5, "ce"].item() == 0.25
+
+
+def test_experiment_colours_follow_their_system() -> None:
+    palette = system_palette(SYSTEMS)
+    colours = experiment_colours(["baseline", "polychromic", "orphan & 1"], SYSTEMS_CONFIG,
+                                 palette)
+    assert colours["baseline"] == palette["baseline_lora"]
+    assert colours["polychromic"] == palette["polychromic_lora"]
+    assert colours["orphan & 1"] not in palette.values()
+
+
+def test_training_figure_panels_and_mean_curve(study: dict) -> None:
+    logs = {e: {s: read_training_log(p) for s, p in runs.items()}
+            for e, runs in study["logs"].items()}
+    palette = system_palette(SYSTEMS)
+    colours = experiment_colours(list(logs), SYSTEMS_CONFIG, palette)
+    fig = training_figure(logs, colours)
+    loss, reward, policy = fig.axes
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss (nats / token)", "mean set reward",
+                                                     "policy term"]
+    assert policy.get_xlabel() == "training step"
+    thick = [line for line in loss.get_lines()
+             if line.get_color() == colours["baseline"] and line.get_linewidth() == 1.3]
+    assert len(thick) == 1
+    expected = np.mean([logs["baseline"][s].set_index("step")["ce"].dropna()
+                        .rolling(SMOOTH_STEPS, min_periods=1).mean().to_numpy()
+                        for s in SEEDS], axis=0)
+    np.testing.assert_allclose(thick[0].get_ydata(), expected)
+    # only the polychromic runs that log a reward are drawn in the reward panel
+    drawn = {line.get_color() for line in reward.get_lines()}
+    assert drawn == {colours["polychromic"]}
+    assert len([line for line in reward.get_lines() if line.get_linewidth() == 0.5]) == 2
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert legend[:3] == ["baseline", "polychromic", "orphan & 1"]
+
+
+def test_training_figure_without_reward_or_runs() -> None:
+    sft = {"baseline": {1: _frame([0.3, 0.2, 0.1])}}
+    fig = training_figure(sft, {"baseline": (0.1, 0.2, 0.3)})
+    assert len(fig.axes) == 1
+    empty = training_figure({}, {})
+    assert "no training runs" in empty.axes[0].texts[0].get_text()
+
+
+def _frame(ce: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"step": range(1, len(ce) + 1), "ce": ce, "val_loss": np.nan,
+                         "mean_reward": np.nan, "policy_term": np.nan})

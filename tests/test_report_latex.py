@@ -116,7 +116,8 @@ def test_table_fewer_seeds_marked_and_caption_names_seeds() -> None:
     agg = _aggregate({"x": {"rougeL": [0.4, None, 0.6]}, "y": {"rougeL": [0.1, 0.2, 0.3]}},
                      [42, 123, 456])
     table = results_table(agg, TEMPLATES)
-    assert r"$^{\dagger}$" in _row(table, "ROUGE-L")
+    assert r"$^{\S}$" in _row(table, "ROUGE-L") and r"\dagger" not in table
+    assert r"$^{\S}$Fewer seeds" in table
     assert "42, 123, 456" in table and "standard deviation" in table
 
 

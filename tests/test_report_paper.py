@@ -19,9 +19,9 @@ from polychromic.reporting.paper import (
     FIGURES,
     build_paper,
     split_rows,
-    verdict,
     write_tarball,
 )
+from polychromic.reporting.significance import verdict
 from test_report_helpers import (
     HOSTILE,
     REFERENCE,
@@ -54,9 +54,10 @@ def _figures(folder: Path) -> None:
         fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})
 
 
-def _inputs(root: Path) -> dict:
+def _inputs(root: Path, ablation: bool = False) -> dict:
     """A study in which polychromic_lora is clearly better on pass@10 and Self-BLEU (tiny
-    Holm p in every seed, same sign) and not detectably different on ROUGE-L (p = 0.3)."""
+    Holm p in every seed, same sign) and not detectably different on ROUGE-L (p = 0.3).
+    With `ablation`, the system named HOSTILE is a second polychromic LoRA system."""
     dirs = build_evaluation(root / "evaluation")
     for seed, folder in ((s, Path(d)) for s, d in dirs.items()):
         edit_metric(folder, "passk_results.json", REFERENCE, "pass@10", 0.9 + seed / 1e5)
@@ -67,7 +68,17 @@ def _inputs(root: Path) -> dict:
         _set_test(folder, "self_bleu", "baseline_lora", 0.002, -0.4)
         _set_test(folder, "rougeL", "baseline_lora", 0.3, 0.01)
     aggregated, table = root / "aggregated_results.json", root / "results_table.tex"
-    aggregate(dirs, str(aggregated), str(table), SEEDS, SYSTEMS, TEMPLATES)
+    ablation_table = root / "ablation_table.tex"
+    systems_config = {name: {"prompt": "zero_shot"} for name in SYSTEMS}
+    systems_config |= {"baseline_lora": {"prompt": "lora", "experiment": "baseline"},
+                       REFERENCE: {"prompt": "lora", "experiment": "polychromic"}}
+    if ablation:
+        systems_config[HOSTILE] = {"prompt": "lora", "experiment": "polychromic_l3"}
+    experiments = {"baseline": {"objective": "sft"}, "polychromic": {"objective": "polychromic"},
+                   "polychromic_l3": {"objective": "polychromic"}}
+    aggregate(dirs, str(aggregated), str(table), SEEDS, SYSTEMS, TEMPLATES,
+              ablation_table=str(ablation_table), systems_config=systems_config,
+              experiments_config=experiments)
     _figures(root / "figures")
     split = root / "split_report.json"
     split.write_text(json.dumps({"splits": {"train": {"pairs": 812, "tweets": 301},
@@ -75,6 +86,7 @@ def _inputs(root: Path) -> dict:
     config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     config["paper"] = {"title": EVIL}
     return {"aggregated": str(aggregated), "table": str(table),
+            "ablation_table": str(ablation_table),
             "figures_dir": str(root / "figures"), "split_report": str(split),
             "statistics": [str(Path(dirs[s]) / "statistical_tests.json") for s in SEEDS],
             "paper_dir": str(root / "paper"), "tarball": str(root / "submission.tar.gz"),
@@ -196,3 +208,26 @@ def test_paper_compiles(paper: dict) -> None:
     assert pdf.is_file() and pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 10_000
     leftovers = {p.suffix for p in Path(paper["paper_dir"]).iterdir()} & {".aux", ".log"}
     assert not leftovers
+
+
+def test_no_ablation_no_ablation_table(paper: dict) -> None:
+    assert r"\input{ablation_table}" not in paper["main"]
+    assert not (Path(paper["paper_dir"]) / "ablation_table.tex").exists()
+    assert "No ablation" in Path(paper["ablation_table"]).read_text(encoding="utf-8")
+    assert r"\includegraphics[width=0.8\linewidth]{training_curves}" in paper["main"]
+    assert "a dagger marks every system" in paper["main"]
+
+
+def test_paper_with_ablation(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path, ablation=True)
+    build_paper(**inputs)
+    folder = Path(inputs["paper_dir"])
+    main = (folder / "main.tex").read_text(encoding="utf-8")
+    assert r"\input{ablation_table}" in main and r"\texttt{a\_b \& c\%}" in main
+    assert r"\label{tab:ablation}" in (folder / "ablation_table.tex").read_text(encoding="utf-8")
+    with tarfile.open(inputs["tarball"]) as tar:
+        assert "submission/ablation_table.tex" in tar.getnames()
+    if HAS_TEX:
+        assert (folder / "main.pdf").stat().st_size > 10_000
+    else:
+        print("TeX not on PATH: the paper with an ablation table was not compiled")

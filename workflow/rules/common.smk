@@ -21,7 +21,13 @@ LATEX = str(ROOT / "resources" / "latex")
 SEEDS = [int(seed) for seed in config["seeds"]]
 EXPERIMENTS = list(config["experiments"])
 SYSTEMS = list(config["systems"])
-FIGURES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto"]
+FIGURES = [
+    "diversity_comparison",
+    "passk_curves",
+    "quality_comparison",
+    "pareto",
+    "training_curves",
+]
 EVALUATION_FILES = ["diversity_metrics", "quality_metrics", "passk_results", "statistical_tests"]
 
 
@@ -49,6 +55,7 @@ def get_final_outputs():
         "results/data/quality_check_samples.txt",
         "results/evaluation/aggregated_results.json",
         "results/evaluation/results_table.tex",
+        "results/evaluation/ablation_table.tex",
         *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
         "results/paper",
         "results/submission/submission.tar.gz",

@@ -1,4 +1,12 @@
-# Reporting: mean +- std over seeds, the LaTeX table, figures and the paper package.
+# Reporting: mean +- std over seeds, the LaTeX tables, figures and the paper package.
+# Every table and figure is registered with report() and its own caption in workflow/report/,
+# so `snakemake --report results/report.html` gathers them with the workflow graph.
+#
+# ablation_table.tex is always written (a LaTeX comment when the study has no ablation), so the
+# rule's outputs never depend on the config; it is registered in the report only when
+# ABLATION_SYSTEMS is not empty. An ablation is a LoRA system beyond the reference system and
+# the first system of each training objective (polychromic.reporting.systems.split_systems).
+from polychromic.reporting.systems import split_systems
 
 
 localrules:
@@ -7,23 +15,61 @@ localrules:
     paper,
 
 
+SYSTEM_GROUPS = split_systems(
+    config["systems"], config["experiments"], config["evaluation"]["reference_system"]
+)
+ABLATION_SYSTEMS = SYSTEM_GROUPS["ablation"]
+ABLATION_TABLE = "results/evaluation/ablation_table.tex"
+
+
 rule aggregate:
     input:
         evaluation=expand(
             "results/evaluation/seed_{seed}/{name}.json", seed=SEEDS, name=EVALUATION_FILES
         ),
+        runs=expand(
+            "results/models/{experiment}/seed_{seed}/run.json", experiment=EXPERIMENTS, seed=SEEDS
+        ),
         templates=latex_templates(),
-        code=library("reporting/aggregate.py", "reporting/latex.py", "evaluation/registry.py"),
+        code=library(
+            "reporting/aggregate.py",
+            "reporting/latex.py",
+            "reporting/significance.py",
+            "reporting/systems.py",
+            "evaluation/registry.py",
+        ),
     output:
-        aggregated="results/evaluation/aggregated_results.json",
+        aggregated=report(
+            "results/evaluation/aggregated_results.json",
+            caption="../report/aggregated_results.rst",
+            category="Tables",
+            labels={"name": "aggregated_results.json"},
+        ),
         table=report(
             "results/evaluation/results_table.tex",
             caption="../report/results_table.rst",
             category="Tables",
+            labels={"name": "results_table.tex"},
+        ),
+        ablation_table=(
+            report(
+                ABLATION_TABLE,
+                caption="../report/ablation_table.rst",
+                category="Tables",
+                labels={"name": "ablation_table.tex"},
+            )
+            if ABLATION_SYSTEMS
+            else ABLATION_TABLE
         ),
     params:
         seeds=SEEDS,
         systems=SYSTEMS,
+        systems_config=config["systems"],
+        experiments_config=config["experiments"],
+        runs={
+            experiment: {seed: f"results/models/{experiment}/seed_{seed}/run.json" for seed in SEEDS}
+            for experiment in EXPERIMENTS
+        },
         templates_dir=lambda wildcards, input: os.path.dirname(input.templates[0]),
     log:
         "results/logs/aggregate.log",
@@ -37,15 +83,33 @@ rule figures:
     input:
         aggregated="results/evaluation/aggregated_results.json",
         passk=expand("results/evaluation/seed_{seed}/passk_results.json", seed=SEEDS),
+        training_logs=expand(
+            "results/models/{experiment}/seed_{seed}/training_log.csv",
+            experiment=EXPERIMENTS,
+            seed=SEEDS,
+        ),
         code=library("reporting/figures.py"),
     output:
-        report(
-            expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
-            caption="../report/figures.rst",
-            category="Figures",
-        ),
+        # one report entry per figure (the PNG), each with its own caption; PDFs for the paper
+        **{
+            figure: report(
+                f"results/figures/{figure}.png",
+                caption=f"../report/{figure}.rst",
+                category="Figures",
+                labels={"figure": figure},
+            )
+            for figure in FIGURES
+        },
+        pdf=expand("results/figures/{figure}.pdf", figure=FIGURES),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        training_logs={
+            experiment: {
+                seed: f"results/models/{experiment}/seed_{seed}/training_log.csv" for seed in SEEDS
+            }
+            for experiment in EXPERIMENTS
+        },
+        systems_config=config["systems"],
     log:
         "results/logs/figures.log",
     conda:
@@ -58,13 +122,19 @@ rule paper:
     input:
         aggregated="results/evaluation/aggregated_results.json",
         table="results/evaluation/results_table.tex",
+        ablation_table=ABLATION_TABLE,
         figures=expand("results/figures/{figure}.pdf", figure=FIGURES),
         split_report="results/data/split_report.json",
         statistics=expand("results/evaluation/seed_{seed}/statistical_tests.json", seed=SEEDS),
         templates=latex_templates(),
-        code=library("reporting/paper.py", "reporting/latex.py"),
+        code=library("reporting/paper.py", "reporting/latex.py", "reporting/significance.py"),
     output:
-        paper=directory("results/paper"),
+        paper=report(
+            directory("results/paper"),
+            patterns=["{name,main}.pdf"],
+            caption="../report/paper.rst",
+            category="Paper",
+        ),
         tarball="results/submission/submission.tar.gz",
     params:
         figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),

@@ -15,4 +15,8 @@ run_step(
     seeds=seeds,
     systems=list(snakemake.params.systems),
     templates_dir=snakemake.params.templates_dir,
+    ablation_table=snakemake.output.ablation_table,
+    systems_config=dict(snakemake.params.systems_config),
+    experiments_config=dict(snakemake.params.experiments_config),
+    runs=dict(snakemake.params.runs),
 )

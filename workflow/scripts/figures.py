@@ -7,4 +7,6 @@ run_step(
     aggregated=snakemake.input.aggregated,
     passk_files=list(snakemake.input.passk),
     out_dir=snakemake.params.out_dir,
+    training_logs=dict(snakemake.params.training_logs),
+    systems_config=dict(snakemake.params.systems_config),
 )

@@ -6,6 +6,7 @@ run_step(
     build_paper,
     aggregated=snakemake.input.aggregated,
     table=snakemake.input.table,
+    ablation_table=snakemake.input.ablation_table,
     figures_dir=snakemake.params.figures_dir,
     split_report=snakemake.input.split_report,
     statistics=list(snakemake.input.statistics),

@@ -7,8 +7,16 @@ docs/file_contract.md: per system and metric `{mean, std (ddof=1), values (confi
 n_seeds, higher_is_better}`. A value that is null in a per-seed file stays null in `values` and is
 left out of mean and std; `n_seeds` says how many seeds counted. An `across_seeds` block compares
 the reference system with every other system on the per-seed means with a paired t-test, the
-seed-level counterpart of the per-prompt tests in `statistical_tests.json`. The results table
-(`results_table.tex`) is rendered from the aggregate here, so both always agree.
+seed-level counterpart of the per-prompt tests in `statistical_tests.json`.
+
+Systems are split into the main comparison and ablations (`split_systems`): an ablation is a
+LoRA system beyond the reference system and the first LoRA system of each training objective
+(a second polychromic experiment with another lambda, say). The aggregate lists both groups
+(`main_systems`, `ablation_systems`) and, from each run's `run.json`, summarises every training
+experiment over seeds (`experiments`). The results table (`results_table.tex`, main systems) and
+the ablation table (`ablation_table.tex`, always written: a LaTeX comment when there is no
+ablation) are rendered from the aggregate here, with the significance marks of the per-seed
+tests, so tables and JSON always agree.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from scipy import stats
 from polychromic.evaluation.registry import METRICS, get_metric
 from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
+from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
+from polychromic.reporting.systems import split_systems
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +97,11 @@ def _higher_is_better(metric: str) -> bool | None:
         return None
 
 
-def summarise(values: list[float | None], metric: str) -> dict[str, Any]:
+def summarise(values: list[float | None], metric: str | None,
+              higher_is_better: bool | None = None) -> dict[str, Any]:
     """{mean, std (ddof=1), values, n_seeds, higher_is_better}, plus `reason` when mean or
-    std is null (the contract: a number that cannot be computed is null with a reason)."""
+    std is null (the contract: a number that cannot be computed is null with a reason).
+    The direction comes from the registry for a metric, else from `higher_is_better`."""
     counted = np.array([value for value in values if value is not None], dtype=float)
     n = len(counted)
     entry: dict[str, Any] = {
@@ -97,11 +109,39 @@ def summarise(values: list[float | None], metric: str) -> dict[str, Any]:
         "std": float(np.std(counted, ddof=1)) if n >= 2 else None,
         "values": list(values),
         "n_seeds": n,
-        "higher_is_better": _higher_is_better(metric),
+        "higher_is_better": _higher_is_better(metric) if metric else higher_is_better,
     }
     if n < 2:
         entry["reason"] = "no seed has a value" if n == 0 else "one seed: no std"
     return entry
+
+
+# Deterministic numbers only (no wall time): a re-run with the same seeds gives the same file.
+RUN_FIELDS = {"best_val_loss": False, "best_step": None, "steps_run": None}
+
+
+def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
+                   experiments_config: dict[str, dict] | None = None,
+                   systems_config: dict[str, dict] | None = None) -> dict[str, Any]:
+    """Per training experiment: objective, the systems it serves, and over seeds (config
+    order) the `run.json` numbers best_val_loss, best_step and steps_run."""
+    block: dict[str, Any] = {}
+    for experiment, paths in runs.items():
+        docs = {seed: read_json(paths[seed]) if seed in paths else {} for seed in seeds}
+        objective = ((experiments_config or {}).get(experiment) or {}).get("objective")
+        if objective is None:
+            objective = next((doc.get("objective") for doc in docs.values()
+                              if doc.get("objective")), None)
+        entry: dict[str, Any] = {
+            "objective": objective,
+            "systems": [system for system, spec in (systems_config or {}).items()
+                        if (spec or {}).get("experiment") == experiment],
+        }
+        for field, higher in RUN_FIELDS.items():
+            values = [finite_or_none(docs[seed].get(field)) for seed in seeds]
+            entry[field] = summarise(values, None, higher)
+        block[experiment] = entry
+    return block
 
 
 def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, Any]:
@@ -206,8 +246,10 @@ def _reference_system(per_seed: dict[int, dict], seeds: list[int]) -> str | None
     return names.pop() if names else None
 
 
-def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[str]) -> dict:
-    """The aggregate document from already-loaded per-seed data (see module docstring)."""
+def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[str],
+                    groups: dict[str, list[str]] | None = None) -> dict:
+    """The aggregate document from already-loaded per-seed data (see module docstring);
+    `groups` is `split_systems`'s answer (every system main when None)."""
     means = {seed: seed_means(per_seed[seed], seed, systems) for seed in seeds}
     metrics = metric_order({m for seed in seeds for s in systems for m in means[seed][s]})
     systems_block = {
@@ -217,10 +259,14 @@ def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[s
         }
         for system in systems
     }
+    groups = groups or {"main": list(systems), "ablation": [], "main_lora": []}
     return {
         "systems": systems_block,
         "seeds": list(seeds),
         "system_order": list(systems),
+        "main_systems": [system for system in systems if system not in groups["ablation"]],
+        "ablation_systems": [system for system in systems if system in groups["ablation"]],
+        "main_lora_systems": [system for system in systems if system in groups["main_lora"]],
         "metric_order": metrics,
         "settings": _merged_settings(per_seed, seeds),
         "across_seeds": across_seeds(systems_block, _reference_system(per_seed, seeds), metrics),
@@ -234,8 +280,15 @@ def aggregate(
     seeds: list[int],
     systems: list[str],
     templates_dir: str,
+    ablation_table: str | None = None,
+    systems_config: dict[str, dict] | None = None,
+    experiments_config: dict[str, dict] | None = None,
+    runs: dict[str, dict[int, str]] | None = None,
 ) -> dict:
-    """Write `aggregated_results.json` and `results_table.tex` from every seed's evaluation."""
+    """Write `aggregated_results.json`, `results_table.tex` and (when a path is given)
+    `ablation_table.tex` from every seed's evaluation and, when given, every run's run.json.
+
+    Without `systems_config` every system is in the main table (no ablation)."""
     seeds = [int(seed) for seed in seeds]
     if not seeds:
         raise ValueError("no seeds to aggregate")
@@ -244,13 +297,27 @@ def aggregate(
     if missing:
         raise ValueError(f"no evaluation folder for seeds {missing}")
     per_seed = {seed: load_seed(dirs[seed]) for seed in seeds}
-    result = build_aggregate(per_seed, seeds, list(systems))
+    groups = None
+    if systems_config is not None:
+        config = {system: systems_config.get(system) or {} for system in systems}
+        groups = split_systems(config, experiments_config or {},
+                               _reference_system(per_seed, seeds))
+    result = build_aggregate(per_seed, seeds, list(systems), groups)
+    if runs is not None:
+        result["experiments"] = summarise_runs(
+            {name: {int(seed): path for seed, path in paths.items()}
+             for name, paths in runs.items()},
+            seeds, experiments_config, systems_config)
+    statistics = [per_seed[seed]["statistics"] for seed in seeds]
     write_json(aggregated, result)
-    write_text(table, results_table(result, templates_dir))
+    write_text(table, results_table(result, templates_dir, statistics=statistics))
+    if ablation_table is not None:
+        write_text(ablation_table, render_ablation_table(result, templates_dir, statistics))
     log.info(
-        "aggregated %d metrics x %d systems over seeds %s",
+        "aggregated %d metrics x %d systems over seeds %s; ablations: %s",
         len(result["metric_order"]),
         len(systems),
         seeds,
+        result["ablation_systems"] or "none",
     )
     return result

@@ -1,4 +1,5 @@
-"""Figures of the study: diversity, quality, pass@k curves and the quality-diversity Pareto plot.
+"""Figures of the study: diversity, quality, pass@k curves, the quality-diversity Pareto plot
+and the training curves of every experiment.
 
 Sized for one column of a paper (3.5 in wide, 8 pt text) on matplotlib's Agg backend, in
 seaborn's whitegrid theme and colour-blind palette. One palette maps each system to a colour and
@@ -7,7 +8,11 @@ the aggregate (error bar = its std over seeds, ddof=1, the number the table show
 seed). The pass@k curves are recomputed for every k from 1 to n from the per-prompt pass counts
 of each seed (the unbiased estimator of Chen et al. 2021, the `pass_at_k` the evaluation uses),
 so the curve is complete even where the configured k list is short; error bars are the std over
-seeds. Output is deterministic: no dates or software versions in the PDF/PNG metadata.
+seeds. The training curves read each run's `training_log.csv` (every experiment and seed): the
+cross-entropy per step and the validation loss, and for experiments that log them (polychromic)
+the mean set reward and the policy term; thin lines are single seeds, thick lines their mean,
+and an experiment takes the colour of the system it serves. Output is deterministic: no dates
+or software versions in the PDF/PNG metadata.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -239,12 +245,120 @@ def pareto_figure(aggregated: dict[str, Any], palette: dict[str, tuple]) -> Figu
     return fig
 
 
-FIGURE_NAMES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto"]
+SMOOTH_STEPS = 10
+TRAINING_COLUMNS = ["step", "ce", "val_loss", "mean_reward", "policy_term"]
+
+
+def read_training_log(path: str | Path) -> pd.DataFrame:
+    """A training_log.csv as numbers: every column of TRAINING_COLUMNS (NaN where empty or
+    absent), sorted by step; a step logged twice (a resumed run) keeps its last row."""
+    frame = pd.read_csv(path)
+    for column in TRAINING_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame \
+            else np.nan
+    frame = frame.dropna(subset=["step"]).drop_duplicates("step", keep="last")
+    frame = frame.sort_values("step", kind="stable")
+    return frame[TRAINING_COLUMNS].reset_index(drop=True)
+
+
+def experiment_colours(experiments: Sequence[str], systems_config: dict[str, dict] | None,
+                       palette: dict[str, tuple]) -> dict[str, tuple]:
+    """Each experiment in the colour of the first system it serves; experiments that serve
+    no system take the colours after the systems' ones."""
+    colours: dict[str, tuple] = {}
+    for experiment in experiments:
+        for system, spec in (systems_config or {}).items():
+            if (spec or {}).get("experiment") == experiment and system in palette:
+                colours[experiment] = palette[system]
+                break
+    spare = [c for c in sns.color_palette("colorblind", len(palette) + len(experiments))
+             if tuple(c) not in set(palette.values())]
+    for experiment in experiments:
+        if experiment not in colours:
+            colours[experiment] = tuple(spare.pop(0)) if spare else (0.3, 0.3, 0.3)
+    return colours
+
+
+def _smoothed(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column over its logged steps, as a trailing mean over SMOOTH_STEPS values."""
+    values = frame.set_index("step")[column].dropna()
+    return values.rolling(SMOOTH_STEPS, min_periods=1).mean()
+
+
+def _seed_lines(ax: Axes, runs: dict[int, pd.DataFrame], column: str, colour: tuple,
+                smooth: bool) -> bool:
+    """Thin line per seed, thick line for the mean over seeds (on the steps all seeds
+    logged); True when anything was drawn."""
+    series = {seed: (_smoothed(frame, column) if smooth
+                     else frame.set_index("step")[column].dropna())
+              for seed, frame in runs.items()}
+    series = {seed: values for seed, values in series.items() if len(values)}
+    if not series:
+        return False
+    for values in series.values():
+        ax.plot(values.index, values.values, color=colour, linewidth=0.5, alpha=0.35,
+                linestyle="-" if smooth else "--")
+    mean = pd.concat(series.values(), axis=1, join="inner").mean(axis=1)
+    if smooth:
+        ax.plot(mean.index, mean.values, color=colour, linewidth=1.3)
+    else:
+        ax.plot(mean.index, mean.values, color=colour, linewidth=1.1, linestyle="--",
+                marker="o", ms=2.5)
+    return True
+
+
+def training_figure(logs: dict[str, dict[int, pd.DataFrame]],
+                    colours: dict[str, tuple]) -> Figure:
+    """Loss panel (train CE, smoothed; validation loss, dashed with markers) for every
+    experiment, then mean set reward and policy term for experiments that log them."""
+    with_reward = [e for e, runs in logs.items()
+                   if any(frame["mean_reward"].notna().any() for frame in runs.values())]
+    panels = [("loss", "loss (nats / token)")]
+    if with_reward:
+        panels += [("mean_reward", "mean set reward"), ("policy_term", "policy term")]
+    height = 1.45 * len(panels) + 0.75
+    fig = _figure(WIDTH_IN, height)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    if not logs:
+        axes[0].text(0.5, 0.5, "no training runs in this study", ha="center",
+                     transform=axes[0].transAxes)
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        for experiment, runs in logs.items():
+            colour = colours[experiment]
+            if column == "loss":
+                _seed_lines(ax, runs, "ce", colour, smooth=True)
+                _seed_lines(ax, runs, "val_loss", colour, smooth=False)
+            elif experiment in with_reward:
+                _seed_lines(ax, runs, column, colour, smooth=True)
+        if column == "policy_term":
+            ax.axhline(0.0, color="0.5", linewidth=0.6, zorder=1)
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("training step")
+    sns.despine(fig=fig)
+    handles = [Line2D([], [], color=colours[e], linewidth=1.3) for e in logs]
+    labels = [plain_text(e) for e in logs]
+    handles += [Line2D([], [], color="0.3", linewidth=1.3),
+                Line2D([], [], color="0.3", linewidth=1.1, linestyle="--", marker="o", ms=2.5),
+                Line2D([], [], color="0.3", linewidth=0.5, alpha=0.5)]
+    labels += [f"train CE, mean of last {SMOOTH_STEPS} steps", "validation loss",
+               "thin: one seed; thick: mean over seeds"]
+    rows = -(-len(labels) // 2)
+    fig.tight_layout(rect=(0, (0.14 * rows + 0.02) / height, 1, 1), h_pad=0.4)
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, 0.0), handletextpad=0.4, columnspacing=1.0,
+               handlelength=2.2)
+    return fig
+
+
+FIGURE_NAMES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto",
+                "training_curves"]
 
 
 def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
-                  palette: dict[str, tuple], out_dir: Path) -> list[str]:
-    """Draw one named figure in the paper style and save it as PNG and PDF."""
+                  palette: dict[str, tuple], out_dir: Path,
+                  training: tuple[dict, dict] | None = None) -> list[str]:
+    """Draw one named figure in the paper style and save it as PNG and PDF; `training` is
+    (logs, colours) for training_curves."""
     with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
         if name == "diversity_comparison":
             fig = metric_panels(data, _present(data, DIVERSITY_METRICS), palette)
@@ -254,20 +368,31 @@ def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
             fig = passk_figure(curves, palette)
         elif name == "pareto":
             fig = pareto_figure(data, palette)
+        elif name == "training_curves":
+            fig = training_figure(*(training or ({}, {})))
         else:
             raise ValueError(f"unknown figure {name!r}; known: {FIGURE_NAMES}")
         return _save(fig, out_dir, name)
 
 
-def make_figures(aggregated: str, passk_files: list[str], out_dir: str) -> list[str]:
-    """Write the four figures as PNG and PDF into `out_dir`; return the written paths."""
+def make_figures(aggregated: str, passk_files: list[str], out_dir: str,
+                 training_logs: dict[str, dict[int, str]] | None = None,
+                 systems_config: dict[str, dict] | None = None) -> list[str]:
+    """Write the figures as PNG and PDF into `out_dir`; return the written paths.
+
+    `training_logs` is {experiment: {seed: training_log.csv}} (the training curves show
+    "no training runs" without it); `systems_config` (config `systems`) gives each experiment
+    the colour of its system."""
     data = read_json(aggregated)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     palette = system_palette(data["system_order"])
     curves = passk_curves([read_json(path) for path in passk_files], data["system_order"])
+    logs = {experiment: {int(seed): read_training_log(path) for seed, path in runs.items()}
+            for experiment, runs in (training_logs or {}).items()}
+    training = (logs, experiment_colours(list(logs), systems_config, palette))
     written: list[str] = []
     for name in FIGURE_NAMES:
-        written += render_figure(name, data, curves, palette, folder)
+        written += render_figure(name, data, curves, palette, folder, training)
     log.info("wrote %d figure files to %s", len(written), folder)
     return written

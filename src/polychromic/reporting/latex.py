@@ -9,7 +9,11 @@ defaults (`{%`, `{{`, `{#`, `#` line statements) cannot be triggered by TeX code
 
 The results table follows DESIGN.md section 8: booktabs, one column per system, one row per
 metric, `mean$\\pm$std` over seeds, best value per metric in bold in the metric's direction
-(from the registry), caption naming the seeds.
+(from the registry), caption naming the seeds. A dagger marks a cell whose system differs
+detectably from the reference system (polychromic LoRA) by the rule of
+`polychromic.reporting.significance` (Holm-adjusted Wilcoxon p < alpha in every seed, one sign),
+the rule the paper's sentences use. The same template renders the ablation table
+(`ablation_table`): the LoRA systems beyond the main comparison next to the main LoRA systems.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import jinja2
 
 from polychromic.evaluation.registry import get_metric
+from polychromic.reporting.significance import alpha_of, compare
 
 _SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -166,8 +171,10 @@ def _label(metric: str) -> str:
         return metric
 
 
-def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int) -> dict[str, Any]:
-    """One table cell as parts the template joins: mean, std (or '--'), bold, fewer seeds."""
+def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int,
+          marked: bool) -> dict[str, Any]:
+    """One table cell as parts the template joins: mean, std (or '--'), bold, fewer seeds,
+    significance mark."""
     mean = None if entry is None else entry.get("mean")
     std = None if entry is None else entry.get("std")
     n_seeds = 0 if entry is None else int(entry.get("n_seeds") or 0)
@@ -177,36 +184,106 @@ def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int) -> dict[str, A
         "std": format_number(std) if std is not None else Latex("--"),
         "bold": bold,
         "fewer_seeds": 0 < n_seeds < n_total,
+        "marked": marked,
     }
 
 
-def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str]) -> list[dict]:
+def significance_marks(aggregated: dict[str, Any], statistics: Sequence[dict] | None,
+                       metric: str, systems: Sequence[str],
+                       reference: str | None) -> dict[str, str | None]:
+    """{system: basis} for the systems that differ detectably from `reference` on `metric`
+    (basis 'wilcoxon' or 'ttest', see `significance.compare`); None for the others."""
+    marks: dict[str, str | None] = {system: None for system in systems}
+    if statistics is None or reference is None or reference not in aggregated["systems"]:
+        return marks
+    for system in systems:
+        if system == reference or system not in aggregated["systems"]:
+            continue
+        found = compare(aggregated, statistics, metric, reference, system)
+        if found["verdict"] in ("higher", "lower"):
+            marks[system] = found["basis"]
+    return marks
+
+
+def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str],
+          statistics: Sequence[dict] | None, reference: str | None) -> list[dict]:
     n_total = len(aggregated.get("seeds") or [])
     rows = []
     for metric in metrics:
         best = best_systems(aggregated, metric, systems)
+        marks = significance_marks(aggregated, statistics, metric, systems, reference)
         cells = [
-            _cell(aggregated["systems"].get(system, {}).get(metric), system in best, n_total)
+            _cell(aggregated["systems"].get(system, {}).get(metric), system in best, n_total,
+                  marks[system] is not None)
             for system in systems
         ]
         rows.append({"label": _label(metric), "higher": _higher_is_better(aggregated, metric),
-                     "cells": cells})
+                     "cells": cells, "bases": {basis for basis in marks.values() if basis}})
     return rows
 
 
+def reference_system(aggregated: dict[str, Any]) -> str | None:
+    return (aggregated.get("across_seeds") or {}).get("reference_system")
+
+
 def results_table(
-    aggregated: dict[str, Any], templates_dir: str, metrics: list[str] | None = None
+    aggregated: dict[str, Any], templates_dir: str, metrics: list[str] | None = None,
+    statistics: Sequence[dict] | None = None, systems: Sequence[str] | None = None,
+    kind: str = "main",
 ) -> str:
-    """Render the booktabs results table (one column per system, one row per metric)."""
-    systems = list(aggregated.get("system_order") or aggregated["systems"])
+    """Render a booktabs table (one column per system, one row per metric).
+
+    `systems` defaults to the aggregate's `main_systems` (all systems when it has none);
+    `statistics` are the per-seed `statistical_tests.json` documents (no marks without them);
+    `kind` is 'main' (label tab:results) or 'ablation' (label tab:ablation).
+    """
+    if kind not in ("main", "ablation"):
+        raise ValueError(f"kind must be 'main' or 'ablation', not {kind!r}")
+    if systems is None:
+        systems = aggregated.get("main_systems") or aggregated.get("system_order") or list(
+            aggregated["systems"])
+    systems = list(systems)
     metrics = default_metrics(aggregated) if metrics is None else list(metrics)
-    rows = _rows(aggregated, metrics, systems)
+    reference = reference_system(aggregated)
+    rows = _rows(aggregated, metrics, systems, statistics, reference)
     seeds = [int(seed) for seed in aggregated.get("seeds") or []]
+    bases = set().union(*(row["bases"] for row in rows)) if rows else set()
     template = make_environment(templates_dir).get_template(TABLE_TEMPLATE)
     return template.render(
+        kind=kind,
         systems=systems,
         rows=rows,
         seeds=seeds,
         column_spec=Latex("l" + "c" * len(systems)),
         any_fewer=any(cell["fewer_seeds"] for row in rows for cell in row["cells"]),
+        # the rule is stated whenever tests were given, so "no dagger" means something
+        reference=reference if statistics is not None else None,
+        alpha=Latex(f"{alpha_of(statistics or []):g}"),
+        ttest_used="ttest" in bases,
+        anchors=[system for system in systems
+                 if system not in (aggregated.get("ablation_systems") or [])],
     )
+
+
+NO_ABLATION = (
+    "%% Generated by polychromic.reporting.latex -- do not edit by hand.\n"
+    "%% No ablation in this study: every LoRA system in config.yaml belongs to the main\n"
+    "%% comparison (results_table.tex). An ablation is a LoRA system beyond the first system of\n"
+    "%% each training objective (and the reference system), e.g. a second polychromic\n"
+    "%% experiment with another lambda. This file is always written so that the workflow's\n"
+    "%% outputs do not depend on the config; it holds a table only when ablations exist.\n"
+)
+
+
+def ablation_table(aggregated: dict[str, Any], templates_dir: str,
+                   statistics: Sequence[dict] | None = None,
+                   metrics: list[str] | None = None) -> str:
+    """The ablation systems next to the main LoRA systems, or a LaTeX comment saying that
+    the study has no ablation (`NO_ABLATION`)."""
+    ablations = list(aggregated.get("ablation_systems") or [])
+    if not ablations:
+        return NO_ABLATION
+    anchors = [system for system in aggregated.get("main_lora_systems") or []
+               if system not in ablations]
+    return results_table(aggregated, templates_dir, metrics, statistics,
+                         systems=anchors + ablations, kind="ablation")

@@ -6,11 +6,13 @@ results with the table, the figures and one sentence per main comparison) plus
 `submission.tar.gz`, compiled to PDF when a TeX engine is present.
 
 The comparison sentences are written from the numbers, never ahead of them: Python decides
-"higher", "lower" or "no detectable difference" from the per-seed Holm-adjusted tests (or the
-across-seeds t-test when no per-seed test exists) and the template only picks the wording for
-that verdict. Every string taken from data or config is LaTeX-escaped by the environment of
-`latex.make_environment`. The tarball is byte-for-byte reproducible: one flat `submission/`
-folder, sorted names, mtime 0, uid/gid 0, gzip header without a time or name.
+"higher", "lower" or "no detectable difference" with `significance.compare` (per-seed
+Holm-adjusted tests, or the across-seeds t-test when no per-seed test exists), the rule that
+sets the table's daggers, and the template only picks the wording for that verdict. The
+ablation table is included when the study has ablations. Every string taken from data or
+config is LaTeX-escaped by the environment of `latex.make_environment`. The tarball is
+byte-for-byte reproducible: one flat `submission/` folder, sorted names, mtime 0, uid/gid 0,
+gzip header without a time or name.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from typing import Any
 from polychromic.evaluation.registry import get_metric
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
+from polychromic.reporting.significance import alpha_of, compare
 
 log = logging.getLogger(__name__)
 
-ALPHA = 0.05
 MAIN_TEMPLATE = "main.tex.j2"
 BIB_TEMPLATE = "references.bib.j2"
-FIGURES = ["passk_curves", "diversity_comparison", "quality_comparison", "pareto"]
+FIGURES = ["passk_curves", "diversity_comparison", "quality_comparison", "pareto",
+           "training_curves"]
 DEFAULT_TITLE = "Polychromic LoRA for Tweet Replies: Does Diversity-Aware Fine-Tuning Pay Off?"
 REFERENCE = "polychromic_lora"
 OTHER = "baseline_lora"
@@ -66,78 +69,30 @@ def main_passk(metric_order: list[str]) -> str | None:
     return "pass@10" if 10 in ks else f"pass@{max(ks)}"
 
 
-def _seed_tests(statistics: list[dict], metric: str, ref: str, other: str) -> list[dict]:
-    """Each seed's test of ref vs other on `metric`, oriented as ref - other."""
-    found = []
-    for doc in statistics:
-        for test in doc.get("tests", []):
-            if test.get("metric") != metric:
-                continue
-            if (test.get("system"), test.get("other")) == (ref, other):
-                found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
-                              "diff": test.get("mean_diff")})
-            elif (test.get("system"), test.get("other")) == (other, ref):
-                diff = test.get("mean_diff")
-                found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
-                              "diff": None if diff is None else -diff})
-    return found
-
-
-def _across(aggregated: dict, metric: str, ref: str, other: str) -> dict[str, Any]:
-    for item in aggregated.get("across_seeds", {}).get("comparisons", []):
-        if (item.get("metric"), item.get("system"), item.get("other")) == (metric, ref, other):
-            return item
-    return {}
-
-
-def verdict(diff: float, seed_tests: list[dict], ttest_p: float | None,
-            n_seeds: int | None = None) -> str:
-    """'higher' / 'lower' (ref vs other, detectable), 'none' or 'untested'.
-
-    Detectable: every seed (all `n_seeds`) has a Holm-adjusted Wilcoxon p < ALPHA and a
-    difference with the sign of the mean difference; without any per-seed test, the
-    across-seeds t-test p < ALPHA decides.
-    """
-    p_values = [t["p_holm"] for t in seed_tests if t["p_holm"] is not None]
-    if p_values and len(p_values) < (n_seeds or len(seed_tests)):
-        return "none"
-    if p_values:
-        signs = {math.copysign(1.0, t["diff"]) for t in seed_tests if t["diff"]} or {0.0}
-        detectable = max(p_values) < ALPHA and signs == {math.copysign(1.0, diff)} and diff != 0
-    elif ttest_p is not None:
-        detectable = ttest_p < ALPHA and diff != 0
-    else:
-        return "untested"
-    if not detectable:
-        return "none"
-    return "higher" if diff > 0 else "lower"
-
-
 def comparison(aggregated: dict, statistics: list[dict], metric: str, ref: str,
                other: str) -> dict[str, Any] | None:
-    """Numbers and verdict of one main comparison; None when a mean is missing."""
+    """Numbers and verdict of one main comparison; None when a mean is missing. The verdict
+    is `significance.compare`'s, the rule the results table marks its cells with."""
     entries = [aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
     if any(entry is None or entry.get("mean") is None for entry in entries):
         log.warning("comparison %s vs %s on %s skipped: a mean is missing", ref, other, metric)
         return None
     ref_entry, other_entry = entries
-    across = _across(aggregated, metric, ref, other)
-    diff = across.get("mean_diff")
-    diff = ref_entry["mean"] - other_entry["mean"] if diff is None else diff
-    tests = _seed_tests(statistics, metric, ref, other)
-    holm = [t["p_holm"] for t in tests if t["p_holm"] is not None]
-    n_seeds = len(aggregated.get("seeds") or []) or None
-    result = verdict(diff, tests, across.get("p_value"), n_seeds)
+    found = compare(aggregated, statistics, metric, ref, other)
+    holm = [t["p_holm"] for t in found["tests"] if t["p_holm"] is not None]
+    result = found["verdict"]
     higher = get_metric(metric).higher_is_better
     return {
         "label": get_metric(metric).label, "ref": ref, "other": other,
-        "ref_entry": ref_entry, "other_entry": other_entry, "diff": format_signed(diff),
+        "ref_entry": ref_entry, "other_entry": other_entry,
+        "diff": format_signed(found["diff"]),
         "verdict": result,
         "better": result in ("higher", "lower") and (result == "higher") == higher,
-        "n_tests": len(holm), "n_seeds": n_seeds or len(holm),
+        "n_tests": len(holm), "n_seeds": found["n_seeds"] or len(holm),
         "holm_min": format_p(min(holm) if holm else None),
         "holm_max": format_p(max(holm) if holm else None),
-        "ttest_p": format_p(across.get("p_value")), "ttest_reason": across.get("reason"),
+        "ttest_p": format_p(found["across"].get("p_value")),
+        "ttest_reason": found["across"].get("reason"),
     }
 
 
@@ -188,7 +143,8 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "passk": evaluation.get("passk") or {},
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(aggregated, statistics, ref, OTHER),
-        "alpha": ALPHA,
+        "alpha": alpha_of(statistics),
+        "ablations": aggregated.get("ablation_systems") or [],
         "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
                     for name in figures if name in FIGURES],
     }
@@ -279,8 +235,9 @@ def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Path | None:
 
 def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str,
                 statistics: list[str], paper_dir: str, tarball: str, templates_dir: str,
-                config: dict) -> None:
-    """Render the paper into `paper_dir`, pack `tarball` and compile when TeX is present."""
+                config: dict, ablation_table: str | None = None) -> None:
+    """Render the paper into `paper_dir`, pack `tarball` and compile when TeX is present.
+    `ablation_table` is copied and included when the aggregate lists ablation systems."""
     folder = Path(paper_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("main.pdf", "main.log"):  # from an earlier run: never left looking current
@@ -289,8 +246,11 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     missing = sorted(set(FIGURES) - set(figures))
     if missing:
         log.warning("figures missing from %s, left out of the paper: %s", figures_dir, missing)
-    context = _context(read_json(aggregated), [read_json(path) for path in statistics],
+    data = read_json(aggregated)
+    context = _context(data, [read_json(path) for path in statistics],
                        read_json(split_report), figures, config)
+    if ablation_table is None:
+        context["ablations"] = []
     main, bib = render_paper(context, templates_dir)
     write_text(folder / "main.tex", main)
     write_text(folder / "references.bib", bib)
@@ -298,6 +258,10 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     for name in figures:
         shutil.copyfile(Path(figures_dir) / f"{name}.pdf", folder / f"{name}.pdf")
     files = [folder / name for name in ["main.tex", "references.bib", "results_table.tex"]]
+    (folder / "ablation_table.tex").unlink(missing_ok=True)
+    if context["ablations"]:
+        shutil.copyfile(ablation_table, folder / "ablation_table.tex")
+        files.append(folder / "ablation_table.tex")
     files += [folder / f"{name}.pdf" for name in figures]
     write_tarball(files, tarball)
     compile_pdf(folder, files)
