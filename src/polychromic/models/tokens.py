@@ -119,7 +119,7 @@ def sample_continuations(
     out = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True
     )
-    cache = out.past_key_values
+    cache = out.cache  # transformers >= 5.24 names it `cache` (formerly past_key_values)
     cache.batch_repeat_interleave(num_samples)
     logits = out.logits[:, -1, :].float().repeat_interleave(num_samples, dim=0)
     mask = attention_mask.repeat_interleave(num_samples, dim=0)
@@ -140,7 +140,7 @@ def sample_continuations(
         position = position + 1
         out = model(
             input_ids=next_token[:, None], attention_mask=mask, position_ids=position,
-            past_key_values=cache, use_cache=True,
+            cache=cache, use_cache=True,
         )  # fmt: skip
         logits = out.logits[:, -1, :].float()
     return torch.stack(tokens, dim=1)
