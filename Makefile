@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint dryrun report clean venv bench bench-train bench-eval
+.PHONY: run test test-cluster lint dryrun report clean venv bench bench-train bench-eval
 
 venv: $(STAMP)
 
@@ -26,6 +26,14 @@ dryrun: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The cluster tests on a single-node SLURM started here (root, Debian/Ubuntu), then stopped.
+test-cluster: $(STAMP)
+	bash tests/cluster/install_slurm.sh
+	$(BIN)/python -m pip install --quiet -e '.[dev,slurm]'
+	bash tests/cluster/start_slurm.sh
+	POLYCHROMIC_SLURM_REQUIRED=1 $(BIN)/python -m pytest tests/cluster; \
+	  status=$$?; bash tests/cluster/stop_slurm.sh; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench workflow/scripts

@@ -11,6 +11,11 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# `--config seeds=[42]` arrives as strings; seeds are integers.
+if "seeds" in config:
+    config["seeds"] = [int(seed) for seed in config["seeds"]]
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

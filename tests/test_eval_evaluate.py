@@ -116,7 +116,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
                       "semantic_diversity", "pooled_distinct_1", "pooled_distinct_2",
                       "pooled_distinct_3", "empty_samples"},
         "quality": {"rouge1", "rouge2", "rougeL", "bertscore_f1", "perplexity", "empty_greedy"},
-        "passk": {"pass@1", "pass@3", "pass@5", "pass_counts", "n"},
+        "passk": {"pass@1", "pass@3", "pass@5", "pass_counts", "n", "coverage", "modes_hit",
+                  "modes"},
     }
     for name, keys in expected.items():
         for metrics in evaluated[name]["systems"].values():
@@ -126,7 +127,7 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
                     assert entry["per_prompt"] is None and 0 < entry["mean"] <= 1
                 elif key.startswith("empty_"):
                     assert entry["per_prompt"] is None and 0 <= entry["mean"] <= 1
-                elif key not in ("pass_counts", "n", "pass@5"):
+                elif key not in ("pass_counts", "n", "pass@5", "modes_hit", "modes"):
                     assert len(entry["per_prompt"]) == 5 and entry["mean"] is not None
 
 
@@ -161,13 +162,25 @@ def test_quality_and_passk_values(evaluated) -> None:
         assert system["pass@1"]["per_prompt"] == pytest.approx(
             [c / 4 for c in system["pass_counts"]])
     assert all(c >= 1 for c in passk["polychromic_lora"]["pass_counts"])  # sample 0 = reference
+    # No stances here: modes are clusters of the reference embeddings; sample 0 of polychromic
+    # is reference 0, so it covers at least that reference's mode of every prompt.
+    assert evaluated["passk"]["settings"]["coverage"]["mode_source"] == "embedding clusters"
+    poly = passk["polychromic_lora"]
+    pairs = list(zip(poly["modes_hit"], poly["modes"], strict=True))
+    assert all(1 <= hit <= modes for hit, modes in pairs)
+    assert poly["coverage"]["per_prompt"] == pytest.approx([hit / modes for hit, modes in pairs])
+    for system in passk.values():  # no pass, no mode hit
+        assert all(value == 0.0 for value, c in
+                   zip(system["coverage"]["per_prompt"], system["pass_counts"], strict=True)
+                   if c == 0)
 
 
 def test_statistics_file(evaluated) -> None:
     data = evaluated["statistics"]
     assert data["settings"]["reference_system"] == "polychromic_lora"
     assert data["settings"]["correction"] == "holm"
-    per_prompt_metrics = 5 + 5 + 2  # diversity, quality, pass@1 and pass@3 (pass@5 is null)
+    # diversity, quality, pass@1, pass@3 and coverage (pass@5 is null)
+    per_prompt_metrics = 5 + 5 + 3
     assert len(data["tests"]) == per_prompt_metrics * 2
     required = {"metric", "system", "other", "higher_is_better", "n_prompts", "mean_reference",
                 "mean_other", "mean_diff", "ci_low", "ci_high", "wilcoxon_statistic",

@@ -131,3 +131,21 @@ def test_training_sampler_matches_generate_when_deterministic(tiny_base, toy_spl
     texts = [clean_reply(t) for t in tokenizer.batch_decode(samples, skip_special_tokens=True)]
     greedy = generate_batch(model, tokenizer, prompts, 1, False, GENERATION)
     assert texts == [g[0] for g in greedy for _ in range(2)]
+
+
+def test_temperature_system_samples_at_its_temperature(tiny_base, toy_splits, tmp_path):
+    """`zero_shot@t2.0` (polychromic.systems): samples at 2.0, the same greedy replies."""
+    def run(name: str, settings: dict) -> list[dict]:
+        out = tmp_path / f"{name}.jsonl"
+        generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out), name,
+                        settings, GENERATION, PROMPTS, 1)
+        return read_jsonl(out)
+
+    plain = run("zero_shot", {"prompt": "zero_shot"})
+    hot = run("zero_shot@t2.0", {"prompt": "zero_shot", "temperature": 2.0,
+                                 "base_system": "zero_shot"})
+    assert {r["settings"]["temperature"] for r in plain} == {1.0}
+    assert {r["settings"]["temperature"] for r in hot} == {2.0}
+    assert {r["system"] for r in hot} == {"zero_shot@t2.0"}
+    assert [r["greedy"] for r in hot] == [r["greedy"] for r in plain]
+    assert [r["samples"] for r in hot] != [r["samples"] for r in plain]

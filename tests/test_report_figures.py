@@ -14,6 +14,9 @@ from polychromic.reporting.figures import (
     FIGURE_NAMES,
     SMOOTH_STEPS,
     experiment_colours,
+    figure_palette,
+    frontier_axes,
+    frontier_points,
     make_figures,
     pareto_front,
     pass_at_k,
@@ -203,3 +206,33 @@ def test_training_figure_without_reward_or_runs() -> None:
 def _frame(ce: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"step": range(1, len(ce) + 1), "ce": ce, "val_loss": np.nan,
                          "mean_reward": np.nan, "policy_term": np.nan})
+
+
+def _entry(mean: float, std: float | None) -> dict:
+    return {"mean": mean, "std": std, "values": [mean], "n_seeds": 1}
+
+
+def test_frontier_has_one_point_per_system_with_std_bars(tmp_path: Path) -> None:
+    systems = ["baseline_lora", "polychromic_lora", "baseline_lora@t0.7", "baseline_lora@t1.3"]
+    data = {
+        "system_order": systems, "main_systems": systems[:2], "metric_order": [
+            "pass@1", "pass@5", "pass@10", "coverage"],
+        "systems": {
+            "baseline_lora": {"pass@1": _entry(0.6, 0.04), "pass@10": _entry(0.93, 0.01)},
+            "polychromic_lora": {"pass@1": _entry(0.45, 0.06), "pass@10": _entry(0.92, None)},
+            "baseline_lora@t0.7": {"pass@1": _entry(0.7, 0.02), "pass@10": _entry(0.9, 0.02)},
+            "baseline_lora@t1.3": {"pass@1": _entry(0.4, 0.05), "pass@10": _entry(0.95, 0.01)},
+        },
+    }
+    assert frontier_axes(data) == ("pass@1", "pass@10")
+    points = {p["system"]: p for p in frontier_points(data)}
+    assert list(points) == systems
+    assert points["baseline_lora@t1.3"]["base"] == "baseline_lora"
+    assert points["baseline_lora@t1.3"]["temperature"] == 1.3
+    assert (points["baseline_lora"]["x"], points["baseline_lora"]["yerr"]) == (0.6, 0.01)
+    assert np.isnan(points["polychromic_lora"]["yerr"])
+    palette = figure_palette(systems)
+    assert palette["baseline_lora@t1.3"] == palette["baseline_lora"]
+    assert palette["polychromic_lora"] == figure_palette(systems[:2])["polychromic_lora"]
+    written = render_figure("frontier", data, {}, palette, tmp_path, sampling_temperature=1.0)
+    assert sorted(Path(path).name for path in written) == ["frontier.pdf", "frontier.png"]

@@ -231,3 +231,12 @@ def test_paper_with_ablation(tmp_path: Path) -> None:
         assert (folder / "main.pdf").stat().st_size > 10_000
     else:
         print("TeX not on PATH: the paper with an ablation table was not compiled")
+
+
+def test_verdict_paragraph_follows_the_numbers(paper: dict) -> None:
+    """The matched-baseline verdict (polychromic.reporting.verdict) is in the results."""
+    block = _paragraph(paper["main"], "Against a temperature-matched baseline")
+    assert r"\texttt{baseline\_lora}" in block and r"\label{tab:verdict}" in block
+    assert re.search(r"\\textbf\{Verdict: (better|worse|mixed|no detectable difference)\.\}",
+                     block)
+    assert "pass@10" in block and "95\\% CI, seeds " in block

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from polychromic.systems import SEPARATOR, expand_systems
+
 
 class ConfigError(ValueError):
     """A config value is inconsistent with another one; the message names the key."""
@@ -27,7 +29,23 @@ def check_config(config: dict[str, Any]) -> None:
         )
 
     experiments = config["experiments"]
+    sampling = float(config["generation"]["temperature"])
     for name, settings in config["systems"].items():
+        if SEPARATOR in name:
+            raise ConfigError(
+                f"systems.{name}: {SEPARATOR!r} is reserved for temperature systems; list extra "
+                f"temperatures under systems.<name>.temperatures instead"
+            )
+        temperatures = [float(t) for t in settings.get("temperatures") or []]
+        if sampling in temperatures:
+            raise ConfigError(
+                f"systems.{name}.temperatures holds {sampling:g}, the sampling temperature of "
+                f"generation.temperature: {name} itself is already sampled at it"
+            )
+        try:
+            expand_systems({name: settings})
+        except ValueError as error:
+            raise ConfigError(f"systems.{name}.temperatures: {error}") from error
         experiment = settings.get("experiment")
         if settings["prompt"] == "lora":
             if experiment is None:

@@ -1,5 +1,6 @@
 # Helpers shared by the workflow modules: paths, config checks, target and input functions.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ os.environ.update(
 )
 
 from polychromic.config import check_config  # noqa: E402
+from polychromic.systems import expand_systems  # noqa: E402
 
 check_config(config)
 
@@ -20,13 +22,17 @@ PROMPTS = str(ROOT / "resources" / "prompts")
 LATEX = str(ROOT / "resources" / "latex")
 SEEDS = [int(seed) for seed in config["seeds"]]
 EXPERIMENTS = list(config["experiments"])
-SYSTEMS = list(config["systems"])
+# Every system, each followed by its temperature variants (`baseline_lora@t1.3`, issue 8):
+# one settings dict per system name, used by generate, evaluate and the reporting rules.
+SYSTEMS_CONFIG = expand_systems(config["systems"])
+SYSTEMS = list(SYSTEMS_CONFIG)
 FIGURES = [
     "diversity_comparison",
     "passk_curves",
     "quality_comparison",
     "pareto",
     "training_curves",
+    "frontier",
 ]
 EVALUATION_FILES = ["diversity_metrics", "quality_metrics", "passk_results", "statistical_tests"]
 
@@ -34,7 +40,7 @@ EVALUATION_FILES = ["diversity_metrics", "quality_metrics", "passk_results", "st
 wildcard_constraints:
     seed=r"\d+",
     experiment="|".join(EXPERIMENTS),
-    system="|".join(SYSTEMS),
+    system="|".join(re.escape(system) for system in SYSTEMS),
 
 
 def library(*modules):
@@ -70,7 +76,7 @@ def get_decisions(wildcards):
 
 def get_adapter(wildcards):
     """LoRA systems need their experiment's adapter for this seed; prompt systems need none."""
-    experiment = config["systems"][wildcards.system].get("experiment")
+    experiment = SYSTEMS_CONFIG[wildcards.system].get("experiment")
     if experiment is None:
         return []
     return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
@@ -78,7 +84,7 @@ def get_adapter(wildcards):
 
 def get_prompt_template(wildcards):
     """The jinja2 template of a system: editing it re-runs that system's generations."""
-    return f"{PROMPTS}/{config['systems'][wildcards.system]['prompt']}.j2"
+    return f"{PROMPTS}/{SYSTEMS_CONFIG[wildcards.system]['prompt']}.j2"
 
 
 def get_generations(wildcards):

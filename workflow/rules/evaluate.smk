@@ -11,7 +11,7 @@ rule generate:
     output:
         generations="results/generations/seed_{seed}/{system}.jsonl",
     params:
-        system_settings=lambda wildcards: config["systems"][wildcards.system],
+        system_settings=lambda wildcards: SYSTEMS_CONFIG[wildcards.system],
         generation=config["generation"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
     log:
@@ -39,6 +39,7 @@ rule evaluate:
             "evaluation/passk.py",
             "evaluation/stats.py",
             "evaluation/registry.py",
+            "evaluation/coverage.py",
             "embeddings.py",
         ),
     output:

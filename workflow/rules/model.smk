@@ -2,6 +2,13 @@
 # the LoRA fine-tunes of every (experiment, seed).
 
 
+if config["model"]["path"]:
+
+    # With a real local model, base_model only writes a pointer: no GPU job for that.
+    localrules:
+        base_model,
+
+
 rule base_model:
     input:
         train="results/data/splits/train.jsonl",

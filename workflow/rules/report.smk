@@ -16,7 +16,7 @@ localrules:
 
 
 SYSTEM_GROUPS = split_systems(
-    config["systems"], config["experiments"], config["evaluation"]["reference_system"]
+    SYSTEMS_CONFIG, config["experiments"], config["evaluation"]["reference_system"]
 )
 ABLATION_SYSTEMS = SYSTEM_GROUPS["ablation"]
 ABLATION_TABLE = "results/evaluation/ablation_table.tex"
@@ -36,6 +36,8 @@ rule aggregate:
             "reporting/latex.py",
             "reporting/significance.py",
             "reporting/systems.py",
+            "reporting/verdict.py",
+            "systems.py",
             "evaluation/registry.py",
         ),
     output:
@@ -64,7 +66,7 @@ rule aggregate:
     params:
         seeds=SEEDS,
         systems=SYSTEMS,
-        systems_config=config["systems"],
+        systems_config=SYSTEMS_CONFIG,
         experiments_config=config["experiments"],
         runs={
             experiment: {seed: f"results/models/{experiment}/seed_{seed}/run.json" for seed in SEEDS}
@@ -88,7 +90,7 @@ rule figures:
             experiment=EXPERIMENTS,
             seed=SEEDS,
         ),
-        code=library("reporting/figures.py"),
+        code=library("reporting/figures.py", "systems.py"),
     output:
         # one report entry per figure (the PNG), each with its own caption; PDFs for the paper
         **{
@@ -109,7 +111,8 @@ rule figures:
             }
             for experiment in EXPERIMENTS
         },
-        systems_config=config["systems"],
+        systems_config=SYSTEMS_CONFIG,
+        sampling_temperature=config["generation"]["temperature"],
     log:
         "results/logs/figures.log",
     conda:
@@ -127,7 +130,12 @@ rule paper:
         split_report="results/data/split_report.json",
         statistics=expand("results/evaluation/seed_{seed}/statistical_tests.json", seed=SEEDS),
         templates=latex_templates(),
-        code=library("reporting/paper.py", "reporting/latex.py", "reporting/significance.py"),
+        code=library(
+            "reporting/paper.py",
+            "reporting/latex.py",
+            "reporting/significance.py",
+            "reporting/verdict.py",
+        ),
     output:
         paper=report(
             directory("results/paper"),

@@ -9,4 +9,5 @@ run_step(
     out_dir=snakemake.params.out_dir,
     training_logs=dict(snakemake.params.training_logs),
     systems_config=dict(snakemake.params.systems_config),
+    sampling_temperature=float(snakemake.params.sampling_temperature),
 )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from polychromic.embeddings import EMBEDDING_MODEL_NAME, get_encoder, resolve_model_path
+from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
 from polychromic.evaluation import passk as pk
 from polychromic.evaluation import quality as qual
@@ -159,6 +160,39 @@ def passk_metrics(counts: list[int], n: int, ks: Sequence[int]) -> dict[str, Any
     return out
 
 
+def coverage_metrics(similarities: list[np.ndarray], samples: list[list[str]],
+                     sample_embeddings: list[np.ndarray], reference_embeddings: list[np.ndarray],
+                     modes: list[list], threshold: float) -> dict[str, Any]:
+    """Coverage per prompt (coverage.py) and mean, with the modes hit and the modes per prompt."""
+    values, hit, total = [], [], []
+    for sims, texts, emb, refs, labels in zip(similarities, samples, sample_embeddings,
+                                              reference_embeddings, modes, strict=True):
+        value, n_hit, n_modes = cov.coverage(cov.passing(sims, texts, threshold),
+                                             cov.closest_references(emb, refs), labels)
+        values.append(value)
+        hit.append(n_hit)
+        total.append(n_modes)
+    return {"coverage": metric_entry(values), "modes_hit": hit, "modes": total}
+
+
+def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
+    """How coverage was measured: the mode source (one of them, or 'mixed') and the rule."""
+    counts = {source: sources.count(source) for source in (cov.STANCE, cov.CLUSTERS)}
+    used = [source for source, count in counts.items() if count]
+    return {
+        "mode_source": used[0] if len(used) == 1 else "mixed",
+        "prompts_by_source": counts,
+        "rule": "coverage = distinct modes of the references hit by passing samples / distinct "
+                "modes of the references; a passing sample hits the mode of its closest "
+                "reference by embedding cosine",
+        "stance": "the references' `stance` field, used when every reference of the prompt "
+                  "has one",
+        "embedding clusters": "average-linkage agglomerative clustering of the reference "
+                              f"embeddings, joining at mean cosine >= {threshold:g} (the pass "
+                              "threshold)",
+    }
+
+
 def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: dict[str, Any],
                  model_path: str, seed: int) -> dict[str, Any]:
     """Everything that produced the numbers, written into each output file."""
@@ -253,6 +287,9 @@ def evaluate_seed(generations: dict[str, str], diversity: str, quality: str, pas
     t = _timed("quality", t)
 
     criterion, threshold = run["passk"]["criterion"], run["passk"]["threshold"]
+    modes = [cov.reference_modes(record.get("reference_stances"), emb, threshold)
+             for record, emb in zip(first, ref_emb, strict=True)]
+    run["coverage"] = coverage_settings([source for _, source in modes], threshold)
     pass_out = {}
     for system in systems:
         samples = [record["samples"] for record in loaded[system]]
@@ -260,7 +297,9 @@ def evaluate_seed(generations: dict[str, str], diversity: str, quality: str, pas
                                               ref_emb, model_path, layer)
         counts = pk.pass_counts(sims, samples, threshold)
         pass_out[system] = passk_metrics(counts, len(samples[0]), run["passk"]["k"])
-    t = _timed(f"pass@k ({criterion})", t)
+        pass_out[system].update(coverage_metrics(sims, samples, sample_emb[system], ref_emb,
+                                                 [labels for labels, _ in modes], threshold))
+    t = _timed(f"pass@k and coverage ({criterion})", t)
 
     write_json(diversity, {**header, "systems": div_out})
     write_json(quality, {**header, "systems": qual_out})

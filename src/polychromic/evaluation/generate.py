@@ -21,6 +21,7 @@ from polychromic.io import read_jsonl, write_jsonl
 from polychromic.models.base import load_model, load_tokenizer, model_path
 from polychromic.models.prompts import few_shot_examples, prompt_tokens, reply_tokens
 from polychromic.models.tokens import generation_config, left_pad, token_logprobs
+from polychromic.systems import parse_system
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,12 @@ def generate_system(
         token_prompts.append(
             prompt_tokens(tokenizer, prompts_dir, template, prompt["tweet"], examples)
         )
+    # A temperature system (`baseline_lora@t1.3`, polychromic.systems) samples at its own
+    # temperature; the greedy reply does not depend on it.
+    _, variant_temperature = parse_system(system)
+    temperature = system_settings.get("temperature", variant_temperature)
+    if temperature is not None:
+        generation = {**generation, "temperature": float(temperature)}
     n = int(generation["num_samples"])
     batch_size = max(1, int(generation["batch_size"]) // max(n, 1))
     settings = {

@@ -19,6 +19,8 @@ class Metric:
 
 
 _METRICS = [
+    # passing samples' distinct reference modes / the references' modes (coverage.py)
+    Metric("coverage", "passk", True, "Coverage"),
     Metric("self_bleu", "diversity", False, "Self-BLEU"),
     Metric("distinct_1", "diversity", True, "Distinct-1"),
     Metric("distinct_2", "diversity", True, "Distinct-2"),

@@ -35,6 +35,7 @@ from polychromic.io import read_json, write_json, write_text
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
 from polychromic.reporting.systems import split_systems
+from polychromic.reporting.verdict import build_verdict
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,7 @@ def aggregate(
              for name, paths in runs.items()},
             seeds, experiments_config, systems_config)
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
+    result["verdict"] = build_verdict(result, statistics)
     write_json(aggregated, result)
     write_text(table, results_table(result, templates_dir, statistics=statistics))
     if ablation_table is not None:

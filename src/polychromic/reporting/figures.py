@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from polychromic.evaluation.passk import pass_at_k
 from polychromic.evaluation.registry import get_metric
 from polychromic.io import read_json
+from polychromic.systems import parse_system
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,17 @@ def system_palette(systems: Sequence[str]) -> dict[str, tuple[float, float, floa
     """The one system -> colour mapping used by every figure (colour-blind safe)."""
     colours = sns.color_palette("colorblind", n_colors=max(len(systems), 1))
     return {system: tuple(colours[i % len(colours)]) for i, system in enumerate(systems)}
+
+
+def figure_palette(systems: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """`system_palette` over the systems without a temperature variant, so adding temperature
+    systems never recolours a system; each `<system>@t<T>` takes its system's colour."""
+    palette = system_palette([s for s in systems if parse_system(s)[1] is None])
+    for system in systems:
+        base = parse_system(system)[0]
+        if system not in palette:
+            palette[system] = palette.get(base, (0.3, 0.3, 0.3))
+    return {system: palette[system] for system in systems}
 
 
 def _axis_label(metric: str) -> str:
@@ -350,24 +362,103 @@ def training_figure(logs: dict[str, dict[int, pd.DataFrame]],
     return fig
 
 
+def frontier_axes(aggregated: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(pass@1, pass@10) metric names of the frontier: pass@1 and pass@10, else the largest k."""
+    ks = sorted(int(m[5:]) for m in aggregated.get("metric_order") or []
+                if m.startswith("pass@") and m[5:].isdigit())
+    if not ks:
+        return None, None
+    return f"pass@{ks[0]}", ("pass@10" if 10 in ks else f"pass@{ks[-1]}")
+
+
+def frontier_points(aggregated: dict[str, Any]) -> list[dict[str, Any]]:
+    """One point per system with both means: {system, base, temperature, x, y, xerr, yerr}
+    (errors: std over seeds, NaN when there is none)."""
+    x_metric, y_metric = frontier_axes(aggregated)
+    points = []
+    if x_metric is None:
+        return points
+    for system in aggregated["system_order"]:
+        entries = [aggregated["systems"][system].get(m) or {} for m in (x_metric, y_metric)]
+        if any(entry.get("mean") is None for entry in entries):
+            continue
+        base, temperature = parse_system(system)
+        points.append({
+            "system": system, "base": base, "temperature": temperature,
+            "x": entries[0]["mean"], "y": entries[1]["mean"],
+            "xerr": np.nan if entries[0].get("std") is None else entries[0]["std"],
+            "yerr": np.nan if entries[1].get("std") is None else entries[1]["std"],
+        })
+    return points
+
+
+def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
+                    sampling_temperature: float | None = None) -> Figure:
+    """pass@1 against pass@10, one point per system (mean over seeds, std bars both ways);
+    a system's temperature variants share its colour, take a diamond marker with their
+    temperature written next to them, and are joined to it by a line in temperature order."""
+    x_metric, y_metric = frontier_axes(aggregated)
+    points = frontier_points(aggregated)
+    fig = _figure(WIDTH_IN, 3.2)
+    ax = fig.subplots()
+    if not points:
+        ax.text(0.5, 0.5, "no pass@k in the aggregate", ha="center", transform=ax.transAxes)
+        return fig
+    bases = list(dict.fromkeys(point["base"] for point in points))
+    for base in bases:
+        colour = palette.get(base) or palette.get(next(
+            p["system"] for p in points if p["base"] == base), (0.3, 0.3, 0.3))
+        mine = [p for p in points if p["base"] == base]
+        line = sorted(mine, key=lambda p: (p["temperature"] if p["temperature"] is not None
+                                           else (sampling_temperature or 0.0)))
+        if len(line) > 1:
+            ax.plot([p["x"] for p in line], [p["y"] for p in line], color=colour,
+                    linewidth=0.7, alpha=0.6, zorder=2)
+        for point in mine:
+            variant = point["temperature"] is not None
+            xerr = None if np.isnan(point["xerr"]) else point["xerr"]
+            yerr = None if np.isnan(point["yerr"]) else point["yerr"]
+            ax.errorbar(point["x"], point["y"], xerr=xerr, yerr=yerr, color=colour,
+                        marker="D" if variant else "o", ms=3.0 if variant else 4.0,
+                        elinewidth=0.6, capsize=1.5, linestyle="none", zorder=3,
+                        label=None if variant else plain_text(base))
+            if variant:
+                ax.annotate(f"T={point['temperature']:g}", (point["x"], point["y"]),
+                            xytext=(3, 2), textcoords="offset points", fontsize=5.5,
+                            color=colour)
+    ax.set_xlabel(_axis_label(x_metric) + ", mean over seeds")
+    ax.set_ylabel(_axis_label(y_metric))
+    ax.plot([], [], color="0.3", marker="D", ms=3.0, linestyle="none",
+            label="same system, other sampling temperature")
+    _legend_below(fig, ax)
+    return fig
+
+
 FIGURE_NAMES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto",
-                "training_curves"]
+                "training_curves", "frontier"]
 
 
 def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
                   palette: dict[str, tuple], out_dir: Path,
-                  training: tuple[dict, dict] | None = None) -> list[str]:
+                  training: tuple[dict, dict] | None = None,
+                  sampling_temperature: float | None = None) -> list[str]:
     """Draw one named figure in the paper style and save it as PNG and PDF; `training` is
-    (logs, colours) for training_curves."""
+    (logs, colours) for training_curves. The frontier shows every system; the other figures
+    leave the temperature systems (`baseline_lora@t1.3`) out."""
+    main = [system for system in palette if parse_system(system)[1] is None]
+    main_palette = {system: palette[system] for system in main}
+    curves = {system: curve for system, curve in curves.items() if system in main_palette}
     with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
-        if name == "diversity_comparison":
-            fig = metric_panels(data, _present(data, DIVERSITY_METRICS), palette)
-        elif name == "quality_comparison":
-            fig = metric_panels(data, _present(data, QUALITY_METRICS), palette)
-        elif name == "passk_curves":
-            fig = passk_figure(curves, palette)
+        if name == "frontier":
+            fig = frontier_figure(data, palette, sampling_temperature)
         elif name == "pareto":
-            fig = pareto_figure(data, palette)
+            fig = pareto_figure({**data, "system_order": main}, main_palette)
+        elif name == "diversity_comparison":
+            fig = metric_panels(data, _present(data, DIVERSITY_METRICS), main_palette)
+        elif name == "quality_comparison":
+            fig = metric_panels(data, _present(data, QUALITY_METRICS), main_palette)
+        elif name == "passk_curves":
+            fig = passk_figure(curves, main_palette)
         elif name == "training_curves":
             fig = training_figure(*(training or ({}, {})))
         else:
@@ -377,22 +468,25 @@ def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
 
 def make_figures(aggregated: str, passk_files: list[str], out_dir: str,
                  training_logs: dict[str, dict[int, str]] | None = None,
-                 systems_config: dict[str, dict] | None = None) -> list[str]:
+                 systems_config: dict[str, dict] | None = None,
+                 sampling_temperature: float | None = None) -> list[str]:
     """Write the figures as PNG and PDF into `out_dir`; return the written paths.
 
     `training_logs` is {experiment: {seed: training_log.csv}} (the training curves show
     "no training runs" without it); `systems_config` (config `systems`) gives each experiment
-    the colour of its system."""
+    the colour of its system; `sampling_temperature` (generation.temperature) places the plain
+    systems on the frontier's temperature lines."""
     data = read_json(aggregated)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    palette = system_palette(data["system_order"])
+    palette = figure_palette(data["system_order"])
     curves = passk_curves([read_json(path) for path in passk_files], data["system_order"])
     logs = {experiment: {int(seed): read_training_log(path) for seed, path in runs.items()}
             for experiment, runs in (training_logs or {}).items()}
     training = (logs, experiment_colours(list(logs), systems_config, palette))
     written: list[str] = []
     for name in FIGURE_NAMES:
-        written += render_figure(name, data, curves, palette, folder, training)
+        written += render_figure(name, data, curves, palette, folder, training,
+                                 sampling_temperature)
     log.info("wrote %d figure files to %s", len(written), folder)
     return written

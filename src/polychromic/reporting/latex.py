@@ -112,12 +112,12 @@ def format_number(value: float | None, decimals: int = DECIMALS) -> Latex:
 
 
 def default_metrics(aggregated: dict[str, Any]) -> list[str]:
-    """pass@1, pass@k for each k present, ROUGE-L, BERTScore, Self-BLEU, distinct-2, semantic
-    diversity, perplexity: those present in the aggregate, in this order."""
+    """pass@1, pass@k for each k present, coverage, ROUGE-L, BERTScore, Self-BLEU, distinct-2,
+    semantic diversity, perplexity: those present in the aggregate, in this order."""
     present = _metrics_present(aggregated)
     ks = sorted(int(name[5:]) for name in present
                 if name.startswith("pass@") and name[5:].isdigit())
-    wanted = [f"pass@{k}" for k in ks]
+    wanted = [f"pass@{k}" for k in ks] + ["coverage"]
     wanted += ["rougeL", "bertscore_f1", "self_bleu", "distinct_2", "semantic_diversity"]
     wanted += ["perplexity"]
     return [name for name in wanted if name in present]

@@ -33,13 +33,14 @@ from polychromic.evaluation.registry import get_metric
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
 from polychromic.reporting.significance import alpha_of, compare
+from polychromic.reporting.verdict import build_verdict, main_passk
 
 log = logging.getLogger(__name__)
 
 MAIN_TEMPLATE = "main.tex.j2"
 BIB_TEMPLATE = "references.bib.j2"
 FIGURES = ["passk_curves", "diversity_comparison", "quality_comparison", "pareto",
-           "training_curves"]
+           "training_curves", "frontier"]
 DEFAULT_TITLE = "Polychromic LoRA for Tweet Replies: Does Diversity-Aware Fine-Tuning Pay Off?"
 REFERENCE = "polychromic_lora"
 OTHER = "baseline_lora"
@@ -59,14 +60,6 @@ def format_signed(value: float | None) -> Latex:
     if value is None or not math.isfinite(value):
         return Latex("n/a")
     return Latex(f"${value:+.3f}$")
-
-
-def main_passk(metric_order: list[str]) -> str | None:
-    """pass@10 when present, else the largest k."""
-    ks = [int(m[5:]) for m in metric_order if m.startswith("pass@") and m[5:].isdigit()]
-    if not ks:
-        return None
-    return "pass@10" if 10 in ks else f"pass@{max(ks)}"
 
 
 def comparison(aggregated: dict, statistics: list[dict], metric: str, ref: str,
@@ -143,6 +136,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "passk": evaluation.get("passk") or {},
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(aggregated, statistics, ref, OTHER),
+        "verdict": build_verdict(aggregated, statistics, ref, OTHER),
         "alpha": alpha_of(statistics),
         "ablations": aggregated.get("ablation_systems") or [],
         "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
@@ -154,6 +148,7 @@ def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str]
     """(main.tex, references.bib) text."""
     environment = make_environment(templates_dir)
     environment.filters["p"] = format_p
+    environment.filters["signed"] = format_signed
     main = environment.get_template(MAIN_TEMPLATE).render(**context)
     bib = environment.get_template(BIB_TEMPLATE).render()
     return main, bib

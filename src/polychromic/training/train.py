@@ -441,12 +441,21 @@ def train_experiment(
         )
     if parallel.main:
         model.save_pretrained(adapter_dir)
+        _sort_target_modules(Path(adapter_dir) / "adapter_config.json")
         write_text(Path(adapter_dir) / "README.md", model_card(result))
         _write_log(log_csv, progress.rows)
         write_json(summary, result)
         if folder and (folder / "state.pt").exists():
             (folder / "state.pt").unlink()  # the run is complete: its outputs supersede it
     return result
+
+
+def _sort_target_modules(path: Path) -> None:
+    """peft writes target_modules from a set, in hash-seed order: sort it for identical files."""
+    config = read_json(path)
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        write_json(path, config)
 
 
 def model_card(result: dict) -> str:

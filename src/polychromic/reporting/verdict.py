@@ -1,0 +1,213 @@
+"""The study's answer, from the numbers: polychromic LoRA against the baseline at matched pass@1.
+
+Why: "isn't that just a higher sampling temperature?" (issue 8). The baseline sampled at other
+temperatures is a system of its own (`baseline_lora@t1.3`, polychromic.systems); the fair
+opponent of the reference system is the baseline variant whose pass@1 (mean over seeds) is
+closest to the reference's, the plain baseline on ties or without temperature systems.
+
+Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
+the means over seeds, the difference, each seed's bootstrap 95 % CI of the per-tweet mean
+difference and Holm-adjusted Wilcoxon p (from `statistical_tests.json`), and whether the
+difference is detectable by the study's one rule (`significance.compare`). The verdict word
+comes from pass@1 and pass@k only (the claim: higher pass@k without losing pass@1):
+
+- **better**: one of them detectably better and neither detectably worse;
+- **worse**: one of them detectably worse and neither detectably better;
+- **mixed**: one detectably better and the other detectably worse;
+- **no detectable difference**: neither differs detectably.
+
+No sentence is written ahead of the numbers: every word of `sentence` is chosen from them.
+`python -m polychromic.reporting.verdict AGGREGATE STATS...` prints the paragraph as Markdown
+(for the README section "What the demo study shows").
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from polychromic.evaluation.registry import get_metric
+from polychromic.reporting.significance import compare
+from polychromic.systems import parse_system
+
+BASELINE = "baseline_lora"
+REFERENCE = "polychromic_lora"
+VERDICT_METRICS = ("pass@1", "passk")  # passk: the main pass@k metric
+
+
+def main_passk(metric_order: Sequence[str]) -> str | None:
+    """pass@10 when present, else the largest k (None without pass@k)."""
+    ks = [int(m[5:]) for m in metric_order if m.startswith("pass@") and m[5:].isdigit()]
+    if not ks:
+        return None
+    return "pass@10" if 10 in ks else f"pass@{max(ks)}"
+
+
+def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
+    value = (aggregated.get("systems", {}).get(system, {}).get(metric) or {}).get("mean")
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def matched_baseline(aggregated: dict[str, Any], reference: str = REFERENCE,
+                     baseline: str = BASELINE, metric: str = "pass@1") -> str | None:
+    """The baseline system or temperature variant whose mean `metric` is closest to the
+    reference's (the plain baseline first on ties); None when nothing can be matched."""
+    target = _mean(aggregated, reference, metric)
+    candidates = [s for s in aggregated.get("system_order", [])
+                  if parse_system(s)[0] == baseline and _mean(aggregated, s, metric) is not None]
+    candidates.sort(key=lambda s: parse_system(s)[1] is not None)  # plain baseline first
+    if target is None or not candidates:
+        return None
+    return min(candidates, key=lambda s: abs(_mean(aggregated, s, metric) - target))
+
+
+def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
+                  other: str) -> list[dict[str, Any]]:
+    """Per seed: {seed, ci_low, ci_high, p_holm} of ref - other (bootstrap CI of the mean
+    per-tweet difference, Holm-adjusted Wilcoxon p)."""
+    found = []
+    for doc in statistics:
+        for test in doc.get("tests", []):
+            pair = (test.get("system"), test.get("other"))
+            if test.get("metric") != metric or pair not in ((ref, other), (other, ref)):
+                continue
+            low, high = test.get("ci_low"), test.get("ci_high")
+            if pair == (other, ref) and low is not None and high is not None:
+                low, high = -high, -low
+            found.append({"seed": doc.get("seed"), "ci_low": low, "ci_high": high,
+                          "p_holm": test.get("wilcoxon_p_holm")})
+    return found
+
+
+def _direction(result: str, metric: str) -> str:
+    """'better' / 'worse' (in the metric's direction) / 'none' / 'untested'."""
+    if result not in ("higher", "lower"):
+        return result
+    return "better" if (result == "higher") == get_metric(metric).higher_is_better else "worse"
+
+
+def verdict_word(directions: Sequence[str]) -> str:
+    better, worse = "better" in directions, "worse" in directions
+    if better and worse:
+        return "mixed"
+    if better:
+        return "better"
+    if worse:
+        return "worse"
+    return "no detectable difference"
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]],
+                  reference: str | None = None, baseline: str = BASELINE) -> dict[str, Any]:
+    """The comparison block (module docstring); `available: false` with a reason when the
+    reference, the baseline or pass@k is missing."""
+    reference = (reference or aggregated.get("across_seeds", {}).get("reference_system")
+                 or REFERENCE)
+    passk = main_passk(aggregated.get("metric_order") or [])
+    matched = matched_baseline(aggregated, reference, baseline)
+    if passk is None or matched is None or _mean(aggregated, reference, "pass@1") is None:
+        return {"available": False, "reference": reference, "baseline": baseline,
+                "reason": f"no pass@1 of both {reference} and {baseline} (or its temperature "
+                          "systems) in the aggregate"}
+    metrics = ["pass@1", passk] + (["coverage"] if "coverage" in
+                                   (aggregated.get("metric_order") or []) else [])
+    rows = []
+    for metric in metrics:
+        found = compare(aggregated, statistics, metric, reference, matched)
+        ref_entry = aggregated["systems"][reference].get(metric) or {}
+        other_entry = aggregated["systems"][matched].get(metric) or {}
+        evidence = seed_evidence(statistics, metric, reference, matched)
+        holm = [e["p_holm"] for e in evidence if e["p_holm"] is not None]
+        rows.append({
+            "metric": metric, "label": get_metric(metric).label,
+            "reference_mean": ref_entry.get("mean"), "reference_std": ref_entry.get("std"),
+            "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
+            "diff": found["diff"], "detectable": found["verdict"] in ("higher", "lower"),
+            "direction": _direction(found["verdict"], metric),
+            "seeds": evidence, "p_holm_max": max(holm) if holm else None,
+            "p_holm_min": min(holm) if holm else None,
+        })
+    word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
+    temperature = parse_system(matched)[1]
+    return {
+        "available": True, "reference": reference, "baseline": baseline, "matched": matched,
+        "matched_temperature": temperature,
+        "candidates": [s for s in aggregated.get("system_order", [])
+                       if parse_system(s)[0] == baseline],
+        "passk_metric": passk, "alpha": found["alpha"], "n_seeds": found["n_seeds"],
+        "seed_order": ", ".join(str(e["seed"]) for e in rows[0]["seeds"]),
+        "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
+        "rule": "matched = the baseline system or temperature variant with the closest mean "
+                "pass@1; verdict from pass@1 and pass@k by significance.compare "
+                "(Holm-adjusted Wilcoxon p < alpha in every seed, one sign)",
+    }
+
+
+def _phrase(row: dict[str, Any]) -> str:
+    state = {"better": "detectably better", "worse": "detectably worse",
+             "none": "no detectable difference", "untested": "not tested"}[row["direction"]]
+    return f"{row['label']} {_fmt(row['diff'], signed=True)} ({state})"
+
+
+def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]) -> str:
+    """One sentence of verdict, every word chosen from the numbers."""
+    opponent = (f"the baseline sampled at temperature {parse_system(matched)[1]:g} "
+                f"({matched}), the baseline closest to its pass@1"
+                if parse_system(matched)[1] is not None else
+                f"the baseline ({matched}) at its own sampling temperature, the closest to its "
+                "pass@1")
+    details = "; ".join(_phrase(row) for row in rows)
+    head = {"better": "is better than", "worse": "is worse than",
+            "mixed": "is better on one count and worse on the other than",
+            "no detectable difference": "shows no detectable difference from"}[word]
+    return f"{reference} {head} {opponent}: {details}."
+
+
+def markdown(block: dict[str, Any]) -> str:
+    """The paragraph and table for the README, from `build_verdict`'s block."""
+    if not block.get("available"):
+        return f"No verdict: {block.get('reason')}."
+    lines = [f"| metric | {block['reference']} | {block['matched']} | difference | "
+             f"95 % CI (seeds {block['seed_order']}) | Holm p (seeds {block['seed_order']}) | "
+             "detectable |", "|---|---|---|---|---|---|---|"]
+    for row in block["rows"]:
+        cis = ", ".join(f"[{_fmt(e['ci_low'], True)}, {_fmt(e['ci_high'], True)}]"
+                        for e in row["seeds"]) or "n/a"
+        ps = ", ".join(_p(e["p_holm"]) for e in row["seeds"]) or "n/a"
+        lines.append(
+            f"| {row['label']} | {_fmt(row['reference_mean'])} ± {_fmt(row['reference_std'])} "
+            f"| {_fmt(row['other_mean'])} ± {_fmt(row['other_std'])} "
+            f"| {_fmt(row['diff'], True)} | {cis} | {ps} | "
+            f"{row['direction'] if row['detectable'] else 'no'} |")
+    return "\n".join(lines) + f"\n\n**Verdict: {block['verdict']}.** {block['sentence']}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from polychromic.io import read_json
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print("usage: python -m polychromic.reporting.verdict aggregated_results.json "
+              "seed_*/statistical_tests.json", file=sys.stderr)
+        return 2
+    block = build_verdict(read_json(args[0]), [read_json(path) for path in args[1:]])
+    print(markdown(block))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
