@@ -32,6 +32,18 @@ STANCES = {
     "anecdote": "Last year I tried {a} and my {b} changed completely",
 }
 
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny inputs: one thread is as fast and avoids OpenMP stalls on a shared, busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = {
     "vocab_size": 400,
     "hidden_size": 32,

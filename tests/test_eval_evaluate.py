@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
-import torch
 
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.io import write_jsonl
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs: one thread is as fast and avoids OpenMP stalls on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 PROMPTS = [
     ("t1", "Big match tonight!", ["Can't wait for kickoff.", "Who do you think wins?"]),
@@ -58,13 +45,21 @@ def _records(system: str, temperature: float) -> list[dict]:
         else:  # zero_shot: an empty greedy, and one prompt whose samples have no trigram
             samples = ["ok", "yes sure", "no", ""] if index == 0 else DIVERSE[::-1]
             greedy = "" if index == 1 else DIVERSE[index % 4]
-        records.append({
-            "prompt_id": pid, "tweet": tweet, "references": refs, "reference_stances": None,
-            "greedy": greedy, "samples": samples,
-            "reference_nll": [12.0 + index for _ in refs], "reference_tokens": [6 for _ in refs],
-            "system": system, "seed": 42,
-            "settings": {"num_samples": 4, "temperature": temperature, "top_p": 0.95},
-        })
+        records.append(
+            {
+                "prompt_id": pid,
+                "tweet": tweet,
+                "references": refs,
+                "reference_stances": None,
+                "greedy": greedy,
+                "samples": samples,
+                "reference_nll": [12.0 + index for _ in refs],
+                "reference_tokens": [6 for _ in refs],
+                "system": system,
+                "seed": 42,
+                "settings": {"num_samples": 4, "temperature": temperature, "top_p": 0.95},
+            }
+        )
     return records
 
 
@@ -72,8 +67,11 @@ def _records(system: str, temperature: float) -> list[dict]:
 def evaluated(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("evaluate")
     generations = {}
-    for system, temperature in (("zero_shot", 0.7), ("baseline_lora", 1.0),
-                                ("polychromic_lora", 1.0)):
+    for system, temperature in (
+        ("zero_shot", 0.7),
+        ("baseline_lora", 1.0),
+        ("polychromic_lora", 1.0),
+    ):
         generations[system] = str(root / f"{system}.jsonl")
         write_jsonl(generations[system], _records(system, temperature))
     names = ("diversity", "quality", "passk", "statistics")
@@ -83,8 +81,9 @@ def evaluated(tmp_path_factory) -> dict:
     def strict(token: str) -> float:
         raise ValueError(f"non-strict JSON constant {token}")
 
-    return {name: json.loads(open(path).read(), parse_constant=strict)
-            for name, path in paths.items()}
+    return {
+        name: json.loads(open(path).read(), parse_constant=strict) for name, path in paths.items()
+    }
 
 
 def _numbers(value):
@@ -106,18 +105,37 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
         assert list(data["systems"]) == ["zero_shot", "baseline_lora", "polychromic_lora"]
         assert all(math.isfinite(x) for x in _numbers(data))
         settings = data["settings"]
-        assert settings["temperature"] == {"zero_shot": 0.7, "baseline_lora": 1.0,
-                                           "polychromic_lora": 1.0}
+        assert settings["temperature"] == {
+            "zero_shot": 0.7,
+            "baseline_lora": 1.0,
+            "polychromic_lora": 1.0,
+        }
         assert settings["passk"]["criterion"] == "semantic" and settings["bertscore_layer"] == 6
         assert settings["embedding_model"]["path"]
         assert "tok:13a" in settings["metrics"]["self_bleu"]["signature"]
     expected = {
-        "diversity": {"self_bleu", "distinct_1", "distinct_2", "distinct_3",
-                      "semantic_diversity", "pooled_distinct_1", "pooled_distinct_2",
-                      "pooled_distinct_3", "empty_samples"},
+        "diversity": {
+            "self_bleu",
+            "distinct_1",
+            "distinct_2",
+            "distinct_3",
+            "semantic_diversity",
+            "pooled_distinct_1",
+            "pooled_distinct_2",
+            "pooled_distinct_3",
+            "empty_samples",
+        },
         "quality": {"rouge1", "rouge2", "rougeL", "bertscore_f1", "perplexity", "empty_greedy"},
-        "passk": {"pass@1", "pass@3", "pass@5", "pass_counts", "n", "coverage", "modes_hit",
-                  "modes"},
+        "passk": {
+            "pass@1",
+            "pass@3",
+            "pass@5",
+            "pass_counts",
+            "n",
+            "coverage",
+            "modes_hit",
+            "modes",
+        },
     }
     for name, keys in expected.items():
         for metrics in evaluated[name]["systems"].values():
@@ -160,7 +178,8 @@ def test_quality_and_passk_values(evaluated) -> None:
         assert system["n"] == 4 and len(system["pass_counts"]) == 5
         assert all(0 <= c <= 4 for c in system["pass_counts"])
         assert system["pass@1"]["per_prompt"] == pytest.approx(
-            [c / 4 for c in system["pass_counts"]])
+            [c / 4 for c in system["pass_counts"]]
+        )
     assert all(c >= 1 for c in passk["polychromic_lora"]["pass_counts"])  # sample 0 = reference
     # No stances here: modes are clusters of the reference embeddings; sample 0 of polychromic
     # is reference 0, so it covers at least that reference's mode of every prompt.
@@ -170,9 +189,13 @@ def test_quality_and_passk_values(evaluated) -> None:
     assert all(1 <= hit <= modes for hit, modes in pairs)
     assert poly["coverage"]["per_prompt"] == pytest.approx([hit / modes for hit, modes in pairs])
     for system in passk.values():  # no pass, no mode hit
-        assert all(value == 0.0 for value, c in
-                   zip(system["coverage"]["per_prompt"], system["pass_counts"], strict=True)
-                   if c == 0)
+        assert all(
+            value == 0.0
+            for value, c in zip(
+                system["coverage"]["per_prompt"], system["pass_counts"], strict=True
+            )
+            if c == 0
+        )
 
 
 def test_statistics_file(evaluated) -> None:
@@ -182,17 +205,33 @@ def test_statistics_file(evaluated) -> None:
     # diversity, quality, pass@1, pass@3 and coverage (pass@5 is null)
     per_prompt_metrics = 5 + 5 + 3
     assert len(data["tests"]) == per_prompt_metrics * 2
-    required = {"metric", "system", "other", "higher_is_better", "n_prompts", "mean_reference",
-                "mean_other", "mean_diff", "ci_low", "ci_high", "wilcoxon_statistic",
-                "wilcoxon_p", "mannwhitney_statistic", "mannwhitney_p", "cohens_d",
-                "wilcoxon_p_holm", "better"}
+    required = {
+        "metric",
+        "system",
+        "other",
+        "higher_is_better",
+        "n_prompts",
+        "mean_reference",
+        "mean_other",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "wilcoxon_statistic",
+        "wilcoxon_p",
+        "mannwhitney_statistic",
+        "mannwhitney_p",
+        "cohens_d",
+        "wilcoxon_p_holm",
+        "better",
+    }
     for row in data["tests"]:
         assert required <= set(row)
         assert row["system"] == "polychromic_lora" and row["other"] != "polychromic_lora"
         assert row["better"] in {"polychromic_lora", "other", "none"}
         assert row["wilcoxon_p_holm"] >= row["wilcoxon_p"]
-    distinct_3 = next(t for t in data["tests"]
-                      if t["metric"] == "distinct_3" and t["other"] == "zero_shot")
+    distinct_3 = next(
+        t for t in data["tests"] if t["metric"] == "distinct_3" and t["other"] == "zero_shot"
+    )
     assert distinct_3["n_prompts"] == 4
 
 
@@ -200,9 +239,17 @@ def test_prompt_mismatch_names_the_system(tmp_path) -> None:
     good = _records("polychromic_lora", 1.0)
     write_jsonl(tmp_path / "a.jsonl", good)
     write_jsonl(tmp_path / "b.jsonl", [good[1], good[0], *good[2:]])
-    out = {name: str(tmp_path / f"{name}.json")
-           for name in ("diversity", "quality", "passk", "statistics")}
+    out = {
+        name: str(tmp_path / f"{name}.json")
+        for name in ("diversity", "quality", "passk", "statistics")
+    }
     with pytest.raises(ValueError, match="baseline_lora: prompt ids differ"):
-        evaluate_seed({"polychromic_lora": str(tmp_path / "a.jsonl"),
-                       "baseline_lora": str(tmp_path / "b.jsonl")},
-                      **out, settings=SETTINGS, seed=42)
+        evaluate_seed(
+            {
+                "polychromic_lora": str(tmp_path / "a.jsonl"),
+                "baseline_lora": str(tmp_path / "b.jsonl"),
+            },
+            **out,
+            settings=SETTINGS,
+            seed=42,
+        )

@@ -17,17 +17,6 @@ from polychromic.evaluation.quality import (
     rouge_best,
 )
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs: one thread is as fast and avoids OpenMP stalls on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 REFS = ["The team played really well tonight.", "What a comeback in the second half!"]
 GREEDY = "The team played well in the second half"
 
