@@ -239,4 +239,10 @@ def test_verdict_paragraph_follows_the_numbers(paper: dict) -> None:
     assert r"\texttt{baseline\_lora}" in block and r"\label{tab:verdict}" in block
     assert re.search(r"\\textbf\{Verdict: (better|worse|mixed|no detectable difference)\.\}",
                      block)
-    assert "pass@10" in block and "95\\% CI, seeds " in block
+    stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))["verdict"]
+    assert f"Verdict: {stored['verdict']}." in block
+    assert f"Holm-adjusted over these {stored['family']} comparisons" in block
+    assert f"({stored['n_prompts']} of them)" in block
+    row = stored["rows"][1]
+    assert row["metric"] == "pass@10" and f"${row['diff']:+.3f}$ [${row['ci_low']:+.3f}$" in block
+    assert "95 \\% CI {[}" in block  # the sentence's % and brackets escaped

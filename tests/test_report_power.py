@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from polychromic.reporting.power import paired_sd, prompts_needed, study_power
+from polychromic.reporting.power import (
+    detectable_delta,
+    main,
+    paired_sd,
+    pooled_sd,
+    prompts_needed,
+    study_power,
+)
 
 
 def test_prompts_needed_reaches_the_power_and_grows_with_the_family() -> None:
@@ -20,3 +27,40 @@ def test_paired_sd_pools_seeds() -> None:
                        "baseline_lora": {"pass@10": {"per_prompt": [1.0, 0.0, 0.0]}}}}
     sd, count = paired_sd([doc, doc])
     assert count == 4 and sd == pytest.approx(0.57735, abs=1e-4)
+
+
+def test_pooled_sd_is_the_std_of_seed_mean_differences() -> None:
+    def doc(ref: list, other: list) -> dict:
+        return {"prompt_ids": ["a", "b", "c"],
+                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
+                            "baseline_lora": {"pass@10": {"per_prompt": other}}}}
+    pilot = [doc([1.0, 0.0, 1.0], [0.0, 0.0, None]), doc([1.0, 1.0, 1.0], [1.0, 0.0, 1.0])]
+    sd, prompts = pooled_sd(pilot)  # seed-mean differences 0.5, 0.5; prompt c left out
+    assert prompts == 2 and sd == pytest.approx(0.0)
+    pilot[1]["systems"]["polychromic_lora"]["pass@10"]["per_prompt"] = [1.0, 0.0, 1.0]
+    sd, _ = pooled_sd(pilot)  # 0.5, 0.0
+    assert sd == pytest.approx(0.35355, abs=1e-4)
+
+
+def test_detectable_delta_inverts_prompts_needed() -> None:
+    n = prompts_needed(0.09, 0.05, family=3, seeds=1)
+    assert detectable_delta(n, 0.09, 3, 1) <= 0.05 < detectable_delta(n - 1, 0.09, 3, 1)
+
+
+def test_main_prints_both_rules(tmp_path, capsys) -> None:
+    import json
+
+    def doc(seed: int, shift: float) -> dict:
+        ref = [min(1.0, 0.5 + shift + 0.1 * (i % 3)) for i in range(20)]
+        return {"seed": seed, "prompt_ids": [f"t{i}" for i in range(20)],
+                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
+                            "baseline_lora": {"pass@10": {"per_prompt": [0.5] * 20}}}}
+    paths = []
+    for seed, shift in ((1, 0.0), (2, 0.1)):
+        path = tmp_path / f"{seed}.json"
+        path.write_text(json.dumps(doc(seed, shift)))
+        paths.append(str(path))
+    assert main(paths + ["--prompts", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "2 seeds, 20 test prompts" in out and "power at 150 prompts" in out
+    assert out.count("primary") == 2 and out.count("every-seed") == 4

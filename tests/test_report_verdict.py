@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from polychromic.reporting.verdict import (
     build_verdict,
+    main,
     markdown,
     matched_baseline,
     seed_evidence,
@@ -74,28 +78,77 @@ def test_verdict_word(directions: list[str], word: str) -> None:
     assert verdict_word(directions) == word
 
 
+def passk(means: dict = MEANS, offsets: dict | None = None, n: int = 40,
+          jitter: float = 0.0) -> list[dict]:
+    """Per seed, a passk_results document: per tweet, a value shared by every system (so the
+    paired differences are the systems' mean differences exactly) plus `offsets[(system,
+    metric)][seed index]` and, with `jitter`, independent noise per system."""
+    rng = np.random.default_rng(0)
+    docs = []
+    for index, seed in enumerate(SEEDS):
+        shared = rng.normal(0.0, 0.1, n)
+        systems = {}
+        for system, values in means.items():
+            systems[system] = {}
+            for metric, value in zip(METRICS, values, strict=True):
+                shift = (offsets or {}).get((system, metric), [0.0] * len(SEEDS))[index]
+                noise = rng.normal(0.0, jitter, n) if jitter else 0.0
+                systems[system][metric] = {"per_prompt": (value + shift + shared + noise).tolist()}
+        docs.append({"seed": seed, "prompt_ids": [f"t{i}" for i in range(n)], "systems": systems})
+    return docs
+
+
 def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> None:
-    block = build_verdict(aggregate(), statistics({"pass@10": 0.01, "coverage": 0.001}))
+    block = build_verdict(aggregate(), statistics({}), passk())
     assert block["available"] and block["matched"] == "baseline_lora@t1.3"
     assert block["matched_temperature"] == 1.3
+    assert block["n_prompts"] == 40 and block["n_seeds"] == 3 and block["family"] == 3
     rows = {row["metric"]: row for row in block["rows"]}
     assert list(rows) == ["pass@1", "pass@10", "coverage"]
-    assert rows["pass@10"]["direction"] == "better" and rows["pass@1"]["direction"] == "none"
+    # pass@1 0.45 vs 0.47 exactly on every tweet: detectably lower, i.e. worse
+    assert rows["pass@1"]["direction"] == "worse"
+    assert rows["pass@10"]["direction"] == "better"
     assert rows["pass@10"]["diff"] == pytest.approx(0.04)
-    assert rows["coverage"]["seeds"][0]["ci_low"] == pytest.approx(0.13)
+    assert rows["pass@10"]["ci_low"] == pytest.approx(0.04)
+    assert rows["pass@10"]["seed_diffs"] == pytest.approx([0.04] * 3)
+    assert rows["pass@10"]["p_holm"] < 0.05 and rows["pass@10"]["seeds_agree"]
+    assert block["verdict"] == "mixed"
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
+    block = build_verdict(aggregate(equal), statistics({}), passk(equal))
+    assert block["matched"] == "baseline_lora@t1.3"
+    assert [row["direction"] for row in block["rows"]] == ["none", "better", "better"]
     assert block["verdict"] == "better"
     assert "temperature 1.3" in block["sentence"] and "+0.040" in block["sentence"]
-    assert "**Verdict: better.**" in markdown(block)
+    assert "Holm p <0.001" in block["sentence"]
+    text = markdown(block)
+    assert "**Verdict: better.**" in text and "| +0.040, +0.040, +0.040 |" in text
+    assert "40 test tweets, values averaged over 3 seeds; Holm over 3 comparisons" in text
+
+
+def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
+    """The every-seed rule of the tables stays in `seeds`; the pooled test decides."""
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
+    block = build_verdict(aggregate(equal), statistics({"pass@10": 0.5}, equal), passk(equal))
+    row = block["rows"][1]
+    assert [e["p_holm"] for e in row["seeds"]] == [0.5, 0.5, 0.5]
+    assert row["detectable"] and block["verdict"] == "better"
+
+
+def test_a_difference_carried_by_some_seeds_only_is_not_detectable() -> None:
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}  # equal to @t1.3 on average
+    offsets = {("polychromic_lora", "pass@10"): [0.08, 0.08, -0.01]}
+    row = build_verdict(aggregate(equal), [], passk(equal, offsets))["rows"][1]
+    assert row["diff"] == pytest.approx(0.05) and row["p_holm"] < 0.05
+    assert not row["seeds_agree"] and not row["detectable"] and row["direction"] == "none"
 
 
 def test_no_detectable_difference_and_worse() -> None:
-    assert build_verdict(aggregate(), statistics({}))["verdict"] == "no detectable difference"
-    # one seed above alpha: not detectable (the study's one rule)
-    docs = statistics({"pass@10": 0.01})
-    docs[0]["tests"] = [dict(t, wilcoxon_p_holm=0.2) for t in docs[0]["tests"]]
-    assert build_verdict(aggregate(), docs)["verdict"] == "no detectable difference"
-    worse = {**MEANS, "polychromic_lora": (0.45, 0.80, 0.3)}
-    block = build_verdict(aggregate(worse), statistics({"pass@10": 0.01}, worse))
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}
+    block = build_verdict(aggregate(equal), [], passk(equal, jitter=0.2))
+    assert all(row["p_holm"] > 0.05 for row in block["rows"])
+    assert block["verdict"] == "no detectable difference"
+    worse = {**MEANS, "polychromic_lora": (0.47, 0.80, 0.3)}
+    block = build_verdict(aggregate(worse), [], passk(worse))
     assert block["verdict"] == "worse" and "is worse than" in block["sentence"]
 
 
@@ -107,7 +160,20 @@ def test_seed_evidence_is_oriented_reference_minus_other() -> None:
     assert found == [{"seed": 1, "ci_low": -0.3, "ci_high": -0.1, "p_holm": 0.02}]
 
 
-def test_unavailable_without_the_systems() -> None:
-    block = build_verdict(aggregate({"polychromic_lora": (0.4, 0.9, 0.5)}), [])
+def test_unavailable_without_the_systems_or_the_per_tweet_values() -> None:
+    alone = {"polychromic_lora": (0.4, 0.9, 0.5)}
+    block = build_verdict(aggregate(alone), [], passk(alone))
     assert not block["available"] and "baseline_lora" in block["reason"]
     assert markdown(block).startswith("No verdict")
+    block = build_verdict(aggregate(), [], [])
+    assert not block["available"] and "per-tweet" in block["reason"]
+
+
+def test_markdown_from_the_stored_block(tmp_path, capsys) -> None:
+    block = build_verdict(aggregate(), [], passk())
+    path = tmp_path / "aggregated_results.json"
+    path.write_text(json.dumps({"verdict": block}))
+    assert main([str(path)]) == 0
+    assert capsys.readouterr().out.strip() == markdown(block).strip()
+    path.write_text("{}")
+    assert main([str(path)]) == 1

@@ -310,7 +310,8 @@ def aggregate(
              for name, paths in runs.items()},
             seeds, experiments_config, systems_config)
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
-    result["verdict"] = build_verdict(result, statistics)
+    result["verdict"] = build_verdict(result, statistics,
+                                      [per_seed[seed]["passk"] for seed in seeds])
     write_json(aggregated, result)
     write_text(table, results_table(result, templates_dir, statistics=statistics))
     if ablation_table is not None:

@@ -33,7 +33,7 @@ from polychromic.evaluation.registry import get_metric
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
 from polychromic.reporting.significance import alpha_of, compare
-from polychromic.reporting.verdict import build_verdict, main_passk
+from polychromic.reporting.verdict import main_passk
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "passk": evaluation.get("passk") or {},
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(aggregated, statistics, ref, OTHER),
-        "verdict": build_verdict(aggregated, statistics, ref, OTHER),
+        "verdict": aggregated.get("verdict") or {
+            "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),
         "ablations": aggregated.get("ablation_systems") or [],
         "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}

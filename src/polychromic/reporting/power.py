@@ -1,22 +1,28 @@
 """How many test prompts does a study need to detect a pass@k difference? A pilot-based answer.
 
 Why: issue 8 asks for a study powered to detect a pass@10 difference of `delta` (0.05) at the
-Holm-adjusted 0.05 level. The study's rule (significance.py) calls a difference detectable when
-the Holm-adjusted Wilcoxon p is below alpha in *every* seed. A simple, conservative
-calculation from a pilot run:
+Holm-adjusted 0.05 level. A simple, conservative calculation from a pilot run, for the two
+rules the study uses:
 
-- sigma = std (ddof=1) of the per-prompt paired differences of the metric (reference minus
-  baseline) in the pilot's `passk_results.json`, pooled over its seeds;
-- Holm's first step is Bonferroni: a single true effect among `family` tests needs
-  p < alpha / family, so we use alpha' = alpha / family (conservative for Holm);
-- the paired test over P prompts is approximated by the paired z-test (Wilcoxon's
-  asymptotic relative efficiency against it is >= 0.864, 3/pi ~ 0.955 for normal data);
-- the power in one seed is Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}); every seed must
-  succeed, so the study's power is that to the power of the number of seeds (seeds treated as
-  independent replications).
+- **primary** (`pooled.py`, the verdict): one paired test over P test tweets of the values
+  averaged over seeds, Holm over a family of `family` comparisons (3: pass@1, pass@10,
+  coverage). sigma = std (ddof=1) of the per-tweet differences of the seed means in the pilot;
+- **every-seed** (`significance.py`, the tables' daggers): a paired test in *every* seed at
+  Holm over that seed's whole family of tests. sigma = std of the per-tweet differences within
+  a seed, pooled over the pilot's seeds; every seed must succeed, so the per-seed power is
+  raised to the power of the number of seeds (seeds treated as independent replications).
+
+In both, Holm's first step is Bonferroni: a single true effect among `family` tests needs
+p < alpha / family, so alpha' = alpha / family (conservative for Holm); the paired Wilcoxon test
+is approximated by the paired z-test (its asymptotic relative efficiency against it is >= 0.864,
+3/pi ~ 0.955 for normal data); the power of one test is
+Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra condition, every seed's
+mean difference of the same sign, is ignored: with a true difference delta the chance that one
+seed's mean over P tweets has the other sign is Phi(-delta sqrt(P) / sigma_seed), under 0.002
+for the pilot's sigma_seed = 0.24, delta = 0.05 and P = 200.
 
 `prompts_needed` inverts it for a target study power. `python -m polychromic.reporting.power
-results/evaluation/seed_*/passk_results.json` prints the pilot's sigma and a small table.
+results/evaluation/seed_*/passk_results.json` prints the pilot's sigmas and a small table.
 """
 
 from __future__ import annotations
@@ -26,11 +32,16 @@ import math
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 from scipy.stats import norm
 
+from polychromic.reporting.pooled import seed_means_per_prompt
 
-def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = "polychromic_lora",
-              other: str = "baseline_lora") -> tuple[float, int]:
+REFERENCE, OTHER = "polychromic_lora", "baseline_lora"
+
+
+def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
+              other: str = OTHER) -> tuple[float, int]:
     """(std of the per-prompt differences, number of differences) pooled over pilot seeds."""
     diffs = []
     for doc in pilot:
@@ -43,9 +54,23 @@ def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = "
     return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)), len(diffs)
 
 
+def pooled_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
+              other: str = OTHER) -> tuple[float, int]:
+    """(std of the per-prompt differences of the seed means, number of prompts): the sigma of
+    the primary test (`pooled.py`); a prompt with a null in any seed is left out."""
+    _, ref = seed_means_per_prompt(pilot, reference, metric)
+    _, oth = seed_means_per_prompt(pilot, other, metric)
+    diffs = (ref - oth).mean(axis=0)
+    diffs = diffs[~np.isnan(diffs)]
+    if diffs.size < 2:
+        raise ValueError("the pilot needs at least 2 prompts with values in every seed")
+    return float(np.std(diffs, ddof=1)), int(diffs.size)
+
+
 def study_power(prompts: int, sigma: float, delta: float, family: int, seeds: int,
                 alpha: float = 0.05) -> float:
-    """Probability that every seed detects a true difference `delta` (module docstring)."""
+    """Probability that every one of `seeds` tests detects a true difference `delta` (module
+    docstring); seeds=1 for the primary test."""
     z = norm.ppf(1 - alpha / family / 2)
     per_seed = norm.cdf(delta * math.sqrt(prompts) / sigma - z)
     return float(per_seed ** seeds)
@@ -53,26 +78,45 @@ def study_power(prompts: int, sigma: float, delta: float, family: int, seeds: in
 
 def prompts_needed(sigma: float, delta: float, family: int, seeds: int, power: float = 0.8,
                    alpha: float = 0.05) -> int:
-    """Test prompts for `power` of detecting `delta` in every seed (module docstring)."""
+    """Test prompts for `power` of detecting `delta` in every one of `seeds` tests."""
     per_seed = power ** (1.0 / seeds)
     z = norm.ppf(1 - alpha / family / 2) + norm.ppf(per_seed)
     return math.ceil((z * sigma / delta) ** 2)
 
 
+def detectable_delta(prompts: int, sigma: float, family: int, seeds: int, power: float = 0.8,
+                     alpha: float = 0.05) -> float:
+    """The smallest difference detected with `power` by `prompts` test prompts."""
+    z = norm.ppf(1 - alpha / family / 2) + norm.ppf(power ** (1.0 / seeds))
+    return float(z * sigma / math.sqrt(prompts))
+
+
 def main(argv: list[str] | None = None) -> int:
-    paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python -m polychromic.reporting.power seed_*/passk_results.json",
-              file=sys.stderr)
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m polychromic.reporting.power seed_*/passk_results.json "
+              "[--prompts P]", file=sys.stderr)
         return 2
-    pilot = [json.loads(open(path, encoding="utf-8").read()) for path in paths]
-    sigma, count = paired_sd(pilot)
-    print(f"pilot: sigma of per-prompt pass@10 differences = {sigma:.3f} ({count} differences)")
-    print("family  seeds  prompts for power 0.8 (delta 0.05)  power with 200 prompts")
-    for family in (1, 3, 45, 135):
-        for seeds in (1, 3):
-            print(f"{family:6d}  {seeds:5d}  {prompts_needed(sigma, 0.05, family, seeds):34d}"
-                  f"  {study_power(200, sigma, 0.05, family, seeds):.2f}")
+    prompts = 200
+    if "--prompts" in args:
+        index = args.index("--prompts")
+        prompts = int(args[index + 1])
+        args = args[:index] + args[index + 2:]
+    pilot = [json.loads(open(path, encoding="utf-8").read()) for path in args]
+    seeds = len(pilot)
+    sigma_seed, count = paired_sd(pilot)
+    sigma_pooled, n_prompts = pooled_sd(pilot)
+    print(f"pilot: {seeds} seeds, {n_prompts} test prompts; std of the per-prompt pass@10 "
+          f"difference {REFERENCE} - {OTHER}: {sigma_seed:.3f} within a seed ({count} "
+          f"differences), {sigma_pooled:.3f} of the seed means")
+    print(f"rule        family  prompts for power 0.8 (delta 0.05)  power at {prompts} prompts"
+          f"  delta detected at {prompts} prompts")
+    rows = [("primary", family, 1, sigma_pooled) for family in (1, 3)]
+    rows += [("every-seed", family, seeds, sigma_seed) for family in (1, 3, 45, 135)]
+    for rule, family, tests, sigma in rows:
+        print(f"{rule:10s}  {family:6d}  {prompts_needed(sigma, 0.05, family, tests):34d}"
+              f"  {study_power(prompts, sigma, 0.05, family, tests):18.2f}"
+              f"  {detectable_delta(prompts, sigma, family, tests):24.3f}")
     return 0
 
 

@@ -6,10 +6,15 @@ opponent of the reference system is the baseline variant whose pass@1 (mean over
 closest to the reference's, the plain baseline on ties or without temperature systems.
 
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
-the means over seeds, the difference, each seed's bootstrap 95 % CI of the per-tweet mean
-difference and Holm-adjusted Wilcoxon p (from `statistical_tests.json`), and whether the
-difference is detectable by the study's one rule (`significance.compare`). The verdict word
-comes from pass@1 and pass@k only (the claim: higher pass@k without losing pass@1):
+the means ± std over seeds and the study's primary, pre-registered test (`pooled.py`): per test
+tweet the value averaged over seeds, the mean paired difference with its bootstrap 95 % CI, the
+Wilcoxon p Holm-adjusted over these three comparisons, and each seed's mean difference. A
+difference is **detectable** when the adjusted p < alpha and every seed's difference has the
+sign of the pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (the
+stricter every-seed rule of the tables, `significance.py`) are kept in each row as `seeds`.
+
+The verdict word comes from pass@1 and pass@k only (the claim: higher pass@k without losing
+pass@1):
 
 - **better**: one of them detectably better and neither detectably worse;
 - **worse**: one of them detectably worse and neither detectably better;
@@ -17,8 +22,8 @@ comes from pass@1 and pass@k only (the claim: higher pass@k without losing pass@
 - **no detectable difference**: neither differs detectably.
 
 No sentence is written ahead of the numbers: every word of `sentence` is chosen from them.
-`python -m polychromic.reporting.verdict AGGREGATE STATS...` prints the paragraph as Markdown
-(for the README section "What the demo study shows").
+`python -m polychromic.reporting.verdict AGGREGATE` prints the paragraph as Markdown (for the
+README section "What the demo study shows") from the block the aggregate step stored.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from polychromic.evaluation.registry import get_metric
-from polychromic.reporting.significance import compare
+from polychromic.reporting.pooled import adjust, pooled_test
+from polychromic.reporting.significance import alpha_of
 from polychromic.systems import parse_system
 
 BASELINE = "baseline_lora"
@@ -111,35 +117,55 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _settings(statistics: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(bootstrap samples, stats seed) of the per-seed tests, so both analyses resample alike."""
+    settings = next((doc.get("settings") or {} for doc in statistics), {})
+    return int(settings.get("bootstrap_samples", 2000)), int(settings.get("stats_seed", 0))
+
+
 def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]],
-                  reference: str | None = None, baseline: str = BASELINE) -> dict[str, Any]:
-    """The comparison block (module docstring); `available: false` with a reason when the
-    reference, the baseline or pass@k is missing."""
+                  passk: Sequence[dict[str, Any]] | None, reference: str | None = None,
+                  baseline: str = BASELINE) -> dict[str, Any]:
+    """The comparison block (module docstring) from the aggregate, every seed's
+    `statistical_tests.json` and every seed's `passk_results.json` (`passk`, in seed order);
+    `available: false` with a reason when the reference, the baseline, pass@k or the per-tweet
+    values are missing."""
     reference = (reference or aggregated.get("across_seeds", {}).get("reference_system")
                  or REFERENCE)
-    passk = main_passk(aggregated.get("metric_order") or [])
+    passk_metric = main_passk(aggregated.get("metric_order") or [])
     matched = matched_baseline(aggregated, reference, baseline)
-    if passk is None or matched is None or _mean(aggregated, reference, "pass@1") is None:
+    if (passk_metric is None or matched is None
+            or _mean(aggregated, reference, "pass@1") is None):
         return {"available": False, "reference": reference, "baseline": baseline,
                 "reason": f"no pass@1 of both {reference} and {baseline} (or its temperature "
                           "systems) in the aggregate"}
-    metrics = ["pass@1", passk] + (["coverage"] if "coverage" in
-                                   (aggregated.get("metric_order") or []) else [])
+    if not passk:
+        return {"available": False, "reference": reference, "baseline": baseline,
+                "reason": "no per-tweet pass@k results to test"}
+    metrics = ["pass@1", passk_metric] + (["coverage"] if "coverage" in
+                                          (aggregated.get("metric_order") or []) else [])
+    alpha = alpha_of(statistics)
+    samples, stats_seed = _settings(statistics)
+    primary = adjust([pooled_test(passk, metric, reference, matched, samples, stats_seed)
+                      for metric in metrics], alpha)
     rows = []
-    for metric in metrics:
-        found = compare(aggregated, statistics, metric, reference, matched)
+    for metric, test in zip(metrics, primary, strict=True):
         ref_entry = aggregated["systems"][reference].get(metric) or {}
         other_entry = aggregated["systems"][matched].get(metric) or {}
-        evidence = seed_evidence(statistics, metric, reference, matched)
-        holm = [e["p_holm"] for e in evidence if e["p_holm"] is not None]
+        diff = test.get("mean_diff")
+        detectable = bool(test["detectable"])
         rows.append({
             "metric": metric, "label": get_metric(metric).label,
             "reference_mean": ref_entry.get("mean"), "reference_std": ref_entry.get("std"),
             "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
-            "diff": found["diff"], "detectable": found["verdict"] in ("higher", "lower"),
-            "direction": _direction(found["verdict"], metric),
-            "seeds": evidence, "p_holm_max": max(holm) if holm else None,
-            "p_holm_min": min(holm) if holm else None,
+            "diff": diff, "ci_low": test.get("ci_low"), "ci_high": test.get("ci_high"),
+            "p": test.get("wilcoxon_p"), "p_holm": test.get("wilcoxon_p_holm"),
+            "cohens_d": test.get("cohens_d"), "n_prompts": test.get("n_prompts"),
+            "n_left_out": test.get("n_left_out"), "seed_diffs": test.get("seed_diffs"),
+            "seeds_agree": test.get("seeds_agree"), "detectable": detectable,
+            "direction": (_direction("higher" if diff > 0 else "lower", metric)
+                          if detectable else "none"),
+            "seeds": seed_evidence(statistics, metric, reference, matched),
         })
     word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
     temperature = parse_system(matched)[1]
@@ -148,19 +174,26 @@ def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any
         "matched_temperature": temperature,
         "candidates": [s for s in aggregated.get("system_order", [])
                        if parse_system(s)[0] == baseline],
-        "passk_metric": passk, "alpha": found["alpha"], "n_seeds": found["n_seeds"],
-        "seed_order": ", ".join(str(e["seed"]) for e in rows[0]["seeds"]),
+        "passk_metric": passk_metric, "alpha": alpha, "n_seeds": len(passk),
+        "seed_order": ", ".join(str(doc.get("seed")) for doc in passk),
+        "n_prompts": rows[0]["n_prompts"], "family": len(rows),
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
         "rule": "matched = the baseline system or temperature variant with the closest mean "
-                "pass@1; verdict from pass@1 and pass@k by significance.compare "
-                "(Holm-adjusted Wilcoxon p < alpha in every seed, one sign)",
+                "pass@1; per test tweet the value averaged over seeds; two-sided Wilcoxon "
+                f"signed-rank p Holm-adjusted over the {len(rows)} comparisons; detectable when "
+                "the adjusted p < alpha and every seed's mean difference has the pooled sign; "
+                "verdict from pass@1 and pass@k",
     }
 
 
 def _phrase(row: dict[str, Any]) -> str:
     state = {"better": "detectably better", "worse": "detectably worse",
              "none": "no detectable difference", "untested": "not tested"}[row["direction"]]
-    return f"{row['label']} {_fmt(row['diff'], signed=True)} ({state})"
+    if row.get("p_holm") is None:
+        return f"{row['label']} {_fmt(row['diff'], signed=True)} ({state})"
+    return (f"{row['label']} {_fmt(row['diff'], signed=True)} (95 % CI "
+            f"[{_fmt(row['ci_low'], True)}, {_fmt(row['ci_high'], True)}], Holm p "
+            f"{_p(row['p_holm'])}: {state})")
 
 
 def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]) -> str:
@@ -181,30 +214,34 @@ def markdown(block: dict[str, Any]) -> str:
     """The paragraph and table for the README, from `build_verdict`'s block."""
     if not block.get("available"):
         return f"No verdict: {block.get('reason')}."
-    lines = [f"| metric | {block['reference']} | {block['matched']} | difference | "
-             f"95 % CI (seeds {block['seed_order']}) | Holm p (seeds {block['seed_order']}) | "
-             "detectable |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| metric | {block['reference']} | {block['matched']} | difference | 95 % CI | "
+             f"Holm p | difference per seed ({block['seed_order']}) | detectable |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in block["rows"]:
-        cis = ", ".join(f"[{_fmt(e['ci_low'], True)}, {_fmt(e['ci_high'], True)}]"
-                        for e in row["seeds"]) or "n/a"
-        ps = ", ".join(_p(e["p_holm"]) for e in row["seeds"]) or "n/a"
+        per_seed = ", ".join(_fmt(d, True) for d in row["seed_diffs"] or []) or "n/a"
         lines.append(
             f"| {row['label']} | {_fmt(row['reference_mean'])} ± {_fmt(row['reference_std'])} "
             f"| {_fmt(row['other_mean'])} ± {_fmt(row['other_std'])} "
-            f"| {_fmt(row['diff'], True)} | {cis} | {ps} | "
+            f"| {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
+            f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
             f"{row['direction'] if row['detectable'] else 'no'} |")
-    return "\n".join(lines) + f"\n\n**Verdict: {block['verdict']}.** {block['sentence']}\n"
+    return ("\n".join(lines) + f"\n\n{block['n_prompts']} test tweets, values averaged over "
+            f"{block['n_seeds']} seeds; Holm over {block['family']} comparisons.\n\n"
+            f"**Verdict: {block['verdict']}.** {block['sentence']}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     from polychromic.io import read_json
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        print("usage: python -m polychromic.reporting.verdict aggregated_results.json "
-              "seed_*/statistical_tests.json", file=sys.stderr)
+    if len(args) != 1:
+        print("usage: python -m polychromic.reporting.verdict aggregated_results.json",
+              file=sys.stderr)
         return 2
-    block = build_verdict(read_json(args[0]), [read_json(path) for path in args[1:]])
+    block = read_json(args[0]).get("verdict")
+    if block is None:
+        print(f"{args[0]}: no verdict block (written by the aggregate step)", file=sys.stderr)
+        return 1
     print(markdown(block))
     return 0
 
