@@ -180,13 +180,16 @@ def test_ablation_table_without_and_with_ablations() -> None:
     agg = _aggregate(systems, SEEDS3, ablations=[EVIL])
     stats = _statistics(SEEDS3, {("pass@1", EVIL): [(0.001, -0.4)] * 3})
     table = ablation_table(agg, TEMPLATES, stats)
-    header = _row(table, "Metric")
-    assert header.split("&")[1:] == [" baseline\\_lora ", " polychromic\\_lora ",
-                                     r" \textbackslash{}input\{/etc/passwd\} "
-                                     r"\textasciitilde{}\textasciicircum{}\# \\"]
+    # transposed: one row per system, one column per headline metric present
+    assert _cells(table, "System") == ["pass@1 $\\uparrow$", "ROUGE-L $\\uparrow$",
+                                       "Self-BLEU $\\downarrow$"]
+    evil = r"\textbackslash{}input\{/etc/passwd\} \textasciitilde{}\textasciicircum{}\#"
+    rows = [line.split("&")[0].strip() for line in table.splitlines() if " & " in line][1:]
+    assert rows == ["baseline\\_lora", "polychromic\\_lora", evil]
     assert r"\label{tab:ablation}" in table and r"\input{/etc" not in table
     assert "Ablations: the LoRA systems beyond the main comparison" in table
-    assert _cells(table, "pass@1")[2] == r"\textbf{0.900$\pm$0.000}$^{\dagger}$"
+    assert _cells(table, evil)[0] == r"\textbf{0.900$\pm$0.000}$^{\dagger}$"
+    assert _cells(table, "polychromic\\_lora")[0] == "0.500$\\pm$0.020"
     main = results_table(agg, TEMPLATES, statistics=stats)
     assert "passwd" not in main and r"\label{tab:results}" in main
 

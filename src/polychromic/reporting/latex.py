@@ -249,12 +249,21 @@ def results_table(
     seeds = [int(seed) for seed in aggregated.get("seeds") or []]
     bases = set().union(*(row["bases"] for row in rows)) if rows else set()
     template = make_environment(templates_dir).get_template(TABLE_TEMPLATE)
+    if kind == "ablation":  # transposed: one row per system, one column per metric
+        header = [{"label": row["label"], "higher": row["higher"]} for row in rows]
+        body = [{"label": system, "higher": None, "cells": [row["cells"][j] for row in rows]}
+                for j, system in enumerate(systems)]
+    else:
+        header = [{"label": system, "higher": None} for system in systems]
+        body = rows
     return template.render(
         kind=kind,
         systems=systems,
-        rows=rows,
+        header=header,
+        rows=body,
+        corner="System" if kind == "ablation" else "Metric",
         seeds=seeds,
-        column_spec=Latex("l" + "c" * len(systems)),
+        column_spec=Latex("l" + "c" * len(header)),
         any_fewer=any(cell["fewer_seeds"] for row in rows for cell in row["cells"]),
         # the rule is stated whenever tests were given, so "no dagger" means something
         reference=reference if statistics is not None else None,
@@ -275,15 +284,28 @@ NO_ABLATION = (
 )
 
 
+def ablation_metrics(aggregated: dict[str, Any]) -> list[str]:
+    """The ablation table's columns: pass@1, the main pass@k, coverage, ROUGE-L, Self-BLEU and
+    semantic diversity, those present (every metric is in aggregated_results.json)."""
+    present = _metrics_present(aggregated)
+    ks = sorted(int(name[5:]) for name in present
+                if name.startswith("pass@") and name[5:].isdigit())
+    passk = ["pass@10" if 10 in ks else f"pass@{max(ks)}"] if ks else []
+    wanted = ["pass@1", *passk, "coverage", "rougeL", "self_bleu", "semantic_diversity"]
+    return [name for name in dict.fromkeys(wanted) if name in present]
+
+
 def ablation_table(aggregated: dict[str, Any], templates_dir: str,
                    statistics: Sequence[dict] | None = None,
                    metrics: list[str] | None = None) -> str:
-    """The ablation systems next to the main LoRA systems, or a LaTeX comment saying that
-    the study has no ablation (`NO_ABLATION`)."""
+    """The ablation systems next to the main LoRA systems, one row per system and one column
+    per metric of `ablation_metrics` (a sweep has more systems than a page has columns), or a
+    LaTeX comment saying that the study has no ablation (`NO_ABLATION`)."""
     ablations = list(aggregated.get("ablation_systems") or [])
     if not ablations:
         return NO_ABLATION
     anchors = [system for system in aggregated.get("main_lora_systems") or []
                if system not in ablations]
+    metrics = ablation_metrics(aggregated) if metrics is None else metrics
     return results_table(aggregated, templates_dir, metrics, statistics,
                          systems=anchors + ablations, kind="ablation")
