@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-cluster lint dryrun report clean venv bench bench-train bench-eval
+.PHONY: run study test test-cluster lint dryrun report clean venv bench bench-train bench-eval
 
 venv: $(STAMP)
 
@@ -20,6 +20,17 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+
+# The powered study of issue 8 (config/study_demo.yaml): a 2,000-tweet demo corpus, written
+# byte for byte by its generator, and the lambda / N / temperature sweeps. It writes results/
+# like `make run` (move a previous results/ aside to keep it).
+STUDY_RAW := resources/demo/study_raw.jsonl
+
+$(STUDY_RAW): $(STAMP)
+	$(BIN)/python -m polychromic.data.demo --n-tweets 2000 --seed 0 --out $(STUDY_RAW)
+
+study: $(STAMP) $(STUDY_RAW)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/study_demo.yaml
 
 dryrun: $(STAMP)
 	$(BIN)/snakemake -n
