@@ -37,6 +37,7 @@ rule aggregate:
             "reporting/significance.py",
             "reporting/systems.py",
             "reporting/verdict.py",
+            "reporting/pooled.py",
             "systems.py",
             "evaluation/registry.py",
         ),
@@ -135,6 +136,7 @@ rule paper:
             "reporting/latex.py",
             "reporting/significance.py",
             "reporting/verdict.py",
+            "reporting/pooled.py",
         ),
     output:
         paper=report(
