@@ -210,7 +210,9 @@ def test_aggregate_writes_groups_experiments_and_ablation_table(tmp_path: Path) 
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps({"objective": experiments[experiment]["objective"],
                                         "best_val_loss": 0.3 + seed / 1000, "best_step": 50,
-                                        "steps_run": 150, "wall_seconds": 10.0 + seed}))
+                                        "steps_run": 150, "wall_seconds": 10.0 + seed,
+                                        "saved_step": 0 if experiment == "polychromic" else 50,
+                                        "adapter_is_initial": experiment == "polychromic"}))
             runs[experiment][seed] = str(path)
     out = tmp_path / "out"
     result = aggregate(dirs, str(out / "a.json"), str(out / "t.tex"), SEEDS, SYSTEMS, TEMPLATES,
@@ -225,6 +227,9 @@ def test_aggregate_writes_groups_experiments_and_ablation_table(tmp_path: Path) 
     assert loss["mean"] == pytest.approx(0.3825) and loss["higher_is_better"] is False
     assert result["experiments"]["baseline"]["systems"] == ["baseline_lora"]
     assert "wall_seconds" not in result["experiments"]["baseline"]  # not reproducible
+    assert result["experiments"]["polychromic"]["initial_adapter_seeds"] == SEEDS[:2]
+    assert result["experiments"]["baseline"]["initial_adapter_seeds"] == []
+    assert result["experiments"]["baseline"]["saved_step"]["mean"] == 50
     main = (out / "t.tex").read_text(encoding="utf-8")
     ablations = (out / "ab.tex").read_text(encoding="utf-8")
     assert r"a\_b \& c\%" not in main and r"a\_b \& c\%" in ablations

@@ -177,3 +177,20 @@ def test_markdown_from_the_stored_block(tmp_path, capsys) -> None:
     assert capsys.readouterr().out.strip() == markdown(block).strip()
     path.write_text("{}")
     assert main([str(path)]) == 1
+
+
+def test_an_initial_adapter_is_called_out() -> None:
+    """A system whose saved adapter is the zero LoRA is the base model: the verdict says so."""
+    agg = aggregate()
+    agg["experiments"] = {
+        "polychromic": {"systems": ["polychromic_lora"], "initial_adapter_seeds": [1, 3]},
+        "baseline": {"systems": ["baseline_lora", "baseline_lora@t1.3"],
+                     "initial_adapter_seeds": []},
+        "other": {"systems": ["polychromic_l3_lora"], "initial_adapter_seeds": [2]},
+    }
+    block = build_verdict(agg, [], passk())
+    assert len(block["warnings"]) == 1
+    assert "experiment polychromic (polychromic_lora)" in block["warnings"][0]
+    assert "seed(s) 1, 3" in block["warnings"][0]
+    assert "**Warning:** the saved adapter of experiment polychromic" in markdown(block)
+    assert build_verdict(aggregate(), [], passk())["warnings"] == []

@@ -76,7 +76,7 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
     assert len(lengths) > 1
 
 
-def _train(tiny_base, toy_splits, tmp_path, name, experiment):
+def _train(tiny_base, toy_splits, tmp_path, name, experiment, training=None):
     out = tmp_path / name
     result = train_experiment(
         toy_splits["train"],
@@ -87,7 +87,7 @@ def _train(tiny_base, toy_splits, tmp_path, name, experiment):
         str(out / "run.json"),
         name,
         experiment,
-        TRAINING,
+        training or TRAINING,
         LORA,
         PROMPTS,
         seed=7,
@@ -122,6 +122,28 @@ def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_
     assert zero_run["best_step"] in (0, 3, 6)
     summary = read_json(tmp_path / "zero" / "run.json")
     assert summary["objective"] == "polychromic" and summary["seed"] == 7
+
+
+def test_checkpoint_selection_best_val_loss_or_last(tiny_base, toy_splits, tmp_path):
+    """A learning rate that wrecks the model: the best validation loss is the base model's
+    (step 0), so best_val_loss saves the initial, zero LoRA and says so; last saves the trained
+    adapter of the last step."""
+    wild = {**TRAINING, "learning_rate": 5.0, "warmup_steps": 0}
+    best_run, best = _train(tiny_base, toy_splits, tmp_path, "best", {"objective": "sft"}, wild)
+    assert best_run["best_step"] == 0  # the premise: training only made validation worse
+    assert best_run["saved_step"] == 0 and best_run["adapter_is_initial"]
+    assert best_run["checkpoint_selection"] == "best_val_loss"
+    assert all(not v.any() for k, v in best.items() if "lora_B" in k)
+    last_run, last = _train(tiny_base, toy_splits, tmp_path, "last", {"objective": "sft"},
+                            {**wild, "checkpoint_selection": "last"})
+    assert last_run["saved_step"] == last_run["steps_run"] == 6
+    assert not last_run["adapter_is_initial"] and last_run["best_step"] == 0
+    assert all(v.any() for k, v in last.items() if "lora_B" in k)
+    card = (tmp_path / "last" / "adapter" / "README.md").read_text()
+    assert "the adapter of step 6 of 6" in card and "`last`" in card
+    with pytest.raises(ValueError, match="checkpoint_selection"):
+        _train(tiny_base, toy_splits, tmp_path, "bad", {"objective": "sft"},
+               {**wild, "checkpoint_selection": "first"})
 
 
 @pytest.mark.slow

@@ -118,14 +118,16 @@ def summarise(values: list[float | None], metric: str | None,
 
 
 # Deterministic numbers only (no wall time): a re-run with the same seeds gives the same file.
-RUN_FIELDS = {"best_val_loss": False, "best_step": None, "steps_run": None}
+RUN_FIELDS = {"best_val_loss": False, "best_step": None, "saved_step": None, "steps_run": None}
 
 
 def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
                    experiments_config: dict[str, dict] | None = None,
                    systems_config: dict[str, dict] | None = None) -> dict[str, Any]:
     """Per training experiment: objective, the systems it serves, and over seeds (config
-    order) the `run.json` numbers best_val_loss, best_step and steps_run."""
+    order) the `run.json` numbers best_val_loss, best_step, saved_step and steps_run, and the
+    seeds whose saved adapter is the initial, zero LoRA (`initial_adapter_seeds`: the system
+    then is the base model; the paper and the verdict say so)."""
     block: dict[str, Any] = {}
     for experiment, paths in runs.items():
         docs = {seed: read_json(paths[seed]) if seed in paths else {} for seed in seeds}
@@ -141,6 +143,8 @@ def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
         for field, higher in RUN_FIELDS.items():
             values = [finite_or_none(docs[seed].get(field)) for seed in seeds]
             entry[field] = summarise(values, None, higher)
+        entry["initial_adapter_seeds"] = [seed for seed in seeds
+                                          if docs[seed].get("adapter_is_initial")]
         block[experiment] = entry
     return block
 

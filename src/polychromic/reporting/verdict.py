@@ -117,6 +117,23 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str]) -> list[str]:
+    """One sentence per experiment behind `systems` whose saved adapter is the initial, zero
+    LoRA in some seed (`experiments.*.initial_adapter_seeds` of the aggregate): there the
+    system is the base model, whatever its objective."""
+    found = []
+    for name, entry in (aggregated.get("experiments") or {}).items():
+        seeds = entry.get("initial_adapter_seeds") or []
+        served = [s for s in systems if s in (entry.get("systems") or [])]
+        if seeds and served:
+            found.append(f"the saved adapter of experiment {name} ({', '.join(served)}) is the "
+                         f"initial, zero LoRA in seed(s) {', '.join(str(s) for s in seeds)}: "
+                         "no checkpoint beat the base model's validation loss, so there the "
+                         "system is the base model (training.checkpoint_selection: last keeps "
+                         "the trained adapter)")
+    return found
+
+
 def _settings(statistics: Sequence[dict[str, Any]]) -> tuple[int, int]:
     """(bootstrap samples, stats seed) of the per-seed tests, so both analyses resample alike."""
     settings = next((doc.get("settings") or {} for doc in statistics), {})
@@ -169,6 +186,7 @@ def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any
         })
     word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
     temperature = parse_system(matched)[1]
+    warnings = initial_adapter_warnings(aggregated, [reference, matched])
     return {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
         "matched_temperature": temperature,
@@ -178,6 +196,7 @@ def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any
         "seed_order": ", ".join(str(doc.get("seed")) for doc in passk),
         "n_prompts": rows[0]["n_prompts"], "family": len(rows),
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
+        "warnings": warnings,
         "rule": "matched = the baseline system or temperature variant with the closest mean "
                 "pass@1; per test tweet the value averaged over seeds; two-sided Wilcoxon "
                 f"signed-rank p Holm-adjusted over the {len(rows)} comparisons; detectable when "
@@ -225,9 +244,10 @@ def markdown(block: dict[str, Any]) -> str:
             f"| {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
             f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
             f"{row['direction'] if row['detectable'] else 'no'} |")
+    warnings = "".join(f"\n**Warning:** {text}.\n" for text in block.get("warnings") or [])
     return ("\n".join(lines) + f"\n\n{block['n_prompts']} test tweets, values averaged over "
             f"{block['n_seeds']} seeds; Holm over {block['family']} comparisons.\n\n"
-            f"**Verdict: {block['verdict']}.** {block['sentence']}\n")
+            f"**Verdict: {block['verdict']}.** {block['sentence']}\n" + warnings)
 
 
 def main(argv: list[str] | None = None) -> int:

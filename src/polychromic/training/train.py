@@ -5,8 +5,10 @@
 
 (see `polychromic.training.sft` and `polychromic.training.polychromic`). AdamW on the LoRA
 parameters, cosine schedule with linear warmup, gradient clipping at 1.0, validation loss on the
-VAL split every `eval_every` steps with optional early stopping; the adapter with the best
-validation loss is the one saved (`save_pretrained`, loadable by `PeftModel.from_pretrained`).
+VAL split every `eval_every` steps with optional early stopping. The adapter saved
+(`save_pretrained`, loadable by `PeftModel.from_pretrained`) is, by
+`training.checkpoint_selection`, the one with the best validation loss (step 0, the base model,
+included) or the one of the last step run; run.json records which (`saved_step`).
 
 Resumable: every `save_every` steps the full state (LoRA weights, optimizer, scheduler, data
 order, RNG states, best adapter so far, log rows) goes to a checkpoint folder OUTSIDE the rule's
@@ -312,6 +314,10 @@ def train_experiment(
     eval_every = int(training["eval_every"])
     save_every = int(training.get("save_every", 0))
     patience = int(training.get("early_stopping_patience", 0))
+    selection = training.get("checkpoint_selection", "best_val_loss")
+    if selection not in ("best_val_loss", "last"):
+        raise ValueError(f"training.checkpoint_selection must be best_val_loss or last, not "
+                         f"{selection!r}")
 
     folder = Path(checkpoint_dir) if checkpoint_dir else None
     key = fingerprint(
@@ -402,10 +408,12 @@ def train_experiment(
     if writer is not None:
         writer.close()
 
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in progress.best_state:
-                param.copy_(progress.best_state[name])
+    saved_step = progress.best_step if selection == "best_val_loss" else progress.step
+    if selection == "best_val_loss":
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in progress.best_state:
+                    param.copy_(progress.best_state[name])
     result = {
         "experiment": experiment_name,
         "seed": seed,
@@ -413,7 +421,9 @@ def train_experiment(
         "base_model": model_path(base),
         "best_step": progress.best_step,
         "best_val_loss": progress.best_val_loss,
-        "adapter_is_initial": progress.best_step == 0,
+        "checkpoint_selection": selection,
+        "saved_step": saved_step,
+        "adapter_is_initial": saved_step == 0,
         "steps_run": progress.step,
         "resumed_from_step": (resumed or {}).get("progress", {}).get("step"),
         "processes": parallel.world,
@@ -434,7 +444,7 @@ def train_experiment(
         ),
         "settings": {"experiment": experiment, "training": training, "lora": lora},
     }
-    if progress.best_step == 0:
+    if saved_step == 0:
         log.warning(
             "the validation loss never improved on the base model: the saved adapter is the "
             "initial (zero) LoRA; check learning_rate and max_steps"
@@ -471,6 +481,8 @@ tags: [lora, polychromic, {result["objective"]}]
 - objective: `{result["objective"]}`
 - base model: `{result["base_model"]}`
 - data manifest SHA-256: `{result["data_manifest_sha256"]}`
+- saved: the adapter of step {result["saved_step"]} of {result["steps_run"]}
+  (checkpoint selection `{result["checkpoint_selection"]}`)
 - best validation loss {result["best_val_loss"]:.4f}
   at step {result["best_step"]} of {result["steps_run"]}
 - training time {result["train_seconds"]} s on {result["processes"]} process(es)
