@@ -16,7 +16,9 @@ from polychromic.reporting.figures import (
     experiment_colours,
     figure_palette,
     frontier_axes,
+    frontier_figure,
     frontier_points,
+    frontier_zoom,
     make_figures,
     pareto_front,
     pass_at_k,
@@ -26,6 +28,7 @@ from polychromic.reporting.figures import (
     system_palette,
     training_figure,
 )
+from polychromic.systems import parse_system
 from test_report_helpers import (
     N_SAMPLES,
     SEEDS,
@@ -236,3 +239,29 @@ def test_frontier_has_one_point_per_system_with_std_bars(tmp_path: Path) -> None
     assert palette["polychromic_lora"] == figure_palette(systems[:2])["polychromic_lora"]
     written = render_figure("frontier", data, {}, palette, tmp_path, sampling_temperature=1.0)
     assert sorted(Path(path).name for path in written) == ["frontier.pdf", "frontier.png"]
+
+
+def test_frontier_zooms_on_crowded_lora_systems() -> None:
+    def point(system: str, x: float, y: float, err: float = 0.01) -> dict:
+        base, temperature = parse_system(system)
+        return {"system": system, "base": base, "temperature": temperature, "x": x, "y": y,
+                "xerr": err, "yerr": np.nan}
+    far = [point("few_shot", 0.05, 0.3), point("baseline_lora@t1.6", 0.16, 0.75)]
+    crowded = [point("baseline_lora", 0.56, 0.97), point("polychromic_lora", 0.57, 0.96)]
+    x0, x1, y0, y1 = frontier_zoom(far + crowded, ["baseline_lora", "polychromic_lora"])
+    assert x0 < 0.55 and x1 > 0.58 and y0 < 0.96 < 0.97 < y1  # bars and padding inside
+    assert x1 - x0 < 0.1 and y1 - y0 < 0.05
+    assert frontier_zoom(far + crowded, ["polychromic_lora"]) is None  # one point: no zoom
+    spread = [point("baseline_lora", 0.1, 0.3), point("polychromic_lora", 0.6, 0.97)]
+    assert frontier_zoom(spread + far, ["baseline_lora", "polychromic_lora"]) is None
+    entry = {"std": 0.01, "n_seeds": 3}
+    data = {"system_order": [p["system"] for p in far + crowded],
+            "metric_order": ["pass@1", "pass@10"], "main_lora_systems": ["baseline_lora",
+                                                                        "polychromic_lora"],
+            "systems": {p["system"]: {"pass@1": {**entry, "mean": p["x"]},
+                                      "pass@10": {**entry, "mean": p["y"]}}
+                        for p in far + crowded}}
+    palette = figure_palette(data["system_order"])
+    assert len(frontier_figure(data, palette).axes) == 2
+    data["main_lora_systems"] = []
+    assert len(frontier_figure(data, palette).axes) == 1

@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from polychromic.evaluation.passk import pass_at_k
 from polychromic.evaluation.registry import get_metric
@@ -392,18 +393,31 @@ def frontier_points(aggregated: dict[str, Any]) -> list[dict[str, Any]]:
     return points
 
 
-def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
-                    sampling_temperature: float | None = None) -> Figure:
-    """pass@1 against pass@10, one point per system (mean over seeds, std bars both ways);
-    a system's temperature variants share its colour, take a diamond marker with their
-    temperature written next to them, and are joined to it by a line in temperature order."""
-    x_metric, y_metric = frontier_axes(aggregated)
-    points = frontier_points(aggregated)
-    fig = _figure(WIDTH_IN, 3.2)
-    ax = fig.subplots()
-    if not points:
-        ax.text(0.5, 0.5, "no pass@k in the aggregate", ha="center", transform=ax.transAxes)
-        return fig
+def frontier_zoom(points: list[dict[str, Any]], systems: Sequence[str],
+                  share: float = 0.5) -> tuple[float, float, float, float] | None:
+    """(x0, x1, y0, y1) around the points of `systems` (the LoRA systems at their own sampling
+    temperature and the verdict's matched baseline) and their std bars, padded by 10 % (at least
+    0.01); None when fewer than two of them are drawn or the box already spans more than
+    `share` of the whole plot in both directions (a zoom would show nothing new)."""
+    chosen = [p for p in points if p["system"] in systems]
+    if len(chosen) < 2:
+        return None
+
+    def span(key: str, err: str, pool: list[dict[str, Any]]) -> tuple[float, float]:
+        low = min(p[key] - np.nan_to_num(p[err]) for p in pool)
+        high = max(p[key] + np.nan_to_num(p[err]) for p in pool)
+        return low, high
+
+    (x0, x1), (y0, y1) = span("x", "xerr", chosen), span("y", "yerr", chosen)
+    (fx0, fx1), (fy0, fy1) = span("x", "xerr", points), span("y", "yerr", points)
+    if (x1 - x0) > share * (fx1 - fx0) and (y1 - y0) > share * (fy1 - fy0):
+        return None
+    pad_x, pad_y = max(0.1 * (x1 - x0), 0.01), max(0.1 * (y1 - y0), 0.01)
+    return x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+
+
+def _draw_frontier(ax: Axes, points: list[dict[str, Any]], palette: dict[str, tuple],
+                   sampling_temperature: float | None, labels: bool) -> None:
     bases = list(dict.fromkeys(point["base"] for point in points))
     for base in bases:
         colour = palette.get(base) or palette.get(next(
@@ -421,15 +435,53 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
             ax.errorbar(point["x"], point["y"], xerr=xerr, yerr=yerr, color=colour,
                         marker="D" if variant else "o", ms=3.0 if variant else 4.0,
                         elinewidth=0.6, capsize=1.5, linestyle="none", zorder=3,
-                        label=None if variant else plain_text(base))
+                        label=None if variant or not labels else plain_text(base))
             if variant:
                 ax.annotate(f"T={point['temperature']:g}", (point["x"], point["y"]),
                             xytext=(3, 2), textcoords="offset points", fontsize=5.5,
-                            color=colour)
+                            color=colour, annotation_clip=True)
+
+
+def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
+                    sampling_temperature: float | None = None) -> Figure:
+    """pass@1 against pass@10, one point per system (mean over seeds, std bars both ways);
+    a system's temperature variants share its colour, take a diamond marker with their
+    temperature written next to them, and are joined to it by a line in temperature order.
+    When the LoRA systems (`main_lora_systems` and `ablation_systems` of the aggregate, at their
+    own temperature, with the verdict's matched baseline) crowd a small corner of the plot, a
+    second panel zooms on them (`frontier_zoom`), and a grey box
+    in the first panel marks where."""
+    x_metric, y_metric = frontier_axes(aggregated)
+    points = frontier_points(aggregated)
+    lora = [s for s in list(aggregated.get("main_lora_systems") or []) + list(
+        aggregated.get("ablation_systems") or []) if parse_system(s)[1] is None]
+    lora.append((aggregated.get("verdict") or {}).get("matched"))
+    zoom = frontier_zoom(points, lora) if points else None
+    fig = _figure(WIDTH_IN, 4.0 if zoom else 3.2)
+    axes = fig.subplots(1, 2) if zoom else [fig.subplots()]
+    ax = axes[0]
+    if not points:
+        ax.text(0.5, 0.5, "no pass@k in the aggregate", ha="center", transform=ax.transAxes)
+        return fig
+    _draw_frontier(ax, points, palette, sampling_temperature, labels=True)
     ax.set_xlabel(_axis_label(x_metric) + ", mean over seeds")
     ax.set_ylabel(_axis_label(y_metric))
     ax.plot([], [], color="0.3", marker="D", ms=3.0, linestyle="none",
             label="same system, other sampling temperature")
+    if zoom:
+        x0, x1, y0, y1 = zoom
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                               edgecolor="0.5", linewidth=0.6, zorder=1))
+        _draw_frontier(axes[1], points, palette, sampling_temperature, labels=False)
+        axes[1].set_xlim(x0, x1)
+        axes[1].set_ylim(y0, y1)
+        axes[1].set_title("zoom: the LoRA systems", fontsize=7)
+        axes[1].set_xlabel(_axis_label(x_metric))
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, frameon=False, loc="lower center", ncol=2,
+                   handletextpad=0.3, columnspacing=1.0)
+        fig.tight_layout(rect=(0.0, 0.03 + 0.045 * ((len(labels) + 1) // 2), 1.0, 1.0))
+        return fig
     _legend_below(fig, ax)
     return fig
 
