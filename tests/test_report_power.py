@@ -9,6 +9,7 @@ from polychromic.reporting.power import (
     main,
     paired_sd,
     pooled_sd,
+    primary_sd,
     prompts_needed,
     study_power,
 )
@@ -49,6 +50,7 @@ def test_detectable_delta_inverts_prompts_needed() -> None:
 
 def test_main_prints_both_rules(tmp_path, capsys) -> None:
     import json
+    from pathlib import Path
 
     def doc(seed: int, shift: float) -> dict:
         ref = [min(1.0, 0.5 + shift + 0.1 * (i % 3)) for i in range(20)]
@@ -63,4 +65,11 @@ def test_main_prints_both_rules(tmp_path, capsys) -> None:
     assert main(paths + ["--prompts", "150"]) == 0
     out = capsys.readouterr().out
     assert "2 seeds, 20 test prompts" in out and "power at 150 prompts" in out
-    assert out.count("primary") == 2 and out.count("every-seed") == 4
+    assert out.count("every-seed") == 4
+    pilot = [json.loads(Path(path).read_text()) for path in paths]
+    sigma = primary_sd(pilot)
+    assert sigma == pytest.approx(max(pooled_sd(pilot)[0], paired_sd(pilot)[0] / 2 ** 0.5))
+    primary = [line.split() for line in out.splitlines() if line.startswith("primary")]
+    assert [row[1] for row in primary] == ["1", "3"]
+    assert int(primary[1][2]) == prompts_needed(sigma, 0.05, 3, 1)
+    assert float(primary[1][4]) == pytest.approx(detectable_delta(150, sigma, 3, 1), abs=1e-3)

@@ -194,3 +194,20 @@ def test_an_initial_adapter_is_called_out() -> None:
     assert "seed(s) 1, 3" in block["warnings"][0]
     assert "**Warning:** the saved adapter of experiment polychromic" in markdown(block)
     assert build_verdict(aggregate(), [], passk())["warnings"] == []
+
+
+def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
+    docs = passk()
+    for doc in docs:  # pass@10 could not be computed (k > n): per_prompt null in every seed
+        for system in doc["systems"].values():
+            system["pass@10"] = {"mean": None, "per_prompt": None, "reason": "k > n"}
+        doc["systems"]["polychromic_lora"]["coverage"]["per_prompt"][:5] = [None] * 5
+    block = build_verdict(aggregate(), [], docs)
+    rows = {row["metric"]: row for row in block["rows"]}
+    assert rows["pass@10"]["direction"] == "untested" and rows["pass@10"]["p_holm"] is None
+    assert block["family"] == 2
+    assert "pass@10 n/a (not tested)" in block["sentence"]
+    assert block["sentence"].startswith("On pass@1 and pass@10, polychromic_lora")
+    assert block["tweets"] == "40 (pass@1), 0 (pass@10), 35 (Coverage)"
+    assert rows["coverage"]["n_left_out"] == 5
+    assert "40 (pass@1), 0 (pass@10), 35 (Coverage) test tweets" in markdown(block)

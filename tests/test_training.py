@@ -133,11 +133,13 @@ def test_checkpoint_selection_best_val_loss_or_last(tiny_base, toy_splits, tmp_p
     assert best_run["best_step"] == 0  # the premise: training only made validation worse
     assert best_run["saved_step"] == 0 and best_run["adapter_is_initial"]
     assert best_run["checkpoint_selection"] == "best_val_loss"
+    assert any("lora_B" in k for k in best)
     assert all(not v.any() for k, v in best.items() if "lora_B" in k)
     last_run, last = _train(tiny_base, toy_splits, tmp_path, "last", {"objective": "sft"},
                             {**wild, "checkpoint_selection": "last"})
     assert last_run["saved_step"] == last_run["steps_run"] == 6
     assert not last_run["adapter_is_initial"] and last_run["best_step"] == 0
+    assert any("lora_B" in k for k in last)
     assert all(v.any() for k, v in last.items() if "lora_B" in k)
     card = (tmp_path / "last" / "adapter" / "README.md").read_text()
     assert "the adapter of step 6 of 6" in card and "`last`" in card

@@ -477,6 +477,7 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
         axes[1].set_ylim(y0, y1)
         axes[1].set_title("zoom: the LoRA systems", fontsize=7)
         axes[1].set_xlabel(_axis_label(x_metric))
+        axes[1].set_ylabel(_axis_label(y_metric))
         handles, labels = ax.get_legend_handles_labels()
         fig.legend(handles, labels, frameon=False, loc="lower center", ncol=2,
                    handletextpad=0.3, columnspacing=1.0)

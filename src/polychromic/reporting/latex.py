@@ -13,7 +13,9 @@ metric, `mean$\\pm$std` over seeds, best value per metric in bold in the metric'
 detectably from the reference system (polychromic LoRA) by the rule of
 `polychromic.reporting.significance` (Holm-adjusted Wilcoxon p < alpha in every seed, one sign),
 the rule the paper's sentences use. The same template renders the ablation table
-(`ablation_table`): the LoRA systems beyond the main comparison next to the main LoRA systems.
+(`ablation_table`), transposed (one row per system, one column per headline metric, since a sweep
+has more systems than a page has columns): the LoRA systems beyond the main comparison next to
+the main LoRA systems.
 """
 
 from __future__ import annotations
@@ -231,7 +233,8 @@ def results_table(
     statistics: Sequence[dict] | None = None, systems: Sequence[str] | None = None,
     kind: str = "main",
 ) -> str:
-    """Render a booktabs table (one column per system, one row per metric).
+    """Render a booktabs table: kind 'main' has one column per system and one row per metric,
+    kind 'ablation' one row per system and one column per metric.
 
     `systems` defaults to the aggregate's `main_systems` (all systems when it has none);
     `statistics` are the per-seed `statistical_tests.json` documents (no marks without them);

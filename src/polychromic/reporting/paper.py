@@ -56,6 +56,13 @@ def format_p(value: float | None) -> Latex:
     return Latex(f"$p={value:.3f}$")
 
 
+def format_p_value(value: float | None) -> Latex:
+    """A p-value for a table cell: `0.034`, `$<$0.001` or `n/a`."""
+    if value is None or not math.isfinite(value):
+        return Latex("n/a")
+    return Latex("$<$0.001" if value < 0.001 else f"{value:.3f}")
+
+
 def format_signed(value: float | None) -> Latex:
     if value is None or not math.isfinite(value):
         return Latex("n/a")
@@ -150,6 +157,7 @@ def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str]
     environment = make_environment(templates_dir)
     environment.filters["p"] = format_p
     environment.filters["signed"] = format_signed
+    environment.filters["pvalue"] = format_p_value
     main = environment.get_template(MAIN_TEMPLATE).render(**context)
     bib = environment.get_template(BIB_TEMPLATE).render()
     return main, bib

@@ -21,7 +21,8 @@ the study was run:
   and system;
 - **seeds**: the per-seed mean differences are reported too; a difference counts as
   detectable only when the Holm-adjusted p < alpha *and* every seed's mean difference has the
-  sign of the pooled one, so an effect carried by one lucky seed is not called.
+  (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called; a seed
+  whose difference is exactly 0 does not agree.
 
 What it does not do: the seeds are fixed effects here. Inference is over test tweets given
 these trained adapters; the spread over training seeds is shown (mean ± std, the per-seed
@@ -40,11 +41,14 @@ from polychromic.evaluation.stats import holm, paired_test
 
 
 def per_prompt(doc: dict[str, Any], system: str, metric: str) -> list[float | None]:
-    """One seed's per-tweet values of `metric` for `system` from a passk_results document."""
+    """One seed's per-tweet values of `metric` for `system` from a passk_results document; a
+    metric the evaluation could not compute (`per_prompt: null`, e.g. k > n) is all nulls."""
     try:
         values = doc["systems"][system][metric]["per_prompt"]
     except KeyError as error:
         raise KeyError(f"seed {doc.get('seed')}: no per-prompt {metric} of {system}") from error
+    if values is None:
+        return [None] * len(doc.get("prompt_ids") or [])
     return [None if v is None or not math.isfinite(v) else float(v) for v in values]
 
 

@@ -6,7 +6,10 @@ rules the study uses:
 
 - **primary** (`pooled.py`, the verdict): one paired test over P test tweets of the values
   averaged over seeds, Holm over a family of `family` comparisons (3: pass@1, pass@10,
-  coverage). sigma = std (ddof=1) of the per-tweet differences of the seed means in the pilot;
+  coverage). sigma = the larger of the pilot's std (ddof=1) of the per-tweet differences of the
+  seed means and sigma_seed / sqrt(S), what S seeds with independent noise give: with 10
+  samples most per-tweet pass@10 values are 0 or 1 and a small pilot's seed-mean std can be a
+  fluke of a few tweets (the default run's: 0.090 against 0.237 / sqrt(3) = 0.137);
 - **every-seed** (`significance.py`, the tables' daggers): a paired test in *every* seed at
   Holm over that seed's whole family of tests. sigma = std of the per-tweet differences within
   a seed, pooled over the pilot's seeds; every seed must succeed, so the per-seed power is
@@ -21,6 +24,9 @@ mean difference of the same sign, is ignored: with a true difference delta the c
 seed's mean over P tweets has the other sign is Phi(-delta sqrt(P) / sigma_seed), under 0.002
 for the pilot's sigma_seed = 0.24, delta = 0.05 and P = 200.
 
+It is an approximation: Wilcoxon drops zero differences, and when most tweets tie (pass@10 = 1
+for both systems) the tweets that count are few, so size with margin and check the CI the study
+achieves (the verdict's 95 % CI half-width says what it could detect).
 `prompts_needed` inverts it for a target study power. `python -m polychromic.reporting.power
 results/evaluation/seed_*/passk_results.json` prints the pilot's sigmas and a small table.
 """
@@ -42,7 +48,8 @@ REFERENCE, OTHER = "polychromic_lora", "baseline_lora"
 
 def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
               other: str = OTHER) -> tuple[float, int]:
-    """(std of the per-prompt differences, number of differences) pooled over pilot seeds."""
+    """(std of the per-prompt differences, number of differences), the differences of every
+    pilot seed taken together (one std around their common mean)."""
     diffs = []
     for doc in pilot:
         ref = doc["systems"][reference][metric]["per_prompt"]
@@ -52,6 +59,13 @@ def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = R
         raise ValueError("the pilot needs at least 2 per-prompt differences")
     mean = sum(diffs) / len(diffs)
     return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)), len(diffs)
+
+
+def primary_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
+               other: str = OTHER) -> float:
+    """The sigma the primary test is sized with: max(pooled_sd, paired_sd / sqrt(seeds))."""
+    return max(pooled_sd(pilot, metric, reference, other)[0],
+               paired_sd(pilot, metric, reference, other)[0] / math.sqrt(len(pilot)))
 
 
 def pooled_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
@@ -92,26 +106,27 @@ def detectable_delta(prompts: int, sigma: float, family: int, seeds: int, power:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print("usage: python -m polychromic.reporting.power seed_*/passk_results.json "
-              "[--prompts P]", file=sys.stderr)
-        return 2
-    prompts = 200
-    if "--prompts" in args:
-        index = args.index("--prompts")
-        prompts = int(args[index + 1])
-        args = args[:index] + args[index + 2:]
-    pilot = [json.loads(open(path, encoding="utf-8").read()) for path in args]
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m polychromic.reporting.power",
+                                     description="Test prompts needed, from a pilot run.")
+    parser.add_argument("pilot", nargs="+", help="the pilot's seed_*/passk_results.json")
+    parser.add_argument("--prompts", type=int, default=200,
+                        help="test prompts of the planned study (200)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    prompts = args.prompts
+    pilot = [json.loads(open(path, encoding="utf-8").read()) for path in args.pilot]
     seeds = len(pilot)
     sigma_seed, count = paired_sd(pilot)
     sigma_pooled, n_prompts = pooled_sd(pilot)
+    sigma_primary = primary_sd(pilot)
     print(f"pilot: {seeds} seeds, {n_prompts} test prompts; std of the per-prompt pass@10 "
           f"difference {REFERENCE} - {OTHER}: {sigma_seed:.3f} within a seed ({count} "
-          f"differences), {sigma_pooled:.3f} of the seed means")
+          f"differences), {sigma_pooled:.3f} of the seed means; the primary test is sized with "
+          f"{sigma_primary:.3f} (the larger of that and {sigma_seed:.3f} / sqrt({seeds}))")
     print(f"rule        family  prompts for power 0.8 (delta 0.05)  power at {prompts} prompts"
           f"  delta detected at {prompts} prompts")
-    rows = [("primary", family, 1, sigma_pooled) for family in (1, 3)]
+    rows = [("primary", family, 1, sigma_primary) for family in (1, 3)]
     rows += [("every-seed", family, seeds, sigma_seed) for family in (1, 3, 45, 135)]
     for rule, family, tests, sigma in rows:
         print(f"{rule:10s}  {family:6d}  {prompts_needed(sigma, 0.05, family, tests):34d}"

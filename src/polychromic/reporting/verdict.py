@@ -127,10 +127,10 @@ def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str])
         served = [s for s in systems if s in (entry.get("systems") or [])]
         if seeds and served:
             found.append(f"the saved adapter of experiment {name} ({', '.join(served)}) is the "
-                         f"initial, zero LoRA in seed(s) {', '.join(str(s) for s in seeds)}: "
-                         "no checkpoint beat the base model's validation loss, so there the "
-                         "system is the base model (training.checkpoint_selection: last keeps "
-                         "the trained adapter)")
+                         f"initial, zero LoRA in seed(s) {', '.join(str(s) for s in seeds)}, so "
+                         "there the system is the base model (run.json: adapter_is_initial; "
+                         "with training.checkpoint_selection best_val_loss no checkpoint beat "
+                         "the base model's validation loss, and last keeps the trained adapter)")
     return found
 
 
@@ -180,29 +180,33 @@ def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any
             "cohens_d": test.get("cohens_d"), "n_prompts": test.get("n_prompts"),
             "n_left_out": test.get("n_left_out"), "seed_diffs": test.get("seed_diffs"),
             "seeds_agree": test.get("seeds_agree"), "detectable": detectable,
-            "direction": (_direction("higher" if diff > 0 else "lower", metric)
+            "direction": ("untested" if test.get("wilcoxon_p_holm") is None else
+                          _direction("higher" if diff > 0 else "lower", metric)
                           if detectable else "none"),
             "seeds": seed_evidence(statistics, metric, reference, matched),
         })
     word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
     temperature = parse_system(matched)[1]
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
-    return {
+    block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
         "matched_temperature": temperature,
         "candidates": [s for s in aggregated.get("system_order", [])
                        if parse_system(s)[0] == baseline],
         "passk_metric": passk_metric, "alpha": alpha, "n_seeds": len(passk),
         "seed_order": ", ".join(str(doc.get("seed")) for doc in passk),
-        "n_prompts": rows[0]["n_prompts"], "family": len(rows),
+        "n_prompts": rows[0]["n_prompts"],
+        "family": sum(row["p_holm"] is not None for row in rows),
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
         "warnings": warnings,
         "rule": "matched = the baseline system or temperature variant with the closest mean "
                 "pass@1; per test tweet the value averaged over seeds; two-sided Wilcoxon "
-                f"signed-rank p Holm-adjusted over the {len(rows)} comparisons; detectable when "
+                "signed-rank p Holm-adjusted over the tested comparisons; detectable when "
                 "the adjusted p < alpha and every seed's mean difference has the pooled sign; "
                 "verdict from pass@1 and pass@k",
     }
+    block["tweets"] = tweets(block)
+    return block
 
 
 def _phrase(row: dict[str, Any]) -> str:
@@ -226,7 +230,16 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
     head = {"better": "is better than", "worse": "is worse than",
             "mixed": "is better on one count and worse on the other than",
             "no detectable difference": "shows no detectable difference from"}[word]
-    return f"{reference} {head} {opponent}: {details}."
+    judged = " and ".join(row["label"] for row in rows if row["metric"] != "coverage")
+    return f"On {judged}, {reference} {head} {opponent}: {details}."
+
+
+def tweets(block: dict[str, Any]) -> str:
+    """How many test tweets each row tested: one number when the rows agree, else per row."""
+    counts = [(row["label"], row.get("n_prompts")) for row in block["rows"]]
+    if len({n for _, n in counts}) == 1:
+        return str(counts[0][1])
+    return ", ".join(f"{n} ({label})" for label, n in counts)
 
 
 def markdown(block: dict[str, Any]) -> str:
@@ -245,7 +258,7 @@ def markdown(block: dict[str, Any]) -> str:
             f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
             f"{row['direction'] if row['detectable'] else 'no'} |")
     warnings = "".join(f"\n**Warning:** {text}.\n" for text in block.get("warnings") or [])
-    return ("\n".join(lines) + f"\n\n{block['n_prompts']} test tweets, values averaged over "
+    return ("\n".join(lines) + f"\n\n{tweets(block)} test tweets, values averaged over "
             f"{block['n_seeds']} seeds; Holm over {block['family']} comparisons.\n\n"
             f"**Verdict: {block['verdict']}.** {block['sentence']}\n" + warnings)
 

@@ -269,6 +269,10 @@ def train_experiment(
     manifest: str | None = None,
 ) -> dict:
     """Fine-tune one (experiment, seed) and write the adapter, the step log and a summary."""
+    selection = training.get("checkpoint_selection", "best_val_loss")
+    if selection not in ("best_val_loss", "last"):
+        raise ValueError(f"training.checkpoint_selection must be best_val_loss or last, not "
+                         f"{selection!r}")
     started = time.perf_counter()
     parallel = parallel_context()
     seed_everything(seed)
@@ -314,10 +318,6 @@ def train_experiment(
     eval_every = int(training["eval_every"])
     save_every = int(training.get("save_every", 0))
     patience = int(training.get("early_stopping_patience", 0))
-    selection = training.get("checkpoint_selection", "best_val_loss")
-    if selection not in ("best_val_loss", "last"):
-        raise ValueError(f"training.checkpoint_selection must be best_val_loss or last, not "
-                         f"{selection!r}")
 
     folder = Path(checkpoint_dir) if checkpoint_dir else None
     key = fingerprint(
@@ -446,8 +446,10 @@ def train_experiment(
     }
     if saved_step == 0:
         log.warning(
-            "the validation loss never improved on the base model: the saved adapter is the "
-            "initial (zero) LoRA; check learning_rate and max_steps"
+            "the saved adapter is the initial (zero) LoRA, i.e. the base model: %s",
+            "no checkpoint beat the base model's validation loss (check learning_rate and "
+            "max_steps, or use training.checkpoint_selection: last)"
+            if selection == "best_val_loss" else "no training step ran",
         )
     if parallel.main:
         model.save_pretrained(adapter_dir)
