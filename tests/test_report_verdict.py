@@ -181,19 +181,20 @@ def test_markdown_from_the_stored_block(tmp_path, capsys) -> None:
 
 def test_an_initial_adapter_is_called_out() -> None:
     """A system whose saved adapter is the zero LoRA is the base model: the verdict says so."""
-    agg = aggregate()
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}  # matched: no other warning
+    agg = aggregate(equal)
     agg["experiments"] = {
         "polychromic": {"systems": ["polychromic_lora"], "initial_adapter_seeds": [1, 3]},
         "baseline": {"systems": ["baseline_lora", "baseline_lora@t1.3"],
                      "initial_adapter_seeds": []},
         "other": {"systems": ["polychromic_l3_lora"], "initial_adapter_seeds": [2]},
     }
-    block = build_verdict(agg, [], passk())
+    block = build_verdict(agg, [], passk(equal))
     assert len(block["warnings"]) == 1
     assert "experiment polychromic (polychromic_lora)" in block["warnings"][0]
     assert "seed(s) 1, 3" in block["warnings"][0]
     assert "**Warning:** the saved adapter of experiment polychromic" in markdown(block)
-    assert build_verdict(aggregate(), [], passk())["warnings"] == []
+    assert build_verdict(aggregate(equal), [], passk(equal))["warnings"] == []
 
 
 def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
@@ -211,3 +212,19 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
     assert block["tweets"] == "40 (pass@1), 0 (pass@10), 35 (Coverage)"
     assert rows["coverage"]["n_left_out"] == 5
     assert "40 (pass@1), 0 (pass@10), 35 (Coverage) test tweets" in markdown(block)
+
+
+def test_an_unmatched_pass_at_1_is_called_out_with_where_to_add_temperatures() -> None:
+    # polychromic's pass@1 0.45 lies between @t1.3 (0.47, the closest) and nothing below: add one
+    block = build_verdict(aggregate(), [], passk())
+    assert block["rows"][0]["direction"] == "worse"
+    (warning,) = block["warnings"]
+    assert "no baseline variant matches the pass@1 of polychromic_lora (0.450)" in warning
+    assert "the closest, baseline_lora@t1.3, differs detectably (-0.020)" in warning
+    assert "below every baseline variant, the lowest being baseline_lora@t1.3 (0.470)" in warning
+    low = {**MEANS, "baseline_lora@t1.6": (0.20, 0.7, 0.3)}
+    (warning,) = build_verdict(aggregate(low), [], passk(low))["warnings"]
+    assert ("between baseline_lora@t1.6 (0.200) and baseline_lora@t1.3 (0.470): sample the "
+            "baseline at temperatures between theirs") in warning
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
+    assert build_verdict(aggregate(equal), [], passk(equal))["warnings"] == []

@@ -134,6 +134,34 @@ def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str])
     return found
 
 
+def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str, matched: str,
+                      pass1: dict[str, Any]) -> list[str]:
+    """A sentence when even the closest baseline variant differs detectably in pass@1 (the
+    `pass1` row): the comparison is then not at matched pass@1, and the pass@1 row measures the
+    temperature grid rather than the method. It names the variants whose pass@1 bracket the
+    reference's, where temperatures should be added."""
+    if pass1.get("direction") not in ("better", "worse"):
+        return []
+    target = _mean(aggregated, reference, "pass@1")
+    variants = sorted((_mean(aggregated, s, "pass@1"), s) for s in aggregated["system_order"]
+                       if parse_system(s)[0] == baseline
+                       and _mean(aggregated, s, "pass@1") is not None)
+    below = [(v, s) for v, s in variants if v < target]
+    above = [(v, s) for v, s in variants if v >= target]
+    if below and above:
+        where = (f"it lies between {below[-1][1]} ({below[-1][0]:.3f}) and {above[0][1]} "
+                 f"({above[0][0]:.3f}): sample the baseline at temperatures between theirs")
+    elif above:
+        where = (f"it lies below every baseline variant, the lowest being {above[0][1]} "
+                 f"({above[0][0]:.3f}): sample the baseline at a higher temperature")
+    else:
+        where = (f"it lies above every baseline variant, the highest being {below[-1][1]} "
+                 f"({below[-1][0]:.3f}): sample the baseline at a lower temperature")
+    return [f"no baseline variant matches the pass@1 of {reference} ({target:.3f}); the closest, "
+            f"{matched}, differs detectably ({pass1['diff']:+.3f}), so the pass@1 row compares "
+            f"points of the temperature grid, not methods at matched pass@1; {where}"]
+
+
 def _settings(statistics: Sequence[dict[str, Any]]) -> tuple[int, int]:
     """(bootstrap samples, stats seed) of the per-seed tests, so both analyses resample alike."""
     settings = next((doc.get("settings") or {} for doc in statistics), {})
@@ -188,6 +216,7 @@ def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any
     word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
     temperature = parse_system(matched)[1]
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
+    warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0])
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
         "matched_temperature": temperature,
