@@ -252,7 +252,7 @@ def test_tables_with_marks_and_hostile_names_compile(tmp_path: Path) -> None:
     (tmp_path / "ablation.tex").write_text(ablation_table(agg, TEMPLATES, stats))
     (tmp_path / "none.tex").write_text(NO_ABLATION)
     (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
         "\\input{main}\n\\input{ablation}\n\\input{none}\n\\end{document}\n")
     done = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode",
                            "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True,
