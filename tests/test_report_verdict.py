@@ -150,6 +150,7 @@ def test_no_detectable_difference_and_worse() -> None:
     worse = {**MEANS, "polychromic_lora": (0.47, 0.80, 0.3)}
     block = build_verdict(aggregate(worse), [], passk(worse))
     assert block["verdict"] == "worse" and "is worse than" in block["sentence"]
+    assert "(detectably worse on at least one, better on neither)" in block["sentence"]
 
 
 def test_seed_evidence_is_oriented_reference_minus_other() -> None:
@@ -208,7 +209,7 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
     assert rows["pass@10"]["direction"] == "untested" and rows["pass@10"]["p_holm"] is None
     assert block["family"] == 2
     assert "pass@10 n/a (not tested)" in block["sentence"]
-    assert block["sentence"].startswith("On pass@1 and pass@10, polychromic_lora")
+    assert block["sentence"].startswith("Judged on pass@1 and pass@10, polychromic_lora")
     assert block["tweets"] == "40 (pass@1), 0 (pass@10), 35 (Coverage)"
     assert rows["coverage"]["n_left_out"] == 5
     assert "40 (pass@1), 0 (pass@10), 35 (Coverage) test tweets" in markdown(block)

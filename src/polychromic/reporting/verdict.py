@@ -257,10 +257,12 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
                 "pass@1")
     details = "; ".join(_phrase(row) for row in rows)
     head = {"better": "is better than", "worse": "is worse than",
-            "mixed": "is better on one count and worse on the other than",
+            "mixed": "is better on one and worse on the other than",
             "no detectable difference": "shows no detectable difference from"}[word]
+    qualifier = {"better": " (detectably better on at least one, worse on neither)",
+                 "worse": " (detectably worse on at least one, better on neither)"}.get(word, "")
     judged = " and ".join(row["label"] for row in rows if row["metric"] != "coverage")
-    return f"On {judged}, {reference} {head} {opponent}: {details}."
+    return f"Judged on {judged}, {reference} {head} {opponent}{qualifier}: {details}."
 
 
 def tweets(block: dict[str, Any]) -> str:
