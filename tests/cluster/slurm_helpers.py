@@ -167,6 +167,10 @@ def environment() -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """A Snakemake process with its output in a file, so a test can watch it and signal it."""
 
@@ -180,6 +184,10 @@ class Run:
             text=True,
             env=environment(),
             start_new_session=True,  # signals reach Snakemake only, not pytest
+            # Ctrl-C must reach Snakemake as KeyboardInterrupt even when pytest itself was
+            # started in the background (`cmd &` in a script), which leaves SIGINT ignored and
+            # that inherited: Python installs its handler only for a SIGINT that is not ignored.
+            preexec_fn=_default_sigint,
         )
 
     @property
