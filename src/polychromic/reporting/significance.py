@@ -38,7 +38,8 @@ def alpha_of(statistics: Sequence[dict[str, Any]]) -> float:
 def seed_tests(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
                other: str) -> list[dict[str, Any]]:
     """Each seed's test of `ref` vs `other` on `metric`, oriented as ref - other:
-    [{seed, p_holm, diff}], in the order of `statistics`."""
+    [{seed, p_holm, diff, ci_low, ci_high}], in the order of `statistics` (a test stored as
+    other vs ref has its difference negated and its CI mirrored)."""
     found = []
     for doc in statistics:
         for test in doc.get("tests", []):
@@ -47,11 +48,13 @@ def seed_tests(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
             pair = (test.get("system"), test.get("other"))
             if pair not in ((ref, other), (other, ref)):
                 continue
-            diff = test.get("mean_diff")
-            if diff is not None and pair == (other, ref):
-                diff = -diff
+            diff, low, high = test.get("mean_diff"), test.get("ci_low"), test.get("ci_high")
+            if pair == (other, ref):
+                diff = None if diff is None else -diff
+                if low is not None and high is not None:
+                    low, high = -high, -low
             found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
-                          "diff": diff})
+                          "diff": diff, "ci_low": low, "ci_high": high})
     return found
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from polychromic.evaluation.registry import get_metric
 from polychromic.reporting.pooled import adjust, pooled_test
-from polychromic.reporting.significance import alpha_of
+from polychromic.reporting.significance import alpha_of, seed_tests
 from polychromic.systems import parse_system
 
 BASELINE = "baseline_lora"
@@ -72,19 +72,9 @@ def matched_baseline(aggregated: dict[str, Any], reference: str = REFERENCE,
 def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
                   other: str) -> list[dict[str, Any]]:
     """Per seed: {seed, ci_low, ci_high, p_holm} of ref - other (bootstrap CI of the mean
-    per-tweet difference, Holm-adjusted Wilcoxon p)."""
-    found = []
-    for doc in statistics:
-        for test in doc.get("tests", []):
-            pair = (test.get("system"), test.get("other"))
-            if test.get("metric") != metric or pair not in ((ref, other), (other, ref)):
-                continue
-            low, high = test.get("ci_low"), test.get("ci_high")
-            if pair == (other, ref) and low is not None and high is not None:
-                low, high = -high, -low
-            found.append({"seed": doc.get("seed"), "ci_low": low, "ci_high": high,
-                          "p_holm": test.get("wilcoxon_p_holm")})
-    return found
+    per-tweet difference, Holm-adjusted Wilcoxon p), from `significance.seed_tests`."""
+    return [{key: test[key] for key in ("seed", "ci_low", "ci_high", "p_holm")}
+            for test in seed_tests(statistics, metric, ref, other)]
 
 
 def _direction(result: str, metric: str) -> str:
