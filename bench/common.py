@@ -10,6 +10,7 @@ from polychromic.data.curate import curate
 from polychromic.data.split import split_dataset
 from polychromic.data.validate import validate_raw
 from polychromic.models.base import build_base_model
+from polychromic.settings import section
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = str(REPO / "resources" / "prompts")
@@ -21,7 +22,7 @@ def prepare(folder: Path, pretrain_steps: int = 300) -> dict[str, str]:
     data = folder / "data"
     validate_raw([str(REPO / "resources/demo/raw.jsonl")], str(data / "validated.jsonl"),
                  str(data / "rejected.jsonl"), str(data / "validation.json"), 0.1)  # fmt: skip
-    settings = {**config["curation"], "decisions": str(folder / "none.jsonl")}
+    settings = section("curation", {**config["curation"], "decisions": str(folder / "none.jsonl")})
     curate(str(data / "validated.jsonl"), str(data / "curated.jsonl"), str(data / "cur.json"),
            settings, None)  # fmt: skip
     paths = {name: str(data / f"{name}.jsonl") for name in ("train", "val", "test")}
@@ -30,5 +31,6 @@ def prepare(folder: Path, pretrain_steps: int = 300) -> dict[str, str]:
                   {"train": 0.8, "val": 0.1, "test": 0.1}, 42)  # fmt: skip
     tiny = {**config["model"]["tiny"], "pretrain_steps": pretrain_steps}
     base = folder / "base" / "base_model.json"
-    build_base_model(paths["train"], paths["val"], str(base), {"path": None, "tiny": tiny})
+    build_base_model(paths["train"], paths["val"], str(base),
+                     section("model", {"path": None, "tiny": tiny}))
     return {**paths, "base": str(base)}

@@ -26,31 +26,33 @@ import yaml
 from common import PROMPTS, REPO, prepare
 
 from polychromic.evaluation.evaluate import evaluate_seed
-from polychromic.evaluation.generate import generate_batch, group_test_prompts
+from polychromic.evaluation.generate import group_test_prompts
 from polychromic.io import read_jsonl, write_jsonl
-from polychromic.models.base import load_model, load_tokenizer
 from polychromic.models.prompts import prompt_tokens
+from polychromic.sampling import open_engine
+from polychromic.sampling.base import Sampling
+from polychromic.settings import section
 
 GENERATION = {"num_samples": 10, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
               "max_new_tokens": 32}  # fmt: skip
+SAMPLING = Sampling(temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=32)
 
 
 def bench_generation(inputs: dict, prompts_count: int, batch_prompts: int) -> tuple[float, float]:
-    tokenizer = load_tokenizer(inputs["base"])
-    model = load_model(inputs["base"])
+    engine = open_engine("transformers", inputs["base"], None)
     records = read_jsonl(inputs["test"]) + read_jsonl(inputs["val"])
     tweets = [p["tweet"] for p in group_test_prompts(records)][:prompts_count]
-    prompts = [prompt_tokens(tokenizer, PROMPTS, "lora", tweet) for tweet in tweets]
+    prompts = [prompt_tokens(engine.tokenizer, PROMPTS, "lora", tweet) for tweet in tweets]
     n = GENERATION["num_samples"]
-    torch.manual_seed(0)
+    engine.seed(0)
     start = time.perf_counter()
     for i in range(0, len(prompts), batch_prompts):
-        generate_batch(model, tokenizer, prompts[i : i + batch_prompts], n, True, GENERATION)
+        engine.sample(prompts[i : i + batch_prompts], n, SAMPLING)
     batched = time.perf_counter() - start
     start = time.perf_counter()
     for prompt in prompts:
         for _ in range(n):
-            generate_batch(model, tokenizer, [prompt], 1, True, GENERATION)
+            engine.sample([prompt], 1, SAMPLING)
     one_by_one = time.perf_counter() - start
     return batched, one_by_one
 
@@ -74,10 +76,9 @@ def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> float:
         write_jsonl(files[system], rows)
     out = folder / "evaluation"
     start = time.perf_counter()
-    evaluate_seed(
-        files, str(out / "d.json"), str(out / "q.json"), str(out / "p.json"), str(out / "s.json"),
-        config["evaluation"], seed=0,
-    )  # fmt: skip
+    outputs = {name: str(out / f"{name}.json")
+               for name in ("diversity", "quality", "passk", "statistics")}
+    evaluate_seed(files, outputs, section("evaluation", config["evaluation"]), seed=0)
     return time.perf_counter() - start
 
 

@@ -22,7 +22,7 @@ import torch
 from common import PROMPTS, prepare
 
 from polychromic.io import read_json
-from polychromic.training.train import train_experiment
+from polychromic.training.train import train_from_spec
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.05,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -36,11 +36,12 @@ def run(inputs: dict, folder: Path, name: str, experiment: dict, steps: int) -> 
                 "warmup_steps": 2, "eval_every": steps + 1, "max_length": 96,
                 "save_every": 0}  # fmt: skip
     out = folder / name
-    train_experiment(
-        inputs["train"], inputs["val"], inputs["base"], str(out / "adapter"),
-        str(out / "log.csv"), str(out / "run.json"), name, experiment, training, LORA,
-        PROMPTS, seed=0,
-    )  # fmt: skip
+    train_from_spec({
+        "job": {"train": inputs["train"], "val": inputs["val"], "base": inputs["base"],
+                "prompts_dir": PROMPTS, "adapter_dir": str(out / "adapter"),
+                "log_csv": str(out / "log.csv"), "summary": str(out / "run.json")},
+        "experiment": {"name": name, **experiment}, "training": training, "lora": LORA,
+        "seed": 0})
     return read_json(out / "run.json")
 
 
@@ -67,7 +68,7 @@ def main() -> None:
     for name in ("every step", "every 5th step"):
         result = runs[name]
         total = result["train_seconds"]
-        phases = result["polychromic_seconds"]
+        phases = result["objective_seconds"]
         rest = total - sum(phases.values())
         parts = {**phases, "rest (CE pass, backward, optimizer)": rest}
         print(f"polychromic, sampling {name}: {total:.2f} s, ratio {total / base:.2f}x")

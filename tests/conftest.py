@@ -102,10 +102,12 @@ def tiny_base(toy_splits, tmp_path_factory) -> str:
     import torch
 
     from polychromic.models.base import build_base_model
+    from polychromic.settings import section
 
     torch.set_num_threads(1)
     pointer = tmp_path_factory.mktemp("base") / "base_model.json"
     build_base_model(
-        toy_splits["train"], toy_splits["val"], str(pointer), {"path": None, "tiny": TINY}
+        toy_splits["train"], toy_splits["val"], str(pointer),
+        section("model", {"path": None, "tiny": TINY}),
     )
     return str(pointer)

@@ -1,17 +1,29 @@
-"""The config is validated before any job runs, with messages that name the offending key."""
+"""The config is validated before any job runs, with messages that name the offending key, and
+becomes typed settings whose defaults live in one place."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 import subprocess
 import sys
+import typing
 
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from polychromic.config import ConfigError, check_config
+from polychromic import objectives
+from polychromic.settings import (
+    SECTIONS,
+    ConfigError,
+    TrainingSettings,
+    load_settings,
+    schema,
+    section,
+)
 
 from conftest import REPO
 
@@ -26,8 +38,68 @@ def default_config() -> dict:
 
 def test_default_config_is_valid_and_filled():
     config = default_config()
-    check_config(config)
+    settings = load_settings(config)
     assert config["training"]["early_stopping_patience"] == 0  # filled from the schema default
+    assert settings.training.early_stopping_patience == 0
+    assert settings.experiments["polychromic"].settings.lambda_ == 10.0
+    assert settings.experiments["polychromic"].settings.top_k == 0  # the dataclass default
+
+
+def test_sections_and_schema_have_the_same_keys():
+    """Every dataclass field is a schema key and vice versa, and the dataclasses declare no
+    defaults: the schema is the one place of the sections' defaults."""
+    def check(cls, node, where):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert set(fields) == set(node["properties"]), where
+        hints = typing.get_type_hints(cls)
+        for name, item in fields.items():
+            assert item.default is dataclasses.MISSING, f"{where}.{name} has a default"
+            if dataclasses.is_dataclass(hints[name]):
+                check(hints[name], node["properties"][name], f"{where}.{name}")
+
+    for name, cls in SECTIONS.items():
+        check(cls, schema()["properties"][name], name)
+
+
+def test_a_partial_section_is_filled_from_the_schema():
+    training = section("training", {"max_steps": 3})
+    assert isinstance(training, TrainingSettings)
+    assert training.max_steps == 3
+    assert training.grad_accum == schema()["properties"]["training"]["properties"][
+        "grad_accum"]["default"]
+    with pytest.raises(ConfigError, match="training: .*max_stpes"):
+        section("training", {"max_stpes": 3})
+
+
+def test_objective_settings_have_help_and_reject_bad_values():
+    for entry in objectives.OBJECTIVES.values():
+        for item in dataclasses.fields(entry.settings):
+            assert item.metadata.get("help"), f"{entry.name}.{item.name} has no help"
+            assert item.default is not dataclasses.MISSING
+    with pytest.raises(ValueError, match="lamda"):
+        objectives.build_settings("polychromic", {"lamda": 1})
+    with pytest.raises(ValueError, match="set_size"):
+        objectives.build_settings("polychromic", {"num_samples": 2, "set_size": 3})
+    with pytest.raises(ValueError, match="every\nadvantage is 0|advantage is 0"):
+        objectives.build_settings("polychromic", {"num_samples": 2, "set_size": 2})
+    with pytest.raises(ValueError, match="num_samples"):
+        objectives.build_settings("polychromic", {"num_samples": 2.5})
+    with pytest.raises(ValueError, match="unknown objective 'ppo'"):
+        objectives.build_settings("ppo", {})
+    assert objectives.build_settings("polychromic", {"lambda": 3}).lambda_ == 3.0
+    assert "| `lambda` | `1.0` |" in objectives.markdown()
+
+
+def test_no_settings_default_outside_the_settings_layer():
+    """No `.get(key, default)` on a config section anywhere in the library."""
+    sections = "|".join([*SECTIONS, "experiment", "settings", "config", "training", "model"])
+    pattern = re.compile(rf"\b({sections})(\[[^]]+\])?\.get\(")
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in (REPO / "src" / "polychromic").rglob("*.py")
+             if path.name != "settings.py"
+             for number, line in enumerate(path.read_text().splitlines(), start=1)
+             if pattern.search(line)]
+    assert not found, found
 
 
 def test_every_schema_key_has_description_and_default():
@@ -62,7 +134,6 @@ def test_every_schema_key_has_description_and_default():
         (lambda c: c["training"].update(max_stpes=3), "max_stpes"),
         (lambda c: c["training"].update(max_steps="many"), "many"),
         (lambda c: c.update(seed=[1]), "seed"),
-        (lambda c: c["experiments"]["polychromic"].update(lamda=2), "lamda"),
         (lambda c: c["evaluation"]["passk"].update(criterion="bleu"), "bleu"),
     ],
 )
@@ -84,13 +155,18 @@ def test_schema_rejects_wrong_keys_and_types(mutate, needle):
         ),
         (lambda c: c["experiments"]["polychromic"].update(set_size=4), "experiments.polychromic"),
         (lambda c: c["evaluation"].update(reference_system="x"), "reference_system"),
+        (lambda c: c["evaluation"].update(baseline_system="x"), "baseline_system"),
+        (lambda c: c["evaluation"].update(baseline_system="polychromic_lora"), "must differ"),
+        (lambda c: c["experiments"]["polychromic"].update(lamda=2), "experiments.polychromic"),
+        (lambda c: c["experiments"]["baseline"].update(objective="ppo"), "unknown objective"),
+        (lambda c: c["generation"].update(engine="magic"), "generation.engine"),
     ],
 )
 def test_cross_checks_name_the_key(mutate, needle):
     config = default_config()
     mutate(config)
     with pytest.raises(ConfigError, match=needle):
-        check_config(config)
+        load_settings(config)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import yaml
 from polychromic.cli import main
 from polychromic.data.curate import curate
 from polychromic.io import read_jsonl, write_jsonl
+from polychromic.settings import section
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -79,7 +80,7 @@ def test_decisions_are_saved_after_every_answer_and_resume_never_reasks(tmp_path
     # the curate rule applies the file: discards removed, the last decision wins
     report = curate(str(tmp_path / "results" / "data" / "validated.jsonl"),
                     str(tmp_path / "curated.jsonl"), str(tmp_path / "report.json"),
-                    {"spam_keywords": ["giveaway"]}, str(decisions))
+                    section("curation", {"spam_keywords": ["giveaway"]}), str(decisions))
     assert [r["reply_id"] for r in read_jsonl(tmp_path / "curated.jsonl")] == ["r0", "r2", "r4"]
     assert report["filters"]["human_discard"]["dropped"] == 2
 

@@ -24,8 +24,9 @@ from polychromic.data.filters import (
     longest_run,
 )
 from polychromic.io import read_json, read_jsonl, write_jsonl
+from polychromic.settings import ConfigError, CurationSettings, section
 
-SETTINGS = {
+RAW = {
     "min_reply_chars": 12,
     "max_reply_chars": 80,
     "drop_urls": True,
@@ -36,6 +37,12 @@ SETTINGS = {
     "decisions": "ignored here",
     "undecided": "keep",
 }
+SETTINGS = section("curation", RAW)
+
+
+def settings(**changes) -> CurationSettings:
+    """The test's curation settings with `changes` (schema defaults fill the rest)."""
+    return section("curation", {**RAW, **changes})
 
 
 def rec(reply_id: str, reply: str, tweet_id: str = "t1", likes: int = 0, **extra) -> dict:
@@ -43,7 +50,7 @@ def rec(reply_id: str, reply: str, tweet_id: str = "t1", likes: int = 0, **extra
             "reply": reply, "reply_likes": likes, **extra}
 
 
-def run(tmp_path: Path, records: list[dict], settings: dict | None = None,
+def run(tmp_path: Path, records: list[dict], settings: CurationSettings | None = None,
         decisions: list[dict] | None = None, encode=None) -> tuple[dict, list[str]]:
     write_jsonl(tmp_path / "validated.jsonl", records)
     decisions_path = None
@@ -136,7 +143,7 @@ def test_exact_duplicates_keep_most_liked(tmp_path):
     assert kept == ["d2", "o1"]
     assert report["filters"]["exact_duplicate"]["dropped"] == 2
     assert {e["kept_reply_id"] for e in report["filters"]["exact_duplicate"]["examples"]} == {"d2"}
-    _, kept = run(tmp_path, records, {**SETTINGS, "drop_exact_duplicates": False})
+    _, kept = run(tmp_path, records, settings(drop_exact_duplicates=False))
     assert kept == ["d1", "d2", "d3", "o1"]
 
 
@@ -158,7 +165,7 @@ def test_decisions_applied(tmp_path):
     assert report["decisions"]["keep_overridden_by_rule_filter"] == 1
     assert report["decisions"]["unmatched_reply_ids"] == 1
 
-    report, kept = run(tmp_path, records, {**SETTINGS, "undecided": "drop"}, decisions)
+    report, kept = run(tmp_path, records, settings(undecided="drop"), decisions)
     assert kept == ["r1"]
     assert report["filters"]["undecided_dropped"]["dropped"] == 3  # r2 (skip), r3, r4
 
@@ -167,17 +174,17 @@ def test_missing_decisions_file_means_undecided(tmp_path):
     records = [rec("r0", "A fine reply about beans.")]
     write_jsonl(tmp_path / "validated.jsonl", records)
     report = curate(str(tmp_path / "validated.jsonl"), str(tmp_path / "c.jsonl"),
-                    str(tmp_path / "rep.json"), {**SETTINGS, "undecided": "drop"},
+                    str(tmp_path / "rep.json"), settings(undecided="drop"),
                     str(tmp_path / "absent.jsonl"))
     assert report["output"] == 0 and report["decisions"]["found"] is False
 
 
 def test_bad_settings_and_decisions_raise(tmp_path):
-    records = [rec("r0", "A fine reply about beans.")]
-    with pytest.raises(ValueError, match="undecided"):
-        run(tmp_path, records, {**SETTINGS, "undecided": "maybe"})
-    with pytest.raises(ValueError, match="unknown curation setting"):
-        run(tmp_path, records, {**SETTINGS, "min_chars": 3})
+    write_jsonl(tmp_path / "validated.jsonl", [rec("r0", "A fine reply about beans.")])
+    with pytest.raises(ConfigError, match="curation.undecided"):
+        settings(undecided="maybe")
+    with pytest.raises(ConfigError, match="curation: .*min_chars"):
+        settings(min_chars=3)
     (tmp_path / "bad.jsonl").write_text(json.dumps({"reply_id": "r0", "decision": "nah"}) + "\n")
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         curate(str(tmp_path / "validated.jsonl"), str(tmp_path / "c.jsonl"),
@@ -199,8 +206,8 @@ def test_style_filters(tmp_path):
     counts = {name: report["filters"][name]["dropped"] for name in
               ("too_many_emojis", "all_caps", "repeated_chars")}
     assert counts == {"too_many_emojis": 1, "all_caps": 1, "repeated_chars": 2}
-    _, kept = run(tmp_path, records, {**SETTINGS, "max_emojis": None, "drop_all_caps": False,
-                                      "max_repeated_chars": None})
+    _, kept = run(tmp_path, records, settings(max_emojis=None, drop_all_caps=False,
+                                      max_repeated_chars=None))
     assert len(kept) == len(records)
 
 
@@ -222,9 +229,8 @@ def test_self_replies_and_engagement(tmp_path):
         rec("cold_tweet", "A reply to a tweet nobody liked.", likes=9, tweet_likes=1),
         rec("unknown", "A reply without any engagement fields.", likes=None),
     ]
-    settings = {**SETTINGS, "min_reply_likes": 1, "min_tweet_likes": 10,
-                "min_reply_author_followers": 5}
-    report, kept = run(tmp_path, records, settings)
+    report, kept = run(tmp_path, records, settings(min_reply_likes=1, min_tweet_likes=10,
+                                                   min_reply_author_followers=5))
     assert kept == ["other", "unknown"]
     assert report["filters"]["self_reply"]["dropped"] == 1
     assert report["filters"]["low_engagement"]["dropped"] == 2
@@ -232,7 +238,7 @@ def test_self_replies_and_engagement(tmp_path):
     assert (example["field"], example["value"], example["minimum"]) == ("reply_likes", 0, 1)
     assert report["engagement_unmeasured"] == {"tweet_likes": 2, "reply_likes": 1,
                                                "reply_author_followers": 4}
-    _, kept = run(tmp_path, records, {**SETTINGS, "drop_self_replies": False})
+    _, kept = run(tmp_path, records, settings(drop_self_replies=False))
     assert "self" in kept
 
 
@@ -250,9 +256,9 @@ def test_language_filter(tmp_path):
     assert kept == ["en", "short", "mixed"]
     guessed = {e["reply_id"]: e["guessed"] for e in report["filters"]["language"]["examples"]}
     assert guessed == {"es": "es", "de": "de", "fr": "fr", "ja": "non-latin"}
-    _, kept = run(tmp_path, records, {**SETTINGS, "language": "es"})
+    _, kept = run(tmp_path, records, settings(language="es"))
     assert "es" in kept and "en" not in kept and "ja" not in kept
-    _, kept = run(tmp_path, records, {**SETTINGS, "language": None})
+    _, kept = run(tmp_path, records, settings(language=None))
     assert len(kept) == len(records)
     assert guess_language("the cat and the dog") == "en" and guess_language("ok") is None
     assert language_mismatch("the weather is nice today", "en") is None
@@ -279,7 +285,7 @@ def test_near_duplicates_keep_the_most_liked(tmp_path):
         rec("b1", "Running in the rain is underrated honestly", likes=2),
         rec("c1", "Espresso tastes burnt to me every single time", tweet_id="t2", likes=0),
     ]
-    report, kept = run(tmp_path, records, {**SETTINGS, "near_duplicate_threshold": 0.9},
+    report, kept = run(tmp_path, records, settings(near_duplicate_threshold=0.9),
                        encode=fake_encoder)
     assert kept == ["a2", "b1"]  # a2 is the most-liked "Espresso ..." reply of the corpus
     examples = report["filters"]["near_duplicate"]["examples"]
@@ -289,10 +295,10 @@ def test_near_duplicates_keep_the_most_liked(tmp_path):
     assert report["near_duplicate"]["scope"] == "corpus"
     assert report["near_duplicate"]["encoded_texts"] == 5
     # within each tweet only: c1 (another tweet) stays; a threshold above ~0.98 keeps a3
-    _, kept = run(tmp_path, records, {**SETTINGS, "near_duplicate_threshold": 0.9,
-                                      "near_duplicate_scope": "tweet"}, encode=fake_encoder)
+    _, kept = run(tmp_path, records, settings(near_duplicate_threshold=0.9,
+                                      near_duplicate_scope="tweet"), encode=fake_encoder)
     assert kept == ["a2", "b1", "c1"]
-    _, kept = run(tmp_path, records, {**SETTINGS, "near_duplicate_threshold": 0.999},
+    _, kept = run(tmp_path, records, settings(near_duplicate_threshold=0.999),
                   encode=fake_encoder)
     assert kept == ["a2", "a3", "b1"]
 
@@ -338,6 +344,6 @@ def test_bad_new_settings_raise():
                               ("near_duplicate_threshold", 1.5, "near_duplicate_threshold"),
                               ("near_duplicate_scope", "world", "near_duplicate_scope"),
                               ("max_emojis", -1, "max_emojis")]:
-        with pytest.raises(ValueError, match=match):
-            apply_rule_filters([], {**SETTINGS, key: value})
+        with pytest.raises(ConfigError, match=f"curation.{match}"):
+            settings(**{key: value})
 

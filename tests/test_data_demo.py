@@ -15,6 +15,7 @@ from polychromic.data.demo import STANCES, TOPICS, generate_demo, main
 from polychromic.data.split import split_dataset
 from polychromic.data.validate import validate_raw
 from polychromic.io import read_jsonl
+from polychromic.settings import section
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "resources" / "demo" / "raw.jsonl"
@@ -100,9 +101,8 @@ def test_whole_data_chain_on_demo(demo, tmp_path):
     collection = verify_collection(str(out / "v.jsonl"), str(out / "c.json"), str(out / "c.md"),
                                    config["data"]["thresholds"], True)
     assert collection["passed"]
-    settings = dict(config["curation"])
     curated = curate(str(out / "v.jsonl"), str(out / "cur.jsonl"), str(out / "cur.json"),
-                     settings, None)
+                     section("curation", config["curation"]), None)
     kept = read_jsonl(out / "cur.jsonl")
     assert curated["output"] == stats["replies"]
     assert {r["stance"] for r in kept} == set(STANCES)  # every noise record dropped, no clean one

@@ -21,6 +21,7 @@ from polychromic.evaluation.coverage import (
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.evaluation.registry import get_metric
 from polychromic.io import write_jsonl
+from polychromic.settings import section
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -107,9 +108,10 @@ def test_evaluate_writes_coverage_from_stances(tmp_path) -> None:
             write_jsonl(paths[system], records)
         out = {name: str(tmp_path / f"{name}.json")
                for name in ("diversity", "quality", "passk", "statistics")}
-        settings = {"reference_system": "polychromic_lora", "bootstrap_samples": 100,
-                    "passk": {"k": [1, 3], "criterion": "semantic", "threshold": 0.7}}
-        evaluate_seed(paths, **out, settings=settings, seed=1)
+        settings = section("evaluation", {
+            "reference_system": "polychromic_lora", "bootstrap_samples": 100,
+            "passk": {"k": [1, 3], "criterion": "semantic", "threshold": 0.7}})
+        evaluate_seed(paths, out, settings=settings, seed=1)
     finally:
         torch.set_num_threads(threads)
     passk = json.loads(open(out["passk"]).read())

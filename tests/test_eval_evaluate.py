@@ -9,6 +9,7 @@ import pytest
 
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.io import write_jsonl
+from polychromic.settings import section
 
 PROMPTS = [
     ("t1", "Big match tonight!", ["Can't wait for kickoff.", "Who do you think wins?"]),
@@ -23,14 +24,14 @@ DIVERSE = [
     "Who is going to pay for all of it?",
     "My cat just knocked my coffee over",
 ]
-SETTINGS = {
+SETTINGS = section("evaluation", {
     "reference_system": "polychromic_lora",
     "embedding_model": None,
     "bertscore_layer": 6,
     "passk": {"k": [1, 3, 5], "criterion": "semantic", "threshold": 0.5},
     "bootstrap_samples": 200,
     "stats_seed": 0,
-}
+})
 
 
 def _records(system: str, temperature: float) -> list[dict]:
@@ -76,7 +77,7 @@ def evaluated(tmp_path_factory) -> dict:
         write_jsonl(generations[system], _records(system, temperature))
     names = ("diversity", "quality", "passk", "statistics")
     paths = {name: str(root / "out" / f"{name}.json") for name in names}
-    evaluate_seed(generations, **paths, settings=SETTINGS, seed=42)
+    evaluate_seed(generations, paths, settings=SETTINGS, seed=42)
 
     def strict(token: str) -> float:
         raise ValueError(f"non-strict JSON constant {token}")
@@ -218,9 +219,7 @@ def test_statistics_file(evaluated) -> None:
         "ci_high",
         "wilcoxon_statistic",
         "wilcoxon_p",
-        "mannwhitney_statistic",
-        "mannwhitney_p",
-        "cohens_d",
+        "cohens_d_z",
         "wilcoxon_p_holm",
         "better",
     }
@@ -249,7 +248,7 @@ def test_prompt_mismatch_names_the_system(tmp_path) -> None:
                 "polychromic_lora": str(tmp_path / "a.jsonl"),
                 "baseline_lora": str(tmp_path / "b.jsonl"),
             },
-            **out,
+            out,
             settings=SETTINGS,
             seed=42,
         )

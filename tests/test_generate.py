@@ -1,26 +1,29 @@
-"""Generation: left padding is exact, sampling settings are explicit, output is seeded."""
+"""Generation through the engine seam: left padding is exact, sampling settings are explicit,
+output is seeded, and the transformers engine's training sampler matches `generate`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from polychromic.evaluation.generate import (
-    clean_reply,
-    generate_batch,
-    generate_system,
-    group_test_prompts,
-    reference_nll,
-)
+from polychromic.evaluation.generate import generate_system, group_test_prompts
 from polychromic.io import read_jsonl
-from polychromic.models.base import load_model, load_tokenizer
-from polychromic.models.prompts import few_shot_examples, prompt_tokens, reply_tokens
-from polychromic.models.tokens import generation_config
+from polychromic.models.prompts import clean_reply, few_shot_examples, prompt_tokens, reply_tokens
+from polychromic.models.tokens import left_pad
+from polychromic.sampling import open_engine, training_sampler
+from polychromic.sampling.base import Sampling
+from polychromic.sampling.hf import generation_config
+from polychromic.settings import System, section
 
 from conftest import PROMPTS
 
-GENERATION = {"num_samples": 3, "temperature": 1.0, "top_p": 0.9, "top_k": 0,
-              "max_new_tokens": 8, "batch_size": 6}  # fmt: skip
+GENERATION = section("generation", {"num_samples": 3, "temperature": 1.0, "top_p": 0.9,
+                                    "top_k": 0, "max_new_tokens": 8, "batch_size": 6})
+
+
+def system(name: str, prompt: str, shots: int = 0, temperature: float | None = None) -> System:
+    return System(name, prompt, shots, None, temperature,
+                  name.split("@")[0] if temperature is not None else None)
 
 
 def test_prompts_group_replies_by_tweet_in_order():
@@ -42,33 +45,31 @@ def test_clean_reply_drops_thinking():
 
 
 def test_sampling_config_is_explicit(tiny_base):
-    tokenizer = load_tokenizer(tiny_base)
-    model = load_model(tiny_base)
-    config = generation_config(tokenizer, 8, True, temperature=0.7, top_p=0.9, top_k=0)
-    effective, _ = model._prepare_generation_config(config)
+    engine = open_engine("transformers", tiny_base, None)
+    config = generation_config(engine.tokenizer, 8, Sampling(0.7, 0.9, 0, 8))
+    effective, _ = engine.model._prepare_generation_config(config)
     assert (effective.top_k, effective.top_p, effective.temperature) == (0, 0.9, 0.7)
-    greedy = generation_config(tokenizer, 8, False)
+    greedy = generation_config(engine.tokenizer, 8, None)
     assert greedy.do_sample is False and greedy.temperature is None
 
 
 def test_batched_greedy_equals_one_prompt_at_a_time(tiny_base, toy_splits):
-    tokenizer = load_tokenizer(tiny_base)
-    model = load_model(tiny_base)
+    engine = open_engine("transformers", tiny_base, None)
     tweets = [r["tweet"] for r in read_jsonl(toy_splits["test"])][::3][:4]
-    prompts = [prompt_tokens(tokenizer, PROMPTS, "zero_shot", t) for t in tweets]
+    prompts = [prompt_tokens(engine.tokenizer, PROMPTS, "zero_shot", t) for t in tweets]
     prompts[0] = prompts[0] + prompts[0][-3:]  # different lengths: real left padding
     assert len({len(p) for p in prompts}) > 1
-    batched = generate_batch(model, tokenizer, prompts, 1, False, GENERATION)
-    alone = [generate_batch(model, tokenizer, [p], 1, False, GENERATION)[0] for p in prompts]
+    batched = engine.greedy(prompts, 8)
+    alone = [engine.greedy([p], 8)[0] for p in prompts]
     assert batched == alone
 
 
 def test_reference_nll_scores_exactly_the_reply_tokens(tiny_base):
-    tokenizer = load_tokenizer(tiny_base)
-    model = load_model(tiny_base)
+    engine = open_engine("transformers", tiny_base, None)
+    tokenizer, model = engine.tokenizer, engine.model
     prompt = prompt_tokens(tokenizer, PROMPTS, "lora", "Thinking about coffee today")
     references = ["Totally agree, coffee really helps", "Not so sure"]
-    nll, tokens = reference_nll(model, tokenizer, prompt, references)
+    nll, tokens = engine.reference_nll(prompt, references)
     for reference, value, count in zip(references, nll, tokens, strict=True):
         reply = reply_tokens(tokenizer, reference)
         ids = torch.tensor([prompt + reply])
@@ -83,8 +84,8 @@ def test_generate_system_is_seeded_and_follows_the_contract(tiny_base, toy_split
     def run(name: str, seed: int) -> list[dict]:
         out = tmp_path / f"{name}.jsonl"
         generate_system(
-            toy_splits["test"], toy_splits["train"], tiny_base, None, str(out), "few_shot",
-            {"prompt": "few_shot", "shots": 2}, GENERATION, PROMPTS, seed,
+            toy_splits["test"], toy_splits["train"], tiny_base, None, str(out),
+            system("few_shot", "few_shot", shots=2), GENERATION, PROMPTS, seed,
         )  # fmt: skip
         return read_jsonl(out)
 
@@ -99,6 +100,7 @@ def test_generate_system_is_seeded_and_follows_the_contract(tiny_base, toy_split
         assert len(record["samples"]) == 3 and isinstance(record["greedy"], str)
         assert len(record["reference_nll"]) == len(record["references"])
         assert record["settings"]["top_k"] == 0 and record["settings"]["shots"] == 2
+        assert record["settings"]["engine"] == "transformers"
         assert record["system"] == "few_shot" and record["seed"] == 1
 
 
@@ -116,34 +118,31 @@ def test_few_shot_examples_come_from_train_only(toy_splits):
 def test_training_sampler_matches_generate_when_deterministic(tiny_base, toy_splits):
     """The lean sampler (prompt encoded once, KV cache repeated) computes the same next-token
     distribution as `generate`: with top_k = 1 both must produce the greedy replies."""
-    from polychromic.models.tokens import left_pad, sample_continuations
-
-    tokenizer = load_tokenizer(tiny_base)
-    model = load_model(tiny_base)
+    engine = open_engine("transformers", tiny_base, None)
+    tokenizer = engine.tokenizer
     tweets = [r["tweet"] for r in read_jsonl(toy_splits["test"])][::3][:3]
     prompts = [prompt_tokens(tokenizer, PROMPTS, "lora", t) for t in tweets]
     prompts[0] = prompts[0] + prompts[0][-2:]
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
-    samples = sample_continuations(
-        model, ids, mask, 2, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, top_k=1
-    )
+    samples = training_sampler("transformers")(
+        engine.model, ids, mask, 2, Sampling(1.0, 1.0, 1, 8), tokenizer.eos_token_id,
+        tokenizer.pad_token_id)
     assert samples.shape[0] == 6
     texts = [clean_reply(t) for t in tokenizer.batch_decode(samples, skip_special_tokens=True)]
-    greedy = generate_batch(model, tokenizer, prompts, 1, False, GENERATION)
-    assert texts == [g[0] for g in greedy for _ in range(2)]
+    greedy = engine.greedy(prompts, 8)
+    assert texts == [g for g in greedy for _ in range(2)]
 
 
 def test_temperature_system_samples_at_its_temperature(tiny_base, toy_splits, tmp_path):
     """`zero_shot@t2.0` (polychromic.systems): samples at 2.0, the same greedy replies."""
-    def run(name: str, settings: dict) -> list[dict]:
-        out = tmp_path / f"{name}.jsonl"
-        generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out), name,
+    def run(settings: System) -> list[dict]:
+        out = tmp_path / f"{settings.name}.jsonl"
+        generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out),
                         settings, GENERATION, PROMPTS, 1)
         return read_jsonl(out)
 
-    plain = run("zero_shot", {"prompt": "zero_shot"})
-    hot = run("zero_shot@t2.0", {"prompt": "zero_shot", "temperature": 2.0,
-                                 "base_system": "zero_shot"})
+    plain = run(system("zero_shot", "zero_shot"))
+    hot = run(system("zero_shot@t2.0", "zero_shot", temperature=2.0))
     assert {r["settings"]["temperature"] for r in plain} == {1.0}
     assert {r["settings"]["temperature"] for r in hot} == {2.0}
     assert {r["system"] for r in hot} == {"zero_shot@t2.0"}

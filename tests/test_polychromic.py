@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from polychromic.embeddings import get_encoder
 from polychromic.io import read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
+from polychromic.objectives import PolychromicSettings
+from polychromic.settings import section
+from polychromic.training.objective import ObjectiveContext
 from polychromic.training.polychromic import (
-    PolychromicConfig,
     PolychromicObjective,
     marginal_advantages,
     policy_term,
@@ -24,7 +25,8 @@ from polychromic.training.train import add_lora
 
 from conftest import PROMPTS
 
-LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "up_proj"]}
+LORA = section("lora", {"r": 4, "alpha": 8, "dropout": 0.0,
+                        "target_modules": ["q_proj", "v_proj", "up_proj"]})
 
 
 def test_hand_computed_three_samples():
@@ -85,16 +87,6 @@ def test_policy_term_formula():
     np.testing.assert_allclose(logp.grad.numpy(), -adv.numpy() / 4)
 
 
-def test_config_rejects_unknown_and_bad_sizes():
-    with pytest.raises(ValueError, match="unknown"):
-        PolychromicConfig.from_dict({"objective": "polychromic", "lamda": 1})
-    with pytest.raises(ValueError, match="set_size"):
-        PolychromicConfig.from_dict({"num_samples": 2, "set_size": 3})
-    with pytest.raises(ValueError, match="A_i = 0"):
-        PolychromicConfig.from_dict({"num_samples": 2, "set_size": 2})
-    assert PolychromicConfig.from_dict({"lambda": 3}).lambda_ == 3
-
-
 def _gradients(tiny_base, toy_splits, lam: float | None) -> dict[str, torch.Tensor]:
     """Gradient of CE + lam * L_pg (CE alone when lam is None) w.r.t. the LoRA parameters."""
     torch.manual_seed(0)
@@ -103,9 +95,8 @@ def _gradients(tiny_base, toy_splits, lam: float | None) -> dict[str, torch.Tens
     model.train()
     records = read_jsonl(toy_splits["train"])[:6]
     batch = collate([encode_example(tokenizer, PROMPTS, r, 64) for r in records], 0)
-    references = {r["tweet_id"]: [r["reply"]] for r in records}
-    config = PolychromicConfig(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8)
-    objective = PolychromicObjective(config, tokenizer, references, get_encoder())
+    config = PolychromicSettings(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8)
+    objective = PolychromicObjective(config, ObjectiveContext(tokenizer, records, "cpu", None))
     prompts = [
         e.prompt_tokens for e in [encode_example(tokenizer, PROMPTS, r, 64) for r in records]
     ]

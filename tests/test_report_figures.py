@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from polychromic.reporting.aggregate import aggregate
+from polychromic.contract import FIGURES as FIGURE_NAMES
 from polychromic.reporting.figures import (
-    FIGURE_NAMES,
     SMOOTH_STEPS,
     experiment_colours,
     figure_palette,
@@ -33,9 +32,10 @@ from test_report_helpers import (
     N_SAMPLES,
     SEEDS,
     SYSTEMS,
-    TEMPLATES,
     build_evaluation,
     exact_pass_at_k,
+    run_aggregate,
+    typed_systems,
 )
 
 
@@ -44,7 +44,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("figures")
     dirs = build_evaluation(root)
     aggregated = root / "aggregated_results.json"
-    aggregate(dirs, str(aggregated), str(root / "results_table.tex"), SEEDS, SYSTEMS, TEMPLATES)
+    run_aggregate(dirs, root)
     passk = [str(Path(dirs[seed]) / "passk_results.json") for seed in SEEDS]
     logs = write_training_logs(root / "models")
     written = make_figures(str(aggregated), passk, str(root / "figures"), logs, SYSTEMS_CONFIG)
@@ -54,8 +54,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 HEADER = ("step,loss,ce,policy_term,mean_reward,mean_set_diversity,advantage_magnitude,"
           "raw_advantage_magnitude,lr,tokens_per_s,val_loss")
-SYSTEMS_CONFIG = {"baseline_lora": {"prompt": "lora", "experiment": "baseline"},
-                  "polychromic_lora": {"prompt": "lora", "experiment": "polychromic"}}
+SYSTEMS_CONFIG = typed_systems({"baseline_lora": {"prompt": "lora", "experiment": "baseline"},
+                                "polychromic_lora": {"prompt": "lora",
+                                                     "experiment": "polychromic"}})
 
 
 def write_training_logs(root: Path, steps: int = 30) -> dict[str, dict[int, str]]:

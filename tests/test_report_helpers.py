@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.settings import Experiment, System, section
+
 HOSTILE = "a_b & c%"
 SYSTEMS = ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora", HOSTILE]
 SEEDS = [42, 123, 456]
@@ -69,8 +71,7 @@ def _tests(rng: np.random.Generator, systems: list[str]) -> list[dict[str, Any]]
                           "higher_is_better": metric != "self_bleu", "n_prompts": N_PROMPTS,
                           "mean_reference": 0.5, "mean_other": 0.4, "mean_diff": 0.1,
                           "ci_low": 0.01, "ci_high": 0.2, "wilcoxon_statistic": 1.0,
-                          "wilcoxon_p": p / 2, "mannwhitney_statistic": 10.0,
-                          "mannwhitney_p": p, "cohens_d": 0.5, "wilcoxon_p_holm": p,
+                          "wilcoxon_p": p / 2, "cohens_d_z": 0.5, "wilcoxon_p_holm": p,
                           "better": "polychromic_lora"})
     return tests
 
@@ -121,3 +122,41 @@ def build_evaluation(root: Path, seeds: list[int] | None = None,
         write_seed(folder, seed, systems)
         dirs[seed] = str(folder)
     return dirs
+
+
+# Every system main (no ablation): the plain systems take the zero-shot prompt.
+SYSTEMS_CONFIG = {"zero_shot": {"prompt": "zero_shot"}, "few_shot": {"prompt": "few_shot"},
+                  "baseline_lora": {"prompt": "lora", "experiment": "baseline"},
+                  REFERENCE: {"prompt": "lora", "experiment": "polychromic"},
+                  HOSTILE: {"prompt": "zero_shot"}}
+EXPERIMENTS = {"baseline": {"objective": "sft"}, "polychromic": {"objective": "polychromic"}}
+EVALUATION = section("evaluation", {"reference_system": REFERENCE,
+                                    "baseline_system": "baseline_lora"})
+
+
+def typed_systems(config: dict[str, dict]) -> dict[str, System]:
+    return {name: System.from_config(name, values) for name, values in config.items()}
+
+
+def typed_experiments(config: dict[str, dict]) -> dict[str, Experiment]:
+    return {name: Experiment.from_config(name, values) for name, values in config.items()}
+
+
+def run_aggregate(dirs: dict[int, str], out: Path, seeds: list[int] | None = None,
+                  systems: list[str] | None = None, systems_config: dict | None = None,
+                  experiments: dict | None = None, runs: dict | None = None,
+                  ablation_table: bool = False) -> dict:
+    """`aggregate` into `out` (aggregated_results.json, results_table.tex, ablation_table.tex)
+    with the typed settings of `systems_config` and `experiments` (defaults: every system
+    main)."""
+    from polychromic.reporting.aggregate import aggregate
+
+    config = systems_config or SYSTEMS_CONFIG
+    names = SYSTEMS if systems is None else systems
+    outputs = {"aggregated": str(out / "aggregated_results.json"),
+               "table": str(out / "results_table.tex")}
+    if ablation_table:
+        outputs["ablation_table"] = str(out / "ablation_table.tex")
+    return aggregate(dirs, outputs, SEEDS if seeds is None else seeds,
+                     typed_systems({name: config[name] for name in names}),
+                     typed_experiments(experiments or EXPERIMENTS), EVALUATION, TEMPLATES, runs)

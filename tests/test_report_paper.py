@@ -14,14 +14,10 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from polychromic.reporting.aggregate import aggregate
-from polychromic.reporting.paper import (
-    FIGURES,
-    build_paper,
-    split_rows,
-    write_tarball,
-)
-from polychromic.reporting.significance import verdict
+from polychromic.contract import FIGURES
+from polychromic.reporting.paper import build_paper, split_rows, write_tarball
+from polychromic.reporting.significance import Evidence, detect
+from polychromic.settings import load_settings
 from test_report_helpers import (
     HOSTILE,
     REFERENCE,
@@ -30,6 +26,7 @@ from test_report_helpers import (
     TEMPLATES,
     build_evaluation,
     edit_metric,
+    run_aggregate,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,15 +67,15 @@ def _inputs(root: Path, ablation: bool = False) -> dict:
     aggregated, table = root / "aggregated_results.json", root / "results_table.tex"
     ablation_table = root / "ablation_table.tex"
     systems_config = {name: {"prompt": "zero_shot"} for name in SYSTEMS}
+    systems_config["few_shot"] = {"prompt": "few_shot"}
     systems_config |= {"baseline_lora": {"prompt": "lora", "experiment": "baseline"},
                        REFERENCE: {"prompt": "lora", "experiment": "polychromic"}}
     if ablation:
         systems_config[HOSTILE] = {"prompt": "lora", "experiment": "polychromic_l3"}
     experiments = {"baseline": {"objective": "sft"}, "polychromic": {"objective": "polychromic"},
                    "polychromic_l3": {"objective": "polychromic"}}
-    aggregate(dirs, str(aggregated), str(table), SEEDS, SYSTEMS, TEMPLATES,
-              ablation_table=str(ablation_table), systems_config=systems_config,
-              experiments_config=experiments)
+    run_aggregate(dirs, root, systems_config=systems_config, experiments=experiments,
+                  ablation_table=True)
     _figures(root / "figures")
     split = root / "split_report.json"
     split.write_text(json.dumps({"splits": {"train": {"pairs": 812, "tweets": 301},
@@ -90,7 +87,7 @@ def _inputs(root: Path, ablation: bool = False) -> dict:
             "figures_dir": str(root / "figures"), "split_report": str(split),
             "statistics": [str(Path(dirs[s]) / "statistical_tests.json") for s in SEEDS],
             "paper_dir": str(root / "paper"), "tarball": str(root / "submission.tar.gz"),
-            "templates_dir": TEMPLATES, "config": config}
+            "templates_dir": TEMPLATES, "settings": load_settings(config)}
 
 
 @pytest.fixture(scope="module")
@@ -146,24 +143,35 @@ def test_wording_follows_the_numbers(paper: dict) -> None:
     assert "no detectable difference" in rouge and "detectably" not in rouge
 
 
-@pytest.mark.parametrize("diff,tests,ttest_p,expected", [
-    (0.4, [(0.01, 0.3), (0.02, 0.5)], None, "higher"),
-    (-0.4, [(0.01, -0.3), (0.02, -0.5)], 0.9, "lower"),
-    (0.4, [(0.01, 0.3), (0.20, 0.5)], 0.001, "none"),   # one seed not significant
-    (0.1, [(0.01, 0.3), (0.01, -0.1)], None, "none"),   # seeds disagree in sign
-    (0.1, [], 0.01, "higher"),                         # no per-seed test: t-test decides
-    (0.1, [], 0.2, "none"),
-    (0.1, [], None, "untested"),
+def _every_seed(diff: float, tests: list, n_seeds: int | None = None) -> str:
+    """The every-seed rule on ROUGE-L (higher is better) of crafted per-seed tests."""
+    seeds = n_seeds or max(len(tests), 1)
+    aggregated = {"seeds": list(range(seeds)),
+                  "systems": {"r": {"rougeL": {"mean": diff}}, "o": {"rougeL": {"mean": 0.0}}}}
+    statistics = [{"seed": i, "settings": {},
+                   "tests": [{"metric": "rougeL", "system": "r", "other": "o",
+                              "wilcoxon_p_holm": p, "mean_diff": d}]}
+                  for i, (p, d) in enumerate(tests)]
+    return detect(Evidence(aggregated, statistics), ["rougeL"], "r", "o",
+                  "every_seed")[0]["direction"]
+
+
+@pytest.mark.parametrize("diff,tests,expected", [
+    (0.4, [(0.01, 0.3), (0.02, 0.5)], "better"),
+    (-0.4, [(0.01, -0.3), (0.02, -0.5)], "worse"),
+    (0.4, [(0.01, 0.3), (0.20, 0.5)], "none"),   # one seed not significant
+    (0.1, [(0.01, 0.3), (0.01, -0.1)], "none"),  # seeds disagree in sign
+    (0.1, [(0.01, 0.3), (0.01, 0.0)], "none"),   # a seed without a difference does not agree
+    (0.1, [], "untested"),                       # no per-seed test: nothing decides
 ])
-def test_verdict(diff: float, tests: list, ttest_p: float | None, expected: str) -> None:
-    seed_tests = [{"p_holm": p, "diff": d} for p, d in tests]
-    assert verdict(diff, seed_tests, ttest_p) == expected
+def test_every_seed_rule(diff: float, tests: list, expected: str) -> None:
+    assert _every_seed(diff, tests) == expected
 
 
-def test_verdict_needs_a_test_in_every_seed() -> None:
-    two = [{"p_holm": 0.01, "diff": 0.3}, {"p_holm": 0.01, "diff": 0.2}]
-    assert verdict(0.3, two, None, n_seeds=2) == "higher"
-    assert verdict(0.3, two, None, n_seeds=3) == "none"
+def test_every_seed_rule_needs_a_test_in_every_seed() -> None:
+    two = [(0.01, 0.3), (0.01, 0.2)]
+    assert _every_seed(0.3, two, n_seeds=2) == "better"
+    assert _every_seed(0.3, two, n_seeds=3) == "none"
 
 
 def test_split_report_missing_keys() -> None:

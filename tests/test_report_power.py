@@ -14,6 +14,10 @@ from polychromic.reporting.power import (
     study_power,
 )
 
+from conftest import REPO
+
+REF, BASE = "polychromic_lora", "baseline_lora"
+
 
 def test_prompts_needed_reaches_the_power_and_grows_with_the_family() -> None:
     n = prompts_needed(0.237, 0.05, family=3, seeds=3)
@@ -26,7 +30,7 @@ def test_prompts_needed_reaches_the_power_and_grows_with_the_family() -> None:
 def test_paired_sd_pools_seeds() -> None:
     doc = {"systems": {"polychromic_lora": {"pass@10": {"per_prompt": [1.0, 1.0, None]}},
                        "baseline_lora": {"pass@10": {"per_prompt": [1.0, 0.0, 0.0]}}}}
-    sd, count = paired_sd([doc, doc])
+    sd, count = paired_sd([doc, doc], REF, BASE)
     assert count == 4 and sd == pytest.approx(0.57735, abs=1e-4)
 
 
@@ -36,10 +40,10 @@ def test_pooled_sd_is_the_std_of_seed_mean_differences() -> None:
                 "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
                             "baseline_lora": {"pass@10": {"per_prompt": other}}}}
     pilot = [doc([1.0, 0.0, 1.0], [0.0, 0.0, None]), doc([1.0, 1.0, 1.0], [1.0, 0.0, 1.0])]
-    sd, prompts = pooled_sd(pilot)  # seed-mean differences 0.5, 0.5; prompt c left out
+    sd, prompts = pooled_sd(pilot, REF, BASE)  # seed-mean diffs 0.5, 0.5; prompt c left out
     assert prompts == 2 and sd == pytest.approx(0.0)
     pilot[1]["systems"]["polychromic_lora"]["pass@10"]["per_prompt"] = [1.0, 0.0, 1.0]
-    sd, _ = pooled_sd(pilot)  # 0.5, 0.0
+    sd, _ = pooled_sd(pilot, REF, BASE)  # 0.5, 0.0
     assert sd == pytest.approx(0.35355, abs=1e-4)
 
 
@@ -62,13 +66,14 @@ def test_main_prints_both_rules(tmp_path, capsys) -> None:
         path = tmp_path / f"{seed}.json"
         path.write_text(json.dumps(doc(seed, shift)))
         paths.append(str(path))
-    assert main(paths + ["--prompts", "150"]) == 0
+    assert main(paths + ["--prompts", "150", "--config", str(REPO / "config.yaml")]) == 0
     out = capsys.readouterr().out
     assert "2 seeds, 20 test prompts" in out and "power at 150 prompts" in out
     assert out.count("every-seed") == 4
     pilot = [json.loads(Path(path).read_text()) for path in paths]
-    sigma = primary_sd(pilot)
-    assert sigma == pytest.approx(max(pooled_sd(pilot)[0], paired_sd(pilot)[0] / 2 ** 0.5))
+    sigma = primary_sd(pilot, REF, BASE)
+    assert sigma == pytest.approx(max(pooled_sd(pilot, REF, BASE)[0],
+                                      paired_sd(pilot, REF, BASE)[0] / 2 ** 0.5))
     primary = [line.split() for line in out.splitlines() if line.startswith("primary")]
     assert [row[1] for row in primary] == ["1", "3"]
     assert int(primary[1][2]) == prompts_needed(sigma, 0.05, 3, 1)

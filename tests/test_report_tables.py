@@ -1,6 +1,6 @@
 """Significance marks and the ablation table: crafted tests (every seed significant, one seed
-not, signs that disagree, a missing seed, one seed, t-test fallback, alpha), the split of
-systems into main comparison and ablations, and compilation with hostile names."""
+not, signs that disagree, a missing seed, one seed, a metric without tests, alpha), the split
+of systems into main comparison and ablations, and compilation with hostile names."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from polychromic.evaluation.registry import get_metric
-from polychromic.reporting.aggregate import aggregate
 from polychromic.reporting.latex import NO_ABLATION, ablation_table, results_table
 from polychromic.reporting.paper import comparison
-from polychromic.reporting.significance import alpha_of, compare
-from polychromic.reporting.systems import split_systems
-from test_report_helpers import HOSTILE, SEEDS, SYSTEMS, TEMPLATES, build_evaluation
+from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.settings import Experiment, System
+from polychromic.systems import split_systems
+from test_report_helpers import HOSTILE, SEEDS, SYSTEMS, TEMPLATES, build_evaluation, run_aggregate
 
 REF = "polychromic_lora"
 EVIL = r"\input{/etc/passwd} ~^#"
@@ -33,7 +33,7 @@ def _entry(values: list[float | None], metric: str) -> dict:
 
 
 def _aggregate(systems: dict[str, dict[str, list]], seeds: list[int],
-               ablations: list[str] | None = None, across: list[dict] | None = None) -> dict:
+               ablations: list[str] | None = None) -> dict:
     ablations = ablations or []
     metrics: list[str] = []
     for block in systems.values():
@@ -43,7 +43,7 @@ def _aggregate(systems: dict[str, dict[str, list]], seeds: list[int],
             "main_systems": [s for s in systems if s not in ablations],
             "ablation_systems": ablations,
             "main_lora_systems": [s for s in ("baseline_lora", REF) if s in systems],
-            "across_seeds": {"reference_system": REF, "comparisons": across or []}}
+            "reference_system": REF}
 
 
 def _statistics(seeds: list[int], tests: dict[tuple[str, str], list], alpha=None) -> list:
@@ -107,23 +107,26 @@ def test_table_marks_agree_with_the_paper_verdict() -> None:
         ("self_bleu", "baseline_lora"): [(0.001, -0.2), (0.06, -0.2), (0.001, -0.2)],
     })
     table = results_table(agg, TEMPLATES, statistics=stats)
+    evidence = Evidence(agg, stats)
     for metric, label in (("rougeL", "ROUGE-L"), ("self_bleu", "Self-BLEU")):
-        sentence = comparison(agg, stats, metric, REF, "baseline_lora")
+        sentence = comparison(evidence, metric, REF, "baseline_lora")
         marked = r"\dagger" in _cells(table, label)[0]
-        assert marked == (sentence["verdict"] in ("higher", "lower")), metric
-    assert compare(agg, stats, "rougeL", REF, "baseline_lora")["verdict"] == "lower"
+        assert marked == (sentence["direction"] in ("better", "worse")), metric
+    found = detect(evidence, ["rougeL"], REF, "baseline_lora", "every_seed")[0]
+    assert found["detectable"] and found["direction"] == "worse"
 
 
-def test_ttest_fallback_and_alpha_from_the_tests() -> None:
-    across = [{"metric": "pass@1", "system": REF, "other": "zero_shot", "mean_diff": 0.2,
-               "p_value": 0.004}]
-    agg = _aggregate(THREE, SEEDS3, across=across)
+def test_untested_metric_and_alpha_from_the_tests() -> None:
+    agg = _aggregate(THREE, SEEDS3)
     stats = _statistics(SEEDS3, {("rougeL", "baseline_lora"): [(0.03, -0.2)] * 3}, alpha=0.01)
     assert alpha_of(stats) == 0.01
     table = results_table(agg, TEMPLATES, statistics=stats)
     assert r"\dagger" not in _cells(table, "ROUGE-L")[0]  # 0.03 is not < 0.01
-    assert r"\dagger" in _cells(table, "pass@1")[1]  # no per-tweet test: the t-test decides
-    assert "$p<0.01$" in table and "paired $t$-test over the per-seed means" in table
+    # pass@1 has no per-tweet test here: it is untested, never marked
+    assert all(r"\dagger" not in cell for cell in _cells(table, "pass@1"))
+    found = detect(Evidence(agg, stats), ["pass@1"], REF, "zero_shot", "every_seed")[0]
+    assert found["detectable"] is None and found["direction"] == "untested"
+    assert "$p<0.01$" in table and "t$-test" not in table
 
 
 def test_one_seed_and_no_statistics() -> None:
@@ -166,7 +169,10 @@ def test_split_systems(systems: dict, reference: str, ablation: list) -> None:
                    "polychromic_l3": {"objective": "polychromic", "lambda": 3.0}}
     config = {name: ({"prompt": "lora", "experiment": e} if e else {"prompt": "zero_shot"})
               for name, e in systems.items()}
-    groups = split_systems(config, experiments, reference)
+    groups = split_systems({name: System.from_config(name, values)
+                            for name, values in config.items()},
+                           {name: Experiment.from_config(name, values)
+                            for name, values in experiments.items()}, reference)
     assert groups["ablation"] == ablation
     assert groups["main"] == [s for s in systems if s not in ablation]
     assert set(groups["main_lora"]) == {s for s in groups["main"] if systems[s]}
@@ -181,8 +187,8 @@ def test_ablation_table_without_and_with_ablations() -> None:
     stats = _statistics(SEEDS3, {("pass@1", EVIL): [(0.001, -0.4)] * 3})
     table = ablation_table(agg, TEMPLATES, stats)
     # transposed: one row per system, one column per headline metric present
-    assert _cells(table, "System") == ["pass@1 $\\uparrow$", "ROUGE-L $\\uparrow$",
-                                       "Self-BLEU $\\downarrow$"]
+    assert _cells(table, "System") == ["pass@1 $\\uparrow$", "Self-BLEU $\\downarrow$",
+                                       "ROUGE-L $\\uparrow$"]
     evil = r"\textbackslash{}input\{/etc/passwd\} \textasciitilde{}\textasciicircum{}\#"
     rows = [line.split("&")[0].strip() for line in table.splitlines() if " & " in line][1:]
     assert rows == ["baseline\\_lora", "polychromic\\_lora", evil]
@@ -215,9 +221,8 @@ def test_aggregate_writes_groups_experiments_and_ablation_table(tmp_path: Path) 
                                         "adapter_is_initial": experiment == "polychromic"}))
             runs[experiment][seed] = str(path)
     out = tmp_path / "out"
-    result = aggregate(dirs, str(out / "a.json"), str(out / "t.tex"), SEEDS, SYSTEMS, TEMPLATES,
-                       ablation_table=str(out / "ab.tex"), systems_config=systems_config,
-                       experiments_config=experiments, runs=runs)
+    result = run_aggregate(dirs, out, systems_config=systems_config, experiments=experiments,
+                           runs=runs, ablation_table=True)
     assert result["ablation_systems"] == [HOSTILE]
     assert result["main_systems"] == SYSTEMS[:-1]
     assert result["main_lora_systems"] == ["baseline_lora", REF]
@@ -230,10 +235,11 @@ def test_aggregate_writes_groups_experiments_and_ablation_table(tmp_path: Path) 
     assert result["experiments"]["polychromic"]["initial_adapter_seeds"] == SEEDS[:2]
     assert result["experiments"]["baseline"]["initial_adapter_seeds"] == []
     assert result["experiments"]["baseline"]["saved_step"]["mean"] == 50
-    main = (out / "t.tex").read_text(encoding="utf-8")
-    ablations = (out / "ab.tex").read_text(encoding="utf-8")
+    main = (out / "results_table.tex").read_text(encoding="utf-8")
+    ablations = (out / "ablation_table.tex").read_text(encoding="utf-8")
     assert r"a\_b \& c\%" not in main and r"a\_b \& c\%" in ablations
-    assert json.loads((out / "a.json").read_text(encoding="utf-8")) == result
+    written = (out / "aggregated_results.json").read_text(encoding="utf-8")
+    assert json.loads(written) == result
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None,

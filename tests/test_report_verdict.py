@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from polychromic.reporting.significance import Evidence
 from polychromic.reporting.verdict import (
     build_verdict,
     main,
@@ -34,8 +35,15 @@ def aggregate(means: dict = MEANS) -> dict:
         for system, values in means.items()
     }
     return {"systems": systems, "system_order": list(means), "seeds": SEEDS,
-            "metric_order": METRICS,
-            "across_seeds": {"reference_system": "polychromic_lora", "comparisons": []}}
+            "metric_order": METRICS, "reference_system": "polychromic_lora",
+            "baseline_system": "baseline_lora"}
+
+
+def verdict(aggregated: dict, statistics: list[dict], passk_docs: list[dict]) -> dict:
+    """build_verdict of polychromic_lora against baseline_lora (2000 bootstrap resamples)."""
+    evidence = Evidence(aggregated, statistics, [{"passk": doc} for doc in passk_docs],
+                        (2000, 0))
+    return build_verdict(evidence, "polychromic_lora", "baseline_lora")
 
 
 def statistics(p_holm: dict[str, float], means: dict = MEANS) -> list[dict]:
@@ -56,12 +64,13 @@ def statistics(p_holm: dict[str, float], means: dict = MEANS) -> list[dict]:
 
 
 def test_matched_baseline_is_the_closest_pass_at_1() -> None:
-    assert matched_baseline(aggregate()) == "baseline_lora@t1.3"
+    ref, base = "polychromic_lora", "baseline_lora"
+    assert matched_baseline(aggregate(), ref, base) == "baseline_lora@t1.3"
     only_plain = {k: v for k, v in MEANS.items() if "@" not in k}
-    assert matched_baseline(aggregate(only_plain)) == "baseline_lora"
+    assert matched_baseline(aggregate(only_plain), ref, base) == "baseline_lora"
     tie = {**MEANS, "baseline_lora": (0.47, 0.9, 0.5)}
-    assert matched_baseline(aggregate(tie)) == "baseline_lora"  # plain first on ties
-    assert matched_baseline(aggregate(), baseline="nope") is None
+    assert matched_baseline(aggregate(tie), ref, base) == "baseline_lora"  # plain first on ties
+    assert matched_baseline(aggregate(), ref, "nope") is None
 
 
 @pytest.mark.parametrize(
@@ -99,7 +108,7 @@ def passk(means: dict = MEANS, offsets: dict | None = None, n: int = 40,
 
 
 def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> None:
-    block = build_verdict(aggregate(), statistics({}), passk())
+    block = verdict(aggregate(), statistics({}), passk())
     assert block["available"] and block["matched"] == "baseline_lora@t1.3"
     assert block["matched_temperature"] == 1.3
     assert block["n_prompts"] == 40 and block["n_seeds"] == 3 and block["family"] == 3
@@ -114,7 +123,7 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     assert rows["pass@10"]["p_holm"] < 0.05 and rows["pass@10"]["seeds_agree"]
     assert block["verdict"] == "mixed"
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
-    block = build_verdict(aggregate(equal), statistics({}), passk(equal))
+    block = verdict(aggregate(equal), statistics({}), passk(equal))
     assert block["matched"] == "baseline_lora@t1.3"
     assert [row["direction"] for row in block["rows"]] == ["none", "better", "better"]
     assert block["verdict"] == "better"
@@ -128,7 +137,7 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
 def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
     """The every-seed rule of the tables stays in `seeds`; the pooled test decides."""
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
-    block = build_verdict(aggregate(equal), statistics({"pass@10": 0.5}, equal), passk(equal))
+    block = verdict(aggregate(equal), statistics({"pass@10": 0.5}, equal), passk(equal))
     row = block["rows"][1]
     assert [e["p_holm"] for e in row["seeds"]] == [0.5, 0.5, 0.5]
     assert row["detectable"] and block["verdict"] == "better"
@@ -137,18 +146,18 @@ def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
 def test_a_difference_carried_by_some_seeds_only_is_not_detectable() -> None:
     equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}  # equal to @t1.3 on average
     offsets = {("polychromic_lora", "pass@10"): [0.08, 0.08, -0.01]}
-    row = build_verdict(aggregate(equal), [], passk(equal, offsets))["rows"][1]
+    row = verdict(aggregate(equal), [], passk(equal, offsets))["rows"][1]
     assert row["diff"] == pytest.approx(0.05) and row["p_holm"] < 0.05
     assert not row["seeds_agree"] and not row["detectable"] and row["direction"] == "none"
 
 
 def test_no_detectable_difference_and_worse() -> None:
     equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}
-    block = build_verdict(aggregate(equal), [], passk(equal, jitter=0.2))
+    block = verdict(aggregate(equal), [], passk(equal, jitter=0.2))
     assert all(row["p_holm"] > 0.05 for row in block["rows"])
     assert block["verdict"] == "no detectable difference"
     worse = {**MEANS, "polychromic_lora": (0.47, 0.80, 0.3)}
-    block = build_verdict(aggregate(worse), [], passk(worse))
+    block = verdict(aggregate(worse), [], passk(worse))
     assert block["verdict"] == "worse" and "is worse than" in block["sentence"]
     assert "(detectably worse on at least one, better on neither)" in block["sentence"]
 
@@ -163,15 +172,15 @@ def test_seed_evidence_is_oriented_reference_minus_other() -> None:
 
 def test_unavailable_without_the_systems_or_the_per_tweet_values() -> None:
     alone = {"polychromic_lora": (0.4, 0.9, 0.5)}
-    block = build_verdict(aggregate(alone), [], passk(alone))
+    block = verdict(aggregate(alone), [], passk(alone))
     assert not block["available"] and "baseline_lora" in block["reason"]
     assert markdown(block).startswith("No verdict")
-    block = build_verdict(aggregate(), [], [])
+    block = verdict(aggregate(), [], [])
     assert not block["available"] and "per-tweet" in block["reason"]
 
 
 def test_markdown_from_the_stored_block(tmp_path, capsys) -> None:
-    block = build_verdict(aggregate(), [], passk())
+    block = verdict(aggregate(), [], passk())
     path = tmp_path / "aggregated_results.json"
     path.write_text(json.dumps({"verdict": block}))
     assert main([str(path)]) == 0
@@ -190,12 +199,12 @@ def test_an_initial_adapter_is_called_out() -> None:
                      "initial_adapter_seeds": []},
         "other": {"systems": ["polychromic_l3_lora"], "initial_adapter_seeds": [2]},
     }
-    block = build_verdict(agg, [], passk(equal))
+    block = verdict(agg, [], passk(equal))
     assert len(block["warnings"]) == 1
     assert "experiment polychromic (polychromic_lora)" in block["warnings"][0]
     assert "seed(s) 1, 3" in block["warnings"][0]
     assert "**Warning:** the saved adapter of experiment polychromic" in markdown(block)
-    assert build_verdict(aggregate(equal), [], passk(equal))["warnings"] == []
+    assert verdict(aggregate(equal), [], passk(equal))["warnings"] == []
 
 
 def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
@@ -204,7 +213,7 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
         for system in doc["systems"].values():
             system["pass@10"] = {"mean": None, "per_prompt": None, "reason": "k > n"}
         doc["systems"]["polychromic_lora"]["coverage"]["per_prompt"][:5] = [None] * 5
-    block = build_verdict(aggregate(), [], docs)
+    block = verdict(aggregate(), [], docs)
     rows = {row["metric"]: row for row in block["rows"]}
     assert rows["pass@10"]["direction"] == "untested" and rows["pass@10"]["p_holm"] is None
     assert block["family"] == 2
@@ -217,15 +226,15 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
 
 def test_an_unmatched_pass_at_1_is_called_out_with_where_to_add_temperatures() -> None:
     # polychromic's pass@1 0.45 lies between @t1.3 (0.47, the closest) and nothing below: add one
-    block = build_verdict(aggregate(), [], passk())
+    block = verdict(aggregate(), [], passk())
     assert block["rows"][0]["direction"] == "worse"
     (warning,) = block["warnings"]
     assert "no baseline variant matches the pass@1 of polychromic_lora (0.450)" in warning
     assert "the closest, baseline_lora@t1.3, differs detectably (-0.020)" in warning
     assert "below every baseline variant, the lowest being baseline_lora@t1.3 (0.470)" in warning
     low = {**MEANS, "baseline_lora@t1.6": (0.20, 0.7, 0.3)}
-    (warning,) = build_verdict(aggregate(low), [], passk(low))["warnings"]
+    (warning,) = verdict(aggregate(low), [], passk(low))["warnings"]
     assert ("between baseline_lora@t1.6 (0.200) and baseline_lora@t1.3 (0.470): sample the "
             "baseline at temperatures between theirs") in warning
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
-    assert build_verdict(aggregate(equal), [], passk(equal))["warnings"] == []
+    assert verdict(aggregate(equal), [], passk(equal))["warnings"] == []

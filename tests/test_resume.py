@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from polychromic.io import read_json
-from polychromic.training.train import launch_training, train_experiment
+from polychromic.training.train import launch_training, train_from_spec
 
 from conftest import PROMPTS
 
@@ -27,12 +27,14 @@ POLY = {"objective": "polychromic", "lambda": 2.0, "num_samples": 3, "set_size":
 
 
 def arguments(tiny_base, toy_splits, folder, experiment, training) -> dict:
+    """A `job_spec` of the train rule (polychromic.training.train)."""
     return {
-        "train": toy_splits["train"], "val": toy_splits["val"], "base": tiny_base,
-        "adapter_dir": str(folder / "adapter"), "log_csv": str(folder / "training_log.csv"),
-        "summary": str(folder / "run.json"), "experiment_name": "x", "experiment": experiment,
-        "training": training, "lora": LORA, "prompts_dir": PROMPTS, "seed": 5,
-        "checkpoint_dir": str(folder / "checkpoint"),
+        "job": {"train": toy_splits["train"], "val": toy_splits["val"], "base": tiny_base,
+                "prompts_dir": PROMPTS, "adapter_dir": str(folder / "adapter"),
+                "log_csv": str(folder / "training_log.csv"), "summary": str(folder / "run.json"),
+                "checkpoint_dir": str(folder / "checkpoint")},
+        "experiment": {"name": "x", **experiment}, "training": training, "lora": LORA,
+        "seed": 5,
     }  # fmt: skip
 
 
@@ -40,15 +42,15 @@ def test_killed_run_resumes_to_the_same_adapter(tiny_base, toy_splits, tmp_path)
     training = {"max_steps": 40, "batch_size": 4, "learning_rate": 0.02, "warmup_steps": 2,
                 "eval_every": 7, "max_length": 128, "save_every": 4}  # fmt: skip
     whole = arguments(tiny_base, toy_splits, tmp_path / "whole", POLY, training)
-    train_experiment(**whole)
+    train_from_spec(whole)
 
     killed = arguments(tiny_base, toy_splits, tmp_path / "killed", POLY, training)
     spec = tmp_path / "killed.json"
     spec.write_text(json.dumps(killed))
     code = (
         "import json, sys, torch; torch.set_num_threads(1);"
-        "from polychromic.training.train import train_experiment;"
-        "train_experiment(**json.load(open(sys.argv[1])))"
+        "from polychromic.training.train import train_from_spec;"
+        "train_from_spec(json.load(open(sys.argv[1])))"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(spec)], start_new_session=True)
     state = tmp_path / "killed" / "checkpoint" / "state.pt"
@@ -60,7 +62,7 @@ def test_killed_run_resumes_to_the_same_adapter(tiny_base, toy_splits, tmp_path)
     assert state.exists(), "the run ended before writing a checkpoint"
     assert not (tmp_path / "killed" / "run.json").exists(), "the run finished before the kill"
 
-    result = train_experiment(**killed)
+    result = train_from_spec(killed)
     assert result["resumed_from_step"] is not None and result["resumed_from_step"] > 0
     a = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
     b = load_file(tmp_path / "killed" / "adapter" / "adapter_model.safetensors")
@@ -81,9 +83,9 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny_base, toy_splits, tmp_
     training = {"max_steps": 4, "batch_size": 4, "learning_rate": 0.02, "warmup_steps": 1,
                 "eval_every": 2, "max_length": 128, "save_every": 2}  # fmt: skip
     first = arguments(tiny_base, toy_splits, tmp_path, {"objective": "sft"}, training)
-    train_experiment(**first)
+    train_from_spec(first)
     changed = {**first, "training": {**training, "learning_rate": 0.03}}
-    assert train_experiment(**changed)["resumed_from_step"] is None
+    assert train_from_spec(changed)["resumed_from_step"] is None
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tiny_base, toy_splits, tmp_path):
@@ -93,8 +95,8 @@ def test_two_processes_follow_the_one_process_loss_curve(tiny_base, toy_splits, 
     one = arguments(tiny_base, toy_splits, tmp_path / "one", {"objective": "sft"}, training)
     two = arguments(tiny_base, toy_splits, tmp_path / "two", {"objective": "sft"}, training)
     one["lora"] = two["lora"] = lora_no_dropout
-    launch_training(gpus=1, **one)
-    result = launch_training(gpus=2, **two)
+    launch_training(one, gpus=1)
+    result = launch_training(two, gpus=2)
     assert result["processes"] == 2
     curve = {
         name: [

@@ -9,13 +9,13 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from polychromic.config import ConfigError, check_config
-from polychromic.reporting.systems import split_systems
+from polychromic.settings import ConfigError, load_settings
 from polychromic.systems import (
     expand_systems,
     format_temperature,
     is_temperature_system,
     parse_system,
+    split_systems,
     temperature_system,
 )
 
@@ -84,22 +84,22 @@ def test_schema_default_is_no_temperature() -> None:
     [
         (lambda c: c["systems"]["baseline_lora"].update(temperatures=[1.0]),
          "systems.baseline_lora.temperatures"),
-        (lambda c: c["systems"].update({"b@t2.0": {"prompt": "zero_shot"}}), "reserved"),
+        (lambda c: c["systems"].update({"b@t2.0": {"prompt": "zero_shot"}}), r"'b@t2\.0'"),
     ],
 )
 def test_config_checks_temperatures(mutate, needle) -> None:
     config = default_config()
     mutate(config)
     with pytest.raises(ConfigError, match=needle):
-        check_config(config)
+        load_settings(config)
 
 
 def test_temperature_systems_are_ablations() -> None:
     config = default_config()
     config["systems"]["baseline_lora"]["temperatures"] = [0.7, 1.3]
     config["systems"]["polychromic_lora"]["temperatures"] = [0.7]
-    groups = split_systems(expand_systems(config["systems"]), config["experiments"],
-                           "polychromic_lora")
+    settings = load_settings(config)
+    groups = split_systems(settings.systems, settings.experiments, "polychromic_lora")
     assert groups["main"] == ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora"]
     assert groups["ablation"] == ["baseline_lora@t0.7", "baseline_lora@t1.3",
                                   "polychromic_lora@t0.7"]
@@ -129,12 +129,12 @@ def test_dry_run_has_a_generate_job_per_temperature(tmp_path) -> None:
 def test_study_config_is_valid_and_has_the_sweeps() -> None:
     config = yaml.safe_load((REPO / "config" / "study_demo.yaml").read_text())
     validate(config, SCHEMA)
-    check_config(config)
-    systems = expand_systems(config["systems"])
+    settings = load_settings(config)
+    systems = settings.systems
     assert {"baseline_lora@t0.7", "baseline_lora@t1.3", "polychromic_l1_lora",
             "polychromic_l3_lora", "polychromic_n3_lora"} <= set(systems)
     lambdas = {e.get("lambda") for e in config["experiments"].values()
                if e["objective"] == "polychromic"}
     assert lambdas == {1.0, 3.0, 10.0}
-    groups = split_systems(systems, config["experiments"], "polychromic_lora")
+    groups = split_systems(systems, settings.experiments, "polychromic_lora")
     assert groups["main"] == ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora"]

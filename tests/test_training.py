@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from polychromic.io import read_json, read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
 from polychromic.models.prompts import chat_prompt, user_message
+from polychromic.settings import ConfigError, section
 from polychromic.training.sft import (
     IGNORE,
     collate,
@@ -16,7 +17,7 @@ from polychromic.training.sft import (
     encode_example,
     summed_token_loss,
 )
-from polychromic.training.train import add_lora, train_experiment
+from polychromic.training.train import add_lora, train_from_spec
 
 from conftest import PROMPTS
 
@@ -49,7 +50,7 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
     """4 micro-batches of 4 with the token-normalised loss == one batch of 16."""
     torch.manual_seed(0)
     tokenizer = load_tokenizer(tiny_base)
-    model = add_lora(load_model(tiny_base), {**LORA, "dropout": 0.0})
+    model = add_lora(load_model(tiny_base), section("lora", {**LORA, "dropout": 0.0}))
     model.eval()  # no dropout: the two computations must see the same function
     examples = [encode_example(tokenizer, PROMPTS, r, 128) for r in read_jsonl(toy_splits["train"])]
     examples = examples[:16]
@@ -78,20 +79,12 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
 
 def _train(tiny_base, toy_splits, tmp_path, name, experiment, training=None):
     out = tmp_path / name
-    result = train_experiment(
-        toy_splits["train"],
-        toy_splits["val"],
-        tiny_base,
-        str(out / "adapter"),
-        str(out / "training_log.csv"),
-        str(out / "run.json"),
-        name,
-        experiment,
-        training or TRAINING,
-        LORA,
-        PROMPTS,
-        seed=7,
-    )
+    result = train_from_spec({
+        "job": {"train": toy_splits["train"], "val": toy_splits["val"], "base": tiny_base,
+                "prompts_dir": PROMPTS, "adapter_dir": str(out / "adapter"),
+                "log_csv": str(out / "training_log.csv"), "summary": str(out / "run.json")},
+        "experiment": {"name": name, **experiment}, "training": training or TRAINING,
+        "lora": LORA, "seed": 7})
     return result, load_file(out / "adapter" / "adapter_model.safetensors")
 
 
@@ -143,7 +136,7 @@ def test_checkpoint_selection_best_val_loss_or_last(tiny_base, toy_splits, tmp_p
     assert all(v.any() for k, v in last.items() if "lora_B" in k)
     card = (tmp_path / "last" / "adapter" / "README.md").read_text()
     assert "the adapter of step 6 of 6" in card and "`last`" in card
-    with pytest.raises(ValueError, match="checkpoint_selection"):
+    with pytest.raises(ConfigError, match="checkpoint_selection"):
         _train(tiny_base, toy_splits, tmp_path, "bad", {"objective": "sft"},
                {**wild, "checkpoint_selection": "first"})
 
@@ -168,7 +161,7 @@ def test_gradient_checkpointing_gives_the_same_gradient(tiny_base, toy_splits, t
     grads = []
     for path in (tiny_base, checkpointed):
         torch.manual_seed(0)
-        model = add_lora(load_model(path), {**LORA, "dropout": 0.0})
+        model = add_lora(load_model(path), section("lora", {**LORA, "dropout": 0.0}))
         model.train()
         summed_token_loss(model, batch).backward()
         grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])

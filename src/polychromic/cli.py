@@ -30,12 +30,14 @@ import json
 import os
 import sys
 import textwrap
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from polychromic.settings import Settings, load_settings
+
 DEFAULT_CONFIG = "config.yaml"
-DEFAULT_DECISIONS = "resources/curation/decisions.jsonl"
 ANSWERS = {"k": "keep", "keep": "keep", "d": "discard", "discard": "discard", "s": "skip",
            "skip": "skip", "q": "quit", "quit": "quit", "?": "help", "h": "help",
            "help": "help"}
@@ -43,6 +45,7 @@ WIDTH = 96
 
 
 def _load_config(path: str | None) -> dict[str, Any]:
+    """The study config at `path` (default: config.yaml when present, else no config)."""
     import yaml
 
     if path is None:
@@ -56,11 +59,13 @@ def _load_config(path: str | None) -> dict[str, Any]:
 
 
 def _wrap(text: str, indent: str = "    ") -> str:
+    """`text` wrapped to WIDTH columns, every line indented by `indent`."""
     return "\n".join(textwrap.fill(part, WIDTH, initial_indent=indent, subsequent_indent=indent)
                      or indent for part in text.splitlines() or [""])
 
 
 def _value(record: dict[str, Any], field: str) -> str:
+    """A field of `record` as text for the screen ("?" when absent)."""
     value = record.get(field)
     return "?" if value is None else str(value)
 
@@ -102,95 +107,133 @@ def append_decision(path: str | Path, entry: dict[str, Any]) -> None:
 
 
 def _decided_ids(path: str) -> dict[str, str]:
+    """reply_id -> last decision of the decisions file (empty when there is none)."""
     from polychromic.data.curate import read_decisions
 
     decided, _ = read_decisions(path)
     return decided
 
 
-def run_curate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from polychromic.data.curate import check_settings, rule_filter_survivors
-    from polychromic.io import read_jsonl
+@dataclass
+class _Session:
+    """One review session: the pairs that pass the rule filters and where answers go."""
 
-    config = _load_config(args.config)
-    settings = dict(config.get("curation") or {})
-    decisions = args.decisions or settings.get("decisions") or DEFAULT_DECISIONS
+    survivors: list[dict[str, Any]]
+    decisions: str  # the decisions file this session appends to
+    configured: str  # the decisions file the curate rule reads
+    revisit: set[str]  # decisions that are asked about again ("skip" or none)
+    reviewer: str
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The surviving pairs without a decision (or with one to revisit), in file order."""
+        decided = _decided_ids(self.decisions)
+        return [r for r in self.survivors
+                if r["reply_id"] not in decided or decided[r["reply_id"]] in self.revisit]
+
+
+def run_curate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    """Ask about each pair that passes the rule filters; append every answer to the decisions."""
+    study = load_settings(_load_config(args.config))
+    settings = study.curation
     source = args.input or str(Path(args.results) / "data" / "validated.jsonl")
     if not Path(source).is_file():
         print(f"no validated records at {source}: run `snakemake --cores 1 "
               f"{Path(args.results) / 'data' / 'validated.jsonl'}` first (or give --input)",
               file=stdout)
         return 2
-    check_settings(settings)
-    records = read_jsonl(source)
-    embedding_model = (config.get("evaluation") or {}).get("embedding_model")
-    if settings.get("near_duplicate_threshold") is not None:
-        print("applying the rule filters (embedding replies for the near-duplicate filter)...",
-              file=stdout)
-        stdout.flush()
-    survivors = rule_filter_survivors(records, settings, embedding_model)
-    decided = _decided_ids(decisions)
-    revisit = {"skip"} if args.revisit_skipped else set()
-    pending = [r for r in survivors
-               if r["reply_id"] not in decided or decided[r["reply_id"]] in revisit]
-    by_tweet: dict[str, list[dict[str, Any]]] = {}
-    for record in survivors:
-        by_tweet.setdefault(record["tweet_id"], []).append(record)
+    records, survivors = _rule_filter_survivors(source, study, stdout)
+    session = _Session(survivors=survivors,
+                       decisions=args.decisions or settings.decisions,
+                       configured=settings.decisions,
+                       revisit={"skip"} if args.revisit_skipped else set(),
+                       reviewer=args.reviewer)
+    pending = session.pending()
     print(f"{len(records)} validated records in {source}; {len(survivors)} pass the rule "
-          f"filters; {len(survivors) - len(pending)} already decided in {decisions}; "
+          f"filters; {len(survivors) - len(pending)} already decided in {session.decisions}; "
           f"{len(pending)} to review.", file=stdout)
     if args.limit is not None:
         pending = pending[:args.limit]
-    counts = {"keep": 0, "discard": 0, "skip": 0}
-    quit_early = False
-    for position, record in enumerate(pending, start=1):
-        others = [r for r in by_tweet[record["tweet_id"]] if r["reply_id"] != record["reply_id"]]
-        print(format_pair(record, position, len(pending), others), file=stdout)
-        answer = None
-        while answer is None:
-            print("[k]eep  [d]iscard  [s]kip  [q]uit  [?] help > ", end="", file=stdout)
-            stdout.flush()
-            line = stdin.readline()
-            if not line:  # end of input: same as quit
-                print("", file=stdout)
-                answer = "quit"
-                break
-            answer = ANSWERS.get(line.strip().lower())
-            if answer == "help":
-                print("keep: train on this reply; discard: remove it; skip: decide later "
-                      "(counts as undecided, not asked again unless --revisit-skipped); "
-                      "quit: stop here, every answer so far is saved.", file=stdout)
-                answer = None
-            elif answer is None:
-                print(f"not an answer: {line.strip()!r}", file=stdout)
-        if answer == "quit":
-            quit_early = True
-            break
-        append_decision(decisions, {
-            "reply_id": record["reply_id"],
-            "decision": answer,
-            "tweet_id": record["tweet_id"],
-            "reviewer": args.reviewer,
-            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        })
-        counts[answer] += 1
-    done = sum(counts.values())
-    decided = _decided_ids(decisions)
-    left = sum(1 for r in survivors
-               if r["reply_id"] not in decided or decided[r["reply_id"]] in revisit)
-    print(f"{'stopped' if quit_early else 'done'}: {done} decision(s) saved to {decisions} "
-          f"(keep {counts['keep']}, discard {counts['discard']}, skip {counts['skip']}); "
-          f"{left} left to review.", file=stdout)
-    configured = settings.get("decisions") or DEFAULT_DECISIONS
-    if done and Path(decisions).resolve() == Path(configured).resolve():
-        print("`snakemake` now re-runs curate and everything downstream.", file=stdout)
-    elif done:
-        print(f"note: the curate rule reads curation.decisions ({configured}), not this file.",
-              file=stdout)
+    counts, quit_early = _review(session, pending, stdin, stdout)
+    _print_outcome(session, counts, quit_early, stdout)
     return 0
 
 
+def _rule_filter_survivors(source: str, study: Settings, stdout: TextIO
+                           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The records of `source` and those of them that pass the study's rule filters."""
+    from polychromic.data.curate import rule_filter_survivors
+    from polychromic.io import read_jsonl
+
+    records = read_jsonl(source)
+    if study.curation.near_duplicate_threshold is not None:
+        print("applying the rule filters (embedding replies for the near-duplicate filter)...",
+              file=stdout)
+        stdout.flush()
+    return records, rule_filter_survivors(records, study.curation,
+                                          study.evaluation.embedding_model)
+
+
+def _review(session: _Session, pending: list[dict[str, Any]], stdin: TextIO, stdout: TextIO
+            ) -> tuple[dict[str, int], bool]:
+    """Show each pending pair and save its answer; the counts and whether the reviewer quit."""
+    by_tweet: dict[str, list[dict[str, Any]]] = {}
+    for record in session.survivors:
+        by_tweet.setdefault(record["tweet_id"], []).append(record)
+    counts = {"keep": 0, "discard": 0, "skip": 0}
+    for position, record in enumerate(pending, start=1):
+        others = [r for r in by_tweet[record["tweet_id"]] if r["reply_id"] != record["reply_id"]]
+        print(format_pair(record, position, len(pending), others), file=stdout)
+        answer = _ask(stdin, stdout)
+        if answer == "quit":
+            return counts, True
+        append_decision(session.decisions, {
+            "reply_id": record["reply_id"],
+            "decision": answer,
+            "tweet_id": record["tweet_id"],
+            "reviewer": session.reviewer,
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        })
+        counts[answer] += 1
+    return counts, False
+
+
+def _ask(stdin: TextIO, stdout: TextIO) -> str:
+    """Prompt until a valid answer: keep, discard, skip or quit (end of input = quit)."""
+    while True:
+        print("[k]eep  [d]iscard  [s]kip  [q]uit  [?] help > ", end="", file=stdout)
+        stdout.flush()
+        line = stdin.readline()
+        if not line:  # end of input: same as quit
+            print("", file=stdout)
+            return "quit"
+        answer = ANSWERS.get(line.strip().lower())
+        if answer == "help":
+            print("keep: train on this reply; discard: remove it; skip: decide later "
+                  "(counts as undecided, not asked again unless --revisit-skipped); "
+                  "quit: stop here, every answer so far is saved.", file=stdout)
+        elif answer is None:
+            print(f"not an answer: {line.strip()!r}", file=stdout)
+        else:
+            return answer
+
+
+def _print_outcome(session: _Session, counts: dict[str, int], quit_early: bool,
+                   stdout: TextIO) -> None:
+    """Say what the session saved, what is left, and whether the curate rule will see it."""
+    done = sum(counts.values())
+    left = len(session.pending())
+    print(f"{'stopped' if quit_early else 'done'}: {done} decision(s) saved to "
+          f"{session.decisions} (keep {counts['keep']}, discard {counts['discard']}, "
+          f"skip {counts['skip']}); {left} left to review.", file=stdout)
+    if done and Path(session.decisions).resolve() == Path(session.configured).resolve():
+        print("`snakemake` now re-runs curate and everything downstream.", file=stdout)
+    elif done:
+        print(f"note: the curate rule reads curation.decisions ({session.configured}), not this "
+              "file.", file=stdout)
+
+
 def run_import(args: argparse.Namespace, stdout: TextIO) -> int:
+    """Convert scraper exports to raw JSONL with its rejected items and report; say what it did."""
     from polychromic.data.validate import validate_raw
 
     out = Path(args.out)
@@ -210,6 +253,7 @@ def run_import(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of `polychromic curate` and `polychromic import`."""
     parser = argparse.ArgumentParser(prog="polychromic", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     curate = commands.add_parser(
@@ -223,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     curate.add_argument("--input", default=None,
                         help="records to review (default: <results>/data/validated.jsonl)")
     curate.add_argument("--decisions", default=None,
-                        help="decisions file (default: curation.decisions of the config, else "
-                             f"{DEFAULT_DECISIONS})")
+                        help="decisions file (default: curation.decisions of the config)")
     curate.add_argument("--reviewer", default=os.environ.get("USER") or "unknown",
                         help="name recorded with each decision (default: $USER)")
     curate.add_argument("--revisit-skipped", action="store_true",

@@ -13,28 +13,21 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SRC, os.environ.get("PYTHONPATH", "")] if p)
 )
 
-from polychromic.config import check_config  # noqa: E402
-from polychromic.systems import expand_systems  # noqa: E402
+from polychromic.contract import EVALUATION_FILES, FIGURES, SEED_FILES  # noqa: E402
+from polychromic.dependencies import script_dependencies  # noqa: E402
+from polychromic.settings import as_dict, load_settings  # noqa: E402
 
-check_config(config)
+# The validated config as typed settings (polychromic.settings); a ConfigError names the key.
+SETTINGS = load_settings(config)
 
 PROMPTS = str(ROOT / "resources" / "prompts")
 LATEX = str(ROOT / "resources" / "latex")
-SEEDS = [int(seed) for seed in config["seeds"]]
-EXPERIMENTS = list(config["experiments"])
-# Every system, each followed by its temperature variants (`baseline_lora@t1.3`, issue 8):
-# one settings dict per system name, used by generate, evaluate and the reporting rules.
-SYSTEMS_CONFIG = expand_systems(config["systems"])
-SYSTEMS = list(SYSTEMS_CONFIG)
-FIGURES = [
-    "diversity_comparison",
-    "passk_curves",
-    "quality_comparison",
-    "pareto",
-    "training_curves",
-    "frontier",
-]
-EVALUATION_FILES = ["diversity_metrics", "quality_metrics", "passk_results", "statistical_tests"]
+SCRIPTS = ROOT / "workflow" / "scripts"
+SEEDS = list(SETTINGS.seeds)
+EXPERIMENTS = list(SETTINGS.experiments)
+# Every system, each followed by its temperature variants (`baseline_lora@t1.3`): one settings
+# dict per system name, used by generate, evaluate and the reporting rules.
+SYSTEMS = list(SETTINGS.systems)
 
 
 wildcard_constraints:
@@ -43,12 +36,17 @@ wildcard_constraints:
     system="|".join(re.escape(system) for system in SYSTEMS),
 
 
-def library(*modules):
-    """Library files a cheap rule depends on, so that editing a metric, the table or the paper
-    re-runs it. The expensive rules (base_model, train, generate) deliberately do not track
-    library code: after changing the objective or generation, re-run them on purpose
-    (`--forcerun train`), instead of by accident on a cluster."""
-    return [f"{SRC}/polychromic/{module}" for module in modules]
+def library(script, registries=()):
+    """The library files the rule's script runs (its transitive imports within polychromic,
+    and the implementations of the named registries, computed by polychromic.dependencies):
+    editing any of them re-runs the rule and what follows. After a cosmetic edit (a comment,
+    say), `snakemake --touch` marks the outputs as current instead."""
+    return list(script_dependencies(str(SCRIPTS / f"{script}.py"), SRC, tuple(registries)))
+
+
+def system_params(wildcards):
+    """The settings of one system (with its temperature) as plain data, for `params:`."""
+    return as_dict(SETTINGS.systems[wildcards.system])
 
 
 def latex_templates():
@@ -76,7 +74,7 @@ def get_decisions(wildcards):
 
 def get_adapter(wildcards):
     """LoRA systems need their experiment's adapter for this seed; prompt systems need none."""
-    experiment = SYSTEMS_CONFIG[wildcards.system].get("experiment")
+    experiment = SETTINGS.systems[wildcards.system].experiment
     if experiment is None:
         return []
     return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
@@ -84,7 +82,7 @@ def get_adapter(wildcards):
 
 def get_prompt_template(wildcards):
     """The jinja2 template of a system: editing it re-runs that system's generations."""
-    return f"{PROMPTS}/{SYSTEMS_CONFIG[wildcards.system]['prompt']}.j2"
+    return f"{PROMPTS}/{SETTINGS.systems[wildcards.system].prompt}.j2"
 
 
 def get_generations(wildcards):

@@ -12,6 +12,7 @@ localrules:
 rule validate_raw:
     input:
         raw=config["data"]["raw"],
+        code=library("validate_raw"),
     output:
         validated="results/data/validated.jsonl",
         rejected="results/data/rejected.jsonl",
@@ -31,6 +32,7 @@ rule verify_collection:
     input:
         validated="results/data/validated.jsonl",
         validation="results/data/validation_report.json",
+        code=library("verify_collection"),
     output:
         json="results/data/collection_report.json",
         md="results/data/collection_report.md",
@@ -48,6 +50,7 @@ rule verify_collection:
 rule sample_for_review:
     input:
         validated="results/data/validated.jsonl",
+        code=library("sample_for_review"),
     output:
         samples="results/data/quality_check_samples.txt",
     params:
@@ -65,6 +68,7 @@ rule curate:
     input:
         validated="results/data/validated.jsonl",
         decisions=get_decisions,
+        code=library("curate"),
     output:
         curated="results/data/curated.jsonl",
         report="results/data/curation_report.json",
@@ -82,6 +86,7 @@ rule curate:
 rule split:
     input:
         curated="results/data/curated.jsonl",
+        code=library("split"),
     output:
         train="results/data/splits/train.jsonl",
         val="results/data/splits/val.jsonl",

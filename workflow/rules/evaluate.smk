@@ -8,10 +8,11 @@ rule generate:
         base="results/models/base/base_model.json",
         adapter=get_adapter,
         template=get_prompt_template,
+        code=library("generate", ["polychromic.sampling"]),
     output:
         generations="results/generations/seed_{seed}/{system}.jsonl",
     params:
-        system_settings=lambda wildcards: SYSTEMS_CONFIG[wildcards.system],
+        system=system_params,
         generation=config["generation"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
     log:
@@ -32,21 +33,12 @@ rule generate:
 rule evaluate:
     input:
         unpack(get_generations),
-        code=library(
-            "evaluation/evaluate.py",
-            "evaluation/diversity.py",
-            "evaluation/quality.py",
-            "evaluation/passk.py",
-            "evaluation/stats.py",
-            "evaluation/registry.py",
-            "evaluation/coverage.py",
-            "embeddings.py",
-        ),
+        code=library("evaluate"),
     output:
-        diversity="results/evaluation/seed_{seed}/diversity_metrics.json",
-        quality="results/evaluation/seed_{seed}/quality_metrics.json",
-        passk="results/evaluation/seed_{seed}/passk_results.json",
-        statistics="results/evaluation/seed_{seed}/statistical_tests.json",
+        **{
+            name: f"results/evaluation/seed_{{seed}}/{file}"
+            for name, file in SEED_FILES.items()
+        },
     params:
         settings=config["evaluation"],
     log:

@@ -13,6 +13,7 @@ rule base_model:
     input:
         train="results/data/splits/train.jsonl",
         val="results/data/splits/val.jsonl",
+        code=library("base_model"),
     output:
         pointer="results/models/base/base_model.json",
     params:
@@ -39,6 +40,7 @@ rule train:
         base="results/models/base/base_model.json",
         manifest="results/data/splits/manifest.json",
         prompts=f"{PROMPTS}/lora.j2",
+        code=library("train", ["polychromic.objectives", "polychromic.sampling"]),
     output:
         adapter=directory("results/models/{experiment}/seed_{seed}/adapter"),
         log_csv="results/models/{experiment}/seed_{seed}/training_log.csv",
@@ -47,7 +49,7 @@ rule train:
         experiment=lambda wildcards: config["experiments"][wildcards.experiment],
         training=config["training"],
         lora=config["lora"],
-        embedding_model=config["evaluation"]["embedding_model"],
+        reward_model=config["evaluation"]["embedding_model"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.prompts),
         # Outside the rule's outputs, so a killed job's re-run resumes from it.
         checkpoint_dir="results/checkpoints/{experiment}/seed_{seed}",

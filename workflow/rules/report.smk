@@ -5,8 +5,8 @@
 # ablation_table.tex is always written (a LaTeX comment when the study has no ablation), so the
 # rule's outputs never depend on the config; it is registered in the report only when
 # ABLATION_SYSTEMS is not empty. An ablation is a LoRA system beyond the reference system and
-# the first system of each training objective (polychromic.reporting.systems.split_systems).
-from polychromic.reporting.systems import split_systems
+# the first system of each training objective (polychromic.systems.split_systems).
+from polychromic.systems import split_systems
 
 
 localrules:
@@ -16,7 +16,7 @@ localrules:
 
 
 SYSTEM_GROUPS = split_systems(
-    SYSTEMS_CONFIG, config["experiments"], config["evaluation"]["reference_system"]
+    SETTINGS.systems, SETTINGS.experiments, SETTINGS.evaluation.reference_system
 )
 ABLATION_SYSTEMS = SYSTEM_GROUPS["ablation"]
 ABLATION_TABLE = "results/evaluation/ablation_table.tex"
@@ -25,22 +25,13 @@ ABLATION_TABLE = "results/evaluation/ablation_table.tex"
 rule aggregate:
     input:
         evaluation=expand(
-            "results/evaluation/seed_{seed}/{name}.json", seed=SEEDS, name=EVALUATION_FILES
+            "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=SEED_FILES.values()
         ),
         runs=expand(
             "results/models/{experiment}/seed_{seed}/run.json", experiment=EXPERIMENTS, seed=SEEDS
         ),
         templates=latex_templates(),
-        code=library(
-            "reporting/aggregate.py",
-            "reporting/latex.py",
-            "reporting/significance.py",
-            "reporting/systems.py",
-            "reporting/verdict.py",
-            "reporting/pooled.py",
-            "systems.py",
-            "evaluation/registry.py",
-        ),
+        code=library("aggregate"),
     output:
         aggregated=report(
             "results/evaluation/aggregated_results.json",
@@ -65,10 +56,9 @@ rule aggregate:
             else ABLATION_TABLE
         ),
     params:
-        seeds=SEEDS,
-        systems=SYSTEMS,
-        systems_config=SYSTEMS_CONFIG,
-        experiments_config=config["experiments"],
+        systems=config["systems"],
+        experiments=config["experiments"],
+        evaluation=config["evaluation"],
         runs={
             experiment: {seed: f"results/models/{experiment}/seed_{seed}/run.json" for seed in SEEDS}
             for experiment in EXPERIMENTS
@@ -85,13 +75,15 @@ rule aggregate:
 rule figures:
     input:
         aggregated="results/evaluation/aggregated_results.json",
-        passk=expand("results/evaluation/seed_{seed}/passk_results.json", seed=SEEDS),
+        passk=expand(
+            "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=EVALUATION_FILES["passk"]
+        ),
         training_logs=expand(
             "results/models/{experiment}/seed_{seed}/training_log.csv",
             experiment=EXPERIMENTS,
             seed=SEEDS,
         ),
-        code=library("reporting/figures.py", "systems.py"),
+        code=library("figures"),
     output:
         # one report entry per figure (the PNG), each with its own caption; PDFs for the paper
         **{
@@ -112,7 +104,8 @@ rule figures:
             }
             for experiment in EXPERIMENTS
         },
-        systems_config=SYSTEMS_CONFIG,
+        systems=config["systems"],
+        experiments=config["experiments"],
         sampling_temperature=config["generation"]["temperature"],
     log:
         "results/logs/figures.log",
@@ -129,15 +122,11 @@ rule paper:
         ablation_table=ABLATION_TABLE,
         figures=expand("results/figures/{figure}.pdf", figure=FIGURES),
         split_report="results/data/split_report.json",
-        statistics=expand("results/evaluation/seed_{seed}/statistical_tests.json", seed=SEEDS),
-        templates=latex_templates(),
-        code=library(
-            "reporting/paper.py",
-            "reporting/latex.py",
-            "reporting/significance.py",
-            "reporting/verdict.py",
-            "reporting/pooled.py",
+        statistics=expand(
+            "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=SEED_FILES["statistics"]
         ),
+        templates=latex_templates(),
+        code=library("paper"),
     output:
         paper=report(
             directory("results/paper"),

@@ -1,22 +1,22 @@
 from pathlib import Path
 
 from polychromic.reporting.aggregate import aggregate
+from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
-seeds = [int(seed) for seed in snakemake.params.seeds]
+settings = load_settings(snakemake.config)
 run_step(
     snakemake,
     aggregate,
     evaluation_dirs={
-        seed: str(Path(snakemake.output.aggregated).parent / f"seed_{seed}") for seed in seeds
+        seed: str(Path(snakemake.output.aggregated).parent / f"seed_{seed}")
+        for seed in settings.seeds
     },
-    aggregated=snakemake.output.aggregated,
-    table=snakemake.output.table,
-    seeds=seeds,
-    systems=list(snakemake.params.systems),
+    outputs=dict(snakemake.output.items()),
+    seeds=list(settings.seeds),
+    systems=settings.systems,
+    experiments=settings.experiments,
+    evaluation=settings.evaluation,
     templates_dir=snakemake.params.templates_dir,
-    ablation_table=snakemake.output.ablation_table,
-    systems_config=dict(snakemake.params.systems_config),
-    experiments_config=dict(snakemake.params.experiments_config),
     runs=dict(snakemake.params.runs),
 )

@@ -1,4 +1,5 @@
 from polychromic.models.base import build_base_model
+from polychromic.settings import section
 from polychromic.steps import run_step
 
 run_step(
@@ -7,5 +8,5 @@ run_step(
     train=snakemake.input.train,
     val=snakemake.input.val,
     pointer=snakemake.output.pointer,
-    model=dict(snakemake.params.model),
+    model=section("model", snakemake.params.model),
 )

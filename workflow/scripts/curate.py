@@ -1,4 +1,5 @@
 from polychromic.data.curate import curate
+from polychromic.settings import section
 from polychromic.steps import run_step
 
 run_step(
@@ -7,7 +8,7 @@ run_step(
     validated=snakemake.input.validated,
     curated=snakemake.output.curated,
     report=snakemake.output.report,
-    settings=dict(snakemake.params.settings),
+    settings=section("curation", snakemake.params.settings),
     decisions=snakemake.input.decisions[0] if snakemake.input.decisions else None,
     embedding_model=snakemake.params.embedding_model,
 )

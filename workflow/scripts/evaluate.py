@@ -1,14 +1,12 @@
 from polychromic.evaluation.evaluate import evaluate_seed
+from polychromic.settings import section
 from polychromic.steps import run_step
 
 run_step(
     snakemake,
     evaluate_seed,
     generations={name: path for name, path in snakemake.input.items() if name != "code"},
-    diversity=snakemake.output.diversity,
-    quality=snakemake.output.quality,
-    passk=snakemake.output.passk,
-    statistics=snakemake.output.statistics,
-    settings=dict(snakemake.params.settings),
+    outputs=dict(snakemake.output.items()),
+    settings=section("evaluation", snakemake.params.settings),
     seed=int(snakemake.wildcards.seed),
 )

@@ -1,6 +1,8 @@
 from polychromic.reporting.figures import make_figures
+from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
+settings = load_settings(snakemake.config)
 run_step(
     snakemake,
     make_figures,
@@ -8,6 +10,6 @@ run_step(
     passk_files=list(snakemake.input.passk),
     out_dir=snakemake.params.out_dir,
     training_logs=dict(snakemake.params.training_logs),
-    systems_config=dict(snakemake.params.systems_config),
-    sampling_temperature=float(snakemake.params.sampling_temperature),
+    systems=settings.systems,
+    sampling_temperature=settings.generation.temperature,
 )

@@ -1,4 +1,5 @@
 from polychromic.evaluation.generate import generate_system
+from polychromic.settings import System, section
 from polychromic.steps import run_step
 
 run_step(
@@ -9,9 +10,8 @@ run_step(
     base=snakemake.input.base,
     adapter=snakemake.input.adapter or None,
     output=snakemake.output.generations,
-    system=snakemake.wildcards.system,
-    system_settings=dict(snakemake.params.system_settings),
-    generation=dict(snakemake.params.generation),
+    system=System(**snakemake.params.system),
+    generation=section("generation", snakemake.params.generation),
     prompts_dir=snakemake.params.prompts_dir,
     seed=int(snakemake.wildcards.seed),
 )

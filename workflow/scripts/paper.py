@@ -1,4 +1,5 @@
 from polychromic.reporting.paper import build_paper
+from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
 run_step(
@@ -13,5 +14,5 @@ run_step(
     paper_dir=snakemake.output.paper,
     tarball=snakemake.output.tarball,
     templates_dir=snakemake.params.templates_dir,
-    config=dict(snakemake.config),
+    settings=load_settings(snakemake.config),
 )

@@ -70,11 +70,13 @@ def distribution(values: list[float]) -> dict[str, Any]:
 
 
 def _numbers(items: list[dict[str, Any]], field: str) -> list[float]:
+    """The numeric values of `field` in `items` (absent, null and boolean values skipped)."""
     return [float(item[field]) for item in items
             if isinstance(item.get(field), int | float) and not isinstance(item.get(field), bool)]
 
 
 def _date_range(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    """First and last parseable date of `field` and how many records have one."""
     moments: list[datetime] = []
     for record in records:
         value = record.get(field)
@@ -175,6 +177,7 @@ def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> di
 
 
 def _validation_summary(path: str) -> dict[str, Any]:
+    """What the validation report at `path` says about lines read, kept and rejected."""
     report = read_json(path)
     totals = report["totals"]
     return {
@@ -192,6 +195,7 @@ def _validation_summary(path: str) -> dict[str, Any]:
 
 
 def _markdown(result: dict[str, Any]) -> str:
+    """The collection report as Markdown: validation, thresholds, counts, distributions, dates."""
     stats = result["statistics"]
     lines = [
         "# Collection report",
@@ -199,33 +203,53 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Source: `{result['validated']}`",
         "",
     ]
-    validation = result.get("validation")
-    if validation:
-        reasons = ", ".join(f"{w['reason']} ({w['count']})" for w in validation["worst_reasons"])
-        lines += [
-            f"Validation: {validation['lines_read']} lines read, {validation['kept']} kept, "
-            f"{validation['rejected']} rejected ({100 * validation['rejected_fraction']:.2f}%), "
-            f"{validation['blank']} blank, {validation['used_as_tweet']} used as the tweet of a "
-            f"pair. Most frequent reasons: {reasons or 'none'}.",
-            "",
-        ]
-    lines += [
-        "## Thresholds",
+    lines += _validation_lines(result.get("validation"))
+    lines += _threshold_lines(result)
+    lines += _count_lines(stats)
+    lines += _distribution_lines(stats)
+    lines += _date_lines(stats)
+    return "\n".join(lines) + "\n"
+
+
+def _table_head(title: str, columns: list[str]) -> list[str]:
+    """A Markdown section title followed by the header rows of its table."""
+    return [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def _validation_lines(validation: dict[str, Any] | None) -> list[str]:
+    """What validation read, kept and rejected (nothing without a validation summary)."""
+    if not validation:
+        return []
+    reasons = ", ".join(f"{w['reason']} ({w['count']})" for w in validation["worst_reasons"])
+    return [
+        f"Validation: {validation['lines_read']} lines read, {validation['kept']} kept, "
+        f"{validation['rejected']} rejected ({100 * validation['rejected_fraction']:.2f}%), "
+        f"{validation['blank']} blank, {validation['used_as_tweet']} used as the tweet of a "
+        f"pair. Most frequent reasons: {reasons or 'none'}.",
         "",
-        "| threshold | what | value | limit | status |",
-        "|---|---|---|---|---|",
     ]
+
+
+def _threshold_lines(result: dict[str, Any]) -> list[str]:
+    """The threshold table and the overall verdict."""
+    lines = _table_head("Thresholds", ["threshold", "what", "value", "limit", "status"])
     for key, entry in result["thresholds"].items():
         status = entry["status"].upper() if entry["status"] != "pass" else "pass"
         value = entry["value"] if entry["value"] is not None else f"n/a ({entry.get('reason')})"
         lines.append(f"| {key} | {entry['description']} | {value} | {entry['limit']} | {status} |")
-    per_tweet = stats["replies_per_tweet"]
-    authors = stats["authors"]
-    lines += [
+    return lines + [
         "",
         f"Overall: **{'all thresholds pass' if result['passed'] else 'some thresholds fail'}**"
         f" (strict = {result['strict']}).",
         "",
+    ]
+
+
+def _count_lines(stats: dict[str, Any]) -> list[str]:
+    """The counts section: pairs, distinct tweets and replies, replies per tweet, authors."""
+    per_tweet = stats["replies_per_tweet"]
+    authors = stats["authors"]
+    return [
         "## Counts",
         "",
         f"- pairs: {stats['pairs']}",
@@ -239,11 +263,13 @@ def _markdown(result: dict[str, Any]) -> str:
         f"(most active wrote {authors['max_replies_by_one_author']} replies; "
         f"{authors['records_without_reply_author']} pairs without reply_author)",
         "",
-        "## Distributions",
-        "",
-        "| quantity | count | mean | median | p10 | p90 | min | max |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+
+
+def _distribution_lines(stats: dict[str, Any]) -> list[str]:
+    """The distributions table: engagement and lengths."""
+    lines = _table_head("Distributions",
+                        ["quantity", "count", "mean", "median", "p10", "p90", "min", "max"])
     rows = {**stats["engagement"],
             "reply length (chars)": stats["reply_length"]["chars"],
             "reply length (words)": stats["reply_length"]["words"],
@@ -252,12 +278,16 @@ def _markdown(result: dict[str, Any]) -> str:
         cells = [dist[key] if dist[key] is not None else "-"
                  for key in ("count", "mean", "median", "p10", "p90", "min", "max")]
         lines.append(f"| {name} | " + " | ".join(str(cell) for cell in cells) + " |")
-    lines += ["", f"({stats['engagement_note']})", "", "## Dates", "",
-              "| field | first | last | count |", "|---|---|---|---|"]
+    return lines + ["", f"({stats['engagement_note']})", ""]
+
+
+def _date_lines(stats: dict[str, Any]) -> list[str]:
+    """The dates table: first and last value of each date field."""
+    lines = _table_head("Dates", ["field", "first", "last", "count"])
     for field, span in stats["date_range"].items():
         lines.append(f"| {field} | {span['first'] or '-'} | {span['last'] or '-'} | "
                      f"{span['count']} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def verify_collection(

@@ -48,11 +48,11 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polychromic.data.filters import (
-    LANGUAGES,
     Encoder,
     count_emoji,
     is_all_caps,
@@ -61,6 +61,7 @@ from polychromic.data.filters import (
     near_duplicates,
 )
 from polychromic.io import read_jsonl, write_json, write_jsonl
+from polychromic.settings import CurationSettings, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,32 +85,10 @@ FILTER_ORDER: tuple[str, ...] = (
 )
 RULE_FILTERS: tuple[str, ...] = FILTER_ORDER[:-2]
 DECISIONS: tuple[str, ...] = ("keep", "discard", "skip")
-SCOPES: tuple[str, ...] = ("corpus", "tweet")
 ENGAGEMENT_MINIMUMS: dict[str, str] = {
     "min_tweet_likes": "tweet_likes",
     "min_reply_likes": "reply_likes",
     "min_reply_author_followers": "reply_author_followers",
-}
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "min_reply_chars": 12,
-    "max_reply_chars": 280,
-    "drop_urls": True,
-    "max_hashtags": 2,
-    "spam_keywords": [],
-    "generic_replies": [],
-    "max_emojis": 3,
-    "drop_all_caps": True,
-    "max_repeated_chars": 4,
-    "drop_self_replies": True,
-    "min_tweet_likes": None,
-    "min_reply_likes": None,
-    "min_reply_author_followers": None,
-    "language": "en",
-    "drop_exact_duplicates": True,
-    "near_duplicate_threshold": None,
-    "near_duplicate_scope": "corpus",
-    "decisions": None,
-    "undecided": "keep",
 }
 MAX_EXAMPLES = 5
 
@@ -148,41 +127,6 @@ def phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
 
 
-def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings merged over the defaults; unknown keys and bad values raise ValueError."""
-    unknown = sorted(set(settings or {}) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise ValueError(
-            f"unknown curation setting(s) {unknown}; known: {sorted(DEFAULT_SETTINGS)}"
-        )
-    merged = {**DEFAULT_SETTINGS, **(settings or {})}
-    if merged["undecided"] not in ("keep", "drop"):
-        raise ValueError(
-            f"curation.undecided must be 'keep' or 'drop', got {merged['undecided']!r}"
-        )
-    for key in ("min_reply_chars", "max_reply_chars", "max_hashtags", "max_emojis",
-                "max_repeated_chars", *ENGAGEMENT_MINIMUMS):
-        value = merged[key]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or value < 0):
-            raise ValueError(
-                f"curation.{key} must be a non-negative integer or null, got {value!r}"
-            )
-    if merged["language"] is not None and merged["language"] not in LANGUAGES:
-        raise ValueError(f"curation.language must be one of {list(LANGUAGES)} or null, "
-                         f"got {merged['language']!r}")
-    threshold = merged["near_duplicate_threshold"]
-    if threshold is not None and (isinstance(threshold, bool)
-                                  or not isinstance(threshold, int | float)
-                                  or not 0.0 < threshold <= 1.0):
-        raise ValueError(f"curation.near_duplicate_threshold must be in (0, 1] or null, "
-                         f"got {threshold!r}")
-    if merged["near_duplicate_scope"] not in SCOPES:
-        raise ValueError(f"curation.near_duplicate_scope must be one of {list(SCOPES)}, "
-                         f"got {merged['near_duplicate_scope']!r}")
-    return merged
-
-
 def read_decisions(path: str | None) -> tuple[dict[str, str], dict[str, Any]]:
     """reply_id -> last decision of a decisions JSONL file, and a summary of the file."""
     summary: dict[str, Any] = {"file": path, "found": False, "lines": 0, "reply_ids": 0}
@@ -214,6 +158,7 @@ def read_decisions(path: str | None) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _number(record: dict[str, Any], field: str) -> float | None:
+    """The numeric value of `field` in `record`, or None when absent or not a number."""
     value = record.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -221,70 +166,100 @@ def _number(record: dict[str, Any], field: str) -> float | None:
 
 
 def _author(value: Any) -> str:
+    """An author handle compared case-insensitively, without a leading "@"."""
     return str(value or "").strip().lstrip("@").casefold()
 
 
 Hit = Callable[[dict[str, Any]], "dict[str, Any] | bool"]
+NamedFilter = tuple[str, Hit]
 
 
-def _record_filters(settings: dict[str, Any]) -> list[tuple[str, Hit]]:
+def _record_filters(settings: CurationSettings) -> list[NamedFilter]:
     """The per-record rule filters 1-12, in order, as (name, record -> hit).
 
     A hit is True or a dict of details shown with the report's examples; False/None/{} = no hit.
     """
-    filters: list[tuple[str, Hit]] = []
-    minimum, maximum = settings["min_reply_chars"], settings["max_reply_chars"]
+    optional = [_engagement_filter(settings), _language_filter(settings)]
+    return [*_text_filters(settings), *_style_filters(settings),
+            *(named for named in optional if named is not None)]
+
+
+def _text_filters(settings: CurationSettings) -> list[NamedFilter]:
+    """Filters 1-6 on what the reply says: length, links, hashtags, spam, generic replies."""
+    filters: list[NamedFilter] = []
+    minimum, maximum = settings.min_reply_chars, settings.max_reply_chars
     if minimum is not None:
         filters.append(("too_short", lambda r: len(r["reply"].strip()) < minimum))
     if maximum is not None:
         filters.append(("too_long", lambda r: len(r["reply"].strip()) > maximum))
-    if settings["drop_urls"]:
+    if settings.drop_urls:
         filters.append(("url", lambda r: URL_PATTERN.search(r["reply"]) is not None))
-    if settings["max_hashtags"] is not None:
-        hashtags = settings["max_hashtags"]
+    if settings.max_hashtags is not None:
+        hashtags = settings.max_hashtags
         filters.append(("too_many_hashtags",
                         lambda r: len(HASHTAG_PATTERN.findall(r["reply"])) > hashtags))
-    spam = phrase_pattern(list(settings["spam_keywords"] or []))
+    spam = phrase_pattern(list(settings.spam_keywords or []))
     if spam is not None:
         def spam_hit(record: dict[str, Any]) -> dict[str, Any] | bool:
+            """The spam keyword found in the reply, if any."""
             match = spam.search(record["reply"])
             return {"keyword": match.group(0)} if match else False
         filters.append(("spam", spam_hit))
-    generic = {normalize_text(str(text)) for text in settings["generic_replies"] or []}
+    generic = {normalize_text(str(text)) for text in settings.generic_replies or []}
     filters.append(("generic", lambda r: normalize_text(r["reply"]) in generic
                     or not normalize_text(r["reply"])))
-    if settings["max_emojis"] is not None:
-        emojis = settings["max_emojis"]
-        filters.append(("too_many_emojis", lambda r: count_emoji(r["reply"]) > emojis))
-    if settings["drop_all_caps"]:
-        filters.append(("all_caps", lambda r: is_all_caps(r["reply"])))
-    if settings["max_repeated_chars"] is not None:
-        run = settings["max_repeated_chars"]
-        filters.append(("repeated_chars", lambda r: longest_run(r["reply"]) > run))
-    if settings["drop_self_replies"]:
-        filters.append(("self_reply", lambda r: bool(_author(r.get("reply_author")))
-                        and _author(r.get("reply_author")) == _author(r.get("tweet_author"))))
-    minimums = {field: settings[key] for key, field in ENGAGEMENT_MINIMUMS.items()
-                if settings[key] is not None}
-    if minimums:
-        def engagement_hit(record: dict[str, Any]) -> dict[str, Any] | bool:
-            for field, limit in minimums.items():
-                value = _number(record, field)
-                if value is not None and value < limit:
-                    return {"field": field, "value": record[field], "minimum": limit}
-            return False
-        filters.append(("low_engagement", engagement_hit))
-    if settings["language"] is not None:
-        target = settings["language"]
-
-        def language_hit(record: dict[str, Any]) -> dict[str, Any] | bool:
-            guessed = language_mismatch(record["reply"], target)
-            return {"guessed": guessed} if guessed else False
-        filters.append(("language", language_hit))
     return filters
 
 
+def _style_filters(settings: CurationSettings) -> list[NamedFilter]:
+    """Filters 7-10 on how the reply is written and by whom: emoji, caps, runs, self-replies."""
+    filters: list[NamedFilter] = []
+    if settings.max_emojis is not None:
+        emojis = settings.max_emojis
+        filters.append(("too_many_emojis", lambda r: count_emoji(r["reply"]) > emojis))
+    if settings.drop_all_caps:
+        filters.append(("all_caps", lambda r: is_all_caps(r["reply"])))
+    if settings.max_repeated_chars is not None:
+        run = settings.max_repeated_chars
+        filters.append(("repeated_chars", lambda r: longest_run(r["reply"]) > run))
+    if settings.drop_self_replies:
+        filters.append(("self_reply", lambda r: bool(_author(r.get("reply_author")))
+                        and _author(r.get("reply_author")) == _author(r.get("tweet_author"))))
+    return filters
+
+
+def _engagement_filter(settings: CurationSettings) -> NamedFilter | None:
+    """Filter 11, low engagement, when any engagement minimum is set."""
+    minimums = {field: getattr(settings, key) for key, field in ENGAGEMENT_MINIMUMS.items()
+                if getattr(settings, key) is not None}
+    if not minimums:
+        return None
+
+    def engagement_hit(record: dict[str, Any]) -> dict[str, Any] | bool:
+        """The first measured engagement field below its minimum, if any."""
+        for field, limit in minimums.items():
+            value = _number(record, field)
+            if value is not None and value < limit:
+                return {"field": field, "value": record[field], "minimum": limit}
+        return False
+    return "low_engagement", engagement_hit
+
+
+def _language_filter(settings: CurationSettings) -> NamedFilter | None:
+    """Filter 12, a reply fairly surely not in the configured language, when one is set."""
+    if settings.language is None:
+        return None
+    target = settings.language
+
+    def language_hit(record: dict[str, Any]) -> dict[str, Any] | bool:
+        """The language guessed for the reply when it is not the target one."""
+        guessed = language_mismatch(record["reply"], target)
+        return {"guessed": guessed} if guessed else False
+    return "language", language_hit
+
+
 def _likes(record: dict[str, Any]) -> float:
+    """The reply's likes (0 when absent), which decide the copy a duplicate filter keeps."""
     return _number(record, "reply_likes") or 0.0
 
 
@@ -295,79 +270,106 @@ def default_encoder(embedding_model: str | None = None) -> Encoder:
     return get_encoder(embedding_model).encode
 
 
+@dataclass
+class _Verdicts:
+    """Per record: the filter that dropped it (None = kept) and the details of the drop."""
+
+    dropped_by: list[str | None]
+    details: list[dict[str, Any] | None]
+
+    def drop(self, index: int, name: str, details: dict[str, Any] | None) -> None:
+        """Mark record `index` as dropped by filter `name`."""
+        self.dropped_by[index] = name
+        self.details[index] = details
+
+
 def apply_rule_filters(
     records: list[dict[str, Any]],
-    settings: dict[str, Any],
+    settings: CurationSettings,
     embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> tuple[list[str | None], list[dict[str, Any] | None], dict[str, Any]]:
-    """Rule filters 1-14 on `records`: the filter that dropped each record (None = kept), the
-    details of each drop, and facts for the report (near-duplicate timings, unmeasured fields).
+    """Rule filters 1-14: the filter dropping each record (None = kept), details, report facts.
 
-    `encode` (texts -> unit vectors) replaces the MiniLM encoder, which is only loaded when the
-    near-duplicate filter is on and has something to compare.
+    Returned: the filter that dropped each record, the details of each drop, and facts for the
+    report (near-duplicate timings, unmeasured fields). `encode` (texts -> unit vectors)
+    replaces the MiniLM encoder, which is only loaded when the near-duplicate filter is on and
+    has something to compare.
     """
-    config = check_settings(settings)
-    verdicts: list[str | None] = [None] * len(records)
-    details: list[dict[str, Any] | None] = [None] * len(records)
+    verdicts = _Verdicts([None] * len(records), [None] * len(records))
     facts: dict[str, Any] = {}
-    filters = _record_filters(config)
+    _apply_record_filters(records, _record_filters(settings), verdicts)
+    unmeasured = {field: sum(1 for r in records if _number(r, field) is None)
+                  for key, field in ENGAGEMENT_MINIMUMS.items()
+                  if getattr(settings, key) is not None}
+    if unmeasured:
+        facts["engagement_unmeasured"] = unmeasured
+    if settings.drop_exact_duplicates:
+        _drop_exact_duplicates(records, verdicts)
+    if settings.near_duplicate_threshold is not None:
+        facts["near_duplicate"] = _drop_near_duplicates(
+            records, verdicts, settings, _LazyEncoder(encode, embedding_model))
+    return verdicts.dropped_by, verdicts.details, facts
+
+
+def _apply_record_filters(records: list[dict[str, Any]], filters: list[NamedFilter],
+                          verdicts: _Verdicts) -> None:
+    """Drop each record by the first of `filters` that hits it."""
     for index, record in enumerate(records):
         for name, hit in filters:
             result = hit(record)
             if result:
-                verdicts[index] = name
-                details[index] = result if isinstance(result, dict) else None
+                verdicts.drop(index, name, result if isinstance(result, dict) else None)
                 break
-    unmeasured = {field: sum(1 for r in records if _number(r, field) is None)
-                  for key, field in ENGAGEMENT_MINIMUMS.items() if config[key] is not None}
-    if unmeasured:
-        facts["engagement_unmeasured"] = unmeasured
 
-    if config["drop_exact_duplicates"]:
-        best: dict[tuple[str, str], int] = {}
-        for index, record in enumerate(records):
-            if verdicts[index] is not None:
-                continue
-            key = (record["tweet_id"], normalize_text(record["reply"]))
-            if key not in best or _likes(record) > _likes(records[best[key]]):
-                best[key] = index
-        for index, record in enumerate(records):
-            if verdicts[index] is None:
-                kept = best[(record["tweet_id"], normalize_text(record["reply"]))]
-                if kept != index:
-                    verdicts[index] = "exact_duplicate"
-                    details[index] = {"kept_reply_id": records[kept]["reply_id"]}
 
-    threshold = config["near_duplicate_threshold"]
-    if threshold is not None:
-        alive = [index for index, verdict in enumerate(verdicts) if verdict is None]
-        groups = ([records[i]["tweet_id"] for i in alive]
-                  if config["near_duplicate_scope"] == "tweet" else None)
-        found, info = near_duplicates(
-            [records[i]["reply"] for i in alive], [_likes(records[i]) for i in alive],
-            float(threshold), _LazyEncoder(encode, embedding_model), groups)
-        for position, (kept, cosine) in found.items():
-            index, kept_index = alive[position], alive[kept]
-            verdicts[index] = "near_duplicate"
-            details[index] = {"kept_reply_id": records[kept_index]["reply_id"],
-                              "kept_reply": records[kept_index]["reply"],
-                              "cosine": round(cosine, 4)}
-        facts["near_duplicate"] = {**info, "threshold": float(threshold),
-                                   "scope": config["near_duplicate_scope"]}
-        log.info("near-duplicates: %d of %d compared (%d texts encoded in %.1f s, compared in "
-                 "%.2f s)", len(found), info["compared"], info["encoded_texts"],
-                 info["encode_seconds"], info["compare_seconds"])
-    return verdicts, details, facts
+def _drop_exact_duplicates(records: list[dict[str, Any]], verdicts: _Verdicts) -> None:
+    """Drop all but the most-liked (then first) surviving copy of a reply to the same tweet."""
+    best: dict[tuple[str, str], int] = {}
+    for index, record in enumerate(records):
+        if verdicts.dropped_by[index] is not None:
+            continue
+        key = (record["tweet_id"], normalize_text(record["reply"]))
+        if key not in best or _likes(record) > _likes(records[best[key]]):
+            best[key] = index
+    for index, record in enumerate(records):
+        if verdicts.dropped_by[index] is None:
+            kept = best[(record["tweet_id"], normalize_text(record["reply"]))]
+            if kept != index:
+                verdicts.drop(index, "exact_duplicate",
+                              {"kept_reply_id": records[kept]["reply_id"]})
+
+
+def _drop_near_duplicates(records: list[dict[str, Any]], verdicts: _Verdicts,
+                          settings: CurationSettings, encode: Encoder) -> dict[str, Any]:
+    """Drop surviving replies too close to a kept one (embedding cosine); return the facts."""
+    threshold = settings.near_duplicate_threshold
+    alive = [index for index, verdict in enumerate(verdicts.dropped_by) if verdict is None]
+    groups = ([records[i]["tweet_id"] for i in alive]
+              if settings.near_duplicate_scope == "tweet" else None)
+    found, info = near_duplicates(
+        [records[i]["reply"] for i in alive], [_likes(records[i]) for i in alive],
+        float(threshold), encode, groups)
+    for position, (kept, cosine) in found.items():
+        index, kept_index = alive[position], alive[kept]
+        verdicts.drop(index, "near_duplicate", {"kept_reply_id": records[kept_index]["reply_id"],
+                                                "kept_reply": records[kept_index]["reply"],
+                                                "cosine": round(cosine, 4)})
+    log.info("near-duplicates: %d of %d compared (%d texts encoded in %.1f s, compared in "
+             "%.2f s)", len(found), info["compared"], info["encoded_texts"],
+             info["encode_seconds"], info["compare_seconds"])
+    return {**info, "threshold": float(threshold), "scope": settings.near_duplicate_scope}
 
 
 class _LazyEncoder:
     """Loads the sentence encoder on first use (not at all when nothing needs comparing)."""
 
     def __init__(self, encode: Encoder | None, embedding_model: str | None) -> None:
+        """Use `encode` when given, else the encoder of `embedding_model` once needed."""
         self.encode, self.embedding_model = encode, embedding_model
 
     def __call__(self, texts: list[str]) -> Any:
+        """The embeddings of `texts` (loading the encoder on the first call)."""
         if self.encode is None:
             self.encode = default_encoder(self.embedding_model)
         return self.encode(texts)
@@ -375,7 +377,7 @@ class _LazyEncoder:
 
 def rule_filter_survivors(
     records: list[dict[str, Any]],
-    settings: dict[str, Any],
+    settings: CurationSettings,
     embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> list[dict[str, Any]]:
@@ -388,81 +390,43 @@ def curate(
     validated: str,
     curated: str,
     report: str,
-    settings: dict[str, Any],
+    settings: CurationSettings,
     decisions: str | None,
     embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> dict[str, Any]:
     """Filter `validated` into `curated` and write `report` (JSON); return the report.
 
-    `settings` is the config `curation` block; `decisions` the path of a decisions JSONL file
+    `settings` is the config's `curation` section; `decisions` the path of a decisions JSONL file
     (None or a missing file: no decisions); `embedding_model` a local encoder folder for the
     near-duplicate filter (None: the packaged MiniLM); `encode` replaces the encoder (tests).
     """
-    config = check_settings(settings)
     records = read_jsonl(validated)
-    verdicts, details, facts = apply_rule_filters(records, config, embedding_model, encode)
-    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in FILTER_ORDER}
-
-    def note(index: int, name: str) -> None:
-        if len(examples[name]) < MAX_EXAMPLES:
-            examples[name].append({"reply_id": records[index]["reply_id"],
-                                   "tweet_id": records[index]["tweet_id"],
-                                   "reply": records[index]["reply"], **(details[index] or {})})
-
-    for index, verdict in enumerate(verdicts):
+    dropped_by, details, facts = apply_rule_filters(records, settings, embedding_model, encode)
+    verdicts = _Verdicts(dropped_by, details)
+    examples = _Examples(records, verdicts)
+    for index, verdict in enumerate(verdicts.dropped_by):
         if verdict is not None:
-            note(index, verdict)
-
+            examples.note(index, verdict)
     decided, decisions_summary = read_decisions(decisions)
-    decision_counts = {"keep": 0, "discard": 0, "skip": 0, "none": 0}
-    keep_overridden = 0
-    input_ids = set()
-    for index, record in enumerate(records):
-        input_ids.add(record["reply_id"])
-        decision = decided.get(record["reply_id"])
-        if verdicts[index] is not None:
-            keep_overridden += decision == "keep"
-            continue
-        decision_counts[decision or "none"] += 1
-        if decision == "discard":
-            verdicts[index] = "human_discard"
-            note(index, "human_discard")
-        elif decision != "keep" and config["undecided"] == "drop":
-            verdicts[index] = "undecided_dropped"
-            note(index, "undecided_dropped")
-
-    output = [record for index, record in enumerate(records) if verdicts[index] is None]
-    dropped = {name: sum(1 for verdict in verdicts if verdict == name) for name in FILTER_ORDER}
-    identity = {
-        "equation": "input = kept + sum(dropped)",
-        "input": len(records),
-        "kept": len(output),
-        "dropped": sum(dropped.values()),
-        "holds": len(records) == len(output) + sum(dropped.values()),
-    }
-    if not identity["holds"]:
-        raise RuntimeError(f"curation lost records (bug): {identity}")
+    applied = _apply_decisions(records, verdicts, decided, settings.undecided, examples)
+    output = [record for index, record in enumerate(records)
+              if verdicts.dropped_by[index] is None]
+    dropped = {name: sum(1 for verdict in verdicts.dropped_by if verdict == name)
+               for name in FILTER_ORDER}
     result: dict[str, Any] = {
         "input": len(records),
         "output": len(output),
         "filter_order": list(FILTER_ORDER),
-        "filters": {name: {"dropped": dropped[name], "examples": examples[name]}
+        "filters": {name: {"dropped": dropped[name], "examples": examples.by_filter[name]}
                     for name in FILTER_ORDER},
         "dropped_total": sum(dropped.values()),
         "rule_filter_survivors": len(records) - sum(dropped[name] for name in RULE_FILTERS),
-        "decisions": {
-            **decisions_summary,
-            "counts": decision_counts,
-            "counts_note": "decisions of the records that passed the rule filters "
-                           "(skip and none are undecided)",
-            "undecided_policy": config["undecided"],
-            "keep_overridden_by_rule_filter": keep_overridden,
-            "unmatched_reply_ids": len(set(decided) - input_ids),
-        },
-        "settings": {key: value for key, value in config.items() if key != "decisions"},
+        "decisions": _decisions_report(decisions_summary, applied, settings.undecided),
+        "settings": {key: value for key, value in as_dict(settings).items()
+                     if key != "decisions"},
         **facts,
-        "identity": identity,
+        "identity": _checked_identity(len(records), len(output), dropped),
     }
     write_jsonl(curated, output)
     write_json(report, result)
@@ -471,3 +435,80 @@ def curate(
     if not output:
         log.warning("curation kept no record")
     return result
+
+
+class _Examples:
+    """The first MAX_EXAMPLES records dropped by each filter, with the details of the drop."""
+
+    def __init__(self, records: list[dict[str, Any]], verdicts: _Verdicts) -> None:
+        """Collect examples of `records`, whose drop details are in `verdicts`."""
+        self.records, self.verdicts = records, verdicts
+        self.by_filter: dict[str, list[dict[str, Any]]] = {name: [] for name in FILTER_ORDER}
+
+    def note(self, index: int, name: str) -> None:
+        """Show record `index` as an example of filter `name` unless it has enough already."""
+        if len(self.by_filter[name]) < MAX_EXAMPLES:
+            record = self.records[index]
+            self.by_filter[name].append({"reply_id": record["reply_id"],
+                                         "tweet_id": record["tweet_id"],
+                                         "reply": record["reply"],
+                                         **(self.verdicts.details[index] or {})})
+
+
+@dataclass
+class _Applied:
+    """How the human decisions applied to the records."""
+
+    counts: dict[str, int]  # decisions of the records that passed the rule filters
+    keep_overridden: int  # "keep" decisions of records a rule filter dropped
+    unmatched: int  # decided reply_ids that are not in the input
+
+
+def _apply_decisions(records: list[dict[str, Any]], verdicts: _Verdicts,
+                     decided: dict[str, str], undecided: str, examples: _Examples) -> _Applied:
+    """Drop the rule-filter survivors a human discarded (and the undecided ones, if so set)."""
+    applied = _Applied({"keep": 0, "discard": 0, "skip": 0, "none": 0}, 0, 0)
+    input_ids = set()
+    for index, record in enumerate(records):
+        input_ids.add(record["reply_id"])
+        decision = decided.get(record["reply_id"])
+        if verdicts.dropped_by[index] is not None:
+            applied.keep_overridden += decision == "keep"
+            continue
+        applied.counts[decision or "none"] += 1
+        if decision == "discard":
+            verdicts.drop(index, "human_discard", verdicts.details[index])
+            examples.note(index, "human_discard")
+        elif decision != "keep" and undecided == "drop":
+            verdicts.drop(index, "undecided_dropped", verdicts.details[index])
+            examples.note(index, "undecided_dropped")
+    applied.unmatched = len(set(decided) - input_ids)
+    return applied
+
+
+def _decisions_report(summary: dict[str, Any], applied: _Applied, undecided: str
+                      ) -> dict[str, Any]:
+    """The decisions part of the curation report: the file, counts and their caveats."""
+    return {
+        **summary,
+        "counts": applied.counts,
+        "counts_note": "decisions of the records that passed the rule filters "
+                       "(skip and none are undecided)",
+        "undecided_policy": undecided,
+        "keep_overridden_by_rule_filter": applied.keep_overridden,
+        "unmatched_reply_ids": applied.unmatched,
+    }
+
+
+def _checked_identity(n_input: int, n_output: int, dropped: dict[str, int]) -> dict[str, Any]:
+    """The identity input = kept + sum(dropped); raises RuntimeError when it does not hold."""
+    identity = {
+        "equation": "input = kept + sum(dropped)",
+        "input": n_input,
+        "kept": n_output,
+        "dropped": sum(dropped.values()),
+        "holds": n_input == n_output + sum(dropped.values()),
+    }
+    if not identity["holds"]:
+        raise RuntimeError(f"curation lost records (bug): {identity}")
+    return identity

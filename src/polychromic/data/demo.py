@@ -17,7 +17,8 @@ with a URL, spam, hashtag spam, exact duplicates of a reply, generic replies; st
 a few counts written the way scrapers write them ("1.2K", "3,400"), some RFC 2822 dates, and
 three malformed lines (not JSON, no `reply`, `tweet_likes` = "lots").
 
-Each record has the raw fields of DESIGN.md section 4 plus `topic` and `stance`.
+Each record has the fields of the raw record schema (docs/file_contract.md) plus `topic`
+and `stance`.
 The same seed gives a byte-identical file.
 """
 
@@ -31,11 +32,15 @@ import random
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ N_TWEET_AUTHORS = 80
 N_REPLY_AUTHORS = 300
 NOISE_RATE = 0.04  # noise records / all records
 COLLECTED_AT = "2024-07-15T00:00:00Z"
+START = datetime(2024, 1, 1, tzinfo=UTC)  # tweets are spread over the 182 days after this
 
 # topic -> (name used in text, nouns, adjectives). Simple words: a tiny BPE model learns them.
 TOPICS: dict[str, tuple[str, list[str], list[str]]] = {
@@ -220,6 +226,7 @@ def _reply_text(stance: str, topic: str, focus: str, rng: random.Random) -> str:
 
 
 def _handles(rng: random.Random, count: int) -> list[str]:
+    """`count` distinct, sorted user handles such as ``maya_runs42``."""
     names: set[str] = set()
     while len(names) < count:
         handle = f"{rng.choice(FIRST_NAMES)}_{rng.choice(HANDLE_WORDS)}"
@@ -230,6 +237,7 @@ def _handles(rng: random.Random, count: int) -> list[str]:
 
 
 def _iso(moment: datetime) -> str:
+    """`moment` as an ISO 8601 UTC string with a ``Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -281,102 +289,162 @@ def _stance_deck(n_tweets: int, rng: random.Random) -> list[list[str]]:
     return deck
 
 
+@dataclass
+class _ReplyAuthors:
+    """Who writes replies: handles in activity order, their Zipf-like weights, followers."""
+
+    names: list[str]
+    weights: list[float]
+    followers: dict[str, int]
+
+    def pick(self, rng: random.Random, tweet_author: Any) -> str:
+        """A reply author drawn by activity, never the author of the tweet."""
+        author = rng.choices(self.names, weights=self.weights)[0]
+        while author == tweet_author:
+            author = rng.choices(self.names, weights=self.weights)[0]
+        return author
+
+
+@dataclass
+class _Tweet:
+    """A tweet that replies answer: its record fields, topic, focus noun and creation time."""
+
+    fields: dict[str, Any]
+    topic: str
+    focus: str | None
+    created: datetime
+
+
+@dataclass
+class _Tally:
+    """Running counts of the corpus being built: reply ids, stances and noise kinds."""
+
+    reply_number: int = 0
+    stance_counts: Counter[str] = field(default_factory=Counter)
+    stances_per_tweet: Counter[int] = field(default_factory=Counter)
+    noise_counts: Counter[str] = field(default_factory=Counter)
+
+    def next_reply_id(self) -> str:
+        """The id of the next reply: ``r00001``, ``r00002``, ..."""
+        self.reply_number += 1
+        return f"r{self.reply_number:05d}"
+
+
 def build_records(n_tweets: int = 400, seed: int = 0) -> tuple[list[str], dict[str, Any]]:
     """The lines of the demo file (JSON text, plus the malformed ones) and their statistics."""
     if n_tweets < 1:
         raise ValueError(f"n_tweets must be >= 1, got {n_tweets}")
     rng = random.Random(seed)
     tweet_authors = _handles(rng, N_TWEET_AUTHORS)
-    reply_authors = _handles(random.Random(seed + 1), N_REPLY_AUTHORS)
-    reply_author_followers = {name: int(rng.lognormvariate(5.0, 1.5)) for name in reply_authors}
-    # Zipf-like activity: a few reply authors write many replies.
-    author_weights = [1.0 / (rank + 1) ** 0.7 for rank in range(len(reply_authors))]
-    shuffled_authors = reply_authors[:]
-    rng.shuffle(shuffled_authors)
+    authors = _reply_authors(rng, seed)
     topics = _topic_sequence(n_tweets, rng)
     deck = _stance_deck(n_tweets, rng)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-
+    tally = _Tally()
     records: list[dict[str, Any]] = []
     seen_tweets: set[str] = set()
-    stance_counts: Counter[str] = Counter()
-    stances_per_tweet: Counter[int] = Counter()
-    reply_number = 0
     for index, topic in enumerate(topics):
-        tweet_id = f"t{index + 1:04d}"
-        focus = rng.choice(TOPICS[topic][1])
-        tweet = _fill(rng.choice(TWEET_TEMPLATES), topic, rng, focus)
-        while tweet in seen_tweets:
-            focus = rng.choice(TOPICS[topic][1])
-            tweet = _fill(rng.choice(TWEET_TEMPLATES), topic, rng, focus)
-        seen_tweets.add(tweet)
-        created = start + timedelta(seconds=rng.randrange(0, 182 * 24 * 3600))
-        viral = rng.random() < 0.03
-        likes = rng.randrange(1000, 5000, 100) if viral else int(rng.lognormvariate(2.8, 1.0))
-        retweets = likes // rng.randrange(3, 12)
-        rfc_dates = rng.random() < 0.05
-        tweet_fields: dict[str, Any] = {
-            "tweet_id": tweet_id,
-            "tweet": tweet,
-            "tweet_author": rng.choice(tweet_authors),
-            "tweet_likes": _scraped_count(likes, rng),
-            "tweet_retweets": retweets,
-            "tweet_created_at": format_datetime(created) if rfc_dates else _iso(created),
-        }
-        stances = deck[index]
-        stances_per_tweet[len(stances)] += 1
-        n_replies = rng.randint(3, 6)
-        plan = stances[:]  # every chosen stance at least once
-        plan += [rng.choice(stances) for _ in range(n_replies - len(plan))]
-        rng.shuffle(plan)
-        texts: set[str] = set()
-        block: list[dict[str, Any]] = []
-        for stance in plan:
-            reply = _reply_text(stance, topic, focus, rng)
-            while reply in texts:
-                reply = _reply_text(stance, topic, focus, rng)
-            texts.add(reply)
-            reply_number += 1
-            stance_counts[stance] += 1
-            block.append(
-                _reply_record(tweet_fields, f"r{reply_number:05d}", reply, topic, stance, created,
-                              rng, shuffled_authors, author_weights, reply_author_followers)
-            )
-        records.extend(block)
+        tweet = _tweet(f"t{index + 1:04d}", topic, tweet_authors, seen_tweets, rng)
+        records.extend(_replies(tweet, deck[index], authors, tally, rng))
+    records.extend(_noise_records(records, authors, tally, rng))
+    ordered = _ordered_by_tweet(records, rng)
+    lines = [json.dumps(record, ensure_ascii=False) for record in ordered]
+    lines = _add_malformed(lines, ordered, rng)
+    return lines, _stats(ordered, lines, tally, n_tweets)
 
+
+def _reply_authors(rng: random.Random, seed: int) -> _ReplyAuthors:
+    """The reply authors with their followers; a few of them write many replies (Zipf-like)."""
+    names = _handles(random.Random(seed + 1), N_REPLY_AUTHORS)
+    followers = {name: int(rng.lognormvariate(5.0, 1.5)) for name in names}
+    weights = [1.0 / (rank + 1) ** 0.7 for rank in range(len(names))]
+    shuffled = names[:]
+    rng.shuffle(shuffled)
+    return _ReplyAuthors(shuffled, weights, followers)
+
+
+def _tweet(tweet_id: str, topic: str, tweet_authors: list[str], seen: set[str],
+           rng: random.Random) -> _Tweet:
+    """A new tweet about `topic` (text not in `seen`) with its author, counts and date."""
+    focus = rng.choice(TOPICS[topic][1])
+    text = _fill(rng.choice(TWEET_TEMPLATES), topic, rng, focus)
+    while text in seen:
+        focus = rng.choice(TOPICS[topic][1])
+        text = _fill(rng.choice(TWEET_TEMPLATES), topic, rng, focus)
+    seen.add(text)
+    created = START + timedelta(seconds=rng.randrange(0, 182 * 24 * 3600))
+    viral = rng.random() < 0.03
+    likes = rng.randrange(1000, 5000, 100) if viral else int(rng.lognormvariate(2.8, 1.0))
+    retweets = likes // rng.randrange(3, 12)
+    rfc_dates = rng.random() < 0.05
+    fields: dict[str, Any] = {
+        "tweet_id": tweet_id,
+        "tweet": text,
+        "tweet_author": rng.choice(tweet_authors),
+        "tweet_likes": _scraped_count(likes, rng),
+        "tweet_retweets": retweets,
+        "tweet_created_at": format_datetime(created) if rfc_dates else _iso(created),
+    }
+    return _Tweet(fields, topic, focus, created)
+
+
+def _replies(tweet: _Tweet, stances: list[str], authors: _ReplyAuthors, tally: _Tally,
+             rng: random.Random) -> list[dict[str, Any]]:
+    """3 to 6 distinct replies to `tweet`, each of its `stances` at least once."""
+    tally.stances_per_tweet[len(stances)] += 1
+    n_replies = rng.randint(3, 6)
+    plan = stances[:]  # every chosen stance at least once
+    plan += [rng.choice(stances) for _ in range(n_replies - len(plan))]
+    rng.shuffle(plan)
+    texts: set[str] = set()
+    block: list[dict[str, Any]] = []
+    for stance in plan:
+        reply = _reply_text(stance, tweet.topic, tweet.focus, rng)
+        while reply in texts:
+            reply = _reply_text(stance, tweet.topic, tweet.focus, rng)
+        texts.add(reply)
+        tally.stance_counts[stance] += 1
+        block.append(_reply_record(tweet, tally.next_reply_id(), reply, stance, rng, authors))
+    return block
+
+
+def _noise_text(kind: str, anchor: dict[str, Any], rng: random.Random) -> str:
+    """The text of a noise reply of `kind` next to the reply `anchor`."""
+    if kind == "duplicate":
+        return anchor["reply"]
+    if kind == "short":
+        return rng.choice(SHORT_REPLIES)
+    if kind == "generic":
+        return rng.choice(GENERIC_REPLIES)
+    templates = {"spam": SPAM_REPLIES, "url": URL_REPLIES}.get(kind, HASHTAG_REPLIES)
+    return _fill(rng.choice(templates), anchor["topic"], rng)
+
+
+def _noise_records(records: list[dict[str, Any]], authors: _ReplyAuthors, tally: _Tally,
+                   rng: random.Random) -> list[dict[str, Any]]:
+    """Noise replies (NOISE_RATE of all records), each to the tweet of a random clean reply."""
     n_clean = len(records)
     n_noise = round(n_clean * NOISE_RATE / (1 - NOISE_RATE))
-    noise_counts: Counter[str] = Counter()
+    noise_records: list[dict[str, Any]] = []
     for _ in range(n_noise):
         kind = rng.choices(NOISE_KINDS, weights=NOISE_KIND_WEIGHTS)[0]
-        anchor_position = rng.randrange(n_clean)
-        anchor = records[anchor_position]
-        topic = anchor["topic"]
-        if kind == "duplicate":
-            text = anchor["reply"]
-        elif kind == "short":
-            text = rng.choice(SHORT_REPLIES)
-        elif kind == "generic":
-            text = rng.choice(GENERIC_REPLIES)
-        elif kind == "spam":
-            text = _fill(rng.choice(SPAM_REPLIES), topic, rng)
-        elif kind == "url":
-            text = _fill(rng.choice(URL_REPLIES), topic, rng)
-        else:
-            text = _fill(rng.choice(HASHTAG_REPLIES), topic, rng)
-        reply_number += 1
-        tweet_fields = {key: anchor[key] for key in anchor if key.startswith("tweet")}
+        anchor = records[rng.randrange(n_clean)]
+        text = _noise_text(kind, anchor, rng)
+        reply_id = tally.next_reply_id()
         created = datetime.strptime(anchor["reply_created_at"][:19], "%Y-%m-%dT%H:%M:%S")
-        noise = _reply_record(tweet_fields, f"r{reply_number:05d}", text, topic, NOISE_STANCE,
-                              created.replace(tzinfo=UTC), rng, shuffled_authors, author_weights,
-                              reply_author_followers)
+        tweet = _Tweet({key: anchor[key] for key in anchor if key.startswith("tweet")},
+                       anchor["topic"], None, created.replace(tzinfo=UTC))
+        noise = _reply_record(tweet, reply_id, text, NOISE_STANCE, rng, authors)
         if kind == "duplicate":
             noise["reply_likes"] = 0  # the original (>= 1 like) is the one curation keeps
             anchor["reply_likes"] = max(1, anchor["reply_likes"])
-        noise_counts[kind] += 1
-        records.append(noise)
+        tally.noise_counts[kind] += 1
+        noise_records.append(noise)
+    return noise_records
 
-    # Noise records go right after a reply of their tweet (a duplicate after its original).
+
+def _ordered_by_tweet(records: list[dict[str, Any]], rng: random.Random
+                      ) -> list[dict[str, Any]]:
+    """Records by tweet; noise right after a reply of its tweet (a duplicate after its original)."""
     by_tweet: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_tweet.setdefault(record["tweet_id"], []).append(record)
@@ -388,42 +456,27 @@ def build_records(n_tweets: int = 400, seed: int = 0) -> tuple[list[str], dict[s
             earliest = originals[0] + 1 if originals else 0
             block.insert(rng.randint(earliest, len(block)), noise)
         ordered.extend(block)
-
-    lines = [json.dumps(record, ensure_ascii=False) for record in ordered]
-    lines = _add_malformed(lines, ordered, rng)
-    stats = _stats(ordered, lines, stance_counts, stances_per_tweet, noise_counts, n_tweets)
-    return lines, stats
+    return ordered
 
 
-def _reply_record(
-    tweet_fields: dict[str, Any],
-    reply_id: str,
-    reply: str,
-    topic: str,
-    stance: str,
-    tweet_created: datetime,
-    rng: random.Random,
-    authors: list[str],
-    weights: list[float],
-    followers: dict[str, int],
-) -> dict[str, Any]:
+def _reply_record(tweet: _Tweet, reply_id: str, reply: str, stance: str, rng: random.Random,
+                  authors: _ReplyAuthors) -> dict[str, Any]:
+    """The raw record of `reply` to `tweet`: a random author, likes and delay after the tweet."""
     delay = max(5, int(rng.expovariate(1 / 5400)))
-    author = rng.choices(authors, weights=weights)[0]
-    while author == tweet_fields.get("tweet_author"):
-        author = rng.choices(authors, weights=weights)[0]
+    author = authors.pick(rng, tweet.fields.get("tweet_author"))
     reply_likes = int(rng.lognormvariate(1.0, 1.1))
     return {
-        **tweet_fields,
+        **tweet.fields,
         "reply_id": reply_id,
         "reply": reply,
         "reply_author": author,
         "reply_likes": reply_likes,
         "reply_retweets": reply_likes // rng.randrange(3, 20),
-        "reply_author_followers": _scraped_count(followers[author], rng),
-        "reply_created_at": _iso(tweet_created + timedelta(seconds=delay)),
+        "reply_author_followers": _scraped_count(authors.followers[author], rng),
+        "reply_created_at": _iso(tweet.created + timedelta(seconds=delay)),
         "reply_time_diff_seconds": delay,
         "collected_at": COLLECTED_AT,
-        "topic": topic,
+        "topic": tweet.topic,
         "stance": stance,
     }
 
@@ -443,14 +496,10 @@ def _add_malformed(lines: list[str], records: list[dict[str, Any]], rng: random.
     return out
 
 
-def _stats(
-    records: list[dict[str, Any]],
-    lines: list[str],
-    stance_counts: Counter[str],
-    stances_per_tweet: Counter[int],
-    noise_counts: Counter[str],
-    n_tweets: int,
-) -> dict[str, Any]:
+def _stats(records: list[dict[str, Any]], lines: list[str], tally: _Tally, n_tweets: int
+           ) -> dict[str, Any]:
+    """The statistics of the demo file printed by `main`: counts, stance shares, noise."""
+    stance_counts, noise_counts = tally.stance_counts, tally.noise_counts
     clean = sum(stance_counts.values())
     tweets_per_topic = Counter(topic for _, topic in {(r["tweet_id"], r["topic"]) for r in records})
     return {
@@ -461,7 +510,7 @@ def _stats(
         "replies_per_tweet_mean": round(clean / n_tweets, 3),
         "stance_counts": {stance: stance_counts[stance] for stance in STANCES},
         "stance_shares": {stance: round(stance_counts[stance] / clean, 4) for stance in STANCES},
-        "tweets_by_number_of_stances": {str(k): stances_per_tweet[k] for k in (1, 2)},
+        "tweets_by_number_of_stances": {str(k): tally.stances_per_tweet[k] for k in (1, 2)},
         "noise_records": sum(noise_counts.values()),
         "noise_by_kind": {kind: noise_counts[kind] for kind in NOISE_KINDS},
         "noise_fraction": round(sum(noise_counts.values()) / len(records), 4),
@@ -511,6 +560,27 @@ def calibrate(path: str | os.PathLike, max_other_pairs: int = 20000, seed: int =
 
     from polychromic.embeddings import get_encoder
 
+    records = _clean_replies(path)
+    vectors = get_encoder().encode([r["reply"] for r in records])
+    topics = np.array([r["topic"] for r in records])
+    stances = np.array([r["stance"] for r in records])
+    same_same, same_other = _pairs_within(topics, vectors, stances, min_size=1)
+    other_topic, same_stance_other_topic = _other_topic_pairs(topics, vectors, stances,
+                                                              max_other_pairs, seed)
+    tweets = np.array([r["tweet_id"] for r in records])
+    tweet_same, tweet_other = _pairs_within(tweets, vectors, stances, min_size=2)
+    return {
+        "same_tweet_same_stance": _cosine_summary(np.concatenate(tweet_same)),
+        "same_tweet_other_stance": _cosine_summary(np.concatenate(tweet_other)),
+        "same_topic_same_stance": _cosine_summary(np.concatenate(same_same)),
+        "same_topic_other_stance": _cosine_summary(np.concatenate(same_other)),
+        "other_topic": _cosine_summary(other_topic),
+        "other_topic_same_stance": _cosine_summary(same_stance_other_topic),
+    }
+
+
+def _clean_replies(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a demo file whose stance is one of STANCES (no noise, no bad lines)."""
     records = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -520,60 +590,61 @@ def calibrate(path: str | os.PathLike, max_other_pairs: int = 20000, seed: int =
                 continue
             if isinstance(record, dict) and record.get("stance") in STANCES:
                 records.append(record)
-    vectors = get_encoder().encode([r["reply"] for r in records])
-    topics = np.array([r["topic"] for r in records])
-    stances = np.array([r["stance"] for r in records])
-    same_same: list[np.ndarray] = []
-    same_other: list[np.ndarray] = []
-    for topic in sorted(set(topics.tolist())):
-        members = np.flatnonzero(topics == topic)
-        sims = vectors[members] @ vectors[members].T
-        upper = np.triu_indices(len(members), k=1)
-        same_stance = stances[members][upper[0]] == stances[members][upper[1]]
-        same_same.append(sims[upper][same_stance])
-        same_other.append(sims[upper][~same_stance])
-    generator = np.random.default_rng(seed)
-    left = generator.integers(0, len(records), size=max_other_pairs * 2)
-    right = generator.integers(0, len(records), size=max_other_pairs * 2)
-    keep = topics[left] != topics[right]
-    left, right = left[keep][:max_other_pairs], right[keep][:max_other_pairs]
-    other_topic = np.einsum("ij,ij->i", vectors[left], vectors[right])
-    same_stance_other_topic = other_topic[stances[left] == stances[right]]
+    return records
 
-    def summary(values: np.ndarray) -> dict[str, float]:
-        return {
-            "pairs": int(values.size),
-            "mean": round(float(values.mean()), 4),
-            "p5": round(float(np.percentile(values, 5)), 4),
-            "p95": round(float(np.percentile(values, 95)), 4),
-            "share_ge_0.65": round(float((values >= 0.65).mean()), 4),
-            "share_ge_0.7": round(float((values >= 0.7).mean()), 4),
-        }
 
-    tweets = np.array([r["tweet_id"] for r in records])
-    tweet_same: list[np.ndarray] = []
-    tweet_other: list[np.ndarray] = []
-    for tweet_id in sorted(set(tweets.tolist())):
-        members = np.flatnonzero(tweets == tweet_id)
-        if len(members) < 2:
+def _pairs_within(labels: np.ndarray, vectors: np.ndarray, stances: np.ndarray, min_size: int
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Cosines of reply pairs sharing a label, split by same / other stance, label by label.
+
+    Labels with fewer than `min_size` replies are left out.
+    """
+    import numpy as np
+
+    same: list[np.ndarray] = []
+    other: list[np.ndarray] = []
+    for label in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == label)
+        if len(members) < min_size:
             continue
         sims = vectors[members] @ vectors[members].T
         upper = np.triu_indices(len(members), k=1)
         same_stance = stances[members][upper[0]] == stances[members][upper[1]]
-        tweet_same.append(sims[upper][same_stance])
-        tweet_other.append(sims[upper][~same_stance])
+        same.append(sims[upper][same_stance])
+        other.append(sims[upper][~same_stance])
+    return same, other
+
+
+def _other_topic_pairs(topics: np.ndarray, vectors: np.ndarray, stances: np.ndarray,
+                       max_other_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines of random pairs of replies on different topics, and of those sharing a stance."""
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+    left = generator.integers(0, len(topics), size=max_other_pairs * 2)
+    right = generator.integers(0, len(topics), size=max_other_pairs * 2)
+    keep = topics[left] != topics[right]
+    left, right = left[keep][:max_other_pairs], right[keep][:max_other_pairs]
+    other_topic = np.einsum("ij,ij->i", vectors[left], vectors[right])
+    return other_topic, other_topic[stances[left] == stances[right]]
+
+
+def _cosine_summary(values: np.ndarray) -> dict[str, float]:
+    """Count, mean, p5, p95 and the shares at or above 0.65 and 0.7 of some cosines."""
+    import numpy as np
 
     return {
-        "same_tweet_same_stance": summary(np.concatenate(tweet_same)),
-        "same_tweet_other_stance": summary(np.concatenate(tweet_other)),
-        "same_topic_same_stance": summary(np.concatenate(same_same)),
-        "same_topic_other_stance": summary(np.concatenate(same_other)),
-        "other_topic": summary(other_topic),
-        "other_topic_same_stance": summary(same_stance_other_topic),
+        "pairs": int(values.size),
+        "mean": round(float(values.mean()), 4),
+        "p5": round(float(np.percentile(values, 5)), 4),
+        "p95": round(float(np.percentile(values, 95)), 4),
+        "share_ge_0.65": round(float((values >= 0.65).mean()), 4),
+        "share_ge_0.7": round(float((values >= 0.7).mean()), 4),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the demo corpus (and calibrate it when asked); print its statistics as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output JSONL (default {DEFAULT_OUT})")
     parser.add_argument("--n-tweets", type=int, default=400, help="number of tweets (400)")

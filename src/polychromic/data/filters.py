@@ -108,6 +108,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 
 def _latin_fraction(text: str) -> tuple[float, int]:
+    """The share of Latin letters among the letters of `text`, and how many letters it has."""
     letters = [char for char in text if char.isalpha()]
     if not letters:
         return 1.0, 0
@@ -151,8 +152,10 @@ Encoder = Callable[[list[str]], np.ndarray]
 
 
 def _encode_unique(texts: Sequence[str], encode: Encoder) -> tuple[np.ndarray, list[int]]:
-    """Embeddings of the distinct texts (encoded shortest first: less padding), and the row of
-    each input text."""
+    """Unit embeddings of the distinct texts, and the row of each input text.
+
+    The distinct texts are encoded shortest first (less padding).
+    """
     distinct: dict[str, int] = {}
     rows = [distinct.setdefault(text, len(distinct)) for text in texts]
     unique = list(distinct)

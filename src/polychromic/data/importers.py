@@ -1,4 +1,6 @@
-"""Importers: exports of common scraping tools -> raw tweet/reply records (DESIGN.md section 4).
+"""Importers: exports of common scraping tools -> raw tweet/reply records.
+
+The records follow the raw record schema (`polychromic.data.schema`, docs/file_contract.md).
 
 Why: a real collection rarely arrives as tweet/reply pairs. Scrapers export *tweets*, some of
 which are replies to others, and the study needs pairs. This module recognises two export
@@ -121,6 +123,8 @@ class ExportTweet:
 
 @dataclass
 class ImportReject:
+    """An export item that yields no tweet, with where it is and why."""
+
     file: str
     line: int
     reason: str
@@ -142,6 +146,8 @@ class PairedRecord:
 
 @dataclass
 class Pairing:
+    """What pairing gave: records, rejected items, items used as tweets, and counts."""
+
     records: list[PairedRecord] = field(default_factory=list)
     rejects: list[ImportReject] = field(default_factory=list)
     used_as_tweet: list[tuple[str, int, int | None]] = field(default_factory=list)
@@ -149,6 +155,7 @@ class Pairing:
 
 
 def _id(value: Any) -> str | None:
+    """A tweet id as a string (from a string or an integer), or None."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -159,6 +166,7 @@ def _id(value: Any) -> str | None:
 
 
 def _text(*values: Any) -> str | None:
+    """The first of `values` that is a non-blank string, or None."""
     for value in values:
         if isinstance(value, str) and value.strip():
             return value
@@ -197,6 +205,7 @@ def apify_tweet(obj: Any, file: str, line: int, raw: str) -> ExportTweet | Impor
 
 def _v2_tweet(obj: Any, users: dict[str, dict[str, Any]], file: str, line: int, raw: str,
               item: int | None) -> ExportTweet | ImportReject:
+    """Map one tweet of an API v2 response (with its author from `users`), or say why not."""
     if not isinstance(obj, dict):
         return ImportReject(file, line, REASON_NOT_TWEET, raw, f"a JSON {type(obj).__name__}",
                             item)
@@ -305,29 +314,10 @@ def pair_tweets(
     parents but are not items themselves (API v2 ``includes.tweets``).
     """
     result = Pairing()
-    tweets: list[tuple[str, ExportTweet]] = []
-    by_id: dict[str, ExportTweet] = {}
-    for source_format, entry in items:
-        if isinstance(entry, ImportReject):
-            result.rejects.append(entry)
-            continue
-        if entry.id in by_id:
-            first = by_id[entry.id]
-            result.rejects.append(ImportReject(entry.file, entry.line, REASON_DUPLICATE,
-                                               entry.raw, f"{entry.id!r} first seen at "
-                                               f"{first.file}:{first.line}", entry.item))
-            continue
-        if entry.is_retweet:
-            result.rejects.append(ImportReject(entry.file, entry.line, REASON_RETWEET, entry.raw,
-                                               "", entry.item))
-            by_id[entry.id] = entry
-            continue
-        by_id[entry.id] = entry
-        tweets.append((source_format, entry))
+    tweets, by_id = _distinct_tweets(items, result)
     parents = dict(by_id)
     for tweet in lookups or []:
         parents.setdefault(tweet.id, tweet)
-
     children: dict[str, int] = {}
     for _, tweet in tweets:
         if tweet.parent_id is not None and tweet.parent_id in parents:
@@ -335,15 +325,7 @@ def pair_tweets(
     nested = 0
     for source_format, tweet in tweets:
         if tweet.parent_id is not None:
-            parent = parents.get(tweet.parent_id)
-            if parent is None:
-                result.rejects.append(ImportReject(
-                    tweet.file, tweet.line, REASON_MISSING_TWEET, tweet.raw,
-                    f"replies to {tweet.parent_id!r}, which is in no input file", tweet.item))
-                continue
-            nested += parent.parent_id is not None
-            result.records.append(PairedRecord(make_record(parent, tweet, source_format),
-                                               tweet.file, tweet.line, tweet.raw, tweet.item))
+            nested += _pair_reply(source_format, tweet, parents, result)
         elif children.get(tweet.id):
             result.used_as_tweet.append((tweet.file, tweet.line, tweet.item))
         else:
@@ -360,3 +342,45 @@ def pair_tweets(
         "rejected": len(result.rejects),
     }
     return result
+
+
+def _distinct_tweets(items: list[tuple[str, ExportTweet | ImportReject]], result: Pairing
+                     ) -> tuple[list[tuple[str, ExportTweet]], dict[str, ExportTweet]]:
+    """The tweets that can pair (first of each id, no retweet) and every tweet by id.
+
+    Rejects, repeated ids and retweets go to `result.rejects`; a retweet's id still counts as
+    seen, so a later copy is a duplicate.
+    """
+    tweets: list[tuple[str, ExportTweet]] = []
+    by_id: dict[str, ExportTweet] = {}
+    for source_format, entry in items:
+        if isinstance(entry, ImportReject):
+            result.rejects.append(entry)
+            continue
+        if entry.id in by_id:
+            first = by_id[entry.id]
+            result.rejects.append(ImportReject(entry.file, entry.line, REASON_DUPLICATE,
+                                               entry.raw, f"{entry.id!r} first seen at "
+                                               f"{first.file}:{first.line}", entry.item))
+            continue
+        by_id[entry.id] = entry
+        if entry.is_retweet:
+            result.rejects.append(ImportReject(entry.file, entry.line, REASON_RETWEET, entry.raw,
+                                               "", entry.item))
+            continue
+        tweets.append((source_format, entry))
+    return tweets, by_id
+
+
+def _pair_reply(source_format: str, reply: ExportTweet, parents: dict[str, ExportTweet],
+                result: Pairing) -> bool:
+    """Pair `reply` with its parent, or reject it; True when that parent is itself a reply."""
+    parent = parents.get(reply.parent_id) if reply.parent_id is not None else None
+    if parent is None:
+        result.rejects.append(ImportReject(
+            reply.file, reply.line, REASON_MISSING_TWEET, reply.raw,
+            f"replies to {reply.parent_id!r}, which is in no input file", reply.item))
+        return False
+    result.records.append(PairedRecord(make_record(parent, reply, source_format),
+                                       reply.file, reply.line, reply.raw, reply.item))
+    return parent.parent_id is not None

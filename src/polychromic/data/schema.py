@@ -1,4 +1,4 @@
-"""The raw record schema (DESIGN.md section 4): required and expected fields, types, coercion.
+"""The raw record schema: required and expected fields, types, coercion.
 
 Why: every later stage reads `validated.jsonl` and must be able to trust it. This module says
 what a usable tweet -> reply record is, and turns the formats that scrapers and exports really
@@ -6,8 +6,8 @@ produce into one: counts such as ``"1.2K"``, ``"3,400"`` or ``"17"`` become inte
 in RFC 2822 or in the Twitter API's ``"Wed Oct 10 20:19:24 +0000 2018"`` form become ISO 8601
 (an ISO 8601 string is kept as written). Integer ids become strings.
 
-Besides the fields of DESIGN.md section 4, `tweet_author_followers` (filled by the importers of
-scraper exports) is checked and coerced like the other counts.
+Besides the raw fields documented in docs/file_contract.md, `tweet_author_followers` (filled by
+the importers of scraper exports) is checked and coerced like the other counts.
 
 `check_record` gives the reason a record is unusable (or None); `normalize_record` returns the
 coerced record or raises `SchemaError` with a short `reason` (counted in reports) and a
@@ -57,6 +57,7 @@ class SchemaError(ValueError):
     """A record that does not fit the schema: `reason` is short and countable, `detail` says why."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
+        """An error with a countable `reason` and the `detail` of the offending value."""
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -142,6 +143,7 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def _is_iso(text: str) -> bool:
+    """True when `text` is an ISO 8601 datetime (then it is kept as written)."""
     try:
         datetime.fromisoformat(text.strip())
     except ValueError:

@@ -55,16 +55,21 @@ def check_ratios(ratios: dict[str, Any]) -> dict[str, float]:
 
 
 class _UnionFind:
+    """Disjoint sets of record indices (union by smallest index, path halving)."""
+
     def __init__(self, size: int) -> None:
+        """`size` singleton sets."""
         self.parent = list(range(size))
 
     def find(self, item: int) -> int:
+        """The representative (smallest index) of the set holding `item`."""
         while self.parent[item] != item:
             self.parent[item] = self.parent[self.parent[item]]
             item = self.parent[item]
         return item
 
     def union(self, left: int, right: int) -> None:
+        """Merge the sets holding `left` and `right`."""
         left, right = self.find(left), self.find(right)
         if left != right:
             self.parent[max(left, right)] = min(left, right)
@@ -183,17 +188,20 @@ def check_leakage(splits: dict[str, list[dict[str, Any]]], group_by: str = "twee
 
 
 def _mean_median(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and median of `values`, rounded (None, None when there are none)."""
     if not values:
         return None, None
     return round(float(np.mean(values)), 4), round(float(np.median(values)), 4)
 
 
 def _numbers(items: Any, field: str) -> list[float]:
+    """The numeric values of `field` in `items` (absent, null and boolean values skipped)."""
     return [float(r[field]) for r in items
             if isinstance(r.get(field), int | float) and not isinstance(r.get(field), bool)]
 
 
 def _summary(records: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    """The report of one split: pairs, tweets, authors, engagement, reply length, stances."""
     tweets: dict[str, dict[str, Any]] = {}
     for record in records:
         tweets.setdefault(record["tweet_id"], record)
@@ -226,6 +234,7 @@ def _summary(records: list[dict[str, Any]], total: int) -> dict[str, Any]:
 
 
 def _file_entry(path: str) -> dict[str, Any]:
+    """Path, SHA-256 and line count of a file, for the manifest."""
     data = Path(path).read_bytes()
     return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(),
             "lines": data.count(b"\n")}
@@ -256,12 +265,7 @@ def split_dataset(
     groups = group_records(records, group_by)
     strata = engagement_strata(records, groups) if stratify == "engagement" else None
     assigned = assign_groups([len(members) for members in groups], values, seed, strata)
-    split_of = [""] * len(records)
-    for members, name in zip(groups, assigned, strict=True):
-        for index in members:
-            split_of[index] = name
-    splits = {name: [r for r, s in zip(records, split_of, strict=True) if s == name]
-              for name in SPLITS}
+    splits = _records_by_split(records, groups, assigned)
     found = check_leakage(splits, group_by)
 
     result: dict[str, Any] = {
@@ -275,17 +279,8 @@ def split_dataset(
         "leakage": found,
     }
     if strata is not None:
-        for name in SPLITS:
-            counts = Counter(label for label, split in zip(strata, assigned, strict=True)
-                             if split == name)
-            result["splits"][name]["engagement_strata_groups"] = dict(sorted(counts.items()))
-    if any("topic" in r for r in records):
-        train_topics = {r.get("topic") for r in splits["train"]}
-        missing = sorted({str(r.get("topic")) for r in splits["test"]
-                          if r.get("topic") not in train_topics})
-        result["test_topics_missing_from_train"] = {"count": len(missing), "topics": missing}
-        if missing:
-            log.warning("%d test topic(s) missing from train: %s", len(missing), missing)
+        _add_strata_counts(result, strata, assigned)
+    _add_topic_coverage(result, records, splits)
     for name in SPLITS:
         if values[name] > 0 and not splits[name]:
             log.warning("split %s is empty (only %d groups)", name, len(groups))
@@ -299,3 +294,35 @@ def split_dataset(
     log.info("split %d pairs in %d groups: %s", len(records), len(groups),
              ", ".join(f"{name} {len(splits[name])}" for name in SPLITS))
     return result
+
+
+def _records_by_split(records: list[dict[str, Any]], groups: list[list[int]],
+                      assigned: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The records of each split, in the order of `records`."""
+    split_of = [""] * len(records)
+    for members, name in zip(groups, assigned, strict=True):
+        for index in members:
+            split_of[index] = name
+    return {name: [r for r, s in zip(records, split_of, strict=True) if s == name]
+            for name in SPLITS}
+
+
+def _add_strata_counts(result: dict[str, Any], strata: list[str], assigned: list[str]) -> None:
+    """Add to each split of the report how many of its groups fall in each engagement stratum."""
+    for name in SPLITS:
+        counts = Counter(label for label, split in zip(strata, assigned, strict=True)
+                         if split == name)
+        result["splits"][name]["engagement_strata_groups"] = dict(sorted(counts.items()))
+
+
+def _add_topic_coverage(result: dict[str, Any], records: list[dict[str, Any]],
+                        splits: dict[str, list[dict[str, Any]]]) -> None:
+    """Report (and warn about) test topics missing from train, when records carry a topic."""
+    if not any("topic" in r for r in records):
+        return
+    train_topics = {r.get("topic") for r in splits["train"]}
+    missing = sorted({str(r.get("topic")) for r in splits["test"]
+                      if r.get("topic") not in train_topics})
+    result["test_topics_missing_from_train"] = {"count": len(missing), "topics": missing}
+    if missing:
+        log.warning("%d test topic(s) missing from train: %s", len(missing), missing)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from polychromic.data.importers import (
     FORMATS,
     ExportTweet,
     ImportReject,
+    Pairing,
     apify_tweet,
     detect_format,
     is_twitter_v2_response,
@@ -86,6 +87,7 @@ def _split_lines(data: bytes) -> list[bytes]:
 
 
 def _refuse_constant(name: str) -> Any:
+    """Refuse NaN and Infinity (not writable as strict JSON)."""
     raise ValueError(f"non-standard JSON constant {name}")
 
 
@@ -116,6 +118,7 @@ def _array_elements(text: str) -> tuple[list[Item], bool] | None:
     length = len(text)
 
     def skip(at: int) -> int:
+        """The first position at or after `at` that is not white space."""
         while at < length and text[at] in " \t\r\n":
             at += 1
         return at
@@ -164,20 +167,32 @@ def read_items(path: str) -> tuple[dict[str, Any], list[Item]]:
     data = Path(path).read_bytes()
     stats: dict[str, Any] = {"file": path, "format": "jsonl", "unit": "line", "blank": 0,
                              "notes": []}
+    data = _without_byte_order_mark(data, stats)
+    if not data.strip():
+        stats["notes"].append("empty file")
+        stats["blank"] = len(_split_lines(data))
+        log.warning("%s: empty file", path)
+        return stats, []
+    items = _document_items(path, data, stats)
+    if items is None:
+        items = _jsonl_items(data, stats)
+    return stats, items
+
+
+def _without_byte_order_mark(data: bytes, stats: dict[str, Any]) -> bytes:
+    """`data` as UTF-8 without a leading byte-order mark (a UTF-16 file is decoded first)."""
     if data.startswith(UTF16_BOMS):
         data = data.decode("utf-16", errors="replace").encode("utf-8")
         stats["notes"].append("UTF-16 file (byte-order mark) decoded")
     if data.startswith(BOM):
         data = data[len(BOM):]
         stats["notes"].append("UTF-8 byte-order mark stripped")
-    if not data.strip():
-        stats["notes"].append("empty file")
-        stats["blank"] = len(_split_lines(data))
-        log.warning("%s: empty file", path)
-        return stats, []
+    return data
 
-    text = data.decode("utf-8", errors="surrogateescape")
-    stripped = text.strip()
+
+def _document_items(path: str, data: bytes, stats: dict[str, Any]) -> list[Item] | None:
+    """The items of a file that is one JSON object or one JSON array; None for JSONL."""
+    stripped = data.decode("utf-8", errors="surrogateescape").strip()
     document: Any = None
     if stripped[:1] in "[{":
         try:
@@ -187,24 +202,38 @@ def read_items(path: str) -> tuple[dict[str, Any], list[Item]]:
     if isinstance(document, dict) and "\n" in stripped:
         stats["format"], stats["unit"] = "json-object", "document"
         stats["notes"].append("one JSON object spread over several lines, read as one item")
-        return stats, [_checked(Item(1, obj=document, raw=stripped), from_bytes=True)]
+        return [_checked(Item(1, obj=document, raw=stripped), from_bytes=True)]
     if stripped.startswith("[") and not isinstance(document, dict):
-        elements = _array_elements(stripped) if document is None else (
-            [Item(n, obj=o, raw=json.dumps(o, ensure_ascii=False))
-             for n, o in enumerate(document, start=1)], False)
-        if elements is not None and elements[1] and _looks_like_jsonl(data):
-            elements = None  # JSONL whose first record happens to be an array
-        if elements is not None:
-            items, cut = elements
-            stats["format"], stats["unit"] = "json-array", "element"
-            stats["notes"].append(
-                f"a JSON array, not JSONL: its {len(items)} elements were read as lines "
-                "(line = 1-based element number)"
-                + ("; the array is cut short (no closing bracket: the file may have been cut "
-                   "after its last complete element)" if cut else ""))
-            log.warning("%s is a JSON array, not JSONL: reading its elements", path)
-            return stats, [_checked(item, from_bytes=True) for item in items]
+        return _array_items(path, data, stripped, document, stats)
+    return None
 
+
+def _array_items(path: str, data: bytes, stripped: str, document: Any,
+                 stats: dict[str, Any]) -> list[Item] | None:
+    """The elements of a file that is one JSON array (parsed as `document` unless cut short).
+
+    None when the text is no array after all, or a cut-short "array" that reads as JSONL.
+    """
+    elements = _array_elements(stripped) if document is None else (
+        [Item(n, obj=o, raw=json.dumps(o, ensure_ascii=False))
+         for n, o in enumerate(document, start=1)], False)
+    if elements is not None and elements[1] and _looks_like_jsonl(data):
+        elements = None  # JSONL whose first record happens to be an array
+    if elements is None:
+        return None
+    items, cut = elements
+    stats["format"], stats["unit"] = "json-array", "element"
+    stats["notes"].append(
+        f"a JSON array, not JSONL: its {len(items)} elements were read as lines "
+        "(line = 1-based element number)"
+        + ("; the array is cut short (no closing bracket: the file may have been cut "
+           "after its last complete element)" if cut else ""))
+    log.warning("%s is a JSON array, not JSONL: reading its elements", path)
+    return [_checked(item, from_bytes=True) for item in items]
+
+
+def _jsonl_items(data: bytes, stats: dict[str, Any]) -> list[Item]:
+    """The lines of a JSONL file, parsed or with the reason they are not; counts blank lines."""
     lines = _split_lines(data)
     ends_with_newline = data.endswith(b"\n")
     items = []
@@ -229,7 +258,7 @@ def read_items(path: str) -> tuple[dict[str, Any], list[Item]]:
                               else "not JSON", detail=str(getattr(error, "msg", error))))
             continue
         items.append(_checked(Item(number, obj=obj, raw=line), from_bytes=False))
-    return stats, items
+    return items
 
 
 def _checked(item: Item, from_bytes: bool) -> Item:
@@ -246,12 +275,14 @@ class _Collector:
     """Accumulates kept and rejected records and the counts of one run."""
 
     def __init__(self) -> None:
+        """Start with nothing kept, rejected or seen."""
         self.kept: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
         self.seen_reply_ids: dict[str, tuple[str, int]] = {}
 
     def reject(self, stats: dict[str, Any], file: str, line: int, reason: str, raw: str,
                detail: str = "", item: int | None = None) -> None:
+        """Record one rejected unit with its reason and count it in `stats`."""
         entry: dict[str, Any] = {"file": file, "line": line, "reason": reason,
                                  "raw": _printable(raw[:RAW_PREVIEW_CHARS])}
         if item is not None:
@@ -264,6 +295,7 @@ class _Collector:
 
     def consider(self, stats: dict[str, Any], file: str, line: int, obj: Any, raw: str,
                  item: int | None = None) -> None:
+        """Keep `obj` as a record, or reject it for its schema error or a repeated reply_id."""
         try:
             record = normalize_record(obj)
         except SchemaError as error:
@@ -315,6 +347,7 @@ def _export_items(path: str, source_format: str, items: list[Item], stats: dict[
 
 
 def _identity(stats: dict[str, Any]) -> dict[str, Any]:
+    """The count identity kept + rejected + blank + used_as_tweet = lines_read, and if it holds."""
     total = stats["kept"] + stats["rejected"] + stats["blank"] + stats["used_as_tweet"]
     return {
         "equation": "kept + rejected + blank + used_as_tweet = lines_read",
@@ -325,6 +358,192 @@ def _identity(stats: dict[str, Any]) -> dict[str, Any]:
         "lines_read": stats["lines_read"],
         "holds": total == stats["lines_read"],
     }
+
+
+@dataclass
+class _Run:
+    """The output paths and settings of one validation run."""
+
+    validated: str
+    rejected: str
+    report: str
+    max_rejected_fraction: float
+    input_format: str
+
+
+@dataclass
+class _Reading:
+    """What reading every input file gave, before replies are paired with their tweets."""
+
+    per_file: list[dict[str, Any]] = field(default_factory=list)
+    raw_items: dict[int, list[Item]] = field(default_factory=dict)  # file index -> raw records
+    export_items: list[tuple[str, ExportTweet | ImportReject]] = field(default_factory=list)
+    lookups: list[ExportTweet] = field(default_factory=list)
+
+
+# (line, item or 0, "record" | "reject" | "tweet", entry) of one export file
+_ExportEntry = tuple[int, int, str, Any]
+
+
+def _checked_inputs(raw_files: Any, max_rejected_fraction: float, input_format: str
+                    ) -> list[str]:
+    """The input paths as strings; raises for no, missing or repeated files and bad settings."""
+    if isinstance(raw_files, str | Path):
+        raw_files = [str(raw_files)]
+    if not raw_files:
+        raise ValueError("no raw input files given (config data.raw is empty)")
+    if not 0.0 <= float(max_rejected_fraction) <= 1.0:
+        raise ValueError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
+    if input_format not in FORMATS:
+        raise ValueError(f"data.format must be one of {list(FORMATS)}, got {input_format!r}")
+    for path in raw_files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"raw input file not found: {path}")
+    twice = sorted({str(p) for p in raw_files if list(map(str, raw_files)).count(str(p)) > 1})
+    if twice:
+        raise ValueError(f"data.raw lists the same file more than once: {twice}")
+    return list(map(str, raw_files))
+
+
+def _read_all(paths: list[str], input_format: str) -> _Reading:
+    """Read every file first: replies and their tweets may sit in different export files."""
+    reading = _Reading()
+    for index, path in enumerate(paths):
+        stats, items = read_items(path)
+        stats.update(lines_read=stats["blank"], kept=0, rejected=0, used_as_tweet=0, reasons={})
+        source_format = input_format
+        if source_format == "auto":
+            source_format = detect_format(item.obj for item in items if item.reason is None)
+        stats["source_format"] = source_format
+        if source_format == "raw":
+            stats["lines_read"] += len(items)
+            reading.raw_items[index] = items
+        else:
+            entries = _export_items(path, source_format, items, stats, reading.lookups)
+            reading.export_items.extend((source_format, entry) for entry in entries)
+            log.info("%s: %s export, %d items", path, source_format, len(entries))
+        reading.per_file.append(stats)
+    return reading
+
+
+def _entries_by_file(pairing: Pairing | None) -> dict[str, list[_ExportEntry]]:
+    """The outcome of every export item (record, reject or tweet used), grouped by file."""
+    by_file: dict[str, list[_ExportEntry]] = {}
+    if pairing is not None:
+        for paired in pairing.records:
+            by_file.setdefault(paired.file, []).append(
+                (paired.line, paired.item or 0, "record", paired))
+        for entry in pairing.rejects:
+            by_file.setdefault(entry.file, []).append((entry.line, entry.item or 0, "reject",
+                                                       entry))
+        for file, _line, _item in pairing.used_as_tweet:
+            by_file.setdefault(file, []).append((_line, _item or 0, "tweet", None))
+    return by_file
+
+
+def _account_raw(collector: _Collector, stats: dict[str, Any], items: list[Item]) -> None:
+    """Keep or reject each item of a raw-record file."""
+    path = stats["file"]
+    for item in items:
+        if item.reason is not None:
+            collector.reject(stats, path, item.line, item.reason, item.raw, item.detail)
+        else:
+            collector.consider(stats, path, item.line, item.obj, item.raw)
+
+
+def _account_export(collector: _Collector, stats: dict[str, Any],
+                    entries: list[_ExportEntry]) -> None:
+    """Keep, reject or count as a used tweet each paired item of an export file, in file order."""
+    path = stats["file"]
+    for line, _item, kind, entry in sorted(entries, key=lambda e: (e[0], e[1])):
+        if kind == "record":
+            collector.consider(stats, path, line, entry.record, entry.raw, entry.item)
+        elif kind == "reject":
+            collector.reject(stats, path, line, entry.reason, entry.raw, entry.detail,
+                             entry.item)
+        else:
+            stats["used_as_tweet"] += 1
+
+
+def _account(reading: _Reading, by_file: dict[str, list[_ExportEntry]]) -> _Collector:
+    """Sort every unit of every file into kept or rejected, with the per-file counts."""
+    collector = _Collector()
+    for index, stats in enumerate(reading.per_file):
+        path = stats["file"]
+        if index in reading.raw_items:
+            _account_raw(collector, stats, reading.raw_items[index])
+        else:
+            _account_export(collector, stats, by_file.get(path, []))
+        stats["identity"] = _identity(stats)
+        log.info("%s: %d %ss read, %d kept, %d rejected, %d blank, %d used as tweet", path,
+                 stats["lines_read"], stats["unit"], stats["kept"], stats["rejected"],
+                 stats["blank"], stats["used_as_tweet"])
+    return collector
+
+
+def _totals(per_file: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts summed over all files, with the rejection reasons most frequent first."""
+    totals: dict[str, Any] = {key: sum(s[key] for s in per_file)
+                              for key in ("lines_read", "kept", "rejected", "blank",
+                                          "used_as_tweet")}
+    reasons: Counter[str] = Counter()
+    for stats in per_file:
+        reasons.update(stats["reasons"])
+    totals["reasons"] = dict(reasons.most_common())
+    return totals
+
+
+def _rejected_fraction(totals: dict[str, Any]) -> tuple[float, int]:
+    """rejected / (kept + rejected) (0 when nothing was considered) and that denominator."""
+    considered = totals["kept"] + totals["rejected"]
+    return (totals["rejected"] / considered if considered else 0.0), considered
+
+
+def _worst_reasons(totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The three most frequent rejection reasons with their counts."""
+    return [{"reason": reason, "count": count}
+            for reason, count in list(totals["reasons"].items())[:3]]
+
+
+def _report(run: _Run, per_file: list[dict[str, Any]], pairing: Pairing | None
+            ) -> dict[str, Any]:
+    """The validation report; raises RuntimeError when the count identity does not hold."""
+    totals = _totals(per_file)
+    fraction, _ = _rejected_fraction(totals)
+    identity = _identity(totals)
+    if not identity["holds"] or any(not s["identity"]["holds"] for s in per_file):
+        raise RuntimeError(f"validation lost lines (bug): {identity}")
+    return {
+        "files": per_file,
+        "totals": totals,
+        "identity": identity,
+        "format_setting": run.input_format,
+        "pairing": pairing.stats if pairing is not None else None,
+        "rejected_fraction": round(fraction, 6),
+        "rejected_fraction_definition": "rejected / (kept + rejected); blank lines and tweets "
+                                        "used by pairs not counted",
+        "max_rejected_fraction": float(run.max_rejected_fraction),
+        "worst_reasons": _worst_reasons(totals),
+        "passed": fraction <= run.max_rejected_fraction and totals["kept"] > 0,
+        "outputs": {"validated": str(run.validated), "rejected": str(run.rejected)},
+    }
+
+
+def _raise_if_failed(run: _Run, totals: dict[str, Any], n_files: int) -> None:
+    """Raise ValueError when nothing is kept or too large a fraction is rejected."""
+    fraction, considered = _rejected_fraction(totals)
+    if totals["kept"] == 0:
+        raise ValueError(
+            f"no valid record in {n_files} raw file(s) ({totals['lines_read']} lines read); "
+            f"see {run.rejected}"
+        )
+    if fraction > run.max_rejected_fraction:
+        named = ", ".join(f"{w['reason']} ({w['count']})" for w in _worst_reasons(totals))
+        raise ValueError(
+            f"rejected fraction {fraction:.4f} exceeds max_rejected_fraction "
+            f"{run.max_rejected_fraction}: {totals['rejected']} of {considered} records "
+            f"rejected; worst reasons: {named}; see {run.rejected}"
+        )
 
 
 def validate_raw(
@@ -341,122 +560,19 @@ def validate_raw(
     Raises ValueError when the rejected fraction exceeds `max_rejected_fraction` or when no
     record is kept (outputs are written first), FileNotFoundError for a missing input.
     """
-    if isinstance(raw_files, str | Path):
-        raw_files = [str(raw_files)]
-    if not raw_files:
-        raise ValueError("no raw input files given (config data.raw is empty)")
-    if not 0.0 <= float(max_rejected_fraction) <= 1.0:
-        raise ValueError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
-    if input_format not in FORMATS:
-        raise ValueError(f"data.format must be one of {list(FORMATS)}, got {input_format!r}")
-    for path in raw_files:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"raw input file not found: {path}")
-    twice = sorted({str(p) for p in raw_files if list(map(str, raw_files)).count(str(p)) > 1})
-    if twice:
-        raise ValueError(f"data.raw lists the same file more than once: {twice}")
-
-    # Read every file first: replies and their tweets may sit in different export files.
-    per_file: list[dict[str, Any]] = []
-    raw_items: dict[int, list[Item]] = {}
-    export_items: list[tuple[str, ExportTweet | ImportReject]] = []
-    lookups: list[ExportTweet] = []
-    for index, path in enumerate(map(str, raw_files)):
-        stats, items = read_items(path)
-        stats.update(lines_read=stats["blank"], kept=0, rejected=0, used_as_tweet=0, reasons={})
-        source_format = input_format
-        if source_format == "auto":
-            source_format = detect_format(item.obj for item in items if item.reason is None)
-        stats["source_format"] = source_format
-        if source_format == "raw":
-            stats["lines_read"] += len(items)
-            raw_items[index] = items
-        else:
-            entries = _export_items(path, source_format, items, stats, lookups)
-            export_items.extend((source_format, entry) for entry in entries)
-            log.info("%s: %s export, %d items", path, source_format, len(entries))
-        per_file.append(stats)
-
-    pairing = pair_tweets(export_items, lookups) if export_items else None
-    by_file: dict[str, list[tuple[int, int, str, Any]]] = {}
-    if pairing is not None:
-        for paired in pairing.records:
-            by_file.setdefault(paired.file, []).append(
-                (paired.line, paired.item or 0, "record", paired))
-        for entry in pairing.rejects:
-            by_file.setdefault(entry.file, []).append((entry.line, entry.item or 0, "reject",
-                                                       entry))
-        for file, _line, _item in pairing.used_as_tweet:
-            by_file.setdefault(file, []).append((_line, _item or 0, "tweet", None))
-
-    collector = _Collector()
-    for index, stats in enumerate(per_file):
-        path = stats["file"]
-        if index in raw_items:
-            for item in raw_items[index]:
-                if item.reason is not None:
-                    collector.reject(stats, path, item.line, item.reason, item.raw, item.detail)
-                else:
-                    collector.consider(stats, path, item.line, item.obj, item.raw)
-        else:
-            for line, _item, kind, entry in sorted(by_file.get(path, []),
-                                                   key=lambda e: (e[0], e[1])):
-                if kind == "record":
-                    collector.consider(stats, path, line, entry.record, entry.raw,
-                                       entry.item)
-                elif kind == "reject":
-                    collector.reject(stats, path, line, entry.reason, entry.raw, entry.detail,
-                                     entry.item)
-                else:
-                    stats["used_as_tweet"] += 1
-        stats["identity"] = _identity(stats)
-        log.info("%s: %d %ss read, %d kept, %d rejected, %d blank, %d used as tweet", path,
-                 stats["lines_read"], stats["unit"], stats["kept"], stats["rejected"],
-                 stats["blank"], stats["used_as_tweet"])
-
-    totals: dict[str, Any] = {key: sum(s[key] for s in per_file)
-                              for key in ("lines_read", "kept", "rejected", "blank",
-                                          "used_as_tweet")}
-    reasons: Counter[str] = Counter()
-    for stats in per_file:
-        reasons.update(stats["reasons"])
-    totals["reasons"] = dict(reasons.most_common())
-    considered = totals["kept"] + totals["rejected"]
-    fraction = totals["rejected"] / considered if considered else 0.0
-    identity = _identity(totals)
-    if not identity["holds"] or any(not s["identity"]["holds"] for s in per_file):
-        raise RuntimeError(f"validation lost lines (bug): {identity}")
-    worst = [{"reason": reason, "count": count} for reason, count in reasons.most_common(3)]
-    result: dict[str, Any] = {
-        "files": per_file,
-        "totals": totals,
-        "identity": identity,
-        "format_setting": input_format,
-        "pairing": pairing.stats if pairing is not None else None,
-        "rejected_fraction": round(fraction, 6),
-        "rejected_fraction_definition": "rejected / (kept + rejected); blank lines and tweets "
-                                        "used by pairs not counted",
-        "max_rejected_fraction": float(max_rejected_fraction),
-        "worst_reasons": worst,
-        "passed": fraction <= max_rejected_fraction and totals["kept"] > 0,
-        "outputs": {"validated": str(validated), "rejected": str(rejected)},
-    }
+    paths = _checked_inputs(raw_files, max_rejected_fraction, input_format)
+    run = _Run(validated, rejected, report, max_rejected_fraction, input_format)
+    reading = _read_all(paths, input_format)
+    pairing = (pair_tweets(reading.export_items, reading.lookups) if reading.export_items
+               else None)
+    collector = _account(reading, _entries_by_file(pairing))
+    result = _report(run, reading.per_file, pairing)
     write_jsonl(validated, collector.kept)
     write_jsonl(rejected, collector.rejected)
     write_json(report, result)
+    totals = result["totals"]
     log.info("validation: %d kept, %d rejected (%.2f%%), %d blank, %d used as tweet of %d",
-             totals["kept"], totals["rejected"], 100 * fraction, totals["blank"],
-             totals["used_as_tweet"], totals["lines_read"])
-    if totals["kept"] == 0:
-        raise ValueError(
-            f"no valid record in {len(raw_files)} raw file(s) ({totals['lines_read']} lines read); "
-            f"see {rejected}"
-        )
-    if fraction > max_rejected_fraction:
-        named = ", ".join(f"{w['reason']} ({w['count']})" for w in worst)
-        raise ValueError(
-            f"rejected fraction {fraction:.4f} exceeds max_rejected_fraction "
-            f"{max_rejected_fraction}: {totals['rejected']} of {considered} records rejected; "
-            f"worst reasons: {named}; see {rejected}"
-        )
+             totals["kept"], totals["rejected"], 100 * _rejected_fraction(totals)[0],
+             totals["blank"], totals["used_as_tweet"], totals["lines_read"])
+    _raise_if_failed(run, totals, len(paths))
     return result

@@ -1,10 +1,11 @@
 """The `evaluate` step: one seed's generations -> diversity, quality, pass@k and statistics JSON.
 
 Why: metrics are computed from saved generations only, so a metric change never re-runs
-generation (DESIGN.md sections 3 and 7). The formulas live in diversity.py, quality.py,
-passk.py and stats.py; this module reads and checks the generation files, batches the heavy
-parts (one MiniLM encoder call per system plus one for the references, one BERTScore call for
-all greedy replies) and writes the four files of docs/file_contract.md.
+generation. The metrics are the entries of the registry (registry.py), their formulas in
+diversity.py, quality.py, passk.py and coverage.py, the tests in stats.py; this module reads and
+checks the generation files, batches the heavy parts (one encoder call per system plus one for
+the references, one BERTScore call for all greedy replies; view.py), computes every registered
+metric of every system and writes the four files of docs/file_contract.md.
 
 A value that cannot be computed (distinct-3 of samples that are all shorter than 3 tokens,
 perplexity without scored tokens, Self-BLEU with one sample) is written as null with a reason;
@@ -22,17 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.contract import EVALUATION_FILES
 from polychromic.embeddings import EMBEDDING_MODEL_NAME, get_encoder, resolve_model_path
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
 from polychromic.evaluation import passk as pk
 from polychromic.evaluation import quality as qual
-from polychromic.evaluation.stats import ALPHA, CI, statistical_tests
+from polychromic.evaluation.registry import Metric, Undefined, metrics_for
+from polychromic.evaluation.stats import statistical_tests, test_settings
+from polychromic.evaluation.view import SystemView
 from polychromic.io import read_jsonl, write_json
+from polychromic.settings import EvaluationSettings
 
 log = logging.getLogger(__name__)
-
-DISTINCT_ORDERS = (1, 2, 3)
 
 
 def metric_entry(values: Sequence[float], reason: str = "") -> dict[str, Any]:
@@ -102,77 +105,26 @@ def split_rows(matrix: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     return [matrix[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
 
 
-def diversity_metrics(records: list[dict[str, Any]], embeddings: list[np.ndarray]
-                      ) -> dict[str, dict[str, Any]]:
-    """Per-prompt and pooled diversity of one system's samples."""
-    samples = [record["samples"] for record in records]
-    out: dict[str, dict[str, Any]] = {}
-    if len(samples[0]) < 2:
-        out["self_bleu"] = null_entry("fewer than 2 samples per prompt")
-    else:
-        out["self_bleu"] = metric_entry([div.self_bleu(s) for s in samples])
-    for n in DISTINCT_ORDERS:
-        out[f"distinct_{n}"] = metric_entry(
-            [div.distinct_n(s, n) for s in samples],
-            f"no {n}-gram in the samples of the prompt (every sample shorter than {n} tokens)")
-    if len(samples[0]) < 2:
-        out["semantic_diversity"] = null_entry("fewer than 2 samples per prompt")
-    else:
-        out["semantic_diversity"] = metric_entry([div.semantic_diversity(e) for e in embeddings])
-    for n in DISTINCT_ORDERS:
-        out[f"pooled_distinct_{n}"] = corpus_entry(
-            div.pooled_distinct_n(samples, n), f"no {n}-gram in any sample of the system")
-    # Empty samples score 0 everywhere and BLEU 0 against the others, which would flatter a
-    # degenerate system's diversity: count them so a reader can see it.
-    flat = [text for group in samples for text in group]
-    out["empty_samples"] = corpus_entry(sum(not t.strip() for t in flat) / len(flat))
+def entry(metric: Metric, view: SystemView) -> dict[str, Any]:
+    """One metric of one system as written: per-prompt values and mean, or a corpus number,
+    or null with the reason when the metric is undefined for the system."""
+    try:
+        values = metric.compute(view)
+    except Undefined as error:
+        return null_entry(str(error))
+    if metric.per_prompt:
+        return metric_entry(values, metric.undefined)
+    return corpus_entry(values, metric.undefined)
+
+
+def system_metrics(metrics: Sequence[Metric], view: SystemView) -> dict[str, dict[str, Any]]:
+    """{group: {metric: entry, extra: value}} of one system, in the order of `metrics`."""
+    out: dict[str, dict[str, Any]] = {group: {} for group in EVALUATION_FILES}
+    for metric in metrics:
+        out[metric.group][metric.name] = entry(metric, view)
+        if metric.extras is not None:
+            out[metric.group].update(metric.extras(view))
     return out
-
-
-def quality_metrics(records: list[dict[str, Any]], bertscore: Sequence[float]
-                    ) -> dict[str, dict[str, Any]]:
-    """ROUGE, BERTScore (precomputed, batched) and perplexity of one system."""
-    rouge = [qual.rouge_best(record["greedy"], record["references"]) for record in records]
-    out = {name: metric_entry([r[name] for r in rouge]) for name in qual.ROUGE_TYPES}
-    out["bertscore_f1"] = metric_entry(list(bertscore))
-    if any(record.get("reference_nll") is None or record.get("reference_tokens") is None
-           for record in records):
-        out["perplexity"] = null_entry("no reference_nll/reference_tokens in the generations")
-    else:
-        out["perplexity"] = metric_entry(
-            [qual.perplexity(r["reference_nll"], r["reference_tokens"]) for r in records],
-            "no scored reference token, or the perplexity overflows")
-    greedy = [record["greedy"] for record in records]
-    out["empty_greedy"] = corpus_entry(sum(not t.strip() for t in greedy) / len(greedy))
-    return out
-
-
-def passk_metrics(counts: list[int], n: int, ks: Sequence[int]) -> dict[str, Any]:
-    """pass@k per prompt and mean for every k, plus the raw pass counts and n."""
-    out: dict[str, Any] = {}
-    for k in ks:
-        if k > n:
-            out[f"pass@{k}"] = null_entry(f"k={k} is larger than n={n} samples")
-        else:
-            out[f"pass@{k}"] = metric_entry(pk.passk_per_prompt(counts, n, k))
-    out["pass_counts"] = counts
-    out["n"] = n
-    return out
-
-
-def coverage_metrics(similarities: list[np.ndarray], samples: list[list[str]],
-                     sample_embeddings: list[np.ndarray], reference_embeddings: list[np.ndarray],
-                     modes: list[list], threshold: float) -> dict[str, Any]:
-    """Coverage per prompt (coverage.py) and mean, with the modes hit and the modes per prompt."""
-    values, hit, total = [], [], []
-    for sims, texts, emb, refs, labels in zip(similarities, samples, sample_embeddings,
-                                              reference_embeddings, modes, strict=True):
-        value, n_hit, n_modes = cov.coverage(cov.passing(sims, texts, threshold),
-                                             cov.closest_references(emb, refs), labels)
-        values.append(value)
-        hit.append(n_hit)
-        total.append(n_modes)
-    return {"coverage": metric_entry(values), "modes_hit": hit, "modes": total}
 
 
 def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
@@ -193,12 +145,11 @@ def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
     }
 
 
-def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: dict[str, Any],
+def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSettings,
                  model_path: str, seed: int) -> dict[str, Any]:
     """Everything that produced the numbers, written into each output file."""
-    passk_cfg = settings.get("passk", {})
     gen = {system: records[0].get("settings", {}) for system, records in loaded.items()}
-    layer = int(settings.get("bertscore_layer", 6))
+    passk = settings.passk
     return {
         "seed": seed,
         "systems": list(loaded),
@@ -206,35 +157,39 @@ def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: dict[str, An
         "temperature": {system: s.get("temperature") for system, s in gen.items()},
         "top_p": {system: s.get("top_p") for system, s in gen.items()},
         "generation": gen,
-        "passk": {"k": [int(k) for k in passk_cfg.get("k", [1, 3, 5, 10])],
-                  "criterion": passk_cfg.get("criterion", "semantic"),
-                  "threshold": float(passk_cfg.get("threshold", 0.7)),
+        "passk": {"k": list(passk.k), "criterion": passk.criterion,
+                  "threshold": float(passk.threshold),
                   "rule": "a sample passes when its similarity to the closest reference >= "
                           "threshold; empty samples fail; pass@k = 1 - C(n-c,k)/C(n,k)"},
-        "embedding_model": {"name": EMBEDDING_MODEL_NAME if not settings.get("embedding_model")
-                            else str(settings["embedding_model"]), "path": model_path,
-                            "pooling": "mean over tokens, L2-normalised"},
-        "bertscore_layer": layer,
-        "metrics": {
-            "self_bleu": {**div.SELF_BLEU_SETTINGS,
-                          "signature": div.self_bleu_signature(
-                              min(len(r[0]["samples"]) for r in loaded.values()))},
-            "distinct_n": div.DISTINCT_TOKENIZATION,
-            "pooled_distinct_n": "distinct-n over the samples of all prompts of a system; "
-                                 + div.DISTINCT_TOKENIZATION,
-            "semantic_diversity": "mean over i<j of 1 - cos of the samples' sentence embeddings",
-            "rouge": "rouge-score RougeScorer(use_stemmer=True): lowercase, non-alphanumeric "
-                     "-> space, Porter stemmer; F1, max over references; empty greedy -> 0",
-            "bertscore": {"package": f"bert_score {version('bert-score')}", "model": model_path,
-                          "num_layers": layer, "idf": False, "rescale_with_baseline": False,
-                          "rescale_note": "no baseline file exists for this model",
-                          "tokenization": "model WordPiece, [CLS]/[SEP] carry no weight",
-                          "score": "F1, max over references; empty greedy -> 0"},
-            "perplexity": "exp(sum reference_nll / sum reference_tokens) over the prompt's "
-                          "references, from the generation records",
-        },
+        "embedding_model": {"name": settings.embedding_model or EMBEDDING_MODEL_NAME,
+                            "path": model_path, "pooling": "mean over tokens, L2-normalised"},
+        "bertscore_layer": settings.bertscore_layer,
+        "metrics": metric_definitions(loaded, model_path, settings.bertscore_layer),
         "libraries": {name: version(name) for name in
                       ("sacrebleu", "rouge-score", "bert-score", "scipy", "transformers")},
+    }
+
+
+def metric_definitions(loaded: dict[str, list[dict[str, Any]]], model_path: str,
+                       layer: int) -> dict[str, Any]:
+    """How each metric was computed (tokenisation, smoothing, packages), for the files."""
+    return {
+        "self_bleu": {**div.SELF_BLEU_SETTINGS,
+                      "signature": div.self_bleu_signature(
+                          min(len(r[0]["samples"]) for r in loaded.values()))},
+        "distinct_n": div.DISTINCT_TOKENIZATION,
+        "pooled_distinct_n": "distinct-n over the samples of all prompts of a system; "
+                             + div.DISTINCT_TOKENIZATION,
+        "semantic_diversity": "mean over i<j of 1 - cos of the samples' sentence embeddings",
+        "rouge": "rouge-score RougeScorer(use_stemmer=True): lowercase, non-alphanumeric "
+                 "-> space, Porter stemmer; F1, max over references; empty greedy -> 0",
+        "bertscore": {"package": f"bert_score {version('bert-score')}", "model": model_path,
+                      "num_layers": layer, "idf": False, "rescale_with_baseline": False,
+                      "rescale_note": "no baseline file exists for this model",
+                      "tokenization": "model WordPiece, [CLS]/[SEP] carry no weight",
+                      "score": "F1, max over references; empty greedy -> 0"},
+        "perplexity": "exp(sum reference_nll / sum reference_tokens) over the prompt's "
+                      "references, from the generation records",
     }
 
 
@@ -244,86 +199,84 @@ def _timed(label: str, started: float) -> float:
     return now
 
 
-def evaluate_seed(generations: dict[str, str], diversity: str, quality: str, passk: str,
-                  statistics: str, settings: dict[str, Any], seed: int) -> None:
-    """Compute and write the four evaluation files of one seed (docs/file_contract.md)."""
+def build_views(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSettings,
+                model_path: str) -> tuple[dict[str, SystemView], list[str]]:
+    """Every system's `SystemView` (embeddings, BERTScore and similarities computed in batched
+    calls) and each prompt's mode source (for the coverage settings)."""
     started = time.perf_counter()
-    loaded = load_generations(generations, seed)
-    systems = list(loaded)
-    first = loaded[systems[0]]
-    prompt_ids = [record["prompt_id"] for record in first]
+    first = next(iter(loaded.values()))
     references = [record["references"] for record in first]
-    reference_system = settings.get("reference_system", "polychromic_lora")
-    if reference_system not in loaded:
-        raise ValueError(f"reference system {reference_system!r} has no generations; "
-                         f"systems: {systems}")
-    model_path = str(resolve_model_path(settings.get("embedding_model")))
-    layer = int(settings.get("bertscore_layer", 6))
-    run = run_settings(loaded, settings, model_path, seed)
-    log.info("evaluating %d systems x %d prompts (seed %d)", len(systems), len(prompt_ids), seed)
-
+    passk = settings.passk
     encoder = get_encoder(model_path)
     ref_emb = split_rows(encode(encoder, [r for refs in references for r in refs]),
                          [len(refs) for refs in references])
-    sample_emb = {}
-    for system, records in loaded.items():
-        flat = [s for record in records for s in record["samples"]]
-        sample_emb[system] = split_rows(encode(encoder, flat),
-                                        [len(record["samples"]) for record in records])
-        log.info("embedded %d samples of %s", len(flat), system)
+    sample_emb = {system: split_rows(encode(encoder, [s for r in records for s in r["samples"]]),
+                                     [len(r["samples"]) for r in records])
+                  for system, records in loaded.items()}
     t = _timed("sentence embeddings", started)
-
-    greedy = [record["greedy"] for system in systems for record in loaded[system]]
-    bert = qual.bertscore_best(greedy, references * len(systems), model_path, layer)
-    bert_by_system = dict(zip(systems, [bert[i * len(prompt_ids):(i + 1) * len(prompt_ids)]
-                                        for i in range(len(systems))], strict=True))
+    greedy = [record["greedy"] for records in loaded.values() for record in records]
+    bert = qual.bertscore_best(greedy, references * len(loaded), model_path,
+                               settings.bertscore_layer)
     t = _timed("BERTScore of the greedy replies", t)
-
-    header = {"seed": seed, "settings": run, "prompt_ids": prompt_ids}
-    div_out = {system: diversity_metrics(loaded[system], sample_emb[system]) for system in systems}
-    t = _timed("diversity", t)
-    qual_out = {system: quality_metrics(loaded[system], bert_by_system[system])
-                for system in systems}
-    t = _timed("quality", t)
-
-    criterion, threshold = run["passk"]["criterion"], run["passk"]["threshold"]
-    modes = [cov.reference_modes(record.get("reference_stances"), emb, threshold)
+    modes = [cov.reference_modes(record.get("reference_stances"), emb, passk.threshold)
              for record, emb in zip(first, ref_emb, strict=True)]
-    run["coverage"] = coverage_settings([source for _, source in modes], threshold)
-    pass_out = {}
-    for system in systems:
-        samples = [record["samples"] for record in loaded[system]]
-        sims = pk.best_reference_similarities(criterion, samples, references, sample_emb[system],
-                                              ref_emb, model_path, layer)
-        counts = pk.pass_counts(sims, samples, threshold)
-        pass_out[system] = passk_metrics(counts, len(samples[0]), run["passk"]["k"])
-        pass_out[system].update(coverage_metrics(sims, samples, sample_emb[system], ref_emb,
-                                                 [labels for labels, _ in modes], threshold))
-    t = _timed(f"pass@k and coverage ({criterion})", t)
+    views = {}
+    for index, (system, records) in enumerate(loaded.items()):
+        samples = [record["samples"] for record in records]
+        sims = pk.best_reference_similarities(passk.criterion, samples, references,
+                                              sample_emb[system], ref_emb, model_path,
+                                              settings.bertscore_layer)
+        views[system] = SystemView(records, sample_emb[system], ref_emb,
+                                   bert[index * len(first):(index + 1) * len(first)], sims,
+                                   [labels for labels, _ in modes], float(passk.threshold))
+    _timed(f"best-reference similarities ({passk.criterion})", t)
+    return views, [source for _, source in modes]
 
-    write_json(diversity, {**header, "systems": div_out})
-    write_json(quality, {**header, "systems": qual_out})
-    write_json(passk, {**header, "systems": pass_out})
 
-    per_prompt: dict[str, dict[str, list]] = {system: {} for system in systems}
-    for block in (div_out, qual_out, pass_out):
+def per_prompt_values(results: dict[str, dict[str, dict[str, Any]]]
+                      ) -> dict[str, dict[str, list]]:
+    """{system: {metric: per-prompt values}} of every per-prompt metric, for the tests."""
+    out: dict[str, dict[str, list]] = {}
+    for block in results.values():
         for system, metrics in block.items():
-            for name, entry in metrics.items():
-                if isinstance(entry, dict) and entry.get("per_prompt") is not None:
-                    per_prompt[system][name] = entry["per_prompt"]
-    bootstrap = int(settings.get("bootstrap_samples", 2000))
-    stats_seed = int(settings.get("stats_seed", 0))
-    tests = statistical_tests(per_prompt, reference_system, bootstrap, stats_seed)
-    write_json(statistics, {
+            for name, value in metrics.items():
+                if isinstance(value, dict) and value.get("per_prompt") is not None:
+                    out.setdefault(system, {})[name] = value["per_prompt"]
+    return out
+
+
+def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
+                  settings: EvaluationSettings, seed: int) -> None:
+    """Compute and write the evaluation files of one seed (`outputs`: a path per name of
+    `contract.EVALUATION_FILES` and `statistics`; docs/file_contract.md)."""
+    started = time.perf_counter()
+    loaded = load_generations(generations, seed)
+    if settings.reference_system not in loaded:
+        raise ValueError(f"reference system {settings.reference_system!r} has no generations; "
+                         f"systems: {list(loaded)}")
+    model_path = str(resolve_model_path(settings.embedding_model))
+    run = run_settings(loaded, settings, model_path, seed)
+    log.info("evaluating %d systems x %d prompts (seed %d)", len(loaded),
+             len(next(iter(loaded.values()))), seed)
+    views, sources = build_views(loaded, settings, model_path)
+    run["coverage"] = coverage_settings(sources, settings.passk.threshold)
+    metrics = metrics_for(settings.passk.k)
+    results: dict[str, dict[str, dict[str, Any]]] = {group: {} for group in EVALUATION_FILES}
+    for system, view in views.items():
+        for group, block in system_metrics(metrics, view).items():
+            results[group][system] = block
+    t = _timed("metrics", started)
+    header = {"seed": seed, "settings": run,
+              "prompt_ids": [record["prompt_id"] for record in views[next(iter(views))].records]}
+    for group in EVALUATION_FILES:
+        write_json(outputs[group], {**header, "systems": results[group]})
+    tests = statistical_tests(per_prompt_values(results), settings.reference_system,
+                              settings.bootstrap_samples, settings.stats_seed)
+    write_json(outputs["statistics"], {
         "seed": seed,
-        "settings": {"reference_system": reference_system, "bootstrap_samples": bootstrap,
-                     "stats_seed": stats_seed, "correction": "holm", "ci": CI, "alpha": ALPHA,
-                     "family_size": sum(row["wilcoxon_p"] is not None for row in tests),
-                     "wilcoxon": "scipy.stats.wilcoxon two-sided, zero_method='wilcox'",
-                     "mannwhitney": "scipy.stats.mannwhitneyu two-sided, unpaired",
-                     "cohens_d": "mean(diff) / std(diff, ddof=1), diff = reference - other",
-                     "bootstrap": "percentile CI of mean(diff), prompts resampled, "
-                                  "numpy default_rng(stats_seed) per test"},
+        "settings": {**test_settings(settings.reference_system, settings.bootstrap_samples,
+                                     settings.stats_seed),
+                     "family_size": sum(row["wilcoxon_p"] is not None for row in tests)},
         "tests": tests,
     })
     _timed(f"statistics ({len(tests)} tests)", t)

@@ -1,54 +1,248 @@
-"""The metric registry: one name per metric, its direction and where it is computed.
+"""The metric registry: one entry per metric, read by the evaluation, tables, figures and paper.
 
-Tables, statistics and figures read `higher_is_better` from here instead of hard-coding it
-(the way lm-evaluation-harness registers metrics). pass@k metrics are named `pass@{k}`.
+An entry carries everything the pipeline needs to know about a metric (the way
+lm-evaluation-harness registers metrics with their direction):
+
+- `name`, the one name used in config, files and tables; `label` for tables and figures;
+- `group`: the per-seed file that holds it (`diversity`, `quality` or `passk`,
+  `polychromic.contract.EVALUATION_FILES`);
+- `higher_is_better`: the direction the tables bold, the statistics orient and the figures
+  arrow;
+- `compute(view)`: per-prompt values (a list, one per test prompt, NaN where undefined) or one
+  corpus-level number (`per_prompt=False`), from a `SystemView` (one system's generations and
+  the shared heavy parts: embeddings, BERTScore, best-reference similarities);
+- `undefined`: the reason written next to a null value; raising `Undefined(reason)` in
+  `compute` makes the whole metric null with that reason;
+- `shown_in`: where it appears: "table" (main results table), "ablation" (ablation table),
+  "diversity_figure", "quality_figure", "pareto_quality", "pareto_diversity" (the axes of the
+  Pareto figure), "paper" (a sentence of the results section);
+- `extras(view)`: non-metric numbers written next to it (pass counts, modes hit).
+
+pass@k is a family: `passk_metric(k)` builds the entry of one k, `metrics_for(ks)` the list the
+evaluation computes. A new metric is one function (in diversity.py, quality.py, or a module of
+its own, with its formula in the docstring) plus one entry here; docs/extending.md shows one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from polychromic.evaluation import diversity as div
+from polychromic.evaluation import passk as pk
+from polychromic.evaluation import quality as qual
+from polychromic.evaluation.view import SystemView
+
+PLACES = ("table", "ablation", "diversity_figure", "quality_figure", "pareto_quality",
+          "pareto_diversity", "paper")
+
+
+class Undefined(ValueError):  # noqa: N818 - a value, not a failure
+    """Raised by a metric's compute when the metric cannot be computed for the system."""
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    group: str  # "diversity" | "quality" | "passk": the per-seed JSON file that holds it
+    group: str  # "diversity" | "quality" | "passk": the per-seed file that holds it
     higher_is_better: bool
     label: str  # for tables and figures
+    compute: Callable[[SystemView], Any] | None = None
     per_prompt: bool = True  # False for corpus-level numbers (no per-prompt tests)
+    undefined: str = ""  # why a value can be null
+    shown_in: frozenset[str] = field(default_factory=frozenset)
+    extras: Callable[[SystemView], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.shown_in) - set(PLACES)
+        if unknown:
+            raise ValueError(f"metric {self.name}: unknown places {sorted(unknown)}")
 
 
+def _shown(*places: str) -> frozenset[str]:
+    return frozenset(places)
+
+
+def _two_samples(view: SystemView) -> None:
+    if view.n < 2:
+        raise Undefined("fewer than 2 samples per prompt")
+
+
+def self_bleu(view: SystemView) -> list[float]:
+    _two_samples(view)
+    return [div.self_bleu(samples) for samples in view.samples]
+
+
+def semantic_diversity(view: SystemView) -> list[float]:
+    _two_samples(view)
+    return [div.semantic_diversity(e) for e in view.sample_embeddings]
+
+
+def distinct(order: int) -> Callable[[SystemView], list[float]]:
+    return lambda view: [div.distinct_n(samples, order) for samples in view.samples]
+
+
+def pooled_distinct(order: int) -> Callable[[SystemView], float]:
+    return lambda view: div.pooled_distinct_n(view.samples, order)
+
+
+def empty_fraction(texts: Sequence[str]) -> float:
+    return sum(not text.strip() for text in texts) / len(texts)
+
+
+def rouge(name: str) -> Callable[[SystemView], list[float]]:
+    return lambda view: [scores[name] for scores in view.rouge]
+
+
+def perplexity(view: SystemView) -> list[float]:
+    records = view.records
+    if any(r.get("reference_nll") is None or r.get("reference_tokens") is None for r in records):
+        raise Undefined("no reference_nll/reference_tokens in the generations")
+    return [qual.perplexity(r["reference_nll"], r["reference_tokens"]) for r in records]
+
+
+def coverage(view: SystemView) -> list[float]:
+    return [value for value, _, _ in view.coverage]
+
+
+def coverage_extras(view: SystemView) -> dict[str, Any]:
+    return {"modes_hit": [hit for _, hit, _ in view.coverage],
+            "modes": [total for _, _, total in view.coverage]}
+
+
+# Corpus-level numbers count empty replies: they score 0 everywhere and BLEU 0 against the
+# others, which would flatter a degenerate system's diversity.
 _METRICS = [
     # passing samples' distinct reference modes / the references' modes (coverage.py)
-    Metric("coverage", "passk", True, "Coverage"),
-    Metric("self_bleu", "diversity", False, "Self-BLEU"),
-    Metric("distinct_1", "diversity", True, "Distinct-1"),
-    Metric("distinct_2", "diversity", True, "Distinct-2"),
-    Metric("distinct_3", "diversity", True, "Distinct-3"),
-    Metric("semantic_diversity", "diversity", True, "Semantic div."),
-    Metric("pooled_distinct_1", "diversity", True, "Pooled distinct-1", per_prompt=False),
-    Metric("pooled_distinct_2", "diversity", True, "Pooled distinct-2", per_prompt=False),
-    Metric("pooled_distinct_3", "diversity", True, "Pooled distinct-3", per_prompt=False),
-    Metric("empty_samples", "diversity", False, "Empty samples (fraction)", per_prompt=False),
-    Metric("rouge1", "quality", True, "ROUGE-1"),
-    Metric("rouge2", "quality", True, "ROUGE-2"),
-    Metric("rougeL", "quality", True, "ROUGE-L"),
-    Metric("bertscore_f1", "quality", True, "BERTScore F1"),
-    Metric("perplexity", "quality", False, "Perplexity"),
-    Metric("empty_greedy", "quality", False, "Empty greedy replies (fraction)", per_prompt=False),
+    Metric("coverage", "passk", True, "Coverage", coverage,
+           shown_in=_shown("table", "ablation"), extras=coverage_extras),
+    Metric("self_bleu", "diversity", False, "Self-BLEU", self_bleu,
+           shown_in=_shown("table", "ablation", "diversity_figure", "paper")),
+    *[Metric(f"distinct_{n}", "diversity", True, f"Distinct-{n}", distinct(n),
+             undefined=f"no {n}-gram in the samples of the prompt (every sample shorter than "
+                       f"{n} tokens)",
+             shown_in=_shown(*(["diversity_figure"] if n < 3 else []),
+                             *(["table"] if n == 2 else [])))
+      for n in (1, 2, 3)],
+    Metric("semantic_diversity", "diversity", True, "Semantic div.", semantic_diversity,
+           shown_in=_shown("table", "ablation", "diversity_figure", "pareto_diversity")),
+    *[Metric(f"pooled_distinct_{n}", "diversity", True, f"Pooled distinct-{n}",
+             pooled_distinct(n), per_prompt=False,
+             undefined=f"no {n}-gram in any sample of the system") for n in (1, 2, 3)],
+    Metric("empty_samples", "diversity", False, "Empty samples (fraction)",
+           lambda view: empty_fraction([s for group in view.samples for s in group]),
+           per_prompt=False),
+    Metric("rouge1", "quality", True, "ROUGE-1", rouge("rouge1"),
+           shown_in=_shown("quality_figure")),
+    Metric("rouge2", "quality", True, "ROUGE-2", rouge("rouge2")),
+    Metric("rougeL", "quality", True, "ROUGE-L", rouge("rougeL"),
+           shown_in=_shown("table", "ablation", "quality_figure", "pareto_quality", "paper")),
+    Metric("bertscore_f1", "quality", True, "BERTScore F1", lambda view: list(view.bertscore),
+           shown_in=_shown("table", "quality_figure")),
+    Metric("perplexity", "quality", False, "Perplexity", perplexity,
+           undefined="no scored reference token, or the perplexity overflows",
+           shown_in=_shown("table", "quality_figure")),
+    Metric("empty_greedy", "quality", False, "Empty greedy replies (fraction)",
+           lambda view: empty_fraction(view.greedy), per_prompt=False),
 ]
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+_PASSK = re.compile(r"^pass@(\d+)$")
+
+
+def register(metric: Metric) -> None:
+    """Add a metric (after the built-in ones, in registration order)."""
+    if metric.name in METRICS or parse_passk(metric.name) is not None:
+        raise ValueError(f"metric {metric.name!r} is registered already")
+    METRICS[metric.name] = metric
+
+
+def unregister(name: str) -> None:
+    """Remove a metric (tests register toy metrics and remove them again)."""
+    METRICS.pop(name, None)
+
+
+def parse_passk(name: str) -> int | None:
+    """`pass@10` -> 10; None for any other name."""
+    match = _PASSK.match(name)
+    return int(match[1]) if match else None
 
 
 def passk_metric(k: int) -> Metric:
-    return Metric(f"pass@{k}", "passk", True, f"pass@{k}")
+    """The entry of pass@k: the unbiased estimator of every prompt from its pass count."""
+    def compute(view: SystemView) -> list[float]:
+        if k > view.n:
+            raise Undefined(f"k={k} is larger than n={view.n} samples")
+        return pk.passk_per_prompt(view.pass_counts, view.n, k)
+
+    return Metric(f"pass@{k}", "passk", True, f"pass@{k}", compute,
+                  shown_in=_shown("table"))
+
+
+def passk_extras(view: SystemView) -> dict[str, Any]:
+    return {"pass_counts": view.pass_counts, "n": view.n}
+
+
+def metrics_for(ks: Sequence[int]) -> list[Metric]:
+    """What the evaluation computes: pass@k for every k (the raw pass counts and n written
+    after the last), then every registered metric in registration order."""
+    family = [passk_metric(int(k)) for k in ks]
+    if family:
+        last = family[-1]
+        family[-1] = Metric(last.name, last.group, last.higher_is_better, last.label,
+                            last.compute, shown_in=last.shown_in, extras=passk_extras)
+    return family + list(METRICS.values())
 
 
 def get_metric(name: str) -> Metric:
     """Look a metric up by name; `pass@K` names are built on demand."""
     if name in METRICS:
         return METRICS[name]
-    if name.startswith("pass@") and name[5:].isdigit():
-        return passk_metric(int(name[5:]))
+    k = parse_passk(name)
+    if k is not None:
+        return passk_metric(k)
     raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)} and pass@K")
+
+
+def direction(name: str) -> bool | None:
+    """higher_is_better of a metric; None for a name the registry does not know."""
+    try:
+        return get_metric(name).higher_is_better
+    except KeyError:
+        return None
+
+
+def label(name: str) -> str:
+    """The display label; the name itself for an unknown metric."""
+    try:
+        return get_metric(name).label
+    except KeyError:
+        return name
+
+
+def main_passk(names: Sequence[str]) -> str | None:
+    """The headline pass@k among `names`: pass@10 when present, else the largest k."""
+    ks = [k for k in (parse_passk(name) for name in names) if k is not None]
+    if not ks:
+        return None
+    return "pass@10" if 10 in ks else f"pass@{max(ks)}"
+
+
+def shown_in(place: str, present: Sequence[str]) -> list[str]:
+    """The metrics of `present` shown in `place`, pass@k (by k) first, then registry order."""
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r}; known: {PLACES}")
+    ks = sorted(k for k in (parse_passk(name) for name in present) if k is not None)
+    passk = [f"pass@{k}" for k in ks if place in passk_metric(k).shown_in]
+    if place == "ablation":  # a sweep has many systems: pass@1 and the headline pass@k only
+        passk = list(dict.fromkeys(name for name in ("pass@1", main_passk(present))
+                                   if name in present))
+    rest = [name for name, metric in METRICS.items() if place in metric.shown_in]
+    return passk + [name for name in rest if name in present]
+
+
+def is_finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from polychromic.io import read_json, read_jsonl, write_json
+from polychromic.settings import ModelSettings, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ DTYPES = {
 }
 
 
-def build_base_model(train: str, val: str, pointer: str, model: dict) -> dict:
+def build_base_model(train: str, val: str, pointer: str, model: ModelSettings) -> dict:
     """Write the base-model pointer; build and pretrain the tiny model if `model.path` is unset."""
     output_dir = Path(pointer).parent
-    info: dict[str, Any] = {"dtype": model.get("dtype", "float32")}
-    if model.get("path"):
-        path = Path(model["path"]).expanduser()
+    info: dict[str, Any] = {"dtype": model.dtype}
+    if model.path:
+        path = Path(model.path).expanduser()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"model.path {path} has no config.json: "
@@ -42,11 +43,11 @@ def build_base_model(train: str, val: str, pointer: str, model: dict) -> dict:
     else:
         from polychromic.models.tiny import build_and_pretrain
 
-        stats = build_and_pretrain(read_jsonl(train), read_jsonl(val), output_dir, model["tiny"])
-        info.update(kind="tiny", path=str(output_dir), settings=model["tiny"], **stats)
+        stats = build_and_pretrain(read_jsonl(train), read_jsonl(val), output_dir, model.tiny)
+        info.update(kind="tiny", path=str(output_dir), settings=as_dict(model.tiny), **stats)
     for key in ("attn_implementation", "load_in_4bit", "gradient_checkpointing"):
-        if model.get(key):
-            info[key] = model[key]
+        if getattr(model, key):
+            info[key] = getattr(model, key)
     write_json(pointer, info, allow_nan=True)
     return info
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,14 @@ def prompt_tokens(
 def reply_tokens(tokenizer: Any, reply: str) -> list[int]:
     """Token ids of a reply followed by the end-of-turn token (what the model must produce)."""
     return tokenizer(reply + reply_suffix(tokenizer), add_special_tokens=False)["input_ids"]
+
+
+THINK_BLOCK = re.compile(r"<think>.*?(</think>|$)", flags=re.DOTALL)
+
+
+def clean_reply(text: str) -> str:
+    """A decoded reply as scored: any thinking block and surrounding whitespace dropped."""
+    return THINK_BLOCK.sub("", text).strip()
 
 
 def few_shot_examples(train: list[dict], shots: int, seed: int, prompt_id: str) -> list[dict]:

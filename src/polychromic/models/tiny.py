@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from polychromic.models.tokens import right_pad
+from polychromic.settings import TinySettings
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +107,19 @@ def pack_by_topic(
     return rows
 
 
-def build_tiny_model(tokenizer: Any, settings: dict) -> Any:
+def build_tiny_model(tokenizer: Any, settings: TinySettings) -> Any:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    heads = int(settings["num_heads"])
+    heads = settings.num_heads
     config = Qwen3Config(
         vocab_size=len(tokenizer),
-        hidden_size=int(settings["hidden_size"]),
-        intermediate_size=int(settings["intermediate_size"]),
-        num_hidden_layers=int(settings["num_layers"]),
+        hidden_size=settings.hidden_size,
+        intermediate_size=settings.intermediate_size,
+        num_hidden_layers=settings.num_layers,
         num_attention_heads=heads,
-        num_key_value_heads=int(settings["num_kv_heads"]),
-        head_dim=int(settings["hidden_size"]) // heads,
-        max_position_embeddings=4 * int(settings["max_length"]),
+        num_key_value_heads=settings.num_kv_heads,
+        head_dim=settings.hidden_size // heads,
+        max_position_embeddings=4 * settings.max_length,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -156,16 +157,17 @@ def _eval_loss(model: Any, rows: list[list[int]], pad_id: int) -> float:
 
 
 def pretrain(
-    model: Any, rows: list[list[int]], val_rows: list[list[int]], settings: dict, pad_id: int
+    model: Any, rows: list[list[int]], val_rows: list[list[int]], settings: TinySettings,
+    pad_id: int,
 ) -> list[dict]:
     """Short causal-LM pretraining with AdamW and a cosine schedule; returns the loss log."""
     from transformers import get_cosine_schedule_with_warmup
 
-    steps = int(settings["pretrain_steps"])
-    batch_size = min(int(settings["batch_size"]), len(rows))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(settings["learning_rate"]))
+    steps = settings.pretrain_steps
+    batch_size = min(settings.batch_size, len(rows))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     schedule = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
-    batches = _batches(rows, batch_size, pad_id, random.Random(int(settings["seed"])))
+    batches = _batches(rows, batch_size, pad_id, random.Random(settings.seed))
     history: list[dict] = []
     model.train()
     started = time.perf_counter()
@@ -208,18 +210,18 @@ it say that the pipeline works, not how a real model such as Qwen3-8B behaves.
 
 
 def build_and_pretrain(
-    train: list[dict], val: list[dict], output_dir: str | Path, settings: dict
+    train: list[dict], val: list[dict], output_dir: str | Path, settings: TinySettings
 ) -> dict:
     """Tokenizer + model + pretraining, saved with `save_pretrained` into `output_dir`."""
-    seed = int(settings["seed"])
+    seed = settings.seed
     torch.manual_seed(seed)
     random.seed(seed)
     texts = [r["tweet"] for r in train] + [r["reply"] for r in train]
-    tokenizer = train_tokenizer(texts, int(settings["vocab_size"]))
+    tokenizer = train_tokenizer(texts, settings.vocab_size)
     model = build_tiny_model(tokenizer, settings)
     params = sum(p.numel() for p in model.parameters())
     log.info("tiny Qwen3 model: %d parameters, vocab %d", params, len(tokenizer))
-    max_length = int(settings["max_length"])
+    max_length = settings.max_length
     rows = pack_by_topic(train, tokenizer, max_length, seed)
     val_rows = pack_by_topic(val, tokenizer, max_length, seed)
     log.info("pretraining on %d packed rows (%d validation rows)", len(rows), len(val_rows))
@@ -233,10 +235,10 @@ def build_and_pretrain(
     (output_dir / "README.md").write_text(
         MODEL_CARD.format(
             params=params,
-            layers=settings["num_layers"],
-            hidden=settings["hidden_size"],
+            layers=settings.num_layers,
+            hidden=settings.hidden_size,
             vocab=len(tokenizer),
-            steps=settings["pretrain_steps"],
+            steps=settings.pretrain_steps,
             train_loss=last["train_loss"],
             val_loss=last.get("val_loss", math.nan),
         ),

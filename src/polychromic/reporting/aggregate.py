@@ -1,60 +1,51 @@
 """Aggregate the per-seed evaluation files into one file: mean, std and values over seeds.
 
-The study reports every number as mean +- std over training seeds (DESIGN.md sections 1 and 8),
-so this step reads `evaluation/seed_{seed}/{diversity_metrics,quality_metrics,passk_results,
-statistical_tests}.json` of every seed and writes `aggregated_results.json` in the shape of
-docs/file_contract.md: per system and metric `{mean, std (ddof=1), values (config seed order),
-n_seeds, higher_is_better}`. A value that is null in a per-seed file stays null in `values` and is
-left out of mean and std; `n_seeds` says how many seeds counted. An `across_seeds` block compares
-the reference system with every other system on the per-seed means with a paired t-test, the
-seed-level counterpart of the per-prompt tests in `statistical_tests.json`.
+The study reports every number as mean +- std over training seeds, so this step reads
+`evaluation/seed_{seed}/` of every seed (`polychromic.contract.SEED_FILES`) and writes
+`aggregated_results.json` in the shape of docs/file_contract.md: per system and metric
+`{mean, std (ddof=1), values (config seed order), n_seeds, higher_is_better}`. A value that is
+null in a per-seed file stays null in `values` and is left out of mean and std; `n_seeds` says
+how many seeds counted.
 
-Systems are split into the main comparison and ablations (`split_systems`): an ablation is a
-LoRA system beyond the reference system and the first LoRA system of each training objective
-(a second polychromic experiment with another lambda, say). The aggregate lists both groups
-(`main_systems`, `ablation_systems`) and, from each run's `run.json`, summarises every training
-experiment over seeds (`experiments`). The results table (`results_table.tex`, main systems) and
-the ablation table (`ablation_table.tex`, always written: a LaTeX comment when there is no
-ablation) are rendered from the aggregate here, with the significance marks of the per-seed
-tests, so tables and JSON always agree.
+Systems are split into the main comparison and ablations (`polychromic.systems.split_systems`):
+an ablation is a LoRA system beyond the reference system and the first LoRA system of each
+training objective (a second polychromic experiment with another lambda, say). The aggregate
+lists both groups (`main_systems`, `ablation_systems`) and, from each run's `run.json`,
+summarises every training experiment over seeds (`experiments`). It also holds the verdict
+(`verdict.py`). The results table (`results_table.tex`, main systems) and the ablation table
+(`ablation_table.tex`, always written: a LaTeX comment when there is no ablation) are rendered
+from the aggregate here, with the marks of the every-seed rule (`significance.py`), so tables
+and JSON always agree.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from polychromic.evaluation.registry import METRICS, get_metric
+from polychromic.contract import EVALUATION_FILES, SEED_FILES
+from polychromic.evaluation.registry import METRICS, direction, parse_passk
 from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
-from polychromic.reporting.systems import split_systems
+from polychromic.reporting.significance import Evidence
 from polychromic.reporting.verdict import build_verdict
+from polychromic.settings import EvaluationSettings, Experiment, System
+from polychromic.systems import split_systems
 
 log = logging.getLogger(__name__)
-
-METRIC_FILES = {
-    "diversity": "diversity_metrics.json",
-    "quality": "quality_metrics.json",
-    "passk": "passk_results.json",
-}
-STATISTICS_FILE = "statistical_tests.json"
-
 
 def load_seed(evaluation_dir: str | Path) -> dict[str, Any]:
     """Read the four evaluation files of one seed, keyed by group ('statistics' for tests)."""
     folder = Path(evaluation_dir)
-    files = {**METRIC_FILES, "statistics": STATISTICS_FILE}
-    missing = [name for name in files.values() if not (folder / name).is_file()]
+    missing = [name for name in SEED_FILES.values() if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder}: missing evaluation files {missing}")
-    return {group: read_json(folder / name) for group, name in files.items()}
+    return {group: read_json(folder / name) for group, name in SEED_FILES.items()}
 
 
 def _metric_entries(system_block: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +60,7 @@ def _metric_entries(system_block: dict[str, Any]) -> dict[str, Any]:
 def seed_means(seed_data: dict[str, Any], seed: int, systems: list[str]) -> dict[str, dict]:
     """{system: {metric: mean or None}} of one seed, merged over the three metric files."""
     means: dict[str, dict[str, float | None]] = {system: {} for system in systems}
-    for group in METRIC_FILES:
+    for group in EVALUATION_FILES:
         blocks = seed_data[group].get("systems", {})
         for system in systems:
             if system not in blocks:
@@ -81,21 +72,10 @@ def seed_means(seed_data: dict[str, Any], seed: int, systems: list[str]) -> dict
 
 def metric_order(names: set[str]) -> list[str]:
     """pass@k by k, then the registry's order, then unknown metrics alphabetically."""
-    passk = sorted(
-        (n for n in names if n.startswith("pass@") and n[5:].isdigit()), key=lambda n: int(n[5:])
-    )
+    passk = sorted((n for n in names if parse_passk(n) is not None), key=parse_passk)
     known = [name for name in METRICS if name in names]
     rest = sorted(names - set(passk) - set(known))
     return passk + known + rest
-
-
-@functools.cache
-def _higher_is_better(metric: str) -> bool | None:
-    try:
-        return get_metric(metric).higher_is_better
-    except KeyError:
-        log.warning("metric %r is not in the registry: its direction is unknown", metric)
-        return None
 
 
 def summarise(values: list[float | None], metric: str | None,
@@ -110,7 +90,7 @@ def summarise(values: list[float | None], metric: str | None,
         "std": float(np.std(counted, ddof=1)) if n >= 2 else None,
         "values": list(values),
         "n_seeds": n,
-        "higher_is_better": _higher_is_better(metric) if metric else higher_is_better,
+        "higher_is_better": direction(metric) if metric else higher_is_better,
     }
     if n < 2:
         entry["reason"] = "no seed has a value" if n == 0 else "one seed: no std"
@@ -122,8 +102,8 @@ RUN_FIELDS = {"best_val_loss": False, "best_step": None, "saved_step": None, "st
 
 
 def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
-                   experiments_config: dict[str, dict] | None = None,
-                   systems_config: dict[str, dict] | None = None) -> dict[str, Any]:
+                   experiments: dict[str, Experiment],
+                   systems: dict[str, System]) -> dict[str, Any]:
     """Per training experiment: objective, the systems it serves, and over seeds (config
     order) the `run.json` numbers best_val_loss, best_step, saved_step and steps_run, and the
     seeds whose saved adapter is the initial, zero LoRA (`initial_adapter_seeds`: the system
@@ -131,14 +111,10 @@ def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
     block: dict[str, Any] = {}
     for experiment, paths in runs.items():
         docs = {seed: read_json(paths[seed]) if seed in paths else {} for seed in seeds}
-        objective = ((experiments_config or {}).get(experiment) or {}).get("objective")
-        if objective is None:
-            objective = next((doc.get("objective") for doc in docs.values()
-                              if doc.get("objective")), None)
         entry: dict[str, Any] = {
-            "objective": objective,
-            "systems": [system for system, spec in (systems_config or {}).items()
-                        if (spec or {}).get("experiment") == experiment],
+            "objective": experiments[experiment].objective,
+            "systems": [name for name, system in systems.items()
+                        if system.experiment == experiment],
         }
         for field, higher in RUN_FIELDS.items():
             values = [finite_or_none(docs[seed].get(field)) for seed in seeds]
@@ -153,7 +129,7 @@ def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, A
     """Each file's settings: keys equal in every seed once, keys that differ (adapter paths,
     say) under `by_seed`; the `seed` key itself is dropped (the seeds are listed above)."""
     settings: dict[str, Any] = {}
-    for group in [*METRIC_FILES, "statistics"]:
+    for group in SEED_FILES:
         by_seed = {
             seed: {
                 key: value
@@ -182,75 +158,6 @@ def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, A
     return settings
 
 
-def _paired_test(reference: list[float | None], other: list[float | None]) -> dict[str, Any]:
-    pairs = [
-        (a, b) for a, b in zip(reference, other, strict=True) if a is not None and b is not None
-    ]
-    result: dict[str, Any] = {
-        "n_seeds": len(pairs),
-        "mean_diff": None,
-        "t_statistic": None,
-        "p_value": None,
-        "reason": None,
-    }
-    if not pairs:
-        result["reason"] = "no seed with both values"
-        return result
-    diffs = np.array([a - b for a, b in pairs], dtype=float)
-    result["mean_diff"] = float(np.mean(diffs))
-    if len(pairs) < 2:
-        result["reason"] = "one seed"
-        return result
-    if np.allclose(diffs, diffs[0], rtol=0.0, atol=1e-12):
-        result["reason"] = "identical differences in every seed (zero variance)"
-        return result
-    test = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs])
-    result["t_statistic"] = float(test.statistic)
-    result["p_value"] = float(test.pvalue)
-    return result
-
-
-def across_seeds(
-    systems_block: dict[str, dict], reference: str | None, metrics: list[str]
-) -> dict[str, Any]:
-    """Reference system vs each other system on per-seed means: difference and paired t-test."""
-    block: dict[str, Any] = {
-        "reference_system": reference,
-        "test": "paired t-test over per-seed means (scipy.stats.ttest_rel)",
-        "comparisons": [],
-    }
-    if reference is None or reference not in systems_block:
-        block["reason"] = f"reference system {reference!r} not among the aggregated systems"
-        return block
-    for metric in metrics:
-        for other in systems_block:
-            if other == reference:
-                continue
-            test = _paired_test(
-                systems_block[reference][metric]["values"], systems_block[other][metric]["values"]
-            )
-            block["comparisons"].append(
-                {
-                    "metric": metric,
-                    "system": reference,
-                    "other": other,
-                    "higher_is_better": _higher_is_better(metric),
-                    **test,
-                }
-            )
-    return block
-
-
-def _reference_system(per_seed: dict[int, dict], seeds: list[int]) -> str | None:
-    names = {
-        per_seed[seed]["statistics"].get("settings", {}).get("reference_system") for seed in seeds
-    }
-    names.discard(None)
-    if len(names) > 1:
-        raise ValueError(f"reference_system differs between seeds: {sorted(names)}")
-    return names.pop() if names else None
-
-
 def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[str],
                     groups: dict[str, list[str]] | None = None) -> dict:
     """The aggregate document from already-loaded per-seed data (see module docstring);
@@ -274,57 +181,47 @@ def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[s
         "main_lora_systems": [system for system in systems if system in groups["main_lora"]],
         "metric_order": metrics,
         "settings": _merged_settings(per_seed, seeds),
-        "across_seeds": across_seeds(systems_block, _reference_system(per_seed, seeds), metrics),
     }
 
 
-def aggregate(
-    evaluation_dirs: dict[int, str],
-    aggregated: str,
-    table: str,
-    seeds: list[int],
-    systems: list[str],
-    templates_dir: str,
-    ablation_table: str | None = None,
-    systems_config: dict[str, dict] | None = None,
-    experiments_config: dict[str, dict] | None = None,
-    runs: dict[str, dict[int, str]] | None = None,
-) -> dict:
-    """Write `aggregated_results.json`, `results_table.tex` and (when a path is given)
-    `ablation_table.tex` from every seed's evaluation and, when given, every run's run.json.
-
-    Without `systems_config` every system is in the main table (no ablation)."""
-    seeds = [int(seed) for seed in seeds]
+def load_seeds(evaluation_dirs: dict[int, str], seeds: list[int]) -> dict[int, dict]:
+    """Every seed's evaluation documents, in config seed order."""
     if not seeds:
         raise ValueError("no seeds to aggregate")
     dirs = {int(seed): path for seed, path in evaluation_dirs.items()}
     missing = [seed for seed in seeds if seed not in dirs]
     if missing:
         raise ValueError(f"no evaluation folder for seeds {missing}")
-    per_seed = {seed: load_seed(dirs[seed]) for seed in seeds}
-    groups = None
-    if systems_config is not None:
-        config = {system: systems_config.get(system) or {} for system in systems}
-        groups = split_systems(config, experiments_config or {},
-                               _reference_system(per_seed, seeds))
+    return {seed: load_seed(dirs[seed]) for seed in seeds}
+
+
+def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: list[int],
+              systems: dict[str, System], experiments: dict[str, Experiment],
+              evaluation: EvaluationSettings, templates_dir: str,
+              runs: dict[str, dict[int, str]] | None = None) -> dict:
+    """Write `outputs` (`aggregated`: aggregated_results.json, `table`: results_table.tex and,
+    when given, `ablation_table`) from every seed's evaluation and every run's run.json
+    (`runs`: {experiment: {seed: path}})."""
+    seeds = [int(seed) for seed in seeds]
+    per_seed = load_seeds(evaluation_dirs, seeds)
+    reference, baseline = evaluation.reference_system, evaluation.baseline_system
+    groups = split_systems(systems, experiments, reference)
     result = build_aggregate(per_seed, seeds, list(systems), groups)
+    result.update(reference_system=reference, baseline_system=baseline)
     if runs is not None:
         result["experiments"] = summarise_runs(
             {name: {int(seed): path for seed, path in paths.items()}
-             for name, paths in runs.items()},
-            seeds, experiments_config, systems_config)
+             for name, paths in runs.items()}, seeds, experiments, systems)
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
-    result["verdict"] = build_verdict(result, statistics,
-                                      [per_seed[seed]["passk"] for seed in seeds])
-    write_json(aggregated, result)
-    write_text(table, results_table(result, templates_dir, statistics=statistics))
-    if ablation_table is not None:
-        write_text(ablation_table, render_ablation_table(result, templates_dir, statistics))
-    log.info(
-        "aggregated %d metrics x %d systems over seeds %s; ablations: %s",
-        len(result["metric_order"]),
-        len(systems),
-        seeds,
-        result["ablation_systems"] or "none",
-    )
+    evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds],
+                        (evaluation.bootstrap_samples, evaluation.stats_seed))
+    result["verdict"] = build_verdict(evidence, reference, baseline)
+    write_json(outputs["aggregated"], result)
+    write_text(outputs["table"], results_table(result, templates_dir, statistics=statistics))
+    if outputs.get("ablation_table"):
+        write_text(outputs["ablation_table"],
+                   render_ablation_table(result, templates_dir, statistics))
+    log.info("aggregated %d metrics x %d systems over seeds %s; ablations: %s",
+             len(result["metric_order"]), len(systems), seeds,
+             result["ablation_systems"] or "none")
     return result

@@ -32,8 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from polychromic.contract import FIGURES
 from polychromic.evaluation.passk import pass_at_k
-from polychromic.evaluation.registry import get_metric
+from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.io import read_json
 from polychromic.systems import parse_system
 
@@ -54,10 +55,6 @@ RC = {
     "svg.hashsalt": "polychromic",
     "savefig.dpi": 300,
 }
-DIVERSITY_METRICS = ["self_bleu", "distinct_1", "distinct_2", "semantic_diversity"]
-QUALITY_METRICS = ["rougeL", "rouge1", "bertscore_f1", "perplexity"]
-PARETO_X = ["rougeL", "bertscore_f1", "rouge1"]
-PARETO_Y = ["semantic_diversity", "distinct_2"]
 
 
 def plain_text(text: str) -> str:
@@ -106,9 +103,9 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[str]:
     return [str(path) for path in paths]
 
 
-def _present(aggregated: dict[str, Any], preferred: list[str]) -> list[str]:
-    order = aggregated.get("metric_order") or []
-    return [m for m in preferred if m in order]
+def _present(aggregated: dict[str, Any], place: str) -> list[str]:
+    """The metrics of the aggregate that the registry shows in `place`."""
+    return shown_in(place, aggregated.get("metric_order") or [])
 
 
 def _shared_legend(fig: Figure, palette: dict[str, tuple], ncol: int = 2) -> None:
@@ -224,8 +221,8 @@ def pareto_front(points: list[tuple[float, float]], x_higher: bool, y_higher: bo
 
 def pareto_figure(aggregated: dict[str, Any], palette: dict[str, tuple]) -> Figure:
     """One point per system and seed: quality (x) against diversity (y), the front marked."""
-    x_metric = (_present(aggregated, PARETO_X) or [None])[0]
-    y_metric = (_present(aggregated, PARETO_Y) or [None])[0]
+    x_metric = (_present(aggregated, "pareto_quality") or [None])[0]
+    y_metric = (_present(aggregated, "pareto_diversity") or [None])[0]
     fig = _figure(WIDTH_IN, 3.0)
     ax = fig.subplots()
     if x_metric is None or y_metric is None:
@@ -274,15 +271,16 @@ def read_training_log(path: str | Path) -> pd.DataFrame:
     return frame[TRAINING_COLUMNS].reset_index(drop=True)
 
 
-def experiment_colours(experiments: Sequence[str], systems_config: dict[str, dict] | None,
+def experiment_colours(experiments: Sequence[str], systems: dict[str, Any] | None,
                        palette: dict[str, tuple]) -> dict[str, tuple]:
-    """Each experiment in the colour of the first system it serves; experiments that serve
-    no system take the colours after the systems' ones."""
+    """Each experiment in the colour of the first system it serves (`systems`: the typed
+    `polychromic.settings.System`s); experiments that serve no system take the colours after
+    the systems' ones."""
     colours: dict[str, tuple] = {}
     for experiment in experiments:
-        for system, spec in (systems_config or {}).items():
-            if (spec or {}).get("experiment") == experiment and system in palette:
-                colours[experiment] = palette[system]
+        for name, system in (systems or {}).items():
+            if system.experiment == experiment and name in palette:
+                colours[experiment] = palette[name]
                 break
     spare = [c for c in sns.color_palette("colorblind", len(palette) + len(experiments))
              if tuple(c) not in set(palette.values())]
@@ -365,11 +363,11 @@ def training_figure(logs: dict[str, dict[int, pd.DataFrame]],
 
 def frontier_axes(aggregated: dict[str, Any]) -> tuple[str | None, str | None]:
     """(pass@1, pass@10) metric names of the frontier: pass@1 and pass@10, else the largest k."""
-    ks = sorted(int(m[5:]) for m in aggregated.get("metric_order") or []
-                if m.startswith("pass@") and m[5:].isdigit())
+    names = aggregated.get("metric_order") or []
+    ks = sorted(k for k in (parse_passk(name) for name in names) if k is not None)
     if not ks:
         return None, None
-    return f"pass@{ks[0]}", ("pass@10" if 10 in ks else f"pass@{ks[-1]}")
+    return f"pass@{ks[0]}", main_passk(names)
 
 
 def frontier_points(aggregated: dict[str, Any]) -> list[dict[str, Any]]:
@@ -487,10 +485,6 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
     return fig
 
 
-FIGURE_NAMES = ["diversity_comparison", "passk_curves", "quality_comparison", "pareto",
-                "training_curves", "frontier"]
-
-
 def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
                   palette: dict[str, tuple], out_dir: Path,
                   training: tuple[dict, dict] | None = None,
@@ -507,28 +501,28 @@ def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
         elif name == "pareto":
             fig = pareto_figure({**data, "system_order": main}, main_palette)
         elif name == "diversity_comparison":
-            fig = metric_panels(data, _present(data, DIVERSITY_METRICS), main_palette)
+            fig = metric_panels(data, _present(data, "diversity_figure"), main_palette)
         elif name == "quality_comparison":
-            fig = metric_panels(data, _present(data, QUALITY_METRICS), main_palette)
+            fig = metric_panels(data, _present(data, "quality_figure"), main_palette)
         elif name == "passk_curves":
             fig = passk_figure(curves, main_palette)
         elif name == "training_curves":
             fig = training_figure(*(training or ({}, {})))
         else:
-            raise ValueError(f"unknown figure {name!r}; known: {FIGURE_NAMES}")
+            raise ValueError(f"unknown figure {name!r}; known: {FIGURES}")
         return _save(fig, out_dir, name)
 
 
 def make_figures(aggregated: str, passk_files: list[str], out_dir: str,
                  training_logs: dict[str, dict[int, str]] | None = None,
-                 systems_config: dict[str, dict] | None = None,
+                 systems: dict[str, Any] | None = None,
                  sampling_temperature: float | None = None) -> list[str]:
     """Write the figures as PNG and PDF into `out_dir`; return the written paths.
 
     `training_logs` is {experiment: {seed: training_log.csv}} (the training curves show
-    "no training runs" without it); `systems_config` (config `systems`) gives each experiment
-    the colour of its system; `sampling_temperature` (generation.temperature) places the plain
-    systems on the frontier's temperature lines."""
+    "no training runs" without it); `systems` (the typed settings' systems) gives each
+    experiment the colour of its system; `sampling_temperature` (generation.temperature) places
+    the plain systems on the frontier's temperature lines."""
     data = read_json(aggregated)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -536,9 +530,9 @@ def make_figures(aggregated: str, passk_files: list[str], out_dir: str,
     curves = passk_curves([read_json(path) for path in passk_files], data["system_order"])
     logs = {experiment: {int(seed): read_training_log(path) for seed, path in runs.items()}
             for experiment, runs in (training_logs or {}).items()}
-    training = (logs, experiment_colours(list(logs), systems_config, palette))
+    training = (logs, experiment_colours(list(logs), systems, palette))
     written: list[str] = []
-    for name in FIGURE_NAMES:
+    for name in FIGURES:
         written += render_figure(name, data, curves, palette, folder, training,
                                  sampling_temperature)
     log.info("wrote %d figure files to %s", len(written), folder)

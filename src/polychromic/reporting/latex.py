@@ -7,10 +7,10 @@ A system called `\\input{/etc/passwd}` is printed, never executed. The delimiter
 (`\\BLOCK{...}`, `\\VAR{...}`, `\\#{...}`), so templates stay valid-looking LaTeX and jinja2's
 defaults (`{%`, `{{`, `{#`, `#` line statements) cannot be triggered by TeX code.
 
-The results table follows DESIGN.md section 8: booktabs, one column per system, one row per
-metric, `mean$\\pm$std` over seeds, best value per metric in bold in the metric's direction
-(from the registry), caption naming the seeds. A dagger marks a cell whose system differs
-detectably from the reference system (polychromic LoRA) by the rule of
+The results table: booktabs, one column per system, one row per metric shown in "table" (the
+metric registry's `shown_in`), `mean$\\pm$std` over seeds, best value per metric in bold in the
+metric's direction (from the registry), caption naming the seeds. A dagger marks a cell whose
+system differs detectably from the reference system by the every-seed rule of
 `polychromic.reporting.significance` (Holm-adjusted Wilcoxon p < alpha in every seed, one sign),
 the rule the paper's sentences use. The same template renders the ablation table
 (`ablation_table`), transposed (one row per system, one column per headline metric, since a sweep
@@ -27,8 +27,8 @@ from typing import Any
 
 import jinja2
 
-from polychromic.evaluation.registry import get_metric
-from polychromic.reporting.significance import alpha_of, compare
+from polychromic.evaluation.registry import direction, label, shown_in
+from polychromic.reporting.significance import Evidence, alpha_of, detect
 
 _SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -114,15 +114,8 @@ def format_number(value: float | None, decimals: int = DECIMALS) -> Latex:
 
 
 def default_metrics(aggregated: dict[str, Any]) -> list[str]:
-    """pass@1, pass@k for each k present, coverage, ROUGE-L, BERTScore, Self-BLEU, distinct-2,
-    semantic diversity, perplexity: those present in the aggregate, in this order."""
-    present = _metrics_present(aggregated)
-    ks = sorted(int(name[5:]) for name in present
-                if name.startswith("pass@") and name[5:].isdigit())
-    wanted = [f"pass@{k}" for k in ks] + ["coverage"]
-    wanted += ["rougeL", "bertscore_f1", "self_bleu", "distinct_2", "semantic_diversity"]
-    wanted += ["perplexity"]
-    return [name for name in wanted if name in present]
+    """The metrics of the main table (registry place "table") present in the aggregate."""
+    return shown_in("table", _metrics_present(aggregated))
 
 
 def _metrics_present(aggregated: dict[str, Any]) -> list[str]:
@@ -160,17 +153,7 @@ def _higher_is_better(aggregated: dict[str, Any], metric: str) -> bool | None:
     for metrics in aggregated["systems"].values():
         if metric in metrics and metrics[metric].get("higher_is_better") is not None:
             return bool(metrics[metric]["higher_is_better"])
-    try:
-        return get_metric(metric).higher_is_better
-    except KeyError:
-        return None
-
-
-def _label(metric: str) -> str:
-    try:
-        return get_metric(metric).label
-    except KeyError:
-        return metric
+    return direction(metric)
 
 
 def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int,
@@ -192,18 +175,17 @@ def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int,
 
 def significance_marks(aggregated: dict[str, Any], statistics: Sequence[dict] | None,
                        metric: str, systems: Sequence[str],
-                       reference: str | None) -> dict[str, str | None]:
-    """{system: basis} for the systems that differ detectably from `reference` on `metric`
-    (basis 'wilcoxon' or 'ttest', see `significance.compare`); None for the others."""
-    marks: dict[str, str | None] = {system: None for system in systems}
+                       reference: str | None) -> dict[str, bool]:
+    """{system: True} for the systems that differ detectably from `reference` on `metric` by
+    the every-seed rule (`significance.detect`); False for the others."""
+    marks = {system: False for system in systems}
     if statistics is None or reference is None or reference not in aggregated["systems"]:
         return marks
+    evidence = Evidence(aggregated, statistics)
     for system in systems:
-        if system == reference or system not in aggregated["systems"]:
-            continue
-        found = compare(aggregated, statistics, metric, reference, system)
-        if found["verdict"] in ("higher", "lower"):
-            marks[system] = found["basis"]
+        if system != reference and system in aggregated["systems"]:
+            found = detect(evidence, [metric], reference, system, "every_seed")[0]
+            marks[system] = bool(found["detectable"])
     return marks
 
 
@@ -216,16 +198,12 @@ def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str],
         marks = significance_marks(aggregated, statistics, metric, systems, reference)
         cells = [
             _cell(aggregated["systems"].get(system, {}).get(metric), system in best, n_total,
-                  marks[system] is not None)
+                  marks[system])
             for system in systems
         ]
-        rows.append({"label": _label(metric), "higher": _higher_is_better(aggregated, metric),
-                     "cells": cells, "bases": {basis for basis in marks.values() if basis}})
+        rows.append({"label": label(metric), "higher": _higher_is_better(aggregated, metric),
+                     "cells": cells})
     return rows
-
-
-def reference_system(aggregated: dict[str, Any]) -> str | None:
-    return (aggregated.get("across_seeds") or {}).get("reference_system")
 
 
 def results_table(
@@ -247,10 +225,9 @@ def results_table(
             aggregated["systems"])
     systems = list(systems)
     metrics = default_metrics(aggregated) if metrics is None else list(metrics)
-    reference = reference_system(aggregated)
+    reference = aggregated.get("reference_system")
     rows = _rows(aggregated, metrics, systems, statistics, reference)
     seeds = [int(seed) for seed in aggregated.get("seeds") or []]
-    bases = set().union(*(row["bases"] for row in rows)) if rows else set()
     template = make_environment(templates_dir).get_template(TABLE_TEMPLATE)
     if kind == "ablation":  # transposed: one row per system, one column per metric
         header = [{"label": row["label"], "higher": row["higher"]} for row in rows]
@@ -271,7 +248,6 @@ def results_table(
         # the rule is stated whenever tests were given, so "no dagger" means something
         reference=reference if statistics is not None else None,
         alpha=Latex(f"{alpha_of(statistics or []):g}"),
-        ttest_used="ttest" in bases,
         anchors=[system for system in systems
                  if system not in (aggregated.get("ablation_systems") or [])],
     )
@@ -288,14 +264,8 @@ NO_ABLATION = (
 
 
 def ablation_metrics(aggregated: dict[str, Any]) -> list[str]:
-    """The ablation table's columns: pass@1, the main pass@k, coverage, ROUGE-L, Self-BLEU and
-    semantic diversity, those present (every metric is in aggregated_results.json)."""
-    present = _metrics_present(aggregated)
-    ks = sorted(int(name[5:]) for name in present
-                if name.startswith("pass@") and name[5:].isdigit())
-    passk = ["pass@10" if 10 in ks else f"pass@{max(ks)}"] if ks else []
-    wanted = ["pass@1", *passk, "coverage", "rougeL", "self_bleu", "semantic_diversity"]
-    return [name for name in dict.fromkeys(wanted) if name in present]
+    """The ablation table's columns (registry place "ablation") present in the aggregate."""
+    return shown_in("ablation", _metrics_present(aggregated))
 
 
 def ablation_table(aggregated: dict[str, Any], templates_dir: str,

@@ -1,14 +1,14 @@
 """The paper package: a LaTeX skeleton filled from the results, a bibliography and a tarball.
 
-DESIGN.md section 8: a jinja2-rendered paper (title, abstract placeholder, method with the
-polychromic objective of section 6, setup with the data statistics of `split_report.json`,
-results with the table, the figures and one sentence per main comparison) plus
-`submission.tar.gz`, compiled to PDF when a TeX engine is present.
+A jinja2-rendered paper (title, abstract placeholder, method with the polychromic objective,
+setup with the data statistics of `split_report.json`, results with the table, the figures, the
+verdict and one sentence per main comparison) plus `submission.tar.gz`, compiled to PDF when a
+TeX engine is present.
 
 The comparison sentences are written from the numbers, never ahead of them: Python decides
-"higher", "lower" or "no detectable difference" with `significance.compare` (per-seed
-Holm-adjusted tests, or the across-seeds t-test when no per-seed test exists), the rule that
-sets the table's daggers, and the template only picks the wording for that verdict. The
+"better", "worse" or "no detectable difference" with `significance.detect` (the every-seed
+rule, which sets the table's daggers), and the template only picks the wording for that
+verdict. The
 ablation table is included when the study has ablations. Every string taken from data or
 config is LaTeX-escaped by the environment of `latex.make_environment`. The tarball is
 byte-for-byte reproducible: one flat `submission/` folder, sorted names, mtime 0, uid/gid 0,
@@ -29,21 +29,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from polychromic.evaluation.registry import get_metric
+from polychromic.contract import FIGURES
+from polychromic.evaluation.registry import label, main_passk, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
-from polychromic.reporting.significance import alpha_of, compare
-from polychromic.reporting.verdict import main_passk
+from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.settings import Settings, as_dict
 
 log = logging.getLogger(__name__)
 
 MAIN_TEMPLATE = "main.tex.j2"
 BIB_TEMPLATE = "references.bib.j2"
-FIGURES = ["passk_curves", "diversity_comparison", "quality_comparison", "pareto",
-           "training_curves", "frontier"]
-DEFAULT_TITLE = "Polychromic LoRA for Tweet Replies: Does Diversity-Aware Fine-Tuning Pay Off?"
-REFERENCE = "polychromic_lora"
-OTHER = "baseline_lora"
 COMPILE_TIMEOUT_S = 300
 
 
@@ -69,38 +65,29 @@ def format_signed(value: float | None) -> Latex:
     return Latex(f"${value:+.3f}$")
 
 
-def comparison(aggregated: dict, statistics: list[dict], metric: str, ref: str,
-               other: str) -> dict[str, Any] | None:
-    """Numbers and verdict of one main comparison; None when a mean is missing. The verdict
-    is `significance.compare`'s, the rule the results table marks its cells with."""
-    entries = [aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
+def comparison(evidence: Evidence, metric: str, ref: str, other: str) -> dict[str, Any] | None:
+    """Numbers and verdict of one main comparison by the every-seed rule (the table's daggers);
+    None when a mean is missing."""
+    entries = [evidence.aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
     if any(entry is None or entry.get("mean") is None for entry in entries):
         log.warning("comparison %s vs %s on %s skipped: a mean is missing", ref, other, metric)
         return None
-    ref_entry, other_entry = entries
-    found = compare(aggregated, statistics, metric, ref, other)
-    holm = [t["p_holm"] for t in found["tests"] if t["p_holm"] is not None]
-    result = found["verdict"]
-    higher = get_metric(metric).higher_is_better
+    found = detect(evidence, [metric], ref, other, "every_seed")[0]
     return {
-        "label": get_metric(metric).label, "ref": ref, "other": other,
-        "ref_entry": ref_entry, "other_entry": other_entry,
-        "diff": format_signed(found["diff"]),
-        "verdict": result,
-        "better": result in ("higher", "lower") and (result == "higher") == higher,
-        "n_tests": len(holm), "n_seeds": found["n_seeds"] or len(holm),
-        "holm_min": format_p(min(holm) if holm else None),
-        "holm_max": format_p(max(holm) if holm else None),
-        "ttest_p": format_p(found["across"].get("p_value")),
-        "ttest_reason": found["across"].get("reason"),
+        "label": label(metric), "ref": ref, "other": other,
+        "ref_entry": entries[0], "other_entry": entries[1],
+        "diff": format_signed(found["diff"]), "direction": found["direction"],
+        "higher_or_lower": "higher" if (found["diff"] or 0) > 0 else "lower",
+        "n_tests": found["n_tests"], "n_seeds": evidence.n_seeds,
+        "holm_min": format_p(found["p_holm_min"]), "holm_max": format_p(found["p_holm"]),
     }
 
 
-def main_comparisons(aggregated: dict, statistics: list[dict], ref: str,
-                     other: str) -> list[dict]:
-    metrics = [main_passk(aggregated.get("metric_order", [])), "rougeL", "self_bleu"]
-    found = [comparison(aggregated, statistics, metric, ref, other)
-             for metric in metrics if metric is not None]
+def main_comparisons(evidence: Evidence, ref: str, other: str) -> list[dict]:
+    """The headline pass@k and the metrics the registry shows in the paper."""
+    present = evidence.aggregated.get("metric_order", [])
+    metrics = [main_passk(present), *shown_in("paper", present)]
+    found = [comparison(evidence, metric, ref, other) for metric in metrics if metric is not None]
     return [item for item in found if item is not None]
 
 
@@ -115,34 +102,32 @@ def split_rows(split_report: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def _polychromic_settings(config: dict) -> dict[str, Any]:
-    for experiment in (config.get("experiments") or {}).values():
-        if isinstance(experiment, dict) and experiment.get("objective") == "polychromic":
-            return experiment
+def _polychromic_settings(settings: Settings) -> dict[str, Any]:
+    """The settings of the first polychromic experiment, for the method section."""
+    for experiment in settings.experiments.values():
+        if experiment.objective == "polychromic":
+            return experiment.as_config()
     return {}
 
 
 def _context(aggregated: dict, statistics: list[dict], split_report: dict,
-             figures: list[str], config: dict) -> dict[str, Any]:
-    paper = config.get("paper") or {}
-    evaluation = config.get("evaluation") or {}
-    ref = (aggregated.get("across_seeds", {}).get("reference_system")
-           or evaluation.get("reference_system") or REFERENCE)
-    model = config.get("model") or {}
+             figures: list[str], settings: Settings) -> dict[str, Any]:
+    evidence = Evidence(aggregated, statistics)
+    ref, other = settings.evaluation.reference_system, settings.evaluation.baseline_system
     return {
-        "title": paper.get("title") or DEFAULT_TITLE,
-        "author": paper.get("author") or "Anonymous",
+        "title": settings.paper.title,
+        "author": settings.paper.author,
         "seeds": aggregated.get("seeds", []),
         "systems": aggregated.get("system_order", []),
         "reference": ref,
-        "model_path": model.get("path"),
-        "lora": config.get("lora") or {},
-        "training": config.get("training") or {},
-        "poly": _polychromic_settings(config),
-        "generation": config.get("generation") or {},
-        "passk": evaluation.get("passk") or {},
+        "model_path": settings.model.path,
+        "lora": as_dict(settings.lora),
+        "training": as_dict(settings.training),
+        "poly": _polychromic_settings(settings),
+        "generation": as_dict(settings.generation),
+        "passk": as_dict(settings.evaluation.passk),
         "splits": split_rows(split_report),
-        "comparisons": main_comparisons(aggregated, statistics, ref, OTHER),
+        "comparisons": main_comparisons(evidence, ref, other),
         "verdict": aggregated.get("verdict") or {
             "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),
@@ -239,7 +224,7 @@ def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Path | None:
 
 def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str,
                 statistics: list[str], paper_dir: str, tarball: str, templates_dir: str,
-                config: dict, ablation_table: str | None = None) -> None:
+                settings: Settings, ablation_table: str | None = None) -> None:
     """Render the paper into `paper_dir`, pack `tarball` and compile when TeX is present.
     `ablation_table` is copied and included when the aggregate lists ablation systems."""
     folder = Path(paper_dir)
@@ -252,7 +237,7 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
         log.warning("figures missing from %s, left out of the paper: %s", figures_dir, missing)
     data = read_json(aggregated)
     context = _context(data, [read_json(path) for path in statistics],
-                       read_json(split_report), figures, config)
+                       read_json(split_report), figures, settings)
     if ablation_table is None:
         context["ablations"] = []
     main, bib = render_paper(context, templates_dir)

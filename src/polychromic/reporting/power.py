@@ -1,16 +1,16 @@
 """How many test prompts does a study need to detect a pass@k difference? A pilot-based answer.
 
-Why: issue 8 asks for a study powered to detect a pass@10 difference of `delta` (0.05) at the
+Why: a study should be powered to detect a pass@10 difference of `delta` (0.05, say) at the
 Holm-adjusted 0.05 level. A simple, conservative calculation from a pilot run, for the two
-rules the study uses:
+rules the study uses (`significance.py`):
 
-- **primary** (`pooled.py`, the verdict): one paired test over P test tweets of the values
+- **primary** (the verdict): one paired test over P test tweets of the values
   averaged over seeds, Holm over a family of `family` comparisons (3: pass@1, pass@10,
   coverage). sigma = the larger of the pilot's std (ddof=1) of the per-tweet differences of the
   seed means and sigma_seed / sqrt(S), what S seeds with independent noise give: with 10
   samples most per-tweet pass@10 values are 0 or 1 and a small pilot's seed-mean std can be a
   fluke of a few tweets (the default run's: 0.090 against 0.237 / sqrt(3) = 0.137);
-- **every-seed** (`significance.py`, the tables' daggers): a paired test in *every* seed at
+- **every-seed** (the tables' daggers): a paired test in *every* seed at
   Holm over that seed's whole family of tests. sigma = std of the per-tweet differences within
   a seed, pooled over the pilot's seeds; every seed must succeed, so the per-seed power is
   raised to the power of the number of seeds (seeds treated as independent replications).
@@ -28,7 +28,8 @@ It is an approximation: Wilcoxon drops zero differences, and when most tweets ti
 for both systems) the tweets that count are few, so size with margin and check the CI the study
 achieves (the verdict's 95 % CI half-width says what it could detect).
 `prompts_needed` inverts it for a target study power. `python -m polychromic.reporting.power
-results/evaluation/seed_*/passk_results.json` prints the pilot's sigmas and a small table.
+results/evaluation/seed_*/passk_results.json` prints the pilot's sigmas and a small table for the
+reference and baseline systems of `config.yaml` (`--config` for another).
 """
 
 from __future__ import annotations
@@ -41,13 +42,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
-from polychromic.reporting.pooled import seed_means_per_prompt
-
-REFERENCE, OTHER = "polychromic_lora", "baseline_lora"
+from polychromic.reporting.significance import seed_means_per_prompt
 
 
-def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
-              other: str = OTHER) -> tuple[float, int]:
+def paired_sd(pilot: Sequence[dict], reference: str, other: str,
+              metric: str = "pass@10") -> tuple[float, int]:
     """(std of the per-prompt differences, number of differences), the differences of every
     pilot seed taken together (one std around their common mean)."""
     diffs = []
@@ -61,15 +60,15 @@ def paired_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = R
     return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)), len(diffs)
 
 
-def primary_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
-               other: str = OTHER) -> float:
+def primary_sd(pilot: Sequence[dict], reference: str, other: str,
+               metric: str = "pass@10") -> float:
     """The sigma the primary test is sized with: max(pooled_sd, paired_sd / sqrt(seeds))."""
-    return max(pooled_sd(pilot, metric, reference, other)[0],
-               paired_sd(pilot, metric, reference, other)[0] / math.sqrt(len(pilot)))
+    return max(pooled_sd(pilot, reference, other, metric)[0],
+               paired_sd(pilot, reference, other, metric)[0] / math.sqrt(len(pilot)))
 
 
-def pooled_sd(pilot: Sequence[dict], metric: str = "pass@10", reference: str = REFERENCE,
-              other: str = OTHER) -> tuple[float, int]:
+def pooled_sd(pilot: Sequence[dict], reference: str, other: str,
+              metric: str = "pass@10") -> tuple[float, int]:
     """(std of the per-prompt differences of the seed means, number of prompts): the sigma of
     the primary test (`pooled.py`); a prompt with a null in any seed is left out."""
     _, ref = seed_means_per_prompt(pilot, reference, metric)
@@ -113,15 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pilot", nargs="+", help="the pilot's seed_*/passk_results.json")
     parser.add_argument("--prompts", type=int, default=200,
                         help="test prompts of the planned study (200)")
+    parser.add_argument("--config", default="config.yaml",
+                        help="the study config naming the reference and baseline systems")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    import yaml
+
+    from polychromic.settings import load_settings
+
+    with open(args.config, encoding="utf-8") as handle:
+        evaluation = load_settings(yaml.safe_load(handle)).evaluation
+    reference, other = evaluation.reference_system, evaluation.baseline_system
     prompts = args.prompts
     pilot = [json.loads(open(path, encoding="utf-8").read()) for path in args.pilot]
     seeds = len(pilot)
-    sigma_seed, count = paired_sd(pilot)
-    sigma_pooled, n_prompts = pooled_sd(pilot)
-    sigma_primary = primary_sd(pilot)
+    sigma_seed, count = paired_sd(pilot, reference, other)
+    sigma_pooled, n_prompts = pooled_sd(pilot, reference, other)
+    sigma_primary = primary_sd(pilot, reference, other)
     print(f"pilot: {seeds} seeds, {n_prompts} test prompts; std of the per-prompt pass@10 "
-          f"difference {REFERENCE} - {OTHER}: {sigma_seed:.3f} within a seed ({count} "
+          f"difference {reference} - {other}: {sigma_seed:.3f} within a seed ({count} "
           f"differences), {sigma_pooled:.3f} of the seed means; the primary test is sized with "
           f"{sigma_primary:.3f} (the larger of that and {sigma_seed:.3f} / sqrt({seeds}))")
     print(f"rule        family  prompts for power 0.8 (delta 0.05)  power at {prompts} prompts"

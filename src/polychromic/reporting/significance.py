@@ -1,27 +1,70 @@
-"""When is a difference between two systems "detectable"? One rule for the table and the paper.
+"""When is a difference between two systems "detectable"? The study's two rules, side by side.
 
-The per-seed files `statistical_tests.json` hold, per metric, a paired Wilcoxon test of the
-reference system (polychromic LoRA) against every other system over the test tweets, with
-Holm-adjusted p-values over the seed's family of tests. Over seeds we call a difference
-**detectable** when
+Each seed's `statistical_tests.json` holds, per metric, a paired test of the reference system
+against every other system over the test tweets (`polychromic.evaluation.stats`: mean
+difference, bootstrap 95 % CI, two-sided Wilcoxon signed-rank, Holm over the seed's family of
+all metrics x systems). Over S seeds the study uses two rules, and only these two:
 
-- every seed of the study has a Holm-adjusted Wilcoxon p < alpha for the pair, and
-- the per-seed mean differences all have one sign, the sign of the difference over seeds.
+**primary** (the verdict; pre-registered): one paired test over the test tweets of values
+averaged over seeds.
+- units: the test tweets, identical in every seed (a mismatch of `prompt_ids` raises);
+- values: per tweet t and system s, ``m̄_s(t) = (1/S) sum_seed m_s,seed(t)``; a tweet with a
+  null in any seed or system is left out and counted (`n_left_out`);
+- difference ``d(t) = m̄_ref(t) - m̄_other(t)``: its mean, percentile bootstrap 95 % CI,
+  Cohen's d_z and the two-sided Wilcoxon p (`stats.paired_test`, the per-seed code);
+- family: Holm over the comparisons tested together (the verdict's pass@1, pass@k, coverage);
+- detectable when the Holm-adjusted p < alpha *and* every seed's mean difference has the
+  (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called.
+The seeds are fixed effects: inference is over test tweets given these adapters; the spread
+over seeds is shown (the per-seed differences), not tested.
 
-Only when no seed has a per-tweet test for the pair (a corpus-level metric, say) does the paired
-t-test over the per-seed means (`across_seeds` of the aggregate) decide instead, at the same alpha.
-The results table marks a cell with this rule and the paper words its sentences with it, so both
-always say the same thing. alpha is the one the evaluation used (`settings.alpha` of the tests),
-0.05 when the files do not say.
+**every_seed** (the tables' daggers and the paper's sentences): stricter, with no pooling.
+- detectable when every seed of the study has a Holm-adjusted Wilcoxon p < alpha for the pair
+  (Holm over that seed's whole family) and the per-seed mean differences all have the sign of
+  the difference over seeds; a seed without a test counts as not significant;
+- a metric with no per-tweet values (a corpus-level number) has no test: "untested".
+
+`detect(evidence, metrics, ref, other, rule)` applies either rule and answers in one shape,
+`{metric, rule, diff, ci_low, ci_high, p_holm, detectable, direction, seeds, ...}`; the results
+table, the paper and the verdict all call it. alpha is the evaluation's (`settings.alpha` of the
+tests), 0.05 when the files do not say.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from polychromic.evaluation.registry import get_metric
+from polychromic.evaluation.stats import holm, paired_test
+
 ALPHA = 0.05
+RULES = ("primary", "every_seed")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules read: the aggregate, every seed's tests, and for the primary rule every
+    seed's metric documents {group: document} (in seed order) and the bootstrap settings
+    (`evaluation.bootstrap_samples`, `evaluation.stats_seed`)."""
+
+    aggregated: dict[str, Any]
+    statistics: Sequence[dict[str, Any]]
+    seed_documents: Sequence[dict[str, dict[str, Any]]] = field(default_factory=list)
+    bootstrap: tuple[int, int] | None = None  # (samples, seed)
+
+    @property
+    def alpha(self) -> float:
+        return alpha_of(self.statistics)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.aggregated.get("seeds") or []) or len(self.statistics)
+
 
 
 def alpha_of(statistics: Sequence[dict[str, Any]]) -> float:
@@ -43,10 +86,8 @@ def seed_tests(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
     found = []
     for doc in statistics:
         for test in doc.get("tests", []):
-            if test.get("metric") != metric:
-                continue
             pair = (test.get("system"), test.get("other"))
-            if pair not in ((ref, other), (other, ref)):
+            if test.get("metric") != metric or pair not in ((ref, other), (other, ref)):
                 continue
             diff, low, high = test.get("mean_diff"), test.get("ci_low"), test.get("ci_high")
             if pair == (other, ref):
@@ -58,60 +99,126 @@ def seed_tests(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
     return found
 
 
-def verdict(diff: float | None, tests: Sequence[dict[str, Any]], ttest_p: float | None,
-            n_seeds: int | None = None, alpha: float = ALPHA) -> str:
-    """'higher' / 'lower' (ref vs other, detectable), 'none' or 'untested' (module docstring).
-
-    `diff` is ref - other over seeds; `tests` the per-seed tests of `seed_tests`; `ttest_p` the
-    across-seeds t-test's p; `n_seeds` the seeds of the study (a seed without a test counts
-    as not significant).
-    """
-    if diff is None or not math.isfinite(diff):
-        return "untested"
-    p_values = [t["p_holm"] for t in tests if t["p_holm"] is not None]
-    if p_values and len(p_values) < (n_seeds or len(tests)):
-        return "none"
-    if p_values:
-        signs = {math.copysign(1.0, t["diff"]) for t in tests if t["diff"]} or {0.0}
-        detectable = max(p_values) < alpha and signs == {math.copysign(1.0, diff)} and diff != 0
-    elif ttest_p is not None:
-        detectable = ttest_p < alpha and diff != 0
-    else:
+def direction(detectable: bool | None, diff: float | None, metric: str) -> str:
+    """'better' / 'worse' (in the metric's direction), 'none', or 'untested' (None)."""
+    if detectable is None or diff is None:
         return "untested"
     if not detectable:
         return "none"
-    return "higher" if diff > 0 else "lower"
+    return "better" if (diff > 0) == get_metric(metric).higher_is_better else "worse"
 
 
-def across_seeds_test(aggregated: dict[str, Any], metric: str, ref: str,
-                      other: str) -> dict[str, Any]:
-    """The aggregate's across-seeds comparison of ref vs other on `metric` ({} if none)."""
-    for item in aggregated.get("across_seeds", {}).get("comparisons", []):
-        if (item.get("metric"), item.get("system"), item.get("other")) == (metric, ref, other):
-            return item
-    return {}
+def _signs_agree(diffs: Sequence[float | None], diff: float | None) -> bool:
+    """Every per-seed difference non-zero with the (non-zero) sign of `diff`."""
+    if not diff or not diffs:
+        return False
+    signs = {math.copysign(1.0, d) if d else 0.0 for d in diffs if d is not None}
+    return len(signs) == 1 and None not in diffs and signs == {math.copysign(1.0, diff)}
 
 
-def compare(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]], metric: str,
-            ref: str, other: str) -> dict[str, Any]:
-    """Everything the table and the paper need about ref vs other on one metric.
+def every_seed(evidence: Evidence, metric: str, ref: str, other: str) -> dict[str, Any]:
+    """The every-seed rule for one pair on one metric (module docstring)."""
+    means = [(evidence.aggregated.get("systems", {}).get(name, {}).get(metric) or {}).get("mean")
+             for name in (ref, other)]
+    diff = None if None in means else means[0] - means[1]
+    tests = seed_tests(evidence.statistics, metric, ref, other)
+    p_values = [t["p_holm"] for t in tests if t["p_holm"] is not None]
+    detectable: bool | None
+    if diff is None or not math.isfinite(diff) or not p_values:
+        detectable = None
+    elif len(p_values) < evidence.n_seeds:
+        detectable = False
+    else:
+        detectable = max(p_values) < evidence.alpha and _signs_agree(
+            [t["diff"] for t in tests], diff)
+    return {"metric": metric, "rule": "every_seed", "system": ref, "other": other,
+            "diff": diff, "p_holm": max(p_values) if p_values else None,
+            "p_holm_min": min(p_values) if p_values else None, "n_tests": len(p_values),
+            "detectable": detectable, "direction": direction(detectable, diff, metric),
+            "seeds": tests}
 
-    {diff, verdict, basis ('wilcoxon' | 'ttest' | None), tests, across, alpha, n_seeds}; diff is
-    the across-seeds mean difference, or the difference of the aggregate means without one.
-    """
-    across = across_seeds_test(aggregated, metric, ref, other)
-    diff = across.get("mean_diff")
-    if diff is None:
-        means = [aggregated["systems"].get(name, {}).get(metric, {}).get("mean")
-                 for name in (ref, other)]
-        diff = None if None in means else means[0] - means[1]
-    tests = seed_tests(statistics, metric, ref, other)
-    n_seeds = len(aggregated.get("seeds") or []) or None
-    alpha = alpha_of(statistics)
-    result = verdict(diff, tests, across.get("p_value"), n_seeds, alpha)
-    has_wilcoxon = any(t["p_holm"] is not None for t in tests)
-    basis = None
-    if result != "untested":
-        basis = "wilcoxon" if has_wilcoxon else "ttest"
-    return {"diff": diff, "verdict": result, "basis": basis, "tests": tests,
-            "across": across, "alpha": alpha, "n_seeds": n_seeds}
+
+def per_prompt(doc: dict[str, Any], system: str, metric: str) -> list[float | None]:
+    """One seed's per-tweet values of `metric` for `system` from its metric document; a metric
+    the evaluation could not compute (`per_prompt: null`, e.g. k > n) is all nulls."""
+    try:
+        values = doc["systems"][system][metric]["per_prompt"]
+    except KeyError as error:
+        raise KeyError(f"seed {doc.get('seed')}: no per-prompt {metric} of {system}") from error
+    if values is None:
+        return [None] * len(doc.get("prompt_ids") or [])
+    return [None if v is None or not math.isfinite(v) else float(v) for v in values]
+
+
+def seed_means_per_prompt(docs: Sequence[dict[str, Any]], system: str,
+                          metric: str) -> tuple[list[str], np.ndarray]:
+    """(prompt ids, array seeds x prompts with NaN for nulls); the seeds must share prompt ids.
+    `docs` are the seeds' documents of the metric's group."""
+    if not docs:
+        raise ValueError("no seed to pool")
+    ids = list(docs[0].get("prompt_ids") or [])
+    rows = []
+    for doc in docs:
+        if list(doc.get("prompt_ids") or []) != ids:
+            raise ValueError(f"seed {doc.get('seed')} was evaluated on other test tweets than "
+                             f"seed {docs[0].get('seed')}: seeds cannot be pooled")
+        values = per_prompt(doc, system, metric)
+        if len(values) != len(ids):
+            raise ValueError(f"seed {doc.get('seed')}: {len(values)} {metric} values of {system} "
+                             f"for {len(ids)} prompts")
+        rows.append([math.nan if v is None else v for v in values])
+    return ids, np.array(rows, dtype=np.float64)
+
+
+def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, other: str,
+                bootstrap_samples: int, seed: int) -> dict[str, Any]:
+    """The seed-pooled paired test of reference vs other on `metric` (the primary rule)."""
+    _, ref = seed_means_per_prompt(docs, reference, metric)
+    _, oth = seed_means_per_prompt(docs, other, metric)
+    keep = ~(np.isnan(ref).any(axis=0) | np.isnan(oth).any(axis=0))
+    seed_diffs = [float(np.mean(r[keep] - o[keep])) if keep.any() else None
+                  for r, o in zip(ref, oth, strict=True)]
+    result = paired_test(ref[:, keep].mean(axis=0).tolist(), oth[:, keep].mean(axis=0).tolist(),
+                         bootstrap_samples, seed)
+    result.update(metric=metric, system=reference, other=other, n_seeds=len(docs),
+                  n_left_out=int((~keep).sum()),
+                  seeds=[doc.get("seed") for doc in docs], seed_diffs=seed_diffs)
+    return result
+
+
+def primary(evidence: Evidence, metrics: Sequence[str], ref: str,
+            other: str) -> list[dict[str, Any]]:
+    """The primary rule for one pair on a family of metrics, Holm over the family."""
+    if evidence.bootstrap is None:
+        raise ValueError("the primary rule needs the bootstrap settings (Evidence.bootstrap)")
+    samples, stats_seed = evidence.bootstrap
+    results = []
+    for metric in metrics:
+        group = get_metric(metric).group
+        docs = [documents[group] for documents in evidence.seed_documents]
+        results.append(pooled_test(docs, metric, ref, other, samples, stats_seed))
+    return adjust(results, evidence.alpha)
+
+
+def adjust(results: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """Holm over `results` (one family of pooled tests), the seeds' agreement and each
+    result's `detectable` and `direction`, in place."""
+    for result, p in zip(results, holm([r.get("wilcoxon_p") for r in results]), strict=True):
+        diff = result.get("mean_diff")
+        result.update(rule="primary", diff=diff, wilcoxon_p_holm=p, p_holm=p,
+                      seeds_agree=_signs_agree(result.get("seed_diffs") or [], diff))
+        result["detectable"] = None if p is None else p < alpha and result["seeds_agree"]
+        if "metric" in result:
+            result["direction"] = direction(result["detectable"], diff, result["metric"])
+    return results
+
+
+def detect(evidence: Evidence, metrics: Sequence[str], ref: str, other: str,
+           rule: str) -> list[dict[str, Any]]:
+    """`ref` against `other` on each of `metrics` under `rule` ('primary' or 'every_seed'),
+    one result per metric (module docstring); `detectable` is None where nothing was tested."""
+    if rule == "primary":
+        return primary(evidence, metrics, ref, other)
+    if rule == "every_seed":
+        return [every_seed(evidence, metric, ref, other) for metric in metrics]
+    raise ValueError(f"unknown rule {rule!r}; known: {RULES}")

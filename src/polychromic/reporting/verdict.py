@@ -1,17 +1,20 @@
-"""The study's answer, from the numbers: polychromic LoRA against the baseline at matched pass@1.
+"""The study's answer, from the numbers: the reference system against the baseline at matched
+pass@1.
 
-Why: "isn't that just a higher sampling temperature?" (issue 8). The baseline sampled at other
+Why: "isn't that just a higher sampling temperature?" The baseline sampled at other
 temperatures is a system of its own (`baseline_lora@t1.3`, polychromic.systems); the fair
-opponent of the reference system is the baseline variant whose pass@1 (mean over seeds) is
-closest to the reference's, the plain baseline on ties or without temperature systems.
+opponent of the reference system (`evaluation.reference_system`) is the variant of the
+baseline system (`evaluation.baseline_system`) whose pass@1 (mean over seeds) is closest to the
+reference's, the plain baseline on ties or without temperature systems.
 
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
-the means ± std over seeds and the study's primary, pre-registered test (`pooled.py`): per test
-tweet the value averaged over seeds, the mean paired difference with its bootstrap 95 % CI, the
-Wilcoxon p Holm-adjusted over these three comparisons, and each seed's mean difference. A
-difference is **detectable** when the adjusted p < alpha and every seed's difference has the
-sign of the pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (the
-stricter every-seed rule of the tables, `significance.py`) are kept in each row as `seeds`.
+the means ± std over seeds and the study's primary, pre-registered test (the `primary` rule of
+`significance.py`): per test tweet the value averaged over seeds, the mean paired difference with
+its bootstrap 95 % CI, the Wilcoxon p Holm-adjusted over these three comparisons, and each
+seed's mean difference. A difference is **detectable** when the adjusted p < alpha and every
+seed's difference has the sign of the pooled one. The per-seed Holm-adjusted tests of
+`statistical_tests.json` (the stricter `every_seed` rule of the tables) are kept in each row as
+`seeds`.
 
 The verdict word comes from pass@1 and pass@k only (the claim: higher pass@k without losing
 pass@1):
@@ -22,8 +25,8 @@ pass@1):
 - **no detectable difference**: neither differs detectably.
 
 No sentence is written ahead of the numbers: every word of `sentence` is chosen from them.
-`python -m polychromic.reporting.verdict AGGREGATE` prints the paragraph as Markdown (for the
-README section "What the demo study shows") from the block the aggregate step stored.
+`python -m polychromic.reporting.verdict AGGREGATE` prints the paragraph as Markdown (the docs
+writer, `polychromic.reporting.docs`, uses it) from the block the aggregate step stored.
 """
 
 from __future__ import annotations
@@ -33,22 +36,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from polychromic.evaluation.registry import get_metric
-from polychromic.reporting.pooled import adjust, pooled_test
-from polychromic.reporting.significance import alpha_of, seed_tests
+from polychromic.evaluation.registry import get_metric, main_passk
+from polychromic.reporting.significance import Evidence, detect, seed_tests
 from polychromic.systems import parse_system
-
-BASELINE = "baseline_lora"
-REFERENCE = "polychromic_lora"
-VERDICT_METRICS = ("pass@1", "passk")  # passk: the main pass@k metric
-
-
-def main_passk(metric_order: Sequence[str]) -> str | None:
-    """pass@10 when present, else the largest k (None without pass@k)."""
-    ks = [int(m[5:]) for m in metric_order if m.startswith("pass@") and m[5:].isdigit()]
-    if not ks:
-        return None
-    return "pass@10" if 10 in ks else f"pass@{max(ks)}"
 
 
 def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
@@ -56,8 +46,8 @@ def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def matched_baseline(aggregated: dict[str, Any], reference: str = REFERENCE,
-                     baseline: str = BASELINE, metric: str = "pass@1") -> str | None:
+def matched_baseline(aggregated: dict[str, Any], reference: str, baseline: str,
+                     metric: str = "pass@1") -> str | None:
     """The baseline system or temperature variant whose mean `metric` is closest to the
     reference's (the plain baseline first on ties); None when nothing can be matched."""
     target = _mean(aggregated, reference, metric)
@@ -75,13 +65,6 @@ def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
     per-tweet difference, Holm-adjusted Wilcoxon p), from `significance.seed_tests`."""
     return [{key: test[key] for key in ("seed", "ci_low", "ci_high", "p_holm")}
             for test in seed_tests(statistics, metric, ref, other)]
-
-
-def _direction(result: str, metric: str) -> str:
-    """'better' / 'worse' (in the metric's direction) / 'none' / 'untested'."""
-    if result not in ("higher", "lower"):
-        return result
-    return "better" if (result == "higher") == get_metric(metric).higher_is_better else "worse"
 
 
 def verdict_word(directions: Sequence[str]) -> str:
@@ -152,68 +135,58 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
             f"points of the temperature grid, not methods at matched pass@1; {where}"]
 
 
-def _settings(statistics: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """(bootstrap samples, stats seed) of the per-seed tests, so both analyses resample alike."""
-    settings = next((doc.get("settings") or {} for doc in statistics), {})
-    return int(settings.get("bootstrap_samples", 2000)), int(settings.get("stats_seed", 0))
+def unavailable(reference: str, baseline: str, reason: str) -> dict[str, Any]:
+    return {"available": False, "reference": reference, "baseline": baseline, "reason": reason}
 
 
-def build_verdict(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]],
-                  passk: Sequence[dict[str, Any]] | None, reference: str | None = None,
-                  baseline: str = BASELINE) -> dict[str, Any]:
-    """The comparison block (module docstring) from the aggregate, every seed's
-    `statistical_tests.json` and every seed's `passk_results.json` (`passk`, in seed order);
-    `available: false` with a reason when the reference, the baseline, pass@k or the per-tweet
-    values are missing."""
-    reference = (reference or aggregated.get("across_seeds", {}).get("reference_system")
-                 or REFERENCE)
+def verdict_row(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]],
+                test: dict[str, Any], reference: str, matched: str) -> dict[str, Any]:
+    """One row of the verdict table: means ± std, the primary test, the per-seed tests."""
+    metric = test["metric"]
+    ref_entry = aggregated["systems"][reference].get(metric) or {}
+    other_entry = aggregated["systems"][matched].get(metric) or {}
+    return {
+        "metric": metric, "label": get_metric(metric).label,
+        "reference_mean": ref_entry.get("mean"), "reference_std": ref_entry.get("std"),
+        "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
+        "diff": test.get("mean_diff"), "ci_low": test.get("ci_low"),
+        "ci_high": test.get("ci_high"), "p": test.get("wilcoxon_p"),
+        "p_holm": test.get("wilcoxon_p_holm"), "cohens_d_z": test.get("cohens_d_z"),
+        "n_prompts": test.get("n_prompts"), "n_left_out": test.get("n_left_out"),
+        "seed_diffs": test.get("seed_diffs"), "seeds_agree": test.get("seeds_agree"),
+        "detectable": bool(test["detectable"]), "direction": test["direction"],
+        "seeds": seed_evidence(statistics, metric, reference, matched),
+    }
+
+
+def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str, Any]:
+    """The comparison block (module docstring) from the aggregate, every seed's tests and
+    every seed's metric documents (`evidence`); `available: false` with a reason when the
+    reference, the baseline, pass@k or the per-tweet values are missing."""
+    aggregated = evidence.aggregated
     passk_metric = main_passk(aggregated.get("metric_order") or [])
     matched = matched_baseline(aggregated, reference, baseline)
     if (passk_metric is None or matched is None
             or _mean(aggregated, reference, "pass@1") is None):
-        return {"available": False, "reference": reference, "baseline": baseline,
-                "reason": f"no pass@1 of both {reference} and {baseline} (or its temperature "
-                          "systems) in the aggregate"}
-    if not passk:
-        return {"available": False, "reference": reference, "baseline": baseline,
-                "reason": "no per-tweet pass@k results to test"}
+        return unavailable(reference, baseline, f"no pass@1 of both {reference} and {baseline} "
+                           "(or its temperature systems) in the aggregate")
+    if not evidence.seed_documents:
+        return unavailable(reference, baseline, "no per-tweet pass@k results to test")
     metrics = ["pass@1", passk_metric] + (["coverage"] if "coverage" in
                                           (aggregated.get("metric_order") or []) else [])
-    alpha = alpha_of(statistics)
-    samples, stats_seed = _settings(statistics)
-    primary = adjust([pooled_test(passk, metric, reference, matched, samples, stats_seed)
-                      for metric in metrics], alpha)
-    rows = []
-    for metric, test in zip(metrics, primary, strict=True):
-        ref_entry = aggregated["systems"][reference].get(metric) or {}
-        other_entry = aggregated["systems"][matched].get(metric) or {}
-        diff = test.get("mean_diff")
-        detectable = bool(test["detectable"])
-        rows.append({
-            "metric": metric, "label": get_metric(metric).label,
-            "reference_mean": ref_entry.get("mean"), "reference_std": ref_entry.get("std"),
-            "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
-            "diff": diff, "ci_low": test.get("ci_low"), "ci_high": test.get("ci_high"),
-            "p": test.get("wilcoxon_p"), "p_holm": test.get("wilcoxon_p_holm"),
-            "cohens_d": test.get("cohens_d"), "n_prompts": test.get("n_prompts"),
-            "n_left_out": test.get("n_left_out"), "seed_diffs": test.get("seed_diffs"),
-            "seeds_agree": test.get("seeds_agree"), "detectable": detectable,
-            "direction": ("untested" if test.get("wilcoxon_p_holm") is None else
-                          _direction("higher" if diff > 0 else "lower", metric)
-                          if detectable else "none"),
-            "seeds": seed_evidence(statistics, metric, reference, matched),
-        })
+    rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
+            for test in detect(evidence, metrics, reference, matched, "primary")]
     word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
-    temperature = parse_system(matched)[1]
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
     warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0])
+    seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
-        "matched_temperature": temperature,
+        "matched_temperature": parse_system(matched)[1],
         "candidates": [s for s in aggregated.get("system_order", [])
                        if parse_system(s)[0] == baseline],
-        "passk_metric": passk_metric, "alpha": alpha, "n_seeds": len(passk),
-        "seed_order": ", ".join(str(doc.get("seed")) for doc in passk),
+        "passk_metric": passk_metric, "alpha": evidence.alpha, "n_seeds": len(seeds),
+        "seed_order": ", ".join(str(seed) for seed in seeds),
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),

@@ -1,6 +1,7 @@
 """The polychromic objective (after Hamid et al., "Polychromic Objectives for Reinforcement
 Learning", 2025): score SETS of generations by quality times diversity, and credit each generation
-by the sets it belongs to. DESIGN.md section 6.
+by the sets it belongs to. Registered as objective `polychromic` (`polychromic.objectives`,
+where its settings and their defaults live).
 
 For a prompt x with references R(x) and N replies y_1..y_N sampled from the current policy:
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -34,40 +34,12 @@ import torch
 
 from polychromic.evaluation.diversity import semantic_diversity
 from polychromic.evaluation.passk import rouge_l_similarity, semantic_similarity
-from polychromic.models.tokens import left_pad, sample_continuations, token_logprobs
-
-
-@dataclass(frozen=True)
-class PolychromicConfig:
-    """Settings of the objective; config keys are the field names (`lambda` for lambda_)."""
-
-    lambda_: float = 1.0  # weight of the policy-gradient term; 0 reproduces the baseline
-    num_samples: int = 4  # N: replies sampled per prompt
-    set_size: int = 2  # n: size of the scored subsets
-    temperature: float = 1.0  # sampling temperature
-    top_p: float = 1.0  # nucleus sampling
-    top_k: int = 0  # top-k sampling; 0 = off (the model's own default is never applied)
-    max_new_tokens: int = 24  # length limit of a sampled reply
-    every_n_steps: int = 1  # sample on every k-th optimizer step
-    max_prompts: int = 4  # prompts of the batch that get samples
-    reward: str = "semantic"  # semantic (MiniLM cosine) | rougeL
-    normalize_advantages: bool = True  # divide A by std(A) + eps per prompt
-    eps: float = 1e-6
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> PolychromicConfig:
-        known = {f.name for f in fields(cls)}
-        values = {("lambda_" if k == "lambda" else k): v for k, v in settings.items()}
-        values.pop("objective", None)
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown polychromic settings: {sorted(unknown)}")
-        config = cls(**values)
-        if not 2 <= config.set_size < config.num_samples:
-            # With set_size == num_samples there is one subset, which holds every sample, so
-            # every advantage is exactly 0 and the objective silently reduces to the baseline.
-            raise ValueError("polychromic needs 2 <= set_size < num_samples (else A_i = 0)")
-        return config
+from polychromic.models.tokens import left_pad, token_logprobs
+from polychromic.objectives import PolychromicSettings
+from polychromic.sampling import training_sampler
+from polychromic.sampling.base import Sampling
+from polychromic.training.objective import ExtraLoss, ObjectiveContext, Step
+from polychromic.training.sft import IGNORE
 
 
 def set_diversity(embeddings: np.ndarray, subset: tuple[int, ...]) -> float:
@@ -143,57 +115,59 @@ def policy_term(advantages: torch.Tensor, mean_logp: torch.Tensor) -> torch.Tens
     return -(advantages * mean_logp).mean(dim=1).mean()
 
 
-class PolychromicObjective:
-    """Samples replies, scores sets, and returns lambda * L_pg for a list of prompts."""
 
-    def __init__(
-        self,
-        config: PolychromicConfig,
-        tokenizer: Any,
-        references: dict[str, list[str]],
-        encoder: Any,
-    ) -> None:
-        self.config = config
-        self.tokenizer = tokenizer
-        self.references = references
-        self.encoder = encoder
-        # Seconds spent per phase, summed over calls (read by bench/train_overhead.py).
+class PolychromicObjective:
+    """`polychromic.training.objective.Objective`: lambda * L_pg on up to max_prompts prompts
+    of the step's first micro-batch, every `every_n_steps` steps."""
+
+    log_fields = ("policy_term", "mean_reward", "mean_set_diversity", "advantage_magnitude",
+                  "raw_advantage_magnitude")
+
+    def __init__(self, settings: PolychromicSettings, context: ObjectiveContext) -> None:
+        from polychromic.embeddings import get_encoder
+
+        self.settings = settings
+        self.tokenizer = context.tokenizer
+        self.references: dict[str, list[str]] = {}
+        for record in context.train_records:
+            self.references.setdefault(record["tweet_id"], []).append(record["reply"])
+        self.encoder = get_encoder(context.reward_model, context.device)  # d(S) needs it
+        self.sampler = training_sampler()
+        # Seconds spent per phase, summed over calls (run.json, bench/train_overhead.py).
         self.timings: dict[str, float] = defaultdict(float)
         self._cache: dict[str, np.ndarray] = {}
-        # Reference embeddings are fixed: computed once, not at every step.
-        self.reference_embs: dict[str, np.ndarray] = {}
-        if config.reward == "semantic":
-            ids = sorted(references)
-            flat = [text for pid in ids for text in references[pid]]
-            embs = encoder.encode(flat)
-            offset = 0
-            for pid in ids:
-                count = len(references[pid])
-                self.reference_embs[pid] = embs[offset : offset + count]
-                offset += count
+        self.reference_embs = self._reference_embeddings() if settings.reward == "semantic" else {}
+
+    def _reference_embeddings(self) -> dict[str, np.ndarray]:
+        """Reference embeddings are fixed: computed once, not at every step."""
+        ids = sorted(self.references)
+        embs = self.encoder.encode([text for pid in ids for text in self.references[pid]])
+        out, offset = {}, 0
+        for pid in ids:
+            count = len(self.references[pid])
+            out[pid], offset = embs[offset:offset + count], offset + count
+        return out
 
     @torch.no_grad()
     def sample(self, model: Any, prompts: list[list[int]]) -> tuple[torch.Tensor, ...]:
-        """All prompts x N replies in one batched sampling loop (prompt encoded once, its KV
-        cache shared by the N replies). Returns the repeated prompt ids/mask and the samples."""
-        c = self.config
+        """All prompts x N replies in one batched sampling call (in eval mode). Returns the
+        repeated prompt ids/mask and the samples."""
+        c = self.settings
         device = next(model.parameters()).device
         ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
         was_training = model.training
         model.eval()
-        samples = sample_continuations(
-            model, ids, mask, c.num_samples, c.max_new_tokens, self.tokenizer.eos_token_id,
-            self.tokenizer.pad_token_id, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-        )  # fmt: skip
+        sampling = Sampling(c.temperature, c.top_p, c.top_k, c.max_new_tokens)
+        samples = self.sampler(model, ids, mask, c.num_samples, sampling,
+                               self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
         model.train(was_training)
-        rep_ids = ids.repeat_interleave(c.num_samples, dim=0)
-        rep_mask = mask.repeat_interleave(c.num_samples, dim=0)
-        return rep_ids, rep_mask, samples
+        return (ids.repeat_interleave(c.num_samples, dim=0),
+                mask.repeat_interleave(c.num_samples, dim=0), samples)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Embeddings with a cache: a trained policy repeats itself, and MiniLM dominates the
-        reward's cost on a small policy."""
+        """Embeddings with a cache: a trained policy repeats itself, and the encoder dominates
+        the reward's cost on a small policy."""
         missing = sorted({t for t in texts if t not in self._cache})
         if missing:
             if len(self._cache) > 100_000:
@@ -203,15 +177,13 @@ class PolychromicObjective:
 
     def score(self, prompt_ids: list[str], texts: list[str]) -> tuple[np.ndarray, dict]:
         """Advantages (P, N) for decoded replies grouped by prompt, plus logged statistics."""
-        c = self.config
+        c = self.settings
         n = c.num_samples
         embs = self._embed(texts)  # d(S) needs embeddings whatever the reward
         advantages, logs = [], []
         for p, pid in enumerate(prompt_ids):
-            group = texts[p * n : (p + 1) * n]
-            e = embs[p * n : (p + 1) * n]
-            reference_embs = self.reference_embs.get(pid)
-            r = rewards(group, e, reference_embs, self.references[pid], c.reward)
+            group, e = texts[p * n:(p + 1) * n], embs[p * n:(p + 1) * n]
+            r = rewards(group, e, self.reference_embs.get(pid), self.references[pid], c.reward)
             adv, stats = marginal_advantages(r, e, c.set_size, c.normalize_advantages, c.eps)
             stats["mean_reward"] = float(r.mean())
             advantages.append(adv)
@@ -220,8 +192,7 @@ class PolychromicObjective:
         return np.stack(advantages), merged
 
     def loss(self, model: Any, prompt_ids: list[str], prompts: list[list[int]]) -> tuple:
-        """(L_pg tensor with gradient, statistics). Caller multiplies by lambda."""
-        c = self.config
+        """(L_pg tensor with gradient, statistics). The caller weights it by lambda."""
         tick = time.perf_counter()
         ids, mask, samples = self.sample(model, prompts)
         sample_mask = sample_token_mask(samples, self.tokenizer.eos_token_id)
@@ -235,7 +206,45 @@ class PolychromicObjective:
         mean_logp = mean_token_logprobs(model, ids, mask, samples, sample_mask)
         self.timings["policy_forward"] += time.perf_counter() - tick
         adv = torch.tensor(advantages, dtype=mean_logp.dtype, device=mean_logp.device)
-        term = policy_term(adv, mean_logp.view(len(prompts), c.num_samples))
+        term = policy_term(adv, mean_logp.view(len(prompts), self.settings.num_samples))
         stats["advantage_magnitude"] = float(np.abs(advantages).mean())
         stats["mean_sample_tokens"] = float(sample_mask.sum(dim=1).float().mean())
         return term, stats
+
+    def prompts_of(self, batch: dict) -> tuple[list[str], list[list[int]]]:
+        """Up to max_prompts distinct prompts of a micro-batch: (tweet ids, prompt tokens)."""
+        chosen: list[str] = []
+        prompts: list[list[int]] = []
+        for ids, labels, mask, pid in zip(batch["input_ids"], batch["labels"],
+                                          batch["attention_mask"], batch["tweet_ids"],
+                                          strict=True):
+            if pid in chosen or len(chosen) >= self.settings.max_prompts:
+                continue
+            prompt_len = int(((labels == IGNORE) & (mask == 1)).sum())
+            chosen.append(pid)
+            prompts.append(ids[:prompt_len].tolist())
+        return chosen, prompts
+
+    def extra_loss(self, model: Any, batch: dict, step: Step) -> ExtraLoss | None:
+        """lambda * L_pg on the step's sampling steps, in a forked RNG stream. Under data
+        parallelism the prompts are shared out and each process's term is weighted by its
+        share, so the summed gradient is that of the mean over all prompts."""
+        if (step.step - 1) % self.settings.every_n_steps:
+            return None
+        chosen, prompts = self.prompts_of(batch)
+        parallel = step.parallel
+        mine, my_prompts = parallel.share(chosen), parallel.share(prompts)
+        if not mine:
+            term, stats = torch.zeros((), device=batch["input_ids"].device), {}
+        else:
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(step.seed * 1_000_003 + step.step * 1_009 + parallel.rank)
+                term, stats = self.loss(model, mine, my_prompts)
+            term = term * (len(mine) / len(chosen))
+        policy = parallel.global_sum(float(term.detach()))
+        return ExtraLoss(self.settings.lambda_ * term, self.settings.lambda_ * policy,
+                         {"policy_term": policy, **stats})
+
+    def summary(self) -> dict[str, Any]:
+        return {"objective_seconds": {k: round(v, 3) for k, v in self.timings.items()}}

@@ -83,3 +83,18 @@ def summed_token_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tenso
         ignore_index=IGNORE,
         reduction="sum",
     )
+
+
+class SFT:
+    """The baseline objective: the loop's cross-entropy term alone, nothing added."""
+
+    log_fields: tuple[str, ...] = ()
+
+    def __init__(self, settings: object, context: object) -> None:
+        self.settings = settings
+
+    def extra_loss(self, model: Any, batch: dict, step: object) -> None:
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {}

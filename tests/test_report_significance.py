@@ -1,4 +1,4 @@
-"""The primary test: per-tweet values averaged over seeds, paired Wilcoxon, Holm, seed signs."""
+"""The primary rule: per-tweet values averaged over seeds, paired Wilcoxon, Holm, seed signs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from polychromic.reporting.pooled import adjust, pooled_test, seed_means_per_prompt
+from polychromic.reporting.significance import adjust, pooled_test, seed_means_per_prompt
 
 
 def doc(seed: int, ref: list, other: list, ids: list[str] | None = None) -> dict:

@@ -1,0 +1,68 @@
+"""What a metric sees of one system in one seed: its generations and the shared heavy parts.
+
+The evaluation computes the expensive inputs once for every system (sentence embeddings of all
+samples and references, one batched BERTScore call for all greedy replies, the best-reference
+similarity of every sample under the pass criterion) and hands each metric's `compute` a
+`SystemView`; what several metrics share (ROUGE of the greedy replies, pass counts, coverage)
+is computed on first use and kept.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polychromic.evaluation import coverage as cov
+from polychromic.evaluation import passk as pk
+from polychromic.evaluation import quality as qual
+
+
+@dataclass
+class SystemView:
+    records: list[dict[str, Any]]  # the system's generation records, one per test prompt
+    sample_embeddings: list[np.ndarray]  # per prompt: (n, d) unit vectors
+    reference_embeddings: list[np.ndarray]  # per prompt: (references, d) unit vectors
+    bertscore: list[float]  # BERTScore F1 of each greedy reply (best reference)
+    similarities: list[np.ndarray]  # per prompt: each sample's best-reference similarity
+    modes: list[list]  # per prompt: the mode of each reference (coverage.reference_modes)
+    threshold: float  # the pass threshold
+
+    @property
+    def samples(self) -> list[list[str]]:
+        return [record["samples"] for record in self.records]
+
+    @property
+    def greedy(self) -> list[str]:
+        return [record["greedy"] for record in self.records]
+
+    @property
+    def references(self) -> list[list[str]]:
+        return [record["references"] for record in self.records]
+
+    @property
+    def n(self) -> int:
+        """Samples per prompt (the same for every prompt: checked when the file is read)."""
+        return len(self.records[0]["samples"])
+
+    @functools.cached_property
+    def rouge(self) -> list[dict[str, float]]:
+        """ROUGE-1/2/L F1 of each greedy reply against its closest reference."""
+        return [qual.rouge_best(record["greedy"], record["references"])
+                for record in self.records]
+
+    @functools.cached_property
+    def pass_counts(self) -> list[int]:
+        """Passing samples per prompt (passk.pass_counts)."""
+        return pk.pass_counts(self.similarities, self.samples, self.threshold)
+
+    @functools.cached_property
+    def coverage(self) -> list[tuple[float, int, int]]:
+        """(coverage, modes hit, modes) per prompt (coverage.py)."""
+        return [cov.coverage(cov.passing(sims, texts, self.threshold),
+                             cov.closest_references(emb, refs), labels)
+                for sims, texts, emb, refs, labels in zip(
+                    self.similarities, self.samples, self.sample_embeddings,
+                    self.reference_embeddings, self.modes, strict=True)]

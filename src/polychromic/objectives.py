@@ -1,0 +1,176 @@
+"""The objective registry: each training objective's settings and where its code lives.
+
+An experiment in config names an objective (`experiments.<name>.objective`) and sets its
+settings next to it. An objective is registered here with
+
+- a frozen settings dataclass: every field has its default and a one-line `help` (plus the
+  bounds the config is checked against), the one place those defaults live;
+- the `module:Class` of its implementation, imported only by the `train` rule (torch is heavy,
+  and the workflow reads this registry while it builds the DAG);
+- a one-line summary for the docs.
+
+The implementation follows the `polychromic.training.objective.Objective` interface. Adding an
+objective is one module (its implementation), one registration here (its settings class and a
+`register(...)` call) and its tests; docs/extending.md walks through an example.
+`python -m polychromic.objectives` prints the settings of every objective as Markdown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def setting(default: Any, help: str, **bounds: Any) -> Any:  # noqa: A002 - the help text
+    """A settings field: its default, a one-line help and JSON-Schema bounds (`minimum`,
+    `exclusiveMinimum`, `maximum`, `enum`); `key=` names the config key when it differs from
+    the field name (`lambda`, a Python keyword)."""
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    """Supervised fine-tuning has no settings of its own (training.* applies to all)."""
+
+
+@dataclass(frozen=True)
+class PolychromicSettings:
+    """The polychromic objective (polychromic.training.polychromic)."""
+
+    lambda_: float = setting(1.0, "Weight of the policy-gradient term (0 = the baseline).",
+                             minimum=0, key="lambda")
+    num_samples: int = setting(4, "N, replies sampled per prompt.", minimum=2)
+    set_size: int = setting(2, "n, size of the scored subsets, 2 <= n < num_samples.",
+                            minimum=2)
+    temperature: float = setting(1.0, "Sampling temperature during training.",
+                                 exclusiveMinimum=0)
+    top_p: float = setting(1.0, "Nucleus sampling during training.", exclusiveMinimum=0,
+                           maximum=1)
+    top_k: int = setting(0, "Top-k sampling during training; 0 = off.", minimum=0)
+    max_new_tokens: int = setting(24, "Length limit of sampled replies.", minimum=1)
+    every_n_steps: int = setting(1, "Sample every this many optimizer steps.", minimum=1)
+    max_prompts: int = setting(4, "Prompts of the batch that get samples.", minimum=1)
+    reward: str = setting("semantic", "Reward of a reply against the references: semantic "
+                          "(embedding cosine) or rougeL.", enum=["semantic", "rougeL"])
+    normalize_advantages: bool = setting(True, "Divide advantages by their per-prompt std + "
+                                         "eps.")
+    eps: float = setting(1e-6, "The eps of the advantage normalisation.", exclusiveMinimum=0)
+
+    def check(self) -> None:
+        if not 2 <= self.set_size < self.num_samples:
+            # With set_size == num_samples there is one subset, which holds every sample, so
+            # every advantage is exactly 0 and the objective silently reduces to the baseline.
+            raise ValueError(f"need 2 <= set_size ({self.set_size}) < num_samples "
+                             f"({self.num_samples}); with set_size = num_samples every "
+                             "advantage is 0")
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    settings: type
+    implementation: str  # "module:Class"
+    summary: str
+
+
+OBJECTIVES: dict[str, Registration] = {}
+
+
+def register(name: str, settings: type, implementation: str, summary: str) -> None:
+    """Make objective `name` available to `experiments.<x>.objective`."""
+    if name in OBJECTIVES:
+        raise ValueError(f"objective {name!r} is registered twice")
+    OBJECTIVES[name] = Registration(name, settings, implementation, summary)
+
+
+def unregister(name: str) -> None:
+    """Remove an objective (tests register toy objectives and remove them again)."""
+    OBJECTIVES.pop(name, None)
+
+
+register("sft", SFTSettings, "polychromic.training.sft:SFT",
+         "cross-entropy of the reference reply, prompt tokens masked (the baseline)")
+register("polychromic", PolychromicSettings,
+         "polychromic.training.polychromic:PolychromicObjective",
+         "SFT plus lambda times a set-level policy-gradient term (Hamid et al. 2025)")
+
+
+def registration(name: str | None) -> Registration:
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; registered: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def config_key(item: dataclasses.Field) -> str:
+    return item.metadata.get("key", item.name)
+
+
+def settings_schema(settings: type) -> dict[str, Any]:
+    """A JSON Schema of a settings dataclass, from its fields' types and metadata."""
+    kinds = {int: "integer", float: "number", bool: "boolean", str: "string"}
+    hints = typing.get_type_hints(settings)
+    properties = {}
+    for item in dataclasses.fields(settings):
+        node = {key: value for key, value in item.metadata.items() if key not in ("key", "help")}
+        node["type"] = kinds[hints[item.name]]
+        properties[config_key(item)] = node
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def build_settings(name: str | None, values: Mapping[str, Any]) -> Any:
+    """The settings of objective `name` from an experiment's config entry (without
+    `objective`); ValueError naming the key on an unknown key, a wrong type or value."""
+    import jsonschema
+
+    cls = registration(name).settings
+    validator = jsonschema.Draft202012Validator(settings_schema(cls))
+    for error in sorted(validator.iter_errors(dict(values)), key=str):
+        where = ".".join(str(part) for part in error.absolute_path)
+        raise ValueError(f"{where + ': ' if where else ''}{error.message} (objective {name})")
+    kwargs = {item.name: values[config_key(item)] for item in dataclasses.fields(cls)
+              if config_key(item) in values}
+    hints = typing.get_type_hints(cls)
+    kwargs = {key: float(value) if hints[key] is float else value
+              for key, value in kwargs.items()}
+    settings = cls(**kwargs)
+    if hasattr(settings, "check"):
+        settings.check()
+    return settings
+
+
+def settings_as_config(settings: Any) -> dict[str, Any]:
+    """Config keys and values of an objective's settings, every default filled in."""
+    return {config_key(item): getattr(settings, item.name)
+            for item in dataclasses.fields(settings)}
+
+
+def implementation(name: str) -> type:
+    """The objective's class (imports its module: call it from the train rule only)."""
+    module, _, attribute = registration(name).implementation.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def markdown() -> str:
+    """Every objective with its settings (key, default, help) as Markdown, for the docs."""
+    lines = []
+    for entry in OBJECTIVES.values():
+        lines += [f"### `{entry.name}`", "", f"{entry.summary[0].upper()}{entry.summary[1:]}.",
+                  f"Implementation: `{entry.implementation}`.", ""]
+        items = dataclasses.fields(entry.settings)
+        if not items:
+            lines += ["No settings of its own.", ""]
+            continue
+        lines += ["| key | default | meaning |", "|---|---|---|"]
+        lines += [f"| `{config_key(item)}` | `{item.default}` | {item.metadata['help']} |"
+                  for item in items]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -1,0 +1,384 @@
+"""Typed settings: one frozen dataclass per config section, built once from the validated config.
+
+Why: a setting read as `config["training"].get("grad_accum", 1)` in five places has five
+defaults. Here every default lives in exactly one place:
+
+- the sections of `config.yaml` (data, curation, split, model, lora, training, generation,
+  evaluation, paper) take theirs from the JSON Schema `workflow/schemas/config.schema.yaml`,
+  which is also the config's documentation; the dataclasses below declare no defaults, and a
+  test checks that their fields and the schema's keys are the same;
+- an objective's settings (`experiments.<name>`) take theirs from the objective's settings
+  dataclass in `polychromic.objectives` (fields with a one-line help, as TRL's configs do).
+
+`load_settings(config)` fills the schema's defaults into a copy of the config, validates it
+(types, ranges, unknown keys), builds the dataclasses and then checks what a schema cannot
+express: relations between keys (`ConfigError`, naming the key). `section("training", values)`
+does the same for one section, for callers outside the workflow (tests, benchmarks).
+
+Light on purpose (standard library, yaml, jsonschema): the workflow builds it at DAG time.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from polychromic import objectives
+from polychromic.systems import expand_systems
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid or inconsistent with another one; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_pairs: int
+    min_tweets: int | None
+    min_unique_tweet_fraction: float
+    min_authors: int
+    min_mean_tweet_likes: float
+    min_mean_reply_likes: float | None
+
+
+@dataclass(frozen=True)
+class Review:
+    n: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    raw: tuple[str, ...]
+    format: str
+    max_rejected_fraction: float
+    strict: bool
+    thresholds: Thresholds
+    review: Review
+
+
+@dataclass(frozen=True)
+class CurationSettings:
+    min_reply_chars: int
+    max_reply_chars: int
+    drop_urls: bool
+    max_hashtags: int
+    spam_keywords: tuple[str, ...]
+    generic_replies: tuple[str, ...]
+    max_emojis: int | None
+    drop_all_caps: bool
+    max_repeated_chars: int | None
+    drop_self_replies: bool
+    min_tweet_likes: int | None
+    min_reply_likes: int | None
+    min_reply_author_followers: int | None
+    language: str | None
+    drop_exact_duplicates: bool
+    near_duplicate_threshold: float | None
+    near_duplicate_scope: str
+    decisions: str
+    undecided: str
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    train: float
+    val: float
+    test: float
+    seed: int
+    group_by: str
+    stratify: str
+
+
+@dataclass(frozen=True)
+class TinySettings:
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    max_length: int
+    pretrain_steps: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None
+    dtype: str
+    attn_implementation: str | None
+    load_in_4bit: bool
+    gradient_checkpointing: bool
+    tiny: TinySettings
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    max_steps: int
+    batch_size: int
+    grad_accum: int
+    learning_rate: float
+    warmup_steps: int
+    eval_every: int
+    checkpoint_selection: str
+    save_every: int
+    report_to: str
+    early_stopping_patience: int
+    max_length: int
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    engine: str
+    num_samples: int
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class PassKSettings:
+    k: tuple[int, ...]
+    criterion: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    reference_system: str
+    baseline_system: str
+    embedding_model: str | None
+    bertscore_layer: int
+    passk: PassKSettings
+    bootstrap_samples: int
+    stats_seed: int
+
+
+@dataclass(frozen=True)
+class PaperSettings:
+    title: str
+    author: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One fine-tuning experiment: its name, objective and the objective's typed settings."""
+
+    name: str
+    objective: str
+    settings: Any  # the objective's settings dataclass (polychromic.objectives)
+
+    @classmethod
+    def from_config(cls, name: str, values: Mapping[str, Any]) -> Experiment:
+        values = dict(values)
+        objective = values.pop("objective", None)
+        try:
+            settings = objectives.build_settings(objective, values)
+        except ValueError as error:
+            raise ConfigError(f"experiments.{name}: {error}") from error
+        return cls(name, objective, settings)
+
+    def as_config(self) -> dict[str, Any]:
+        """The experiment as a config entry, every default filled in."""
+        return {"objective": self.objective, **objectives.settings_as_config(self.settings)}
+
+
+@dataclass(frozen=True)
+class System:
+    """One evaluated system, temperature variants (`baseline_lora@t1.3`) included."""
+
+    name: str
+    prompt: str
+    shots: int
+    experiment: str | None
+    temperature: float | None  # None: generation.temperature
+    base_system: str | None  # the configured system a temperature variant derives from
+
+    @classmethod
+    def from_config(cls, name: str, values: Mapping[str, Any]) -> System:
+        return cls(name=name, prompt=values["prompt"], shots=int(values.get("shots") or 0),
+                   experiment=values.get("experiment"), temperature=values.get("temperature"),
+                   base_system=values.get("base_system"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: tuple[int, ...]
+    data: DataSettings
+    curation: CurationSettings
+    split: SplitSettings
+    model: ModelSettings
+    lora: LoraSettings
+    training: TrainingSettings
+    experiments: dict[str, Experiment]
+    systems: dict[str, System]  # every system, each followed by its temperature variants
+    generation: GenerationSettings
+    evaluation: EvaluationSettings
+    paper: PaperSettings
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings, "curation": CurationSettings, "split": SplitSettings,
+    "model": ModelSettings, "lora": LoraSettings, "training": TrainingSettings,
+    "generation": GenerationSettings, "evaluation": EvaluationSettings, "paper": PaperSettings,
+}
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The config's JSON Schema (read once per process)."""
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def _validator(node: dict[str, Any]) -> Any:
+    """A Draft 2020-12 validator of `node` that fills in defaults while it validates (the way
+    Snakemake's `validate(config, schema)` does)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, node_schema):  # noqa: ANN001, ANN202
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, node_schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(node)
+
+
+def validated(node: dict[str, Any], values: Any, where: str) -> Any:
+    """A copy of `values` with `node`'s defaults filled in; ConfigError naming the first
+    violation's key path."""
+    filled = copy.deepcopy(values)
+    errors = sorted(_validator(node).iter_errors(filled), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        key = ".".join(str(part) for part in [where, *error.absolute_path] if part != "")
+        raise ConfigError(f"{key or 'config'}: {error.message}")
+    return filled
+
+
+def build(cls: type, values: Mapping[str, Any]) -> Any:
+    """The dataclass `cls` from a validated mapping; nested dataclasses and tuples converted."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        kind, value = hints[field.name], values[field.name]
+        if dataclasses.is_dataclass(kind):
+            value = build(kind, value)
+        elif typing.get_origin(kind) is tuple and value is not None:
+            value = tuple(value)
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def as_dict(settings: Any) -> Any:
+    """A settings dataclass as plain JSON-ready data (tuples as lists)."""
+    if dataclasses.is_dataclass(settings):
+        return {f.name: as_dict(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    if isinstance(settings, tuple | list):
+        return [as_dict(item) for item in settings]
+    if isinstance(settings, dict):
+        return {key: as_dict(value) for key, value in settings.items()}
+    return settings
+
+
+def section(name: str, values: Mapping[str, Any] | None = None) -> Any:
+    """One config section as its dataclass, the schema's defaults filled in (`values` may be
+    partial or None)."""
+    node = schema()["properties"][name]
+    return build(SECTIONS[name], validated(node, dict(values or {}), name))
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the whole config (defaults filled in), build every section, check relations."""
+    filled = validated(schema(), dict(config), "")
+    experiments = {name: Experiment.from_config(name, values)
+                   for name, values in filled["experiments"].items()}
+    check_systems(filled, experiments)
+    systems = {name: System.from_config(name, values)
+               for name, values in expand_systems(filled["systems"]).items()}
+    settings = Settings(
+        seeds=tuple(filled["seeds"]), experiments=experiments, systems=systems,
+        **{name: build(cls, filled[name]) for name, cls in SECTIONS.items()})
+    check_relations(settings)
+    return settings
+
+
+def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) -> None:
+    """Systems: names, temperature variants and the experiment of each LoRA system."""
+    sampling = float(config["generation"]["temperature"])
+    for name, values in config["systems"].items():  # the schema keeps `@` out of names
+        if sampling in [float(t) for t in values.get("temperatures") or []]:
+            raise ConfigError(f"systems.{name}.temperatures holds {sampling:g}, the sampling "
+                              f"temperature of generation.temperature: {name} itself is "
+                              "already sampled at it")
+        try:
+            expand_systems({name: values})
+        except ValueError as error:
+            raise ConfigError(f"systems.{name}.temperatures: {error}") from error
+        experiment = values.get("experiment")
+        if values["prompt"] == "lora" and experiment is None:
+            raise ConfigError(f"systems.{name}: a lora system needs an `experiment`")
+        if values["prompt"] == "lora" and experiment not in experiments:
+            raise ConfigError(f"systems.{name}.experiment = {experiment!r} is not in "
+                              f"experiments ({', '.join(experiments)})")
+        if values["prompt"] != "lora" and experiment is not None:
+            raise ConfigError(f"systems.{name}: only prompt: lora systems take an experiment")
+
+
+def check_relations(settings: Settings) -> None:
+    """What a JSON Schema cannot express: relations between keys of different sections."""
+    split = settings.split
+    total = split.train + split.val + split.test
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"split.train + split.val + split.test must be 1, got {total:g}")
+    n = settings.generation.num_samples
+    too_big = [k for k in settings.evaluation.passk.k if k > n]
+    if too_big:
+        raise ConfigError(f"evaluation.passk.k has {too_big} > generation.num_samples = {n}: "
+                          "pass@k needs k <= n")
+    for key in ("reference_system", "baseline_system"):
+        name = getattr(settings.evaluation, key)
+        if name not in settings.systems or settings.systems[name].base_system is not None:
+            raise ConfigError(f"evaluation.{key} = {name!r} is not in systems")
+    if settings.evaluation.reference_system == settings.evaluation.baseline_system:
+        raise ConfigError("evaluation.reference_system and evaluation.baseline_system must "
+                          "differ: the verdict compares one with the other")
+    from polychromic.sampling import ENGINES
+
+    if settings.generation.engine not in ENGINES:
+        raise ConfigError(f"generation.engine = {settings.generation.engine!r} is not a "
+                          f"registered engine ({', '.join(ENGINES)})")
+    tiny = settings.model.tiny
+    if tiny.hidden_size % tiny.num_heads or tiny.num_heads % tiny.num_kv_heads:
+        raise ConfigError("model.tiny: num_heads must divide hidden_size and num_kv_heads "
+                          "num_heads")
+

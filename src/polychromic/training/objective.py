@@ -1,0 +1,121 @@
+"""The seam between the training loop and an objective.
+
+The loop (`polychromic.training.train`) always computes the cross-entropy of the reference reply
+(the SFT term) and asks the experiment's objective, once per optimizer step, for a term to add:
+
+    loss = CE(reply | prompt) + extra_loss(model, batch, step)
+
+An objective is a class registered in `polychromic.objectives` with its settings dataclass. It
+is built once per run from its settings and an `ObjectiveContext`, and implements `Objective`:
+
+- `extra_loss(model, batch, step)`: `None` on steps where it adds nothing, else an `ExtraLoss`
+  whose `loss` is already weighted (it carries the gradient), whose `value` is that loss summed
+  over data-parallel processes (for the log), and whose `logged` terms become columns of
+  `training_log.csv` (declared in `log_fields`);
+- `summary()`: numbers for run.json (time per phase, say).
+
+The random stream: an objective that samples must do so in a stream of its own
+(`torch.random.fork_rng`), so that data order and the CE pass's dropout are the baseline's, and a
+zero weight reproduces the baseline bitwise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from polychromic import objectives
+
+
+@dataclass
+class Parallel:
+    """This process's place in a data-parallel run (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, items: list) -> list:
+        """This process's share of `items` (every world-th item from its rank)."""
+        return items[self.rank::self.world]
+
+    def sum_gradients(self, params: list[torch.Tensor]) -> None:
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+
+    def global_sum(self, value: float) -> float:
+        """`value` summed over the processes."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return float(tensor.item())
+
+
+def parallel_context() -> Parallel:
+    """One process on the default device, or this process of an `accelerate launch` run."""
+    from polychromic.models.base import default_device
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Parallel(device=default_device())
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())  # gloo on CPU, nccl on GPU
+    return Parallel(accelerator.process_index, accelerator.num_processes, str(accelerator.device))
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where the loop is: the optimizer step (1-based), the run's seed, the parallel setup."""
+
+    step: int
+    seed: int
+    parallel: Parallel
+
+
+@dataclass(frozen=True)
+class ObjectiveContext:
+    """What an objective may use when it is built."""
+
+    tokenizer: Any
+    train_records: list[dict]
+    device: str
+    reward_model: str | None  # local sentence-encoder folder; None = the packaged MiniLM
+
+
+@dataclass
+class ExtraLoss:
+    loss: torch.Tensor  # weighted, with gradient
+    value: float  # the weighted term summed over processes, for the log
+    logged: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    log_fields: tuple[str, ...]
+
+    def extra_loss(self, model: Any, batch: dict, step: Step) -> ExtraLoss | None:
+        """The term added to the CE loss at this step (None: nothing)."""
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers for run.json."""
+
+
+def build_objective(name: str, settings: Any, context: ObjectiveContext) -> Objective:
+    """The registered objective `name` built from its settings."""
+    return objectives.implementation(name)(settings, context)
