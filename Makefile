@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# The powered study of issue 8 (config/study_demo.yaml): a 2,000-tweet demo corpus, written
+# The powered demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written
 # byte for byte by its generator, and the lambda / N / temperature sweeps. It writes results/
 # like `make run` (move a previous results/ aside to keep it).
 STUDY_RAW := resources/demo/study_raw.jsonl

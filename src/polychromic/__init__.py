@@ -2,7 +2,7 @@
 
 The library behind the Snakemake workflow. Every rule calls one function of this package
 (thin rules, fat library); each function takes plain paths and settings, so it is tested
-without Snakemake. See README.md and ../shared/DESIGN.md for the study.
+without Snakemake. See README.md and docs/architecture.md.
 """
 
 import os

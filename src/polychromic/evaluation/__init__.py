@@ -1,1 +1,1 @@
-"""Evaluation: generation, diversity, quality, pass@k and statistics (DESIGN.md section 7)."""
+"""Evaluation: generation, diversity, quality, pass@k and statistics."""

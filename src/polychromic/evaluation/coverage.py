@@ -1,7 +1,7 @@
 """Coverage: how many distinct modes of a tweet's references the passing samples hit.
 
 Why: pass@k rewards a system whose k replies include one good reply; coverage asks how many of
-the *kinds* of good reply a tweet has the n samples reach (issue 8, DESIGN.md section 7). Per
+the *kinds* of good reply a tweet has the n samples reach. Per
 prompt:
 
     coverage = |{mode(closest reference of s) : s a passing sample}| / |{mode(r) : r a reference}|

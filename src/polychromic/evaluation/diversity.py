@@ -1,7 +1,7 @@
 """Diversity of a system's n sampled replies to one prompt, then averaged over prompts.
 
 Why: the polychromic objective is meant to make the n answers to one tweet differ from each
-other (DESIGN.md section 7). All per-prompt metrics look at one prompt's samples only.
+other. All per-prompt metrics look at one prompt's samples only.
 
 - Self-BLEU (lower = more diverse)::
 

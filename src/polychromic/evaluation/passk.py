@@ -1,7 +1,7 @@
 """pass@k: the chance that at least one of k replies drawn from a system is good enough.
 
 Why: the study asks whether a diversity-aware objective helps when a model may answer k times and
-the best answer counts (DESIGN.md section 7).
+the best answer counts.
 
 A sample *passes* when its similarity to the CLOSEST reference reply of its tweet reaches a
 threshold, under one criterion:

@@ -1,6 +1,6 @@
 """Single-answer quality: the greedy reply against ALL references of its tweet (best reference).
 
-Why: a diversity-aware objective must not buy diversity with worse replies (DESIGN.md section 7).
+Why: a diversity-aware objective must not buy diversity with worse replies.
 Every score of a greedy reply g with references R is the best over references.
 
 - ROUGE-1/2/L F1 (rouge-score, ``use_stemmer=True``; its tokeniser lowercases, replaces

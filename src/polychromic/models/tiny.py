@@ -1,6 +1,6 @@
 """The embedded default base model: a tiny Qwen3-architecture causal LM built and pretrained here.
 
-No weights can be downloaded, so the demo builds its own stand-in (DESIGN.md section 5):
+No weights can be downloaded, so the demo builds its own stand-in:
 1. a byte-level BPE tokenizer trained on the TRAIN split's tweets and replies, with Qwen's chat
    special tokens (`<|im_start|>`, `<|im_end|>`, `<|endoftext|>`) and a Qwen-style chat template;
 2. a small `Qwen3Config` (sizes from config `model.tiny`), randomly initialised;

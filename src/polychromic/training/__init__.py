@@ -1,1 +1,1 @@
-"""Training: baseline SFT and the polychromic objective (DESIGN.md section 6)."""
+"""Training: the LoRA fine-tuning loop and the objectives it optimises (polychromic.objectives)."""
