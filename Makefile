@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run study test test-cluster lint dryrun report clean venv bench bench-train bench-eval
+.PHONY: run study test test-cluster lint dryrun report clean venv bench bench-train bench-eval docs
 
 venv: $(STAMP)
 
@@ -21,16 +21,29 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# The powered demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written
-# byte for byte by its generator, and the lambda / N / temperature sweeps. It writes results/
-# like `make run` (move a previous results/ aside to keep it).
-STUDY_RAW := resources/demo/study_raw.jsonl
+# The larger demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written byte for
+# byte by its generator, and the lambda / N / temperature sweeps. It runs in its own working
+# folder, studies/demo/ (its corpus in studies/demo/resources/, its results in
+# studies/demo/results/), so it never touches the default run's results/; then it writes its
+# report, docs/study.md.
+STUDY_DIR := studies/demo
+STUDY_RAW := $(STUDY_DIR)/resources/demo/study_raw.jsonl
 
 $(STUDY_RAW): $(STAMP)
 	$(BIN)/python -m polychromic.data.demo --n-tweets 2000 --seed 0 --out $(STUDY_RAW)
 
 study: $(STAMP) $(STUDY_RAW)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/study_demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --directory $(STUDY_DIR) --configfile config/study_demo.yaml
+	$(BIN)/python -m polychromic.reporting.docs $(STUDY_DIR)/results --out docs/study.md \
+	  --title "The demo study (config/study_demo.yaml)"
+
+# The result pages of docs/ and the README's results block, from results/ (never by hand);
+# COMPARE=path/to/aggregated_results.json (and COMPARE_LABEL="what it is") adds how far another
+# run of the same config lies.
+docs: $(STAMP)
+	$(BIN)/python -m polychromic.objectives --page > docs/objectives.md
+	$(BIN)/python -m polychromic.reporting.docs results --out docs/results.md --readme README.md \
+	  $(if $(COMPARE),--compare $(COMPARE) --compare-label "$(or $(COMPARE_LABEL),another run)")
 
 dryrun: $(STAMP)
 	$(BIN)/snakemake -n
@@ -53,7 +66,13 @@ lint: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 
-bench: bench-train bench-eval
+# Both benchmarks, their output kept in docs/benchmarks.md (what this machine measured).
+bench: $(STAMP)
+	{ echo "# Benchmarks"; echo; echo "Written by \`make bench\` on $$(nproc) cores ($$(uname -m));"; \
+	  echo "ratios are measured side by side in one run."; echo; echo '```'; \
+	  $(BIN)/python bench/train_overhead.py; echo; $(BIN)/python bench/generation.py; \
+	  echo '```'; } > docs/benchmarks.md.tmp && mv docs/benchmarks.md.tmp docs/benchmarks.md
+	cat docs/benchmarks.md
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
@@ -62,4 +81,4 @@ bench-eval: $(STAMP)
 	$(BIN)/python bench/generation.py
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake studies

@@ -175,3 +175,8 @@ def test_the_default_config_names_only_registered_parts():
     assert {e.objective for e in settings.experiments.values()} <= set(objectives.OBJECTIVES)
     assert settings.generation.engine in sampling.ENGINES
     assert (REPO / "workflow" / "schemas" / "config.schema.yaml").is_file()
+
+
+def test_the_objectives_page_is_current():
+    page = (REPO / "docs" / "objectives.md").read_text(encoding="utf-8")
+    assert page == objectives.page(), "docs/objectives.md is stale: run `make docs`"

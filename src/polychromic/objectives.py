@@ -12,7 +12,8 @@ settings next to it. An objective is registered here with
 The implementation follows the `polychromic.training.objective.Objective` interface. Adding an
 objective is one module (its implementation), one registration here (its settings class and a
 `register(...)` call) and its tests; docs/extending.md walks through an example.
-`python -m polychromic.objectives` prints the settings of every objective as Markdown.
+`python -m polychromic.objectives` prints the settings of every objective as Markdown
+(`--page`: the whole page docs/objectives.md, which `make docs` writes).
 """
 
 from __future__ import annotations
@@ -172,5 +173,14 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+def page() -> str:
+    """docs/objectives.md: every registered objective and its settings."""
+    intro = ("Generated from the objective registry (`src/polychromic/objectives.py`) by "
+             "`make docs`; do not edit by hand. An experiment names an objective and sets these "
+             "keys next to it (`experiments.<name>` in the config); unset keys take the "
+             "defaults below.")
+    return f"# Objectives\n\n{intro}\n\n" + markdown()
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown())
+    sys.stdout.write(page() if "--page" in sys.argv[1:] else markdown())

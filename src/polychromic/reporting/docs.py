@@ -1,0 +1,195 @@
+"""Write the result pages of docs/ (and the README's results block) from a results folder.
+
+    python -m polychromic.reporting.docs results --out docs/results.md --readme README.md
+    make docs                      (the same for the default run)
+
+Why: a number typed into a document by hand is wrong after the next run. Every number on these
+pages is read from the results folder: the main table (the registry's "table" metrics, the
+every-seed daggers of `significance.py`), the verdict (`verdict.markdown`), the training
+summary, the run time of each heavy rule (its `benchmark:` file), and, with `--compare OTHER`,
+how far the headline means of another run of the same config (another machine, another
+number of cores) lie from these. The figures are copied next to the page. In the README, the
+text between `<!-- results:begin -->` and `<!-- results:end -->` is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from polychromic.contract import STATISTICS_FILE
+from polychromic.evaluation.registry import label, main_passk, shown_in
+from polychromic.io import read_json, write_text
+from polychromic.reporting.latex import best_systems
+from polychromic.reporting.significance import Evidence, detect
+from polychromic.reporting.verdict import markdown as verdict_markdown
+
+FIGURES = ("passk_curves", "frontier", "training_curves")
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def main_table(aggregated: dict[str, Any], statistics: list[dict[str, Any]]) -> str:
+    """The main results as Markdown: mean ± std over seeds, best in bold, † where the system
+    differs detectably from the reference system in every seed."""
+    systems = list(aggregated.get("main_systems") or aggregated["system_order"])
+    reference = aggregated.get("reference_system")
+    evidence = Evidence(aggregated, statistics)
+    lines = ["| metric | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    for metric in shown_in("table", aggregated.get("metric_order") or []):
+        best = best_systems(aggregated, metric, systems)
+        cells = []
+        for system in systems:
+            entry = aggregated["systems"][system].get(metric) or {}
+            cell = f"{_number(entry.get('mean'))} ± {_number(entry.get('std'))}"
+            cell = f"**{cell}**" if system in best else cell
+            if reference and system != reference and detect(
+                    evidence, [metric], reference, system, "every_seed")[0]["detectable"]:
+                cell += " †"
+            cells.append(cell)
+        arrow = "↑" if aggregated["systems"][systems[0]][metric].get("higher_is_better") else "↓"
+        lines.append(f"| {label(metric)} {arrow} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def training_summary(aggregated: dict[str, Any]) -> str:
+    """Per experiment: objective, saved step and best validation loss over seeds."""
+    lines = ["| experiment | objective | saved step | best validation loss | zero adapter in "
+             "seeds |", "|---|---|---|---|---|"]
+    for name, entry in (aggregated.get("experiments") or {}).items():
+        loss, saved = entry["best_val_loss"], entry["saved_step"]
+        seeds = ", ".join(str(s) for s in entry.get("initial_adapter_seeds") or []) or "none"
+        lines.append(f"| {name} | {entry['objective']} | {_number(saved['mean'])} | "
+                     f"{_number(loss['mean'])} ± {_number(loss['std'])} | {seeds} |")
+    return "\n".join(lines)
+
+
+def run_times(results: Path) -> str:
+    """Wall time of every heavy rule (`benchmarks/`), summed per rule, in minutes."""
+    totals: dict[str, list[float]] = {}
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        rule = path.parent.name if path.parent.name != "benchmarks" else path.stem
+        with open(path, encoding="utf-8") as handle:
+            seconds = [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
+        totals.setdefault(rule, []).extend(seconds)
+    if not totals:
+        return "No benchmark files in the results folder."
+    parts = [f"{rule} {len(values)} job(s), {sum(values) / 60:.1f} min"
+             for rule, values in totals.items()]
+    return "Run time of the heavy rules (sum over their jobs): " + "; ".join(parts) + "."
+
+
+def headline_metrics(aggregated: dict[str, Any]) -> list[str]:
+    present = aggregated.get("metric_order") or []
+    return [m for m in ("pass@1", main_passk(present), "coverage", "rougeL") if m in present]
+
+
+def comparison(aggregated: dict[str, Any], other: dict[str, Any], name: str) -> str:
+    """The largest difference of the headline means between this run and `other`."""
+    worst, where = 0.0, "nothing"
+    for system in aggregated.get("main_systems") or []:
+        for metric in headline_metrics(aggregated):
+            a = (aggregated["systems"][system].get(metric) or {}).get("mean")
+            b = ((other.get("systems") or {}).get(system, {}).get(metric) or {}).get("mean")
+            if a is not None and b is not None and abs(a - b) >= worst:
+                worst, where = abs(a - b), f"{label(metric)} of {system}"
+    return (f"Against {name} of the same config, the headline means (pass@1, the "
+            f"headline pass@k, coverage, ROUGE-L of the main systems) differ by at most "
+            f"{worst:.3f} ({where}).")
+
+
+def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] | None) -> str:
+    """The whole Markdown page of one results folder."""
+    aggregated = read_json(results / "evaluation" / "aggregated_results.json")
+    statistics = [read_json(path) for path in
+                  sorted((results / "evaluation").glob(f"seed_*/{STATISTICS_FILE}"))]
+    seeds = ", ".join(str(seed) for seed in aggregated.get("seeds") or [])
+    parts = [f"# {title}", "",
+             f"Generated by `python -m polychromic.reporting.docs` from `{results}`; do not edit "
+             "by hand (run `make docs` again).", "",
+             f"## Main table (mean ± std over seeds {seeds})", "",
+             main_table(aggregated, statistics), "",
+             "Bold: best in the metric's direction. †: differs detectably from "
+             f"`{aggregated.get('reference_system')}` by the every-seed rule "
+             "(docs/statistics.md).", "",
+             "## Verdict (the primary test)", "", verdict_markdown(aggregated.get("verdict") or {}),
+             "## Training", "", training_summary(aggregated), "", run_times(results), ""]
+    if compare is not None:
+        parts += ["## Between runs", "", comparison(aggregated, *compare), ""]
+    parts += ["## Figures", ""]
+    parts += [f"![{name}]({figures_dir}/{name}.png)" for name in FIGURES
+              if (results / "figures" / f"{name}.png").is_file()]
+    return "\n".join(parts) + "\n"
+
+
+def readme_block(aggregated: dict[str, Any], page_path: str) -> str:
+    """The README's excerpt: the verdict sentence and the headline means."""
+    verdict = aggregated.get("verdict") or {}
+    lines = [BEGIN, f"*Generated from the default run by `make docs`; the whole page is "
+             f"[{page_path}]({page_path}).*", ""]
+    systems = list(aggregated.get("main_systems") or [])
+    metrics = headline_metrics(aggregated)
+    lines += ["| system | " + " | ".join(label(m) for m in metrics) + " |",
+              "|---" * (len(metrics) + 1) + "|"]
+    for system in systems:
+        values = [_number((aggregated["systems"][system].get(m) or {}).get("mean"))
+                  for m in metrics]
+        lines.append(f"| {system} | " + " | ".join(values) + " |")
+    if verdict.get("available"):
+        lines += ["", f"> **Verdict: {verdict['verdict']}.** {verdict['sentence']}"]
+        lines += [f">\n> **Warning:** {text}." for text in verdict.get("warnings") or []]
+    return "\n".join([*lines, END])
+
+
+def update_readme(readme: Path, block: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{readme} has no {BEGIN} ... {END} block to replace")
+    head, rest = text.split(BEGIN, 1)
+    write_text(readme, head + block + rest.split(END, 1)[1])
+
+
+def write_docs(results: str, out: str, title: str, readme: str | None = None,
+               compare: str | None = None, compare_label: str = "another run") -> None:
+    """Write the page `out` (and its figures) from `results`; update `readme`'s block."""
+    folder, target = Path(results), Path(out)
+    figures = target.parent / "figures" / target.stem
+    figures.mkdir(parents=True, exist_ok=True)
+    for name in FIGURES:
+        source = folder / "figures" / f"{name}.png"
+        if source.is_file():
+            shutil.copyfile(source, figures / f"{name}.png")
+    other = (read_json(compare), compare_label) if compare else None
+    write_text(target, page(folder, title, f"figures/{target.stem}", other))
+    if readme:
+        aggregated = read_json(folder / "evaluation" / "aggregated_results.json")
+        update_readme(Path(readme), readme_block(aggregated, str(target)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polychromic.reporting.docs",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("results", help="a results folder (results/ of a finished run)")
+    parser.add_argument("--out", required=True, help="the Markdown page to write")
+    parser.add_argument("--title", default="Results of the default run")
+    parser.add_argument("--readme", default=None, help="README whose results block to update")
+    parser.add_argument("--compare", default=None,
+                        help="aggregated_results.json of another run of the same config")
+    parser.add_argument("--compare-label", default="another run",
+                        help="what the other run is, for the text (e.g. 'a run on 1 core')")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    write_docs(args.results, args.out, args.title, args.readme, args.compare,
+               args.compare_label)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

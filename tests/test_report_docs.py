@@ -1,0 +1,63 @@
+"""The docs writer: every number of the result pages comes from the results folder."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from polychromic.reporting.docs import BEGIN, END, main
+from test_report_helpers import build_evaluation, run_aggregate
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    folder = tmp_path / "results"
+    dirs = build_evaluation(folder / "evaluation")
+    run_aggregate(dirs, folder / "evaluation")
+    bench = folder / "benchmarks" / "train"
+    bench.mkdir(parents=True)
+    for name, seconds in (("a", 60.0), ("b", 120.0)):
+        (bench / f"{name}.tsv").write_text(f"s\th:m:s\n{seconds}\t0:01:00\n", encoding="utf-8")
+    (folder / "figures").mkdir()
+    (folder / "figures" / "frontier.png").write_bytes(b"\x89PNG fake")
+    return folder
+
+
+def test_page_and_readme_block_are_written_from_the_results(results: Path, tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nstale 0.999\n{END}\noutro\n", encoding="utf-8")
+    page = tmp_path / "docs" / "results.md"
+    aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text())
+    other = tmp_path / "other.json"
+    shifted = json.loads(json.dumps(aggregated))
+    shifted["systems"]["baseline_lora"]["pass@1"]["mean"] += 0.0123
+    other.write_text(json.dumps(shifted), encoding="utf-8")
+    assert main([str(results), "--out", str(page), "--readme", str(readme),
+                 "--compare", str(other), "--compare-label", "a run on 1 core"]) == 0
+    text = page.read_text(encoding="utf-8")
+    zero = aggregated["systems"]["zero_shot"]["rougeL"]
+    row = next(line for line in text.splitlines() if line.startswith("| ROUGE-L ↑ |"))
+    assert row.split("|")[2].strip().strip("*") == f"{zero['mean']:.3f} ± {zero['std']:.3f}"
+    assert f"**Verdict: {aggregated['verdict']['verdict']}.**" in text
+    assert "train 2 job(s), 3.0 min" in text
+    assert "Against a run on 1 core of the same config" in text
+    assert "differ by at most 0.012 (pass@1 of baseline_lora)" in text
+    assert "![frontier](figures/results/frontier.png)" in text
+    assert "passk_curves" not in text  # no such figure in the folder: not linked
+    assert (tmp_path / "docs" / "figures" / "results" / "frontier.png").is_file()
+    updated = readme.read_text(encoding="utf-8")
+    assert updated.startswith("intro\n" + BEGIN) and updated.endswith(END + "\noutro\n")
+    assert "stale" not in updated
+    row = re.search(r"\| baseline_lora \| ([0-9.]+) \|", updated)
+    assert row and float(row[1]) == pytest.approx(
+        aggregated["systems"]["baseline_lora"]["pass@1"]["mean"], abs=5e-4)
+
+
+def test_readme_without_a_block_is_an_error(results: Path, tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="results:begin"):
+        main([str(results), "--out", str(tmp_path / "r.md"), "--readme", str(readme)])
