@@ -25,16 +25,16 @@ import torch
 import yaml
 from common import PROMPTS, REPO, prepare
 
+from polychromic.config import load_settings
+from polychromic.contract import SEED_FILES
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.evaluation.generate import group_test_prompts
 from polychromic.io import read_jsonl, write_jsonl
 from polychromic.models.prompts import prompt_tokens
 from polychromic.sampling import open_engine
 from polychromic.sampling.base import Sampling
-from polychromic.settings import section
 
-GENERATION = {"num_samples": 10, "temperature": 1.0, "top_p": 0.95, "top_k": 0,
-              "max_new_tokens": 32}  # fmt: skip
+N_SAMPLES = 10
 SAMPLING = Sampling(temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=32)
 
 
@@ -43,7 +43,7 @@ def bench_generation(inputs: dict, prompts_count: int, batch_prompts: int) -> tu
     records = read_jsonl(inputs["test"]) + read_jsonl(inputs["val"])
     tweets = [p["tweet"] for p in group_test_prompts(records)][:prompts_count]
     prompts = [prompt_tokens(engine.tokenizer, PROMPTS, "lora", tweet) for tweet in tweets]
-    n = GENERATION["num_samples"]
+    n = N_SAMPLES
     engine.seed(0)
     start = time.perf_counter()
     for i in range(0, len(prompts), batch_prompts):
@@ -58,27 +58,28 @@ def bench_generation(inputs: dict, prompts_count: int, batch_prompts: int) -> tu
 
 
 def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> float:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    settings = load_settings(yaml.safe_load((REPO / "config.yaml").read_text()))
     rng = random.Random(0)
     replies = [r["reply"] for r in read_jsonl(inputs["train"])]
     prompts = group_test_prompts(read_jsonl(inputs["train"]))[:prompts_count]
     files = {}
-    for system in ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora"]:
+    for system in settings.systems:  # the default study's systems, fake but real-looking replies
         rows = [
-            {**p, "greedy": rng.choice(replies), "samples": rng.sample(replies, 10),
+            {**p, "greedy": rng.choice(replies), "samples": rng.sample(replies, N_SAMPLES),
              "reference_nll": [20.0] * len(p["references"]),
              "reference_tokens": [10] * len(p["references"]), "system": system, "seed": 0,
-             "settings": {**GENERATION, "prompt": "lora", "shots": 0, "model": "tiny",
-                          "adapter": None}}
+             "settings": {"num_samples": N_SAMPLES, "temperature": SAMPLING.temperature,
+                          "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
+                          "max_new_tokens": SAMPLING.max_new_tokens, "prompt": "lora",
+                          "shots": 0, "model": "tiny", "adapter": None}}
             for p in prompts
         ]  # fmt: skip
         files[system] = str(folder / f"{system}.jsonl")
         write_jsonl(files[system], rows)
     out = folder / "evaluation"
     start = time.perf_counter()
-    outputs = {name: str(out / f"{name}.json")
-               for name in ("diversity", "quality", "passk", "statistics")}
-    evaluate_seed(files, outputs, section("evaluation", config["evaluation"]), seed=0)
+    outputs = {name: str(out / file) for name, file in SEED_FILES.items()}
+    evaluate_seed(files, outputs, settings.evaluation, seed=0)
     return time.perf_counter() - start
 
 

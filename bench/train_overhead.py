@@ -7,8 +7,8 @@ it times baseline SFT and polychromic training (N = 4, n = 2, max_prompts = 4,
 max_new_tokens = 32) sampling every step and every 5th step, and prints the ratios
 polychromic / baseline with the time per phase: sampling (batched generate), reward (MiniLM
 embeddings + set scores), policy-gradient forward, and the rest (CE pass, the shared backward,
-optimizer). Validation is pushed past the last step so it does not count. Targets from the
-issue: <= 2.0x sampling every step, <= 1.3x every 5th step.
+optimizer). Validation is pushed past the last step so it does not count. Targets: <= 2.0x
+sampling every step, <= 1.3x every 5th step.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,43 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = str(REPO / "resources" / "prompts")
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> str:
+    """Run snakemake on `workdir`/config.yaml; its output (the run must succeed)."""
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), "--configfile",
+         str(workdir / "config.yaml"), *args],
+        capture_output=True, text=True, timeout=300, check=False, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """{rule: pending jobs} from the `Job stats` table of a dry run."""
+    table = text.split("Job stats:")[-1].split("Reasons:")[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if name != "total"}
+
+
+def stand_in_outputs(workdir: Path, snakefile: Path = REPO / "Snakefile") -> float:
+    """Stand in for every output of the workflow with an empty file (a folder for folder
+    outputs), all with one modification time newer than every input; return that time."""
+    summary = snakemake(workdir, "--summary", snakefile=snakefile)
+    outputs = [row.split("\t")[0] for row in summary.splitlines()
+               if "\t" in row and row.startswith("results/")]
+    now = time.time()
+    for output in outputs:
+        path = workdir / output
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+        os.utime(path, (now, now))
+    assert len(outputs) > 20
+    return now
 
 TOPICS = {
     "coffee": ["coffee", "espresso", "beans", "morning", "cup"],

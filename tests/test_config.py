@@ -16,14 +16,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from polychromic import objectives
-from polychromic.settings import (
-    SECTIONS,
-    ConfigError,
-    TrainingSettings,
-    load_settings,
-    schema,
-    section,
-)
+from polychromic.config import load_settings
+from polychromic.settings import SECTIONS, ConfigError, TrainingSettings, schema, section
 
 from conftest import REPO
 

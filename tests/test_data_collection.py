@@ -10,9 +10,19 @@ import pytest
 from polychromic.data.collection import sample_for_review, verify_collection
 from polychromic.data.validate import validate_raw
 from polychromic.io import read_json, write_jsonl
+from polychromic.settings import ConfigError, Thresholds, section
 
-THRESHOLDS = {"min_pairs": 6, "min_unique_tweet_fraction": 0.8, "min_authors": 3,
-              "min_mean_tweet_likes": 5}
+OFF = dict.fromkeys(("min_pairs", "min_tweets", "min_unique_tweet_fraction", "min_authors",
+                     "min_mean_tweet_likes", "min_mean_reply_likes"))
+
+
+def limits(**given) -> Thresholds:
+    """The given thresholds, every other one off (null)."""
+    return section("data", {"thresholds": {**OFF, **given}}).thresholds
+
+
+THRESHOLDS = limits(min_pairs=6, min_unique_tweet_fraction=0.8, min_authors=3,
+                    min_mean_tweet_likes=5)
 
 
 def records() -> list[dict]:
@@ -58,21 +68,21 @@ def test_statistics_and_thresholds(tmp_path):
 
 def test_failed_threshold_warns_or_raises(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        run(tmp_path, {"min_pairs": 100})
+        run(tmp_path, limits(min_pairs=100))
     assert "min_pairs" in caplog.text
     with pytest.raises(ValueError, match="min_pairs: 6 < 100"):
-        run(tmp_path, {"min_pairs": 100}, strict=True)
-    assert run(tmp_path, {"min_pairs": 6}, strict=True)["passed"] is True
+        run(tmp_path, limits(min_pairs=100), strict=True)
+    assert run(tmp_path, limits(min_pairs=6), strict=True)["passed"] is True
 
 
 def test_unmeasured_and_unknown_thresholds(tmp_path):
     data = [{k: v for k, v in r.items() if k not in ("tweet_likes", "reply_author")}
             for r in records()]
-    result = run(tmp_path, {"min_authors": 1, "min_mean_tweet_likes": 1}, data=data)
+    result = run(tmp_path, limits(min_authors=1, min_mean_tweet_likes=1), data=data)
     assert result["thresholds"]["min_authors"]["status"] == "unmeasured"
     assert result["thresholds"]["min_mean_tweet_likes"]["value"] is None
-    with pytest.raises(ValueError, match="unknown collection threshold"):
-        run(tmp_path, {"min_pair": 1})
+    with pytest.raises(ConfigError, match="data.thresholds: .*min_pair"):
+        limits(min_pair=1)
 
 
 def test_sample_for_review_is_seeded(tmp_path):
@@ -95,7 +105,7 @@ def test_more_thresholds_and_validation_summary(tmp_path):
                  str(tmp_path / "val.json"), 0.5)
     result = verify_collection(str(tmp_path / "validated.jsonl"), str(tmp_path / "c.json"),
                                str(tmp_path / "c.md"),
-                               {"min_tweets": 4, "min_mean_reply_likes": 2, "min_pairs": None},
+                               limits(min_tweets=4, min_mean_reply_likes=2),
                                False, str(tmp_path / "val.json"))
     checks = result["thresholds"]
     assert checks["min_tweets"]["value"] == 3 and checks["min_tweets"]["status"] == "fail"

@@ -99,7 +99,7 @@ def test_whole_data_chain_on_demo(demo, tmp_path):
     assert set(report["totals"]["reasons"]) == {"not JSON", "missing required field reply",
                                                  "wrong type for tweet_likes"}
     collection = verify_collection(str(out / "v.jsonl"), str(out / "c.json"), str(out / "c.md"),
-                                   config["data"]["thresholds"], True)
+                                   section("data", config["data"]).thresholds, True)
     assert collection["passed"]
     curated = curate(str(out / "v.jsonl"), str(out / "cur.jsonl"), str(out / "cur.json"),
                      section("curation", config["curation"]), None)

@@ -11,34 +11,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from conftest import REPO, SNAKEMAKE, job_counts, snakemake, stand_in_outputs
+
 UPSTREAM = {"validate_raw", "verify_collection", "sample_for_review"}
 DOWNSTREAM = {"curate", "split", "base_model", "train", "generate", "evaluate", "aggregate",
               "figures", "paper", "all"}
-
-
-def snakemake(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-         str(workdir / "config.yaml"), *args],
-        capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def job_counts(text: str) -> dict[str, int]:
-    table = text.split("Job stats:")[-1].split("Reasons:")[0]
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)
-            if name != "total"}
 
 
 @pytest.mark.slow
@@ -51,20 +32,9 @@ def test_new_decision_reruns_curate_and_downstream(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     decisions.write_text('{"reply_id": "r00001", "decision": "keep"}\n', encoding="utf-8")
 
-    summary = snakemake(tmp_path, "--summary")
-    rows = [line.split("\t") for line in summary.splitlines() if "\t" in line]
-    outputs = [row[0] for row in rows if row[0].startswith("results/")]
-    assert "results/data/curated.jsonl" in outputs and len(outputs) > 20
-    now = time.time()
+    now = stand_in_outputs(tmp_path)
     os.utime(decisions, (now - 100, now - 100))
-    for output in outputs:
-        path = tmp_path / output
-        if path.suffix:  # files; the adapter and paper outputs are folders
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-        os.utime(path, (now, now))
+    assert (tmp_path / "results" / "data" / "curated.jsonl").is_file()
     assert "Nothing to be done" in snakemake(tmp_path, "-n")
 
     with open(decisions, "a", encoding="utf-8") as handle:

@@ -4,11 +4,7 @@ exactly the rules that use it, and what follows them."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,16 +12,15 @@ import yaml
 
 from polychromic.dependencies import script_dependencies
 
-from conftest import REPO
+from conftest import REPO, SNAKEMAKE, job_counts, snakemake, stand_in_outputs
 
 SCRIPTS = REPO / "workflow" / "scripts"
 SRC = str(REPO / "src")
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
-def deps(script: str, registries: tuple[str, ...] = ()) -> set[str]:
+def deps(script: str, extra: tuple[str, ...] = ()) -> set[str]:
     return {str(Path(path).relative_to(SRC)) for path in
-            script_dependencies(str(SCRIPTS / f"{script}.py"), SRC, registries)}
+            script_dependencies(str(SCRIPTS / f"{script}.py"), SRC, extra)}
 
 
 def test_dependencies_follow_imports_and_named_registries():
@@ -34,30 +29,21 @@ def test_dependencies_follow_imports_and_named_registries():
             "polychromic/reporting/verdict.py", "polychromic/evaluation/registry.py",
             "polychromic/systems.py", "polychromic/__init__.py"} <= aggregate
     assert "polychromic/training/polychromic.py" not in aggregate
-    train = deps("train", ("polychromic.objectives", "polychromic.sampling"))
+    train = deps("train", ("polychromic.objectives", "polychromic.sampling",
+                           "polychromic.training.launch"))
     assert {"polychromic/training/polychromic.py", "polychromic/training/sft.py",
-            "polychromic/sampling/hf.py", "polychromic/embeddings.py"} <= train
+            "polychromic/sampling/hf.py", "polychromic/embeddings.py",
+            "polychromic/training/launch.py", "polychromic/similarity.py"} <= train
+    assert "polychromic/evaluation/diversity.py" not in train  # metrics do not re-train
+    for rule in ("curate", "split", "verify_collection", "generate", "evaluate"):
+        assert "polychromic/objectives.py" not in deps(rule), rule
     generate = deps("generate", ("polychromic.sampling",))
     assert "polychromic/sampling/hf.py" in generate
     assert "polychromic/training/polychromic.py" not in generate
     assert deps("validate_raw") == {
         "polychromic/__init__.py", "polychromic/steps.py", "polychromic/io.py",
-        "polychromic/data/__init__.py", "polychromic/data/validate.py",
+        "polychromic/settings.py", "polychromic/data/__init__.py", "polychromic/data/validate.py",
         "polychromic/data/schema.py", "polychromic/data/importers.py"}
-
-
-def snakemake(workdir: Path, snakefile: Path, *args: str) -> str:
-    result = subprocess.run(
-        [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), *args],
-        capture_output=True, text=True, timeout=300, check=False, cwd=workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def job_counts(text: str) -> dict[str, int]:
-    table = text.split("Job stats:")[-1].split("Reasons:")[0]
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)
-            if name != "total"}
 
 
 @pytest.mark.slow
@@ -77,22 +63,11 @@ def test_editing_stats_reruns_evaluate_aggregate_and_what_follows(tmp_path):
     config["seeds"] = [42]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     snakefile = tmp_path / "Snakefile"
-    summary = snakemake(tmp_path, snakefile, "--summary")
-    outputs = [row.split("\t")[0] for row in summary.splitlines()
-               if "\t" in row and row.startswith("results/")]
-    now = time.time()
-    for output in outputs:
-        path = tmp_path / output
-        if path.suffix:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-        os.utime(path, (now, now))
-    assert "Nothing to be done" in snakemake(tmp_path, snakefile, "-n")
+    now = stand_in_outputs(tmp_path, snakefile)
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", snakefile=snakefile)
 
     stats = tmp_path / "src" / "polychromic" / "evaluation" / "stats.py"
     os.utime(stats, (now + 10, now + 10))
-    jobs = job_counts(snakemake(tmp_path, snakefile, "-n"))
+    jobs = job_counts(snakemake(tmp_path, "-n", snakefile=snakefile))
     assert {"evaluate", "aggregate", "figures", "paper", "all"} <= set(jobs), jobs
     assert not {"validate_raw", "curate", "split", "base_model", "train", "generate"} & set(jobs)

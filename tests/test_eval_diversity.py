@@ -14,8 +14,8 @@ from polychromic.evaluation.diversity import (
     pooled_distinct_n,
     self_bleu,
     self_bleu_signature,
-    semantic_diversity,
 )
+from polychromic.similarity import semantic_diversity
 
 SAMPLES = [
     "I think the game last night was great!",

@@ -14,8 +14,8 @@ from polychromic.evaluation.quality import (
     _bert_score_model_type,
     bertscore_best,
     perplexity,
-    rouge_best,
 )
+from polychromic.similarity import rouge_best
 
 REFS = ["The team played really well tonight.", "What a comeback in the second half!"]
 GREEDY = "The team played well in the second half"

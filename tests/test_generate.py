@@ -13,7 +13,8 @@ from polychromic.models.tokens import left_pad
 from polychromic.sampling import open_engine, training_sampler
 from polychromic.sampling.base import Sampling
 from polychromic.sampling.hf import generation_config
-from polychromic.settings import System, section
+from polychromic.settings import section
+from polychromic.systems import System
 
 from conftest import PROMPTS
 

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from polychromic import objectives, sampling
+from polychromic.config import load_settings
 from polychromic.contract import SEED_FILES
 from polychromic.evaluation import registry
 from polychromic.evaluation.evaluate import evaluate_seed
@@ -22,7 +23,8 @@ from polychromic.io import read_jsonl, write_jsonl
 from polychromic.objectives import setting
 from polychromic.reporting.aggregate import build_aggregate, load_seed
 from polychromic.reporting.latex import results_table
-from polychromic.settings import ConfigError, System, load_settings, section
+from polychromic.settings import ConfigError, section
+from polychromic.systems import System
 from polychromic.training.objective import ExtraLoss
 from polychromic.training.train import train_from_spec
 
@@ -146,7 +148,8 @@ def test_a_toy_metric_is_computed_and_tabled(tmp_path):
         return [sum(len(s) for s in samples) / len(samples) for samples in view.samples]
 
     registry.register(registry.Metric("reply_chars", "diversity", True, "Reply length",
-                                      reply_chars, shown_in=frozenset({"table"})))
+                                      reply_chars, shown_in=frozenset({"table"}),
+                                      definition="mean characters per sampled reply"))
     try:
         paths = {}
         for system, samples in (("polychromic_lora", ["a b c", "dd", "eee e"]),
@@ -158,6 +161,8 @@ def test_a_toy_metric_is_computed_and_tabled(tmp_path):
         evaluate_seed(paths, outputs, section("evaluation", {"bootstrap_samples": 100,
                                                              "passk": {"k": [1]}}), seed=1)
         diversity = json.loads(Path(outputs["diversity"]).read_text())
+        definition = diversity["settings"]["metrics"]["reply_chars"]
+        assert definition == "mean characters per sampled reply"
         assert diversity["systems"]["polychromic_lora"]["reply_chars"]["per_prompt"] == [
             pytest.approx(12 / 3)] * 4
         tests = json.loads(Path(outputs["statistics"]).read_text())["tests"]

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from polychromic.settings import Experiment, System, section
+from polychromic.config import Experiment
+from polychromic.settings import section
+from polychromic.systems import System
 
 HOSTILE = "a_b & c%"
 SYSTEMS = ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora", HOSTILE]

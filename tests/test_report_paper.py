@@ -14,10 +14,10 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
+from polychromic.config import load_settings
 from polychromic.contract import FIGURES
 from polychromic.reporting.paper import build_paper, split_rows, write_tarball
 from polychromic.reporting.significance import Evidence, detect
-from polychromic.settings import load_settings
 from test_report_helpers import (
     HOSTILE,
     REFERENCE,

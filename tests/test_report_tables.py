@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from polychromic.config import Experiment
 from polychromic.evaluation.registry import get_metric
+from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import NO_ABLATION, ablation_table, results_table
 from polychromic.reporting.paper import comparison
 from polychromic.reporting.significance import Evidence, alpha_of, detect
-from polychromic.settings import Experiment, System
-from polychromic.systems import split_systems
+from polychromic.systems import System
 from test_report_helpers import HOSTILE, SEEDS, SYSTEMS, TEMPLATES, build_evaluation, run_aggregate
 
 REF = "polychromic_lora"

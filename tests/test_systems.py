@@ -9,13 +9,14 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from polychromic.settings import ConfigError, load_settings
+from polychromic.config import load_settings
+from polychromic.reporting.groups import split_systems
+from polychromic.settings import ConfigError
 from polychromic.systems import (
     expand_systems,
     format_temperature,
     is_temperature_system,
     parse_system,
-    split_systems,
     temperature_system,
 )
 

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from polychromic.settings import Settings, load_settings
+from polychromic.config import Settings, load_settings
 
 DEFAULT_CONFIG = "config.yaml"
 ANSWERS = {"k": "keep", "keep": "keep", "d": "discard", "discard": "discard", "s": "skip",

@@ -15,6 +15,14 @@ EVALUATION_FILES = {
 STATISTICS_FILE = "statistical_tests.json"  # evaluation/seed_{seed}/
 SEED_FILES = {**EVALUATION_FILES, "statistics": STATISTICS_FILE}
 
+# evaluation/: the aggregate over seeds and the two tables (the paper \input{}s the tables by
+# these names without their extension)
+AGGREGATE_FILES = {
+    "aggregated": "aggregated_results.json",
+    "table": "results_table.tex",
+    "ablation_table": "ablation_table.tex",
+}
+
 # figures/{name}.png and .pdf, in the order the paper shows them
 FIGURES = (
     "passk_curves",

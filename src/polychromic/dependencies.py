@@ -3,11 +3,12 @@
 Why: a hand-written list of the modules a rule uses drifts (an edit to the Holm correction
 that does not re-run the verdict is a silent stale result). Here the list is derived: the
 rule's `script:` file and every module of `polychromic` it imports, transitively, with the
-packages' `__init__.py` files. A registry names its implementations as "polychromic.module:Class"
-strings and imports them only when they are used; a rule that uses them names the registry
-(`registries`: `polychromic.objectives` for train, `polychromic.sampling` for generate and
-train), and the implementations it lists count too. The workflow gives these files to each rule
-as inputs, so editing any of them re-runs the rule and everything downstream.
+packages' `__init__.py` files. Modules a rule runs without importing them are named by the rule
+(`extra`): a module started by name (`python -m polychromic.training.launch`), or a registry
+that names its implementations as "polychromic.module:Class" strings and imports them only when
+used (`polychromic.objectives` for train, `polychromic.sampling` for generate and train): the
+implementations it lists count too. The workflow gives these files to each rule as inputs, so
+editing any of them re-runs the rule and everything downstream.
 
 Standard library only (`ast`, no import of the modules): the workflow calls it at DAG time.
 """
@@ -58,13 +59,12 @@ def with_parents(name: str) -> list[str]:
 
 
 @functools.cache
-def script_dependencies(script: str, src: str,
-                        registries: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Sorted paths of every library file the script `script` runs, the implementations of
-    `registries` included (see module docstring)."""
+def script_dependencies(script: str, src: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Sorted paths of every library file the script `script` runs, the modules `extra` and
+    the implementations they name included (see module docstring)."""
     source = Path(src)
     pending = [name for found in imported_modules(Path(script), source)
-               for name in with_parents(found)] + list(registries)
+               for name in with_parents(found)] + list(extra)
     seen: set[str] = set()
     while pending:
         name = pending.pop()
@@ -73,7 +73,7 @@ def script_dependencies(script: str, src: str,
         seen.add(name)
         path = module_file(name, source)
         if path is not None:
-            found = imported_modules(path, source, targets=name in registries)
+            found = imported_modules(path, source, targets=name in extra)
             pending += [parent for module in found for parent in with_parents(module)
                         if parent not in seen]
     return tuple(sorted(str(module_file(name, source)) for name in seen

@@ -19,12 +19,13 @@ objective is one module (its implementation), one registration here (its setting
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from polychromic.plugins import Registry, load
 
 
 def setting(default: Any, help: str, **bounds: Any) -> Any:  # noqa: A002 - the help text
@@ -79,19 +80,15 @@ class Registration:
     summary: str
 
 
-OBJECTIVES: dict[str, Registration] = {}
+OBJECTIVES = Registry("objective")
 
 
 def register(name: str, settings: type, implementation: str, summary: str) -> None:
     """Make objective `name` available to `experiments.<x>.objective`."""
-    if name in OBJECTIVES:
-        raise ValueError(f"objective {name!r} is registered twice")
-    OBJECTIVES[name] = Registration(name, settings, implementation, summary)
+    OBJECTIVES.register(name, Registration(name, settings, implementation, summary))
 
 
-def unregister(name: str) -> None:
-    """Remove an objective (tests register toy objectives and remove them again)."""
-    OBJECTIVES.pop(name, None)
+unregister = OBJECTIVES.unregister
 
 
 register("sft", SFTSettings, "polychromic.training.sft:SFT",
@@ -102,9 +99,7 @@ register("polychromic", PolychromicSettings,
 
 
 def registration(name: str | None) -> Registration:
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; registered: {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name]
+    return OBJECTIVES.entry(name)
 
 
 def config_key(item: dataclasses.Field) -> str:
@@ -152,8 +147,7 @@ def settings_as_config(settings: Any) -> dict[str, Any]:
 
 def implementation(name: str) -> type:
     """The objective's class (imports its module: call it from the train rule only)."""
-    module, _, attribute = registration(name).implementation.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return load(registration(name).implementation)
 
 
 def markdown() -> str:

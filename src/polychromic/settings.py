@@ -8,14 +8,16 @@ defaults. Here every default lives in exactly one place:
   which is also the config's documentation; the dataclasses below declare no defaults, and a
   test checks that their fields and the schema's keys are the same;
 - an objective's settings (`experiments.<name>`) take theirs from the objective's settings
-  dataclass in `polychromic.objectives` (fields with a one-line help, as TRL's configs do).
+  dataclass in `polychromic.objectives` (fields with a one-line help, as TRL's configs do);
+- a system's (`systems.<name>`) from the schema too (`polychromic.systems.System`).
 
-`load_settings(config)` fills the schema's defaults into a copy of the config, validates it
-(types, ranges, unknown keys), builds the dataclasses and then checks what a schema cannot
-express: relations between keys (`ConfigError`, naming the key). `section("training", values)`
-does the same for one section, for callers outside the workflow (tests, benchmarks).
+`section("training", values)` fills the schema's defaults into a copy of one section, validates
+it (types, ranges, unknown keys: a `ConfigError` names the key) and builds its dataclass; the
+rules' scripts build the settings they need this way. The whole study (experiments, systems and
+the relations between sections) is `polychromic.config.load_settings`.
 
-Light on purpose (standard library, yaml, jsonschema): the workflow builds it at DAG time.
+Light on purpose (standard library, yaml, jsonschema): the workflow builds it at DAG time, and
+every rule depends on it, so it imports nothing else of the library.
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ from typing import Any
 
 import yaml
 
-from polychromic import objectives
-from polychromic.systems import expand_systems
-
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -43,11 +42,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Thresholds:
-    min_pairs: int
+    min_pairs: int | None
     min_tweets: int | None
-    min_unique_tweet_fraction: float
-    min_authors: int
-    min_mean_tweet_likes: float
+    min_unique_tweet_fraction: float | None
+    min_authors: int | None
+    min_mean_tweet_likes: float | None
     min_mean_reply_likes: float | None
 
 
@@ -183,63 +182,6 @@ class PaperSettings:
     author: str
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """One fine-tuning experiment: its name, objective and the objective's typed settings."""
-
-    name: str
-    objective: str
-    settings: Any  # the objective's settings dataclass (polychromic.objectives)
-
-    @classmethod
-    def from_config(cls, name: str, values: Mapping[str, Any]) -> Experiment:
-        values = dict(values)
-        objective = values.pop("objective", None)
-        try:
-            settings = objectives.build_settings(objective, values)
-        except ValueError as error:
-            raise ConfigError(f"experiments.{name}: {error}") from error
-        return cls(name, objective, settings)
-
-    def as_config(self) -> dict[str, Any]:
-        """The experiment as a config entry, every default filled in."""
-        return {"objective": self.objective, **objectives.settings_as_config(self.settings)}
-
-
-@dataclass(frozen=True)
-class System:
-    """One evaluated system, temperature variants (`baseline_lora@t1.3`) included."""
-
-    name: str
-    prompt: str
-    shots: int
-    experiment: str | None
-    temperature: float | None  # None: generation.temperature
-    base_system: str | None  # the configured system a temperature variant derives from
-
-    @classmethod
-    def from_config(cls, name: str, values: Mapping[str, Any]) -> System:
-        return cls(name=name, prompt=values["prompt"], shots=int(values.get("shots") or 0),
-                   experiment=values.get("experiment"), temperature=values.get("temperature"),
-                   base_system=values.get("base_system"))
-
-
-@dataclass(frozen=True)
-class Settings:
-    seeds: tuple[int, ...]
-    data: DataSettings
-    curation: CurationSettings
-    split: SplitSettings
-    model: ModelSettings
-    lora: LoraSettings
-    training: TrainingSettings
-    experiments: dict[str, Experiment]
-    systems: dict[str, System]  # every system, each followed by its temperature variants
-    generation: GenerationSettings
-    evaluation: EvaluationSettings
-    paper: PaperSettings
-
-
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "curation": CurationSettings, "split": SplitSettings,
     "model": ModelSettings, "lora": LoraSettings, "training": TrainingSettings,
@@ -315,70 +257,3 @@ def section(name: str, values: Mapping[str, Any] | None = None) -> Any:
     partial or None)."""
     node = schema()["properties"][name]
     return build(SECTIONS[name], validated(node, dict(values or {}), name))
-
-
-def load_settings(config: Mapping[str, Any]) -> Settings:
-    """Validate the whole config (defaults filled in), build every section, check relations."""
-    filled = validated(schema(), dict(config), "")
-    experiments = {name: Experiment.from_config(name, values)
-                   for name, values in filled["experiments"].items()}
-    check_systems(filled, experiments)
-    systems = {name: System.from_config(name, values)
-               for name, values in expand_systems(filled["systems"]).items()}
-    settings = Settings(
-        seeds=tuple(filled["seeds"]), experiments=experiments, systems=systems,
-        **{name: build(cls, filled[name]) for name, cls in SECTIONS.items()})
-    check_relations(settings)
-    return settings
-
-
-def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) -> None:
-    """Systems: names, temperature variants and the experiment of each LoRA system."""
-    sampling = float(config["generation"]["temperature"])
-    for name, values in config["systems"].items():  # the schema keeps `@` out of names
-        if sampling in [float(t) for t in values.get("temperatures") or []]:
-            raise ConfigError(f"systems.{name}.temperatures holds {sampling:g}, the sampling "
-                              f"temperature of generation.temperature: {name} itself is "
-                              "already sampled at it")
-        try:
-            expand_systems({name: values})
-        except ValueError as error:
-            raise ConfigError(f"systems.{name}.temperatures: {error}") from error
-        experiment = values.get("experiment")
-        if values["prompt"] == "lora" and experiment is None:
-            raise ConfigError(f"systems.{name}: a lora system needs an `experiment`")
-        if values["prompt"] == "lora" and experiment not in experiments:
-            raise ConfigError(f"systems.{name}.experiment = {experiment!r} is not in "
-                              f"experiments ({', '.join(experiments)})")
-        if values["prompt"] != "lora" and experiment is not None:
-            raise ConfigError(f"systems.{name}: only prompt: lora systems take an experiment")
-
-
-def check_relations(settings: Settings) -> None:
-    """What a JSON Schema cannot express: relations between keys of different sections."""
-    split = settings.split
-    total = split.train + split.val + split.test
-    if abs(total - 1.0) > 1e-6:
-        raise ConfigError(f"split.train + split.val + split.test must be 1, got {total:g}")
-    n = settings.generation.num_samples
-    too_big = [k for k in settings.evaluation.passk.k if k > n]
-    if too_big:
-        raise ConfigError(f"evaluation.passk.k has {too_big} > generation.num_samples = {n}: "
-                          "pass@k needs k <= n")
-    for key in ("reference_system", "baseline_system"):
-        name = getattr(settings.evaluation, key)
-        if name not in settings.systems or settings.systems[name].base_system is not None:
-            raise ConfigError(f"evaluation.{key} = {name!r} is not in systems")
-    if settings.evaluation.reference_system == settings.evaluation.baseline_system:
-        raise ConfigError("evaluation.reference_system and evaluation.baseline_system must "
-                          "differ: the verdict compares one with the other")
-    from polychromic.sampling import ENGINES
-
-    if settings.generation.engine not in ENGINES:
-        raise ConfigError(f"generation.engine = {settings.generation.engine!r} is not a "
-                          f"registered engine ({', '.join(ENGINES)})")
-    tiny = settings.model.tiny
-    if tiny.hidden_size % tiny.num_heads or tiny.num_heads % tiny.num_kv_heads:
-        raise ConfigError("model.tiny: num_heads must divide hidden_size and num_kv_heads "
-                          "num_heads")
-

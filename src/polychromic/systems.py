@@ -6,14 +6,18 @@ with that sampling temperature (the greedy reply is unchanged) and evaluated lik
 so a method can be compared with a temperature-tuned baseline at matched pass@1.
 
 This is the one place that builds and parses these names: the workflow (common.smk), the
-`generate` step and the reporting all call it. Light on purpose (standard library only): the
-workflow imports it while it builds the DAG.
+`generate` step and the reporting all call it; `System` is a system's typed settings. Light on
+purpose: the workflow imports it while it builds the DAG.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from polychromic.settings import schema, validated
 
 SEPARATOR = "@t"
 _NAME = re.compile(r"^(?P<system>.+)@t(?P<temperature>\d+(?:\.\d+)?)$")
@@ -50,57 +54,44 @@ def is_temperature_system(name: str) -> bool:
     return parse_system(name)[1] is not None
 
 
+@dataclass(frozen=True)
+class System:
+    """One evaluated system, temperature variants (`baseline_lora@t1.3`) included."""
+
+    name: str
+    prompt: str  # the template in resources/prompts/
+    shots: int  # few-shot examples from the train split
+    experiment: str | None  # the experiment whose adapter it uses (LoRA systems)
+    temperature: float | None  # its own sampling temperature; None: generation.temperature
+    base_system: str | None  # the configured system a temperature variant derives from
+
+    @classmethod
+    def from_config(cls, name: str, values: Mapping[str, Any]) -> System:
+        """From a configured system (the schema's defaults filled in) or an entry of
+        `expand_systems` (which adds `temperature` and `base_system` to a variant)."""
+        variant = {key: values[key] for key in ("temperature", "base_system") if key in values}
+        node = schema()["properties"]["systems"]["additionalProperties"]
+        checked = validated(node, {k: v for k, v in values.items() if k not in variant},
+                            f"systems.{name}")
+        return cls(name, checked["prompt"], checked["shots"], checked.get("experiment"),
+                   variant.get("temperature"), variant.get("base_system"))
+
+
 def expand_systems(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every configured system (its settings without `temperatures`), each followed by its
-    temperature variants: the same settings plus `temperature` and `base_system`.
+    """Every configured system (its validated settings without `temperatures`), each followed
+    by its temperature variants: the same settings plus `temperature` and `base_system`.
 
     The plain systems' settings stay exactly as configured otherwise, so adding temperatures
     to the config does not change (and re-run) the existing systems' jobs.
     """
     expanded: dict[str, dict[str, Any]] = {}
-    for name, settings in systems.items():
-        base = {key: value for key, value in (settings or {}).items() if key != "temperatures"}
+    for name, values in systems.items():
+        base = {key: value for key, value in values.items() if key != "temperatures"}
         expanded[name] = base
-        for temperature in (settings or {}).get("temperatures") or []:
+        for temperature in values["temperatures"]:
             variant = temperature_system(name, temperature)
             if variant in systems or variant in expanded:
                 raise ValueError(f"systems.{name}.temperatures: {variant!r} is listed twice")
             expanded[variant] = {**base, "temperature": float(temperature), "base_system": name}
     return expanded
 
-
-def split_systems(systems: dict[str, Any], experiments: dict[str, Any],
-                  reference: str | None) -> dict[str, list[str]]:
-    """{main, ablation, main_lora}: which systems form the main comparison.
-
-    `systems` and `experiments` are the typed settings (`polychromic.settings.System`,
-    `Experiment`). Every system without a training experiment (zero-shot, few-shot) is main; of
-    the LoRA systems, the reference system and the first system (in config order) of each
-    training objective other than the reference's are main; every further LoRA system is an
-    ablation. With the default config: baseline_lora and polychromic_lora are main, and a
-    system `polychromic_l3_lora` of a second polychromic experiment is an ablation. A
-    temperature system (`baseline_lora@t1.3`) is always an ablation.
-    """
-    def objective(name: str) -> str | None:
-        experiment = systems[name].experiment if name in systems else None
-        if experiment is None:
-            return None
-        return experiments[experiment].objective if experiment in experiments else experiment
-
-    covered = set()
-    if reference in systems and objective(reference) is not None:
-        covered.add(objective(reference))
-    groups: dict[str, list[str]] = {"main": [], "ablation": [], "main_lora": []}
-    for name in systems:
-        kind = objective(name)
-        if is_temperature_system(name):
-            groups["ablation"].append(name)
-        elif kind is None:
-            groups["main"].append(name)
-        elif name == reference or kind not in covered:
-            covered.add(kind)
-            groups["main"].append(name)
-            groups["main_lora"].append(name)
-        else:
-            groups["ablation"].append(name)
-    return groups

@@ -13,11 +13,17 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in [SRC, os.environ.get("PYTHONPATH", "")] if p)
 )
 
-from polychromic.contract import EVALUATION_FILES, FIGURES, SEED_FILES  # noqa: E402
+from polychromic.contract import (  # noqa: E402
+    AGGREGATE_FILES,
+    EVALUATION_FILES,
+    FIGURES,
+    SEED_FILES,
+)
 from polychromic.dependencies import script_dependencies  # noqa: E402
-from polychromic.settings import as_dict, load_settings  # noqa: E402
+from polychromic.config import load_settings  # noqa: E402
+from polychromic.settings import as_dict  # noqa: E402
 
-# The validated config as typed settings (polychromic.settings); a ConfigError names the key.
+# The validated config as typed settings (polychromic.config); a ConfigError names the key.
 SETTINGS = load_settings(config)
 
 PROMPTS = str(ROOT / "resources" / "prompts")
@@ -25,8 +31,8 @@ LATEX = str(ROOT / "resources" / "latex")
 SCRIPTS = ROOT / "workflow" / "scripts"
 SEEDS = list(SETTINGS.seeds)
 EXPERIMENTS = list(SETTINGS.experiments)
-# Every system, each followed by its temperature variants (`baseline_lora@t1.3`): one settings
-# dict per system name, used by generate, evaluate and the reporting rules.
+# Every system, each followed by its temperature variants (`baseline_lora@t1.3`): the typed
+# settings of each (polychromic.systems.System), used by generate and the reporting rules.
 SYSTEMS = list(SETTINGS.systems)
 
 
@@ -36,12 +42,13 @@ wildcard_constraints:
     system="|".join(re.escape(system) for system in SYSTEMS),
 
 
-def library(script, registries=()):
+def library(script, extra=()):
     """The library files the rule's script runs (its transitive imports within polychromic,
-    and the implementations of the named registries, computed by polychromic.dependencies):
-    editing any of them re-runs the rule and what follows. After a cosmetic edit (a comment,
-    say), `snakemake --touch` marks the outputs as current instead."""
-    return list(script_dependencies(str(SCRIPTS / f"{script}.py"), SRC, tuple(registries)))
+    and the `extra` modules it runs by name with the implementations their registries name,
+    computed by polychromic.dependencies): editing any of them re-runs the rule and what
+    follows. After a cosmetic edit (a comment, say), `snakemake --touch` marks the outputs as
+    current instead."""
+    return list(script_dependencies(str(SCRIPTS / f"{script}.py"), SRC, tuple(extra)))
 
 
 def system_params(wildcards):
@@ -57,9 +64,7 @@ def get_final_outputs():
     return [
         "results/data/collection_report.json",
         "results/data/quality_check_samples.txt",
-        "results/evaluation/aggregated_results.json",
-        "results/evaluation/results_table.tex",
-        "results/evaluation/ablation_table.tex",
+        *[f"results/evaluation/{name}" for name in AGGREGATE_FILES.values()],
         *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
         "results/paper",
         "results/submission/submission.tar.gz",

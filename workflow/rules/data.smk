@@ -18,8 +18,8 @@ rule validate_raw:
         rejected="results/data/rejected.jsonl",
         report="results/data/validation_report.json",
     params:
-        max_rejected_fraction=config["data"]["max_rejected_fraction"],
-        input_format=config["data"]["format"],
+        # the part of config `data` this rule reads (a change to the rest does not re-run it)
+        data={key: config["data"][key] for key in ("max_rejected_fraction", "format")},
     log:
         "results/logs/validate_raw.log",
     conda:
@@ -37,8 +37,7 @@ rule verify_collection:
         json="results/data/collection_report.json",
         md="results/data/collection_report.md",
     params:
-        thresholds=config["data"]["thresholds"],
-        strict=config["data"]["strict"],
+        data={key: config["data"][key] for key in ("thresholds", "strict")},
     log:
         "results/logs/verify_collection.log",
     conda:
@@ -54,8 +53,7 @@ rule sample_for_review:
     output:
         samples="results/data/quality_check_samples.txt",
     params:
-        n=config["data"]["review"]["n"],
-        seed=config["data"]["review"]["seed"],
+        data={"review": config["data"]["review"]},
     log:
         "results/logs/sample_for_review.log",
     conda:
@@ -73,7 +71,7 @@ rule curate:
         curated="results/data/curated.jsonl",
         report="results/data/curation_report.json",
     params:
-        settings=config["curation"],
+        curation=config["curation"],
         embedding_model=config["evaluation"]["embedding_model"],
     log:
         "results/logs/curate.log",
@@ -94,7 +92,7 @@ rule split:
         manifest="results/data/splits/manifest.json",
         report="results/data/split_report.json",
     params:
-        settings=config["split"],
+        split=config["split"],
     log:
         "results/logs/split.log",
     conda:

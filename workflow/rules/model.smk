@@ -40,7 +40,10 @@ rule train:
         base="results/models/base/base_model.json",
         manifest="results/data/splits/manifest.json",
         prompts=f"{PROMPTS}/lora.j2",
-        code=library("train", ["polychromic.objectives", "polychromic.sampling"]),
+        code=library(
+            "train",
+            ["polychromic.objectives", "polychromic.sampling", "polychromic.training.launch"],
+        ),
     output:
         adapter=directory("results/models/{experiment}/seed_{seed}/adapter"),
         log_csv="results/models/{experiment}/seed_{seed}/training_log.csv",

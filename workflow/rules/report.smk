@@ -5,8 +5,8 @@
 # ablation_table.tex is always written (a LaTeX comment when the study has no ablation), so the
 # rule's outputs never depend on the config; it is registered in the report only when
 # ABLATION_SYSTEMS is not empty. An ablation is a LoRA system beyond the reference system and
-# the first system of each training objective (polychromic.systems.split_systems).
-from polychromic.systems import split_systems
+# the first system of each training objective (polychromic.reporting.groups.split_systems).
+from polychromic.reporting.groups import split_systems
 
 
 localrules:
@@ -19,7 +19,9 @@ SYSTEM_GROUPS = split_systems(
     SETTINGS.systems, SETTINGS.experiments, SETTINGS.evaluation.reference_system
 )
 ABLATION_SYSTEMS = SYSTEM_GROUPS["ablation"]
-ABLATION_TABLE = "results/evaluation/ablation_table.tex"
+# results/evaluation/{aggregated_results.json, results_table.tex, ablation_table.tex}
+AGGREGATE = {key: f"results/evaluation/{name}" for key, name in AGGREGATE_FILES.items()}
+ABLATION_TABLE = AGGREGATE["ablation_table"]
 
 
 rule aggregate:
@@ -34,28 +36,29 @@ rule aggregate:
         code=library("aggregate"),
     output:
         aggregated=report(
-            "results/evaluation/aggregated_results.json",
+            AGGREGATE["aggregated"],
             caption="../report/aggregated_results.rst",
             category="Tables",
-            labels={"name": "aggregated_results.json"},
+            labels={"name": AGGREGATE_FILES["aggregated"]},
         ),
         table=report(
-            "results/evaluation/results_table.tex",
+            AGGREGATE["table"],
             caption="../report/results_table.rst",
             category="Tables",
-            labels={"name": "results_table.tex"},
+            labels={"name": AGGREGATE_FILES["table"]},
         ),
         ablation_table=(
             report(
                 ABLATION_TABLE,
                 caption="../report/ablation_table.rst",
                 category="Tables",
-                labels={"name": "ablation_table.tex"},
+                labels={"name": AGGREGATE_FILES["ablation_table"]},
             )
             if ABLATION_SYSTEMS
             else ABLATION_TABLE
         ),
     params:
+        # what the script reads from the typed settings: a change re-runs the aggregate
         systems=config["systems"],
         experiments=config["experiments"],
         evaluation=config["evaluation"],
@@ -74,7 +77,7 @@ rule aggregate:
 
 rule figures:
     input:
-        aggregated="results/evaluation/aggregated_results.json",
+        aggregated=AGGREGATE["aggregated"],
         passk=expand(
             "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=EVALUATION_FILES["passk"]
         ),
@@ -104,8 +107,8 @@ rule figures:
             }
             for experiment in EXPERIMENTS
         },
+        # what the script reads from the typed settings: a change re-runs the figures
         systems=config["systems"],
-        experiments=config["experiments"],
         sampling_temperature=config["generation"]["temperature"],
     log:
         "results/logs/figures.log",
@@ -117,8 +120,8 @@ rule figures:
 
 rule paper:
     input:
-        aggregated="results/evaluation/aggregated_results.json",
-        table="results/evaluation/results_table.tex",
+        aggregated=AGGREGATE["aggregated"],
+        table=AGGREGATE["table"],
         ablation_table=ABLATION_TABLE,
         figures=expand("results/figures/{figure}.pdf", figure=FIGURES),
         split_report="results/data/split_report.json",

@@ -1,7 +1,7 @@
 from pathlib import Path
 
+from polychromic.config import load_settings
 from polychromic.reporting.aggregate import aggregate
-from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
 settings = load_settings(snakemake.config)

@@ -8,7 +8,7 @@ run_step(
     validated=snakemake.input.validated,
     curated=snakemake.output.curated,
     report=snakemake.output.report,
-    settings=section("curation", snakemake.params.settings),
+    settings=section("curation", snakemake.params.curation),
     decisions=snakemake.input.decisions[0] if snakemake.input.decisions else None,
     embedding_model=snakemake.params.embedding_model,
 )

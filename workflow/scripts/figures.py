@@ -1,5 +1,5 @@
+from polychromic.config import load_settings
 from polychromic.reporting.figures import make_figures
-from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
 settings = load_settings(snakemake.config)

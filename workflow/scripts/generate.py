@@ -1,6 +1,7 @@
 from polychromic.evaluation.generate import generate_system
-from polychromic.settings import System, section
+from polychromic.settings import section
 from polychromic.steps import run_step
+from polychromic.systems import System
 
 run_step(
     snakemake,

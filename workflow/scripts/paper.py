@@ -1,5 +1,5 @@
+from polychromic.config import load_settings
 from polychromic.reporting.paper import build_paper
-from polychromic.settings import load_settings
 from polychromic.steps import run_step
 
 run_step(

@@ -1,7 +1,8 @@
 from polychromic.data.split import split_dataset
+from polychromic.settings import section
 from polychromic.steps import run_step
 
-settings = dict(snakemake.params.settings)
+split = section("split", snakemake.params.split)
 run_step(
     snakemake,
     split_dataset,
@@ -11,8 +12,8 @@ run_step(
     test=snakemake.output.test,
     report=snakemake.output.report,
     manifest=snakemake.output.manifest,
-    ratios={name: settings[name] for name in ("train", "val", "test")},
-    seed=settings["seed"],
-    group_by=settings["group_by"],
-    stratify=settings["stratify"],
+    ratios={"train": split.train, "val": split.val, "test": split.test},
+    seed=split.seed,
+    group_by=split.group_by,
+    stratify=split.stratify,
 )

@@ -1,6 +1,8 @@
 from polychromic.data.validate import validate_raw
+from polychromic.settings import section
 from polychromic.steps import run_step
 
+data = section("data", snakemake.params.data)
 run_step(
     snakemake,
     validate_raw,
@@ -8,6 +10,6 @@ run_step(
     validated=snakemake.output.validated,
     rejected=snakemake.output.rejected,
     report=snakemake.output.report,
-    max_rejected_fraction=snakemake.params.max_rejected_fraction,
-    input_format=snakemake.params.input_format,
+    max_rejected_fraction=data.max_rejected_fraction,
+    input_format=data.format,
 )

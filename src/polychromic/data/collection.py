@@ -37,6 +37,7 @@ import numpy as np
 from polychromic.data.curate import normalize_text
 from polychromic.data.schema import DATETIME_FIELDS, parse_datetime
 from polychromic.io import read_json, read_jsonl, write_json
+from polychromic.settings import Thresholds, as_dict
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +136,9 @@ def collection_statistics(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
-    """Each threshold as {value, limit, status (pass|fail|unmeasured), description[, reason]}."""
-    unknown = sorted(set(thresholds) - set(THRESHOLDS))
-    if unknown:
-        raise ValueError(f"unknown collection threshold(s) {unknown}; known: {sorted(THRESHOLDS)}")
+def evaluate_thresholds(stats: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
+    """Each threshold that is set, as {value, limit, status (pass|fail|unmeasured),
+    description[, reason]}."""
     values: dict[str, tuple[float | None, str | None]] = {
         "min_pairs": (stats["pairs"], None),
         "min_tweets": (stats["unique_tweets"], None),
@@ -162,7 +161,7 @@ def evaluate_thresholds(stats: dict[str, Any], thresholds: dict[str, Any]) -> di
         ),
     }
     results: dict[str, Any] = {}
-    for key, limit in thresholds.items():
+    for key, limit in as_dict(thresholds).items():
         if limit is None:
             continue
         value, reason = values[key]
@@ -294,7 +293,7 @@ def verify_collection(
     validated: str,
     report_json: str,
     report_md: str,
-    thresholds: dict[str, Any],
+    thresholds: Thresholds,
     strict: bool,
     validation_report: str | None = None,
 ) -> dict[str, Any]:
@@ -305,7 +304,7 @@ def verify_collection(
     """
     records = read_jsonl(validated)
     stats = collection_statistics(records)
-    checked = evaluate_thresholds(stats, thresholds or {})
+    checked = evaluate_thresholds(stats, thresholds)
     failed = {key: entry for key, entry in checked.items() if entry["status"] != "pass"}
     result: dict[str, Any] = {
         "validated": str(validated),

@@ -21,13 +21,9 @@ other. All per-prompt metrics look at one prompt's samples only.
   n-gram at all (every sample shorter than n tokens) the ratio is undefined: nan, which the caller
   writes as null with a reason rather than a made-up 0 or 1.
 
-- semantic diversity (higher = more diverse): mean pairwise cosine distance of the MiniLM
-  embeddings v_1..v_n (unit vectors)::
-
-      SemDiv = (1 / C(n,2)) sum_{i<j} (1 - v_i . v_j)
-      with sum_{i<j} v_i . v_j = (||sum_i v_i||^2 - sum_i ||v_i||^2) / 2
-
-  so memory is O(n d), never an n x n matrix. Clipped to [0, 2] against rounding.
+- semantic diversity (higher = more diverse): mean pairwise cosine distance of the samples'
+  sentence embeddings (`polychromic.similarity.semantic_diversity`, which holds the formula;
+  the polychromic objective's set diversity is the same function).
 
 - pooled distinct-n (``pooled_distinct_n``): distinct-n over the samples of ALL prompts of a
   system at once (corpus level: one number, no per-prompt values).
@@ -107,19 +103,3 @@ def distinct_n(samples: Iterable[str], n: int) -> float:
 def pooled_distinct_n(samples_per_prompt: Iterable[Sequence[str]], n: int) -> float:
     """distinct-n over the samples of all prompts at once (corpus level)."""
     return distinct_n((s for samples in samples_per_prompt for s in samples), n)
-
-
-def semantic_diversity(embeddings: np.ndarray) -> float:
-    """Mean pairwise cosine distance (1 - cos) over i < j of n embeddings, O(n d) memory."""
-    vectors = np.asarray(embeddings, dtype=np.float64)
-    if vectors.ndim != 2 or vectors.shape[0] < 2:
-        raise ValueError(f"need an (n >= 2, d) array of embeddings, got shape {vectors.shape}")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError("zero embedding vector: cosine undefined")
-    unit = vectors / norms
-    n = unit.shape[0]
-    total = unit.sum(axis=0)
-    sum_cos = (float(total @ total) - float((unit * unit).sum())) / 2.0
-    mean_cos = sum_cos / (n * (n - 1) / 2.0)
-    return float(min(2.0, max(0.0, 1.0 - mean_cos)))

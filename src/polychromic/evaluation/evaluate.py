@@ -29,7 +29,7 @@ from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
 from polychromic.evaluation import passk as pk
 from polychromic.evaluation import quality as qual
-from polychromic.evaluation.registry import Metric, Undefined, metrics_for
+from polychromic.evaluation.registry import METRICS, Metric, Undefined, metrics_for
 from polychromic.evaluation.stats import statistical_tests, test_settings
 from polychromic.evaluation.view import SystemView
 from polychromic.io import read_jsonl, write_json
@@ -190,6 +190,7 @@ def metric_definitions(loaded: dict[str, list[dict[str, Any]]], model_path: str,
                       "score": "F1, max over references; empty greedy -> 0"},
         "perplexity": "exp(sum reference_nll / sum reference_tokens) over the prompt's "
                       "references, from the generation records",
+        **{name: metric.definition for name, metric in METRICS.items() if metric.definition},
     }
 
 

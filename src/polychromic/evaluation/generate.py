@@ -22,7 +22,8 @@ from polychromic.models.base import model_path
 from polychromic.models.prompts import few_shot_examples, prompt_tokens
 from polychromic.sampling import open_engine
 from polychromic.sampling.base import Engine, Sampling
-from polychromic.settings import GenerationSettings, System
+from polychromic.settings import GenerationSettings
+from polychromic.systems import System
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ the best answer counts.
 A sample *passes* when its similarity to the CLOSEST reference reply of its tweet reaches a
 threshold, under one criterion:
 
-- ``semantic``:  max_r cos(e(sample), e(r)) with MiniLM sentence embeddings (unit vectors, so
-  cos = dot product);
-- ``rougeL``:    max_r ROUGE-L F1(sample, r) (rouge-score, Porter stemming);
+- ``semantic``:  max_r cos(e(sample), e(r)) with sentence embeddings (unit vectors, so
+  cos = dot product; `polychromic.similarity`);
+- ``rougeL``:    max_r ROUGE-L F1(sample, r) (rouge-score, Porter stemming; the same module);
 - ``bertscore``: max_r BERTScore F1(sample, r) (bert_score, local MiniLM, see quality.py).
 
 An empty (or whitespace-only) sample never passes: its similarity is defined as 0.0.
@@ -31,7 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from polychromic.evaluation.quality import bertscore_best, rouge_best
+from polychromic.evaluation.quality import bertscore_best
+from polychromic.similarity import rouge_l_similarity, semantic_similarity
 
 CRITERIA = ("semantic", "rougeL", "bertscore")
 
@@ -45,20 +46,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
-
-
-def semantic_similarity(samples: Sequence[str], sample_embeddings: np.ndarray,
-                        reference_embeddings: np.ndarray) -> np.ndarray:
-    """Cosine of each sample (rows of unit vectors) to its closest reference: shape (n,)."""
-    if reference_embeddings.shape[0] == 0:
-        raise ValueError("a prompt without references cannot be scored")
-    sims = (sample_embeddings @ reference_embeddings.T).max(axis=1).astype(np.float64)
-    return np.where([bool(s.strip()) for s in samples], sims, 0.0)
-
-
-def rouge_l_similarity(samples: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """ROUGE-L F1 of each sample against its closest reference (empty sample -> 0.0)."""
-    return np.array([rouge_best(sample, references, ("rougeL",))["rougeL"] for sample in samples])
 
 
 def best_reference_similarities(

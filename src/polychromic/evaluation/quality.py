@@ -3,13 +3,8 @@
 Why: a diversity-aware objective must not buy diversity with worse replies.
 Every score of a greedy reply g with references R is the best over references.
 
-- ROUGE-1/2/L F1 (rouge-score, ``use_stemmer=True``; its tokeniser lowercases, replaces
-  non-alphanumerics by spaces and Porter-stems)::
-
-      ROUGE-N F1(g, r) = 2 P R / (P + R),  P = |ngrams(g) & ngrams(r)| / |ngrams(g)|,
-                                           R = |ngrams(g) & ngrams(r)| / |ngrams(r)|
-      ROUGE-L uses LCS(g, r) in place of the clipped n-gram overlap.
-      score = max_{r in R} F1(g, r)
+- ROUGE-1/2/L F1 (rouge-score, ``use_stemmer=True``), max over references
+  (`polychromic.similarity.rouge_best`, which holds the formula).
 
 - BERTScore F1 (Zhang et al. 2020, the ``bert_score`` package) with the local MiniLM at layer L::
 
@@ -43,27 +38,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-
-
-@functools.lru_cache(maxsize=4)
-def _rouge_scorer(rouge_types: tuple[str, ...]):
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=True)
-
-
-def rouge_best(candidate: str, references: Sequence[str],
-               rouge_types: tuple[str, ...] = ROUGE_TYPES) -> dict[str, float]:
-    """F1 of each ROUGE type, max over references; an empty candidate scores 0.0."""
-    if not references:
-        raise ValueError("a prompt without references cannot be scored")
-    if not candidate.strip():
-        return {name: 0.0 for name in rouge_types}
-    scorer = _rouge_scorer(tuple(rouge_types))
-    scores = [scorer.score(reference, candidate) for reference in references]
-    return {name: max(float(s[name].fmeasure) for s in scores) for name in rouge_types}
 
 
 def _bert_score_model_type(model_path: str | os.PathLike) -> str:

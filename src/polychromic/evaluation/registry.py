@@ -15,7 +15,10 @@ lm-evaluation-harness registers metrics with their direction):
   `compute` makes the whole metric null with that reason;
 - `shown_in`: where it appears: "table" (main results table), "ablation" (ablation table),
   "diversity_figure", "quality_figure", "pareto_quality", "pareto_diversity" (the axes of the
-  Pareto figure), "paper" (a sentence of the results section);
+  Pareto figure), "paper" (a sentence of the results section), "verdict" (a row of the
+  verdict's primary test), "summary" (the README's results block); the order of a place is the
+  registry's, after pass@k (`PASSK_IN` says which k each place shows);
+- `definition`: how it is computed, in words, written into the settings of the files;
 - `extras(view)`: non-metric numbers written next to it (pass counts, modes hit).
 
 pass@k is a family: `passk_metric(k)` builds the entry of one k, `metrics_for(ks)` the list the
@@ -25,19 +28,22 @@ its own, with its formula in the docstring) plus one entry here; docs/extending.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from polychromic import similarity
 from polychromic.evaluation import diversity as div
 from polychromic.evaluation import passk as pk
 from polychromic.evaluation import quality as qual
 from polychromic.evaluation.view import SystemView
+from polychromic.plugins import Registry
 
 PLACES = ("table", "ablation", "diversity_figure", "quality_figure", "pareto_quality",
-          "pareto_diversity", "paper")
+          "pareto_diversity", "paper", "verdict", "summary")
+# Which pass@k each place shows: every k, or the headline ones (pass@1 and the main pass@k).
+PASSK_IN = {"table": "every", "ablation": "headline", "verdict": "headline", "summary": "headline"}
 
 
 class Undefined(ValueError):  # noqa: N818 - a value, not a failure
@@ -54,6 +60,7 @@ class Metric:
     per_prompt: bool = True  # False for corpus-level numbers (no per-prompt tests)
     undefined: str = ""  # why a value can be null
     shown_in: frozenset[str] = field(default_factory=frozenset)
+    definition: str = ""  # in words, for the files' settings (built-in metrics: metric_definitions)
     extras: Callable[[SystemView], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
@@ -78,7 +85,7 @@ def self_bleu(view: SystemView) -> list[float]:
 
 def semantic_diversity(view: SystemView) -> list[float]:
     _two_samples(view)
-    return [div.semantic_diversity(e) for e in view.sample_embeddings]
+    return [similarity.semantic_diversity(e) for e in view.sample_embeddings]
 
 
 def distinct(order: int) -> Callable[[SystemView], list[float]]:
@@ -118,7 +125,7 @@ def coverage_extras(view: SystemView) -> dict[str, Any]:
 _METRICS = [
     # passing samples' distinct reference modes / the references' modes (coverage.py)
     Metric("coverage", "passk", True, "Coverage", coverage,
-           shown_in=_shown("table", "ablation"), extras=coverage_extras),
+           shown_in=_shown("table", "ablation", "verdict", "summary"), extras=coverage_extras),
     Metric("self_bleu", "diversity", False, "Self-BLEU", self_bleu,
            shown_in=_shown("table", "ablation", "diversity_figure", "paper")),
     *[Metric(f"distinct_{n}", "diversity", True, f"Distinct-{n}", distinct(n),
@@ -139,7 +146,8 @@ _METRICS = [
            shown_in=_shown("quality_figure")),
     Metric("rouge2", "quality", True, "ROUGE-2", rouge("rouge2")),
     Metric("rougeL", "quality", True, "ROUGE-L", rouge("rougeL"),
-           shown_in=_shown("table", "ablation", "quality_figure", "pareto_quality", "paper")),
+           shown_in=_shown("table", "ablation", "quality_figure", "pareto_quality", "paper",
+                           "summary")),
     Metric("bertscore_f1", "quality", True, "BERTScore F1", lambda view: list(view.bertscore),
            shown_in=_shown("table", "quality_figure")),
     Metric("perplexity", "quality", False, "Perplexity", perplexity,
@@ -149,26 +157,28 @@ _METRICS = [
            lambda view: empty_fraction(view.greedy), per_prompt=False),
 ]
 
-METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+METRICS = Registry("metric")
 _PASSK = re.compile(r"^pass@(\d+)$")
 
 
 def register(metric: Metric) -> None:
-    """Add a metric (after the built-in ones, in registration order)."""
-    if metric.name in METRICS or parse_passk(metric.name) is not None:
-        raise ValueError(f"metric {metric.name!r} is registered already")
-    METRICS[metric.name] = metric
+    """Add a metric (after the built-in ones, in registration order); pass@k is built in."""
+    if parse_passk(metric.name) is not None:
+        raise ValueError(f"pass@k metrics are built in: {metric.name!r}")
+    METRICS.register(metric.name, metric)
 
 
-def unregister(name: str) -> None:
-    """Remove a metric (tests register toy metrics and remove them again)."""
-    METRICS.pop(name, None)
+unregister = METRICS.unregister
 
 
 def parse_passk(name: str) -> int | None:
     """`pass@10` -> 10; None for any other name."""
     match = _PASSK.match(name)
     return int(match[1]) if match else None
+
+
+for _metric in _METRICS:
+    register(_metric)
 
 
 def passk_metric(k: int) -> Metric:
@@ -236,13 +246,11 @@ def shown_in(place: str, present: Sequence[str]) -> list[str]:
     if place not in PLACES:
         raise ValueError(f"unknown place {place!r}; known: {PLACES}")
     ks = sorted(k for k in (parse_passk(name) for name in present) if k is not None)
-    passk = [f"pass@{k}" for k in ks if place in passk_metric(k).shown_in]
-    if place == "ablation":  # a sweep has many systems: pass@1 and the headline pass@k only
+    passk = []
+    if PASSK_IN.get(place) == "every":
+        passk = [f"pass@{k}" for k in ks]
+    elif PASSK_IN.get(place) == "headline":
         passk = list(dict.fromkeys(name for name in ("pass@1", main_passk(present))
                                    if name in present))
     rest = [name for name, metric in METRICS.items() if place in metric.shown_in]
     return passk + [name for name in rest if name in present]
-
-
-def is_finite(value: Any) -> bool:
-    return value is not None and math.isfinite(float(value))

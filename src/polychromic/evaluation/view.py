@@ -17,7 +17,7 @@ import numpy as np
 
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import passk as pk
-from polychromic.evaluation import quality as qual
+from polychromic.similarity import rouge_best
 
 
 @dataclass
@@ -50,7 +50,7 @@ class SystemView:
     @functools.cached_property
     def rouge(self) -> list[dict[str, float]]:
         """ROUGE-1/2/L F1 of each greedy reply against its closest reference."""
-        return [qual.rouge_best(record["greedy"], record["references"])
+        return [rouge_best(record["greedy"], record["references"])
                 for record in self.records]
 
     @functools.cached_property

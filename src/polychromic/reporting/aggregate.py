@@ -7,8 +7,8 @@ The study reports every number as mean +- std over training seeds, so this step 
 null in a per-seed file stays null in `values` and is left out of mean and std; `n_seeds` says
 how many seeds counted.
 
-Systems are split into the main comparison and ablations (`polychromic.systems.split_systems`):
-an ablation is a LoRA system beyond the reference system and the first LoRA system of each
+Systems are split into the main comparison and ablations (`groups.split_systems`): an
+ablation is a LoRA system beyond the reference system and the first LoRA system of each
 training objective (a second polychromic experiment with another lambda, say). The aggregate
 lists both groups (`main_systems`, `ablation_systems`) and, from each run's `run.json`,
 summarises every training experiment over seeds (`experiments`). It also holds the verdict
@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.config import Experiment
 from polychromic.contract import EVALUATION_FILES, SEED_FILES
 from polychromic.evaluation.registry import METRICS, direction, parse_passk
 from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
+from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
 from polychromic.reporting.significance import Evidence
 from polychromic.reporting.verdict import build_verdict
-from polychromic.settings import EvaluationSettings, Experiment, System
-from polychromic.systems import split_systems
+from polychromic.settings import EvaluationSettings
+from polychromic.systems import System
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from polychromic.contract import STATISTICS_FILE
-from polychromic.evaluation.registry import label, main_passk, shown_in
+from polychromic.contract import AGGREGATE_FILES, FIGURES, STATISTICS_FILE
+from polychromic.evaluation.registry import label, shown_in
 from polychromic.io import read_json, write_text
-from polychromic.reporting.latex import best_systems
-from polychromic.reporting.significance import Evidence, detect
+from polychromic.reporting.latex import best_systems, significance_marks
 from polychromic.reporting.verdict import markdown as verdict_markdown
 
-FIGURES = ("passk_curves", "frontier", "training_curves")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -42,19 +40,16 @@ def main_table(aggregated: dict[str, Any], statistics: list[dict[str, Any]]) -> 
     differs detectably from the reference system in every seed."""
     systems = list(aggregated.get("main_systems") or aggregated["system_order"])
     reference = aggregated.get("reference_system")
-    evidence = Evidence(aggregated, statistics)
     lines = ["| metric | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
     for metric in shown_in("table", aggregated.get("metric_order") or []):
         best = best_systems(aggregated, metric, systems)
+        marks = significance_marks(aggregated, statistics, metric, systems, reference)
         cells = []
         for system in systems:
             entry = aggregated["systems"][system].get(metric) or {}
             cell = f"{_number(entry.get('mean'))} ± {_number(entry.get('std'))}"
             cell = f"**{cell}**" if system in best else cell
-            if reference and system != reference and detect(
-                    evidence, [metric], reference, system, "every_seed")[0]["detectable"]:
-                cell += " †"
-            cells.append(cell)
+            cells.append(cell + (" †" if marks[system] else ""))
         arrow = "↑" if aggregated["systems"][systems[0]][metric].get("higher_is_better") else "↓"
         lines.append(f"| {label(metric)} {arrow} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -88,8 +83,8 @@ def run_times(results: Path) -> str:
 
 
 def headline_metrics(aggregated: dict[str, Any]) -> list[str]:
-    present = aggregated.get("metric_order") or []
-    return [m for m in ("pass@1", main_passk(present), "coverage", "rougeL") if m in present]
+    """The metrics of the README's block (registry place "summary")."""
+    return shown_in("summary", aggregated.get("metric_order") or [])
 
 
 def comparison(aggregated: dict[str, Any], other: dict[str, Any], name: str) -> str:
@@ -101,14 +96,15 @@ def comparison(aggregated: dict[str, Any], other: dict[str, Any], name: str) -> 
             b = ((other.get("systems") or {}).get(system, {}).get(metric) or {}).get("mean")
             if a is not None and b is not None and abs(a - b) >= worst:
                 worst, where = abs(a - b), f"{label(metric)} of {system}"
-    return (f"Against {name} of the same config, the headline means (pass@1, the "
-            f"headline pass@k, coverage, ROUGE-L of the main systems) differ by at most "
+    names = ", ".join(label(metric) for metric in headline_metrics(aggregated))
+    return (f"Against {name} of the same config, the headline means ({names} of the main "
+            f"systems) differ by at most "
             f"{worst:.3f} ({where}).")
 
 
 def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] | None) -> str:
     """The whole Markdown page of one results folder."""
-    aggregated = read_json(results / "evaluation" / "aggregated_results.json")
+    aggregated = read_json(results / "evaluation" / AGGREGATE_FILES["aggregated"])
     statistics = [read_json(path) for path in
                   sorted((results / "evaluation").glob(f"seed_*/{STATISTICS_FILE}"))]
     seeds = ", ".join(str(seed) for seed in aggregated.get("seeds") or [])
@@ -170,7 +166,7 @@ def write_docs(results: str, out: str, title: str, readme: str | None = None,
     other = (read_json(compare), compare_label) if compare else None
     write_text(target, page(folder, title, f"figures/{target.stem}", other))
     if readme:
-        aggregated = read_json(folder / "evaluation" / "aggregated_results.json")
+        aggregated = read_json(folder / "evaluation" / AGGREGATE_FILES["aggregated"])
         update_readme(Path(readme), readme_block(aggregated, str(target)))
 
 

@@ -29,12 +29,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from polychromic.contract import FIGURES
+from polychromic.config import Settings
+from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.evaluation.registry import label, main_passk, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
 from polychromic.reporting.significance import Evidence, alpha_of, detect
-from polychromic.settings import Settings, as_dict
+from polychromic.settings import as_dict
 
 log = logging.getLogger(__name__)
 
@@ -243,14 +244,14 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     main, bib = render_paper(context, templates_dir)
     write_text(folder / "main.tex", main)
     write_text(folder / "references.bib", bib)
-    shutil.copyfile(table, folder / "results_table.tex")
+    shutil.copyfile(table, folder / AGGREGATE_FILES["table"])
     for name in figures:
         shutil.copyfile(Path(figures_dir) / f"{name}.pdf", folder / f"{name}.pdf")
-    files = [folder / name for name in ["main.tex", "references.bib", "results_table.tex"]]
-    (folder / "ablation_table.tex").unlink(missing_ok=True)
+    files = [folder / name for name in ["main.tex", "references.bib", AGGREGATE_FILES["table"]]]
+    (folder / AGGREGATE_FILES["ablation_table"]).unlink(missing_ok=True)
     if context["ablations"]:
-        shutil.copyfile(ablation_table, folder / "ablation_table.tex")
-        files.append(folder / "ablation_table.tex")
+        shutil.copyfile(ablation_table, folder / AGGREGATE_FILES["ablation_table"])
+        files.append(folder / AGGREGATE_FILES["ablation_table"])
     files += [folder / f"{name}.pdf" for name in figures]
     write_tarball(files, tarball)
     compile_pdf(folder, files)

@@ -70,7 +70,7 @@ def primary_sd(pilot: Sequence[dict], reference: str, other: str,
 def pooled_sd(pilot: Sequence[dict], reference: str, other: str,
               metric: str = "pass@10") -> tuple[float, int]:
     """(std of the per-prompt differences of the seed means, number of prompts): the sigma of
-    the primary test (`pooled.py`); a prompt with a null in any seed is left out."""
+    the primary rule (`significance.py`); a prompt with a null in any seed is left out."""
     _, ref = seed_means_per_prompt(pilot, reference, metric)
     _, oth = seed_means_per_prompt(pilot, other, metric)
     diffs = (ref - oth).mean(axis=0)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     import yaml
 
-    from polychromic.settings import load_settings
+    from polychromic.config import load_settings
 
     with open(args.config, encoding="utf-8") as handle:
         evaluation = load_settings(yaml.safe_load(handle)).evaluation

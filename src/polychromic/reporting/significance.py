@@ -66,7 +66,6 @@ class Evidence:
         return len(self.aggregated.get("seeds") or []) or len(self.statistics)
 
 
-
 def alpha_of(statistics: Sequence[dict[str, Any]]) -> float:
     """The tests' alpha: `settings.alpha` when every seed gives the same one, else ALPHA."""
     values = {doc.get("settings", {}).get("alpha") for doc in statistics}

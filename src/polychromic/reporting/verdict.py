@@ -36,7 +36,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from polychromic.evaluation.registry import get_metric, main_passk
+from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.reporting.significance import Evidence, detect, seed_tests
 from polychromic.systems import parse_system
 
@@ -172,11 +172,11 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
                            "(or its temperature systems) in the aggregate")
     if not evidence.seed_documents:
         return unavailable(reference, baseline, "no per-tweet pass@k results to test")
-    metrics = ["pass@1", passk_metric] + (["coverage"] if "coverage" in
-                                          (aggregated.get("metric_order") or []) else [])
+    metrics = shown_in("verdict", aggregated.get("metric_order") or [])
     rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
             for test in detect(evidence, metrics, reference, matched, "primary")]
-    word = verdict_word([row["direction"] for row in rows if row["metric"] != "coverage"])
+    word = verdict_word([row["direction"] for row in rows
+                         if parse_passk(row["metric"]) is not None])
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
     warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0])
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]

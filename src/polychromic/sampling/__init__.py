@@ -15,9 +15,10 @@ except by `settings.engine` in the generation records. Adding an engine is one m
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
+
+from polychromic.plugins import Registry, load
 
 
 @dataclass(frozen=True)
@@ -28,19 +29,15 @@ class Registration:
     summary: str
 
 
-ENGINES: dict[str, Registration] = {}
+ENGINES = Registry("engine")
 
 
 def register(name: str, engine: str, training_sampler: str | None, summary: str) -> None:
     """Make engine `name` available to `generation.engine`."""
-    if name in ENGINES:
-        raise ValueError(f"engine {name!r} is registered twice")
-    ENGINES[name] = Registration(name, engine, training_sampler, summary)
+    ENGINES.register(name, Registration(name, engine, training_sampler, summary))
 
 
-def unregister(name: str) -> None:
-    """Remove an engine (tests register toy engines and remove them again)."""
-    ENGINES.pop(name, None)
+unregister = ENGINES.unregister
 
 
 register("transformers", "polychromic.sampling.hf:TransformersEngine",
@@ -48,25 +45,14 @@ register("transformers", "polychromic.sampling.hf:TransformersEngine",
          "transformers' generate, batched with left padding, on the job's device")
 
 
-def _load(target: str) -> Any:
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def registration(name: str) -> Registration:
-    if name not in ENGINES:
-        raise ValueError(f"unknown engine {name!r}; registered: {', '.join(ENGINES)}")
-    return ENGINES[name]
-
-
 def open_engine(name: str, base: str, adapter: str | None) -> Any:
     """The engine `name` serving the base model of pointer `base` with `adapter` on top."""
-    return _load(registration(name).engine)(base, adapter)
+    return load(ENGINES.entry(name).engine)(base, adapter)
 
 
 def training_sampler(name: str = "transformers") -> Any:
     """The sampler that training objectives use with engine `name`."""
-    target = registration(name).training_sampler
+    target = ENGINES.entry(name).training_sampler
     if target is None:
         raise ValueError(f"engine {name!r} offers no sampler for training")
-    return _load(target)()
+    return load(target)()

@@ -32,12 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from polychromic.evaluation.diversity import semantic_diversity
-from polychromic.evaluation.passk import rouge_l_similarity, semantic_similarity
 from polychromic.models.tokens import left_pad, token_logprobs
 from polychromic.objectives import PolychromicSettings
 from polychromic.sampling import training_sampler
 from polychromic.sampling.base import Sampling
+from polychromic.similarity import rouge_l_similarity, semantic_diversity, semantic_similarity
 from polychromic.training.objective import ExtraLoss, ObjectiveContext, Step
 from polychromic.training.sft import IGNORE
 
@@ -113,7 +112,6 @@ def mean_token_logprobs(
 def policy_term(advantages: torch.Tensor, mean_logp: torch.Tensor) -> torch.Tensor:
     """L_pg = mean over prompts of -(1/N) sum_i A_i * mean_t log pi. Shapes: (P, N), (P, N)."""
     return -(advantages * mean_logp).mean(dim=1).mean()
-
 
 
 class PolychromicObjective:

@@ -35,15 +35,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from polychromic.config import Experiment
 from polychromic.io import read_json, read_jsonl, write_json, write_text
 from polychromic.models.base import load_model, load_tokenizer, model_path
-from polychromic.settings import (
-    Experiment,
-    LoraSettings,
-    TrainingSettings,
-    as_dict,
-    section,
-)
+from polychromic.settings import LoraSettings, TrainingSettings, as_dict, section
 from polychromic.training.checkpoint import (
     BatchStream,
     Progress,

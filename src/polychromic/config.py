@@ -1,0 +1,141 @@
+"""The whole study's settings: every section, the experiments and the systems, checked together.
+
+`load_settings(config)` fills the schema's defaults into a copy of the config, validates it
+(types, ranges, unknown keys), builds every section (`polychromic.settings`), every experiment
+with its objective's typed settings (`polychromic.objectives`) and every system with its
+temperature variants (`polychromic.systems`), then checks what a schema cannot express: the
+relations between keys (`ConfigError`, naming the key). The workflow builds it once at DAG time
+(`SETTINGS` in workflow/rules/common.smk); the reporting rules and the `polychromic curate`
+command build it from the config too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from polychromic import objectives, sampling
+from polychromic.settings import (
+    SECTIONS,
+    ConfigError,
+    CurationSettings,
+    DataSettings,
+    EvaluationSettings,
+    GenerationSettings,
+    LoraSettings,
+    ModelSettings,
+    PaperSettings,
+    SplitSettings,
+    TrainingSettings,
+    build,
+    schema,
+    validated,
+)
+from polychromic.systems import System, expand_systems
+
+__all__ = ["ConfigError", "Experiment", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One fine-tuning experiment: its name, objective and the objective's typed settings."""
+
+    name: str
+    objective: str
+    settings: Any  # the objective's settings dataclass (polychromic.objectives)
+
+    @classmethod
+    def from_config(cls, name: str, values: Mapping[str, Any]) -> Experiment:
+        values = dict(values)
+        objective = values.pop("objective", None)
+        try:
+            settings = objectives.build_settings(objective, values)
+        except ValueError as error:
+            raise ConfigError(f"experiments.{name}: {error}") from error
+        return cls(name, objective, settings)
+
+    def as_config(self) -> dict[str, Any]:
+        """The experiment as a config entry, every default filled in."""
+        return {"objective": self.objective, **objectives.settings_as_config(self.settings)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: tuple[int, ...]
+    data: DataSettings
+    curation: CurationSettings
+    split: SplitSettings
+    model: ModelSettings
+    lora: LoraSettings
+    training: TrainingSettings
+    experiments: dict[str, Experiment]
+    systems: dict[str, System]  # every system, each followed by its temperature variants
+    generation: GenerationSettings
+    evaluation: EvaluationSettings
+    paper: PaperSettings
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the whole config (defaults filled in), build every section, check relations."""
+    filled = validated(schema(), dict(config), "")
+    experiments = {name: Experiment.from_config(name, values)
+                   for name, values in filled["experiments"].items()}
+    check_systems(filled, experiments)
+    systems = {name: System.from_config(name, values)
+               for name, values in expand_systems(filled["systems"]).items()}
+    settings = Settings(
+        seeds=tuple(filled["seeds"]), experiments=experiments, systems=systems,
+        **{name: build(cls, filled[name]) for name, cls in SECTIONS.items()})
+    check_relations(settings)
+    return settings
+
+
+def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) -> None:
+    """Systems: names, temperature variants and the experiment of each LoRA system."""
+    default = float(config["generation"]["temperature"])
+    for name, values in config["systems"].items():  # the schema keeps `@` out of names
+        if default in [float(t) for t in values["temperatures"]]:
+            raise ConfigError(f"systems.{name}.temperatures holds {default:g}, the sampling "
+                              f"temperature of generation.temperature: {name} itself is "
+                              "already sampled at it")
+        try:
+            expand_systems({name: values})
+        except ValueError as error:
+            raise ConfigError(f"systems.{name}.temperatures: {error}") from error
+        experiment = values.get("experiment")
+        if values["prompt"] == "lora" and experiment is None:
+            raise ConfigError(f"systems.{name}: a lora system needs an `experiment`")
+        if values["prompt"] == "lora" and experiment not in experiments:
+            raise ConfigError(f"systems.{name}.experiment = {experiment!r} is not in "
+                              f"experiments ({', '.join(experiments)})")
+        if values["prompt"] != "lora" and experiment is not None:
+            raise ConfigError(f"systems.{name}: only prompt: lora systems take an experiment")
+
+
+def check_relations(settings: Settings) -> None:
+    """What a JSON Schema cannot express: relations between keys of different sections."""
+    split = settings.split
+    total = split.train + split.val + split.test
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"split.train + split.val + split.test must be 1, got {total:g}")
+    n = settings.generation.num_samples
+    too_big = [k for k in settings.evaluation.passk.k if k > n]
+    if too_big:
+        raise ConfigError(f"evaluation.passk.k has {too_big} > generation.num_samples = {n}: "
+                          "pass@k needs k <= n")
+    for key in ("reference_system", "baseline_system"):
+        name = getattr(settings.evaluation, key)
+        if name not in settings.systems or settings.systems[name].base_system is not None:
+            raise ConfigError(f"evaluation.{key} = {name!r} is not in systems")
+    if settings.evaluation.reference_system == settings.evaluation.baseline_system:
+        raise ConfigError("evaluation.reference_system and evaluation.baseline_system must "
+                          "differ: the verdict compares one with the other")
+    if settings.generation.engine not in sampling.ENGINES:
+        raise ConfigError(f"generation.engine = {settings.generation.engine!r} is not a "
+                          f"registered engine ({', '.join(sampling.ENGINES)})")
+    tiny = settings.model.tiny
+    if tiny.hidden_size % tiny.num_heads or tiny.num_heads % tiny.num_kv_heads:
+        raise ConfigError("model.tiny: num_heads must divide hidden_size and num_kv_heads "
+                          "num_heads")
+
