@@ -5,10 +5,12 @@
 1. On the tiny demo model: 50 test prompts x 10 samples x 32 new tokens, batched across prompts
    (left padding, num_return_sequences; what the `generate` rule does) against the earlier
    design, one `generate` call per sample. Prints both times and the speed-up (target >= 8x).
-2. The whole `evaluate` step (diversity, quality with BERTScore, pass@k, statistics) for
-   100 prompts x 10 samples x 4 systems, with peak memory (target: under 60 s on 2 cores).
-   The generations are demo replies drawn at random per prompt (realistic texts and lengths;
-   metrics do not care who wrote them).
+2. The whole `evaluate` step (the judge's embeddings, diversity with Self-BLEU, quality with
+   BERTScore, pass@k and its lexical reading, coverage, permutation tests) for 100 prompts x 50
+   samples x 4 systems, with peak memory (target: under 120 s on 2 cores), after the judge's
+   calibration on the validation split (timed apart). The samples are demo replies drawn at
+   random per prompt, each with a word dropped half of the time, so that most are distinct
+   (the judge embeds each distinct text once; metrics do not care who wrote them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import yaml
 from common import PROMPTS, REPO, prepare
 
 from polychromic.config import load_settings
-from polychromic.contract import SEED_FILES
+from polychromic.contract import CALIBRATION_FILE, SEED_FILES
+from polychromic.evaluation.calibration import calibrate_judge
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.evaluation.generate import group_test_prompts
 from polychromic.io import read_jsonl, write_jsonl
@@ -34,7 +37,8 @@ from polychromic.models.prompts import prompt_tokens
 from polychromic.sampling import open_engine
 from polychromic.sampling.base import Sampling
 
-N_SAMPLES = 10
+N_SAMPLES = 10  # the generation benchmark
+EVAL_SAMPLES = 50  # the evaluation benchmark: the default generation.num_samples
 SAMPLING = Sampling(temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=32)
 
 
@@ -57,30 +61,44 @@ def bench_generation(inputs: dict, prompts_count: int, batch_prompts: int) -> tu
     return batched, one_by_one
 
 
-def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> float:
+def varied(rng: random.Random, replies: list[str]) -> str:
+    """A demo reply, with one word dropped half of the time."""
+    words = rng.choice(replies).split()
+    if len(words) > 3 and rng.random() < 0.5:
+        del words[rng.randrange(len(words))]
+    return " ".join(words)
+
+
+def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> tuple[float, float, int]:
+    """(seconds of the calibration, seconds of evaluate_seed, distinct samples)."""
     settings = load_settings(yaml.safe_load((REPO / "config.yaml").read_text()))
     rng = random.Random(0)
     replies = [r["reply"] for r in read_jsonl(inputs["train"])]
     prompts = group_test_prompts(read_jsonl(inputs["train"]))[:prompts_count]
-    files = {}
+    files, distinct = {}, set()
     for system in settings.systems:  # the default study's systems, fake but real-looking replies
         rows = [
-            {**p, "greedy": rng.choice(replies), "samples": rng.sample(replies, N_SAMPLES),
+            {**p, "greedy": rng.choice(replies),
+             "samples": [varied(rng, replies) for _ in range(EVAL_SAMPLES)],
              "reference_nll": [20.0] * len(p["references"]),
              "reference_tokens": [10] * len(p["references"]), "system": system, "seed": 0,
-             "settings": {"num_samples": N_SAMPLES, "temperature": SAMPLING.temperature,
+             "settings": {"num_samples": EVAL_SAMPLES, "temperature": SAMPLING.temperature,
                           "top_p": SAMPLING.top_p, "top_k": SAMPLING.top_k,
                           "max_new_tokens": SAMPLING.max_new_tokens, "prompt": "lora",
                           "shots": 0, "model": "tiny", "adapter": None}}
             for p in prompts
         ]  # fmt: skip
+        distinct.update(sample for row in rows for sample in row["samples"])
         files[system] = str(folder / f"{system}.jsonl")
         write_jsonl(files[system], rows)
     out = folder / "evaluation"
     start = time.perf_counter()
+    calibrate_judge(inputs["val"], str(out / CALIBRATION_FILE), settings.evaluation)
+    calibrated = time.perf_counter()
     outputs = {name: str(out / file) for name, file in SEED_FILES.items()}
-    evaluate_seed(files, outputs, settings.evaluation, seed=0)
-    return time.perf_counter() - start
+    evaluate_seed(files, outputs, settings.evaluation, seed=0,
+                  calibration=str(out / CALIBRATION_FILE))
+    return calibrated - start, time.perf_counter() - calibrated, len(distinct)
 
 
 def main() -> None:
@@ -88,7 +106,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=50)
     parser.add_argument("--batch-prompts", type=int, default=16)
     parser.add_argument("--eval-prompts", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -96,15 +114,18 @@ def main() -> None:
         folder = Path(tmp)
         inputs = prepare(folder, pretrain_steps=300)
         batched, one_by_one = bench_generation(inputs, args.prompts, args.batch_prompts)
-        evaluate_seconds = bench_evaluate(folder, inputs, args.eval_prompts)
+        calibrate_seconds, evaluate_seconds, distinct = bench_evaluate(folder, inputs,
+                                                                       args.eval_prompts)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tiny model, {args.prompts} prompts x 10 samples x 32 new tokens, "
           f"{args.threads} thread(s)")  # fmt: skip
     print(f"batched ({args.batch_prompts} prompts x 10 per call): {batched:6.2f} s")
     print(f"one sample per call (earlier design):       {one_by_one:6.2f} s")
     print(f"speed-up: {one_by_one / batched:.1f}x")
-    print(f"evaluate, {args.eval_prompts} prompts x 10 samples x 4 systems: "
-          f"{evaluate_seconds:.1f} s, peak RSS of this process {peak:.0f} MB")  # fmt: skip
+    print(f"calibrate the judge on the validation split: {calibrate_seconds:.1f} s")
+    print(f"evaluate, {args.eval_prompts} prompts x {EVAL_SAMPLES} samples x 4 systems "
+          f"({distinct} distinct samples), judge all-mpnet-base-v2: {evaluate_seconds:.1f} s, "
+          f"peak RSS of this process {peak:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

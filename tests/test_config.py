@@ -39,6 +39,16 @@ def test_default_config_is_valid_and_filled():
     assert settings.experiments["polychromic"].settings.top_k == 0  # the dataclass default
 
 
+def test_a_judge_equal_to_the_reward_model_needs_an_explicit_yes():
+    config = default_config()
+    config["evaluation"].update(judge="all-MiniLM-L6-v2", allow_judge_as_reward=True)
+    assert load_settings(config).evaluation.judge == "all-MiniLM-L6-v2"
+    config["experiments"]["polychromic"]["reward_model"] = "all-mpnet-base-v2"
+    config["evaluation"].update(judge="all-mpnet-base-v2", allow_judge_as_reward=False)
+    with pytest.raises(ConfigError, match="experiments.polychromic"):
+        load_settings(config)
+
+
 def test_sections_and_schema_have_the_same_keys():
     """Every dataclass field is a schema key and vice versa, and the dataclasses declare no
     defaults: the schema is the one place of the sections' defaults."""
@@ -141,7 +151,10 @@ def test_schema_rejects_wrong_keys_and_types(mutate, needle):
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
-        (lambda c: c["evaluation"]["passk"].update(k=[1, 20]), "evaluation.passk.k"),
+        (lambda c: c["evaluation"]["passk"].update(k=[1, 30]), "evaluation.passk.k"),
+        (lambda c: c["evaluation"].update(judge="all-MiniLM-L6-v2"), "reward_model"),
+        (lambda c: c["evaluation"].update(judge="/no/such/folder"), "bertscore_layer"),
+        (lambda c: c["experiments"]["polychromic"].update(top_p=0.9), "top_p must be 1"),
         (lambda c: c["split"].update(test=0.3), "split.train"),
         (
             lambda c: c["systems"]["baseline_lora"].update(experiment="nope"),

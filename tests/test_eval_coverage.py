@@ -110,7 +110,9 @@ def test_evaluate_writes_coverage_from_stances(tmp_path) -> None:
                for name in ("diversity", "quality", "passk", "statistics")}
         settings = section("evaluation", {
             "reference_system": "polychromic_lora", "bootstrap_samples": 100,
-            "passk": {"k": [1, 3], "criterion": "semantic", "threshold": 0.7}})
+            "judge": "all-MiniLM-L6-v2",
+            "passk": {"k": [1], "criterion": "semantic", "threshold": 0.7,
+                      "lexical_threshold": 0.5}})
         evaluate_seed(paths, out, settings=settings, seed=1)
     finally:
         torch.set_num_threads(threads)

@@ -26,9 +26,10 @@ DIVERSE = [
 ]
 SETTINGS = section("evaluation", {
     "reference_system": "polychromic_lora",
-    "embedding_model": None,
+    "judge": "all-MiniLM-L6-v2",  # the small encoder keeps this test fast
     "bertscore_layer": 6,
-    "passk": {"k": [1, 3, 5], "criterion": "semantic", "threshold": 0.5},
+    "passk": {"k": [1, 3, 5], "criterion": "semantic", "threshold": 0.5,
+              "lexical_threshold": 0.3},
     "bootstrap_samples": 200,
     "stats_seed": 0,
 })
@@ -112,7 +113,7 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
             "polychromic_lora": 1.0,
         }
         assert settings["passk"]["criterion"] == "semantic" and settings["bertscore_layer"] == 6
-        assert settings["embedding_model"]["path"]
+        assert settings["judge"]["path"] and settings["judge"]["name"].endswith("MiniLM-L6-v2")
         assert "tok:13a" in settings["metrics"]["self_bleu"]["signature"]
     expected = {
         "diversity": {
@@ -125,6 +126,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
             "pooled_distinct_2",
             "pooled_distinct_3",
             "empty_samples",
+            "useful_diversity",
+            "off_topic_samples",
         },
         "quality": {"rouge1", "rouge2", "rougeL", "bertscore_f1", "perplexity", "empty_greedy"},
         "passk": {
@@ -133,6 +136,10 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
             "pass@5",
             "pass_counts",
             "n",
+            "lexical_pass@1",
+            "lexical_pass@3",
+            "lexical_pass@5",
+            "lexical_pass_counts",
             "coverage",
             "modes_hit",
             "modes",
@@ -146,7 +153,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
                     assert entry["per_prompt"] is None and 0 < entry["mean"] <= 1
                 elif key.startswith("empty_"):
                     assert entry["per_prompt"] is None and 0 <= entry["mean"] <= 1
-                elif key not in ("pass_counts", "n", "pass@5", "modes_hit", "modes"):
+                elif key not in ("pass_counts", "n", "pass@5", "modes_hit", "modes",
+                                 "lexical_pass_counts", "lexical_pass@5", "useful_diversity"):
                     assert len(entry["per_prompt"]) == 5 and entry["mean"] is not None
 
 
@@ -203,8 +211,9 @@ def test_statistics_file(evaluated) -> None:
     data = evaluated["statistics"]
     assert data["settings"]["reference_system"] == "polychromic_lora"
     assert data["settings"]["correction"] == "holm"
-    # diversity, quality, pass@1, pass@3 and coverage (pass@5 is null)
-    per_prompt_metrics = 5 + 5 + 3
+    # diversity (with useful diversity and off-topic samples), quality, pass@1, pass@3, their
+    # lexical readings and coverage (pass@5 is null)
+    per_prompt_metrics = 7 + 5 + 5
     assert len(data["tests"]) == per_prompt_metrics * 2
     required = {
         "metric",
@@ -217,17 +226,16 @@ def test_statistics_file(evaluated) -> None:
         "mean_diff",
         "ci_low",
         "ci_high",
-        "wilcoxon_statistic",
-        "wilcoxon_p",
+        "p",
         "cohens_d_z",
-        "wilcoxon_p_holm",
+        "p_holm",
         "better",
     }
     for row in data["tests"]:
         assert required <= set(row)
         assert row["system"] == "polychromic_lora" and row["other"] != "polychromic_lora"
         assert row["better"] in {"polychromic_lora", "other", "none"}
-        assert row["wilcoxon_p_holm"] >= row["wilcoxon_p"]
+        assert row["p"] is None or row["p_holm"] >= row["p"]
     distinct_3 = next(
         t for t in data["tests"] if t["metric"] == "distinct_3" and t["other"] == "zero_shot"
     )

@@ -65,7 +65,7 @@ def test_similarity_uses_the_closest_reference() -> None:
 
 
 def test_bertscore_criterion_scores_each_sample_against_its_prompts_references() -> None:
-    from polychromic.embeddings import default_model_path
+    from polychromic.encoders import minilm_path as default_model_path
 
     samples = [["Coffee, always coffee.", ""], ["Too expensive for me.", "Coffee, always coffee."]]
     refs = [["Coffee, always coffee."], ["Too expensive for me.", "I love the camera."]]

@@ -9,7 +9,8 @@ import pytest
 import torch
 from rouge_score import rouge_scorer
 
-from polychromic.embeddings import default_model_path, get_encoder
+from polychromic.embeddings import get_encoder
+from polychromic.encoders import minilm_path as default_model_path
 from polychromic.evaluation.quality import (
     _bert_score_model_type,
     bertscore_best,

@@ -12,8 +12,10 @@ from polychromic.evaluation.stats import (
     cohens_d_z,
     holm,
     paired_test,
+    sign_flip_p,
     statistical_tests,
 )
+from polychromic.settings import section
 
 RNG = np.random.default_rng(1)
 B = RNG.uniform(size=30)
@@ -32,18 +34,34 @@ def test_holm_hand_example() -> None:
 
 
 def test_paired_test_matches_scipy() -> None:
-    row = paired_test(list(A), list(B), bootstrap_samples=500, seed=0)
-    w = stats.wilcoxon(A, B, alternative="two-sided")
+    row = paired_test(list(A), list(B), bootstrap_samples=500, seed=0, permutation_samples=20000)
     diff = A - B
+    reference = stats.permutation_test((diff,), np.mean, permutation_type="samples",
+                                       n_resamples=20000, alternative="two-sided",
+                                       random_state=0)
     assert row["n_prompts"] == 30
     assert row["mean_diff"] == pytest.approx(diff.mean())
     assert row["mean_reference"] == pytest.approx(A.mean())
-    assert row["wilcoxon_statistic"] == pytest.approx(w.statistic)
-    assert row["wilcoxon_p"] == pytest.approx(w.pvalue)
+    assert row["p"] == pytest.approx(reference.pvalue, abs=2e-3)  # both Monte Carlo, B = 2e4
     assert row["cohens_d_z"] == pytest.approx(diff.mean() / diff.std(ddof=1))
     assert not any(key.startswith("mannwhitney") for key in row)  # unpaired: not for paired data
     assert row["ci_low"] < diff.mean() < row["ci_high"]
     assert "notes" not in row
+
+
+def test_sign_flip_p_exact_by_hand_and_agrees_with_the_direction() -> None:
+    # d = (1, 2, 3): of the 8 sign vectors, |sum| >= 6 only for all + and all -: p = 2/8
+    assert sign_flip_p(np.array([1.0, 2.0, 3.0]), 10_000, 0) == pytest.approx(0.25)
+    # d = (1, -1, 2): sums 2 (+++), ... |sum| >= 2 for 6 of the 8 vectors
+    sums = [abs(a + b + c) for a in (1, -1) for b in (-1, 1) for c in (2, -2)]
+    assert sign_flip_p(np.array([1.0, -1.0, 2.0]), 10_000, 0) == pytest.approx(
+        sum(s >= 2 for s in sums) / 8)
+    assert sign_flip_p(np.zeros(5), 100, 0) == 1.0
+    # many small positive differences and one large negative: Wilcoxon would call this a
+    # positive shift, the mean says negative; the permutation test tests the mean
+    diff = np.array([0.01] * 12 + [-1.0])
+    row = paired_test(list(diff), [0.0] * 13, 200, 0, permutation_samples=10_000)
+    assert row["mean_diff"] < 0 and row["ci_high"] <= 0.01
 
 
 def test_bootstrap_is_seeded() -> None:
@@ -56,8 +74,9 @@ def test_bootstrap_is_seeded() -> None:
 
 
 def test_all_zero_differences_do_not_crash() -> None:
-    row = paired_test([0.5, 0.2, 0.9], [0.5, 0.2, 0.9], bootstrap_samples=100, seed=0)
-    assert row["wilcoxon_p"] == 1.0 and row["wilcoxon_statistic"] == 0.0
+    row = paired_test([0.5, 0.2, 0.9], [0.5, 0.2, 0.9], bootstrap_samples=100, seed=0,
+                      permutation_samples=100)
+    assert row["p"] == 1.0
     assert row["cohens_d_z"] == 0.0
     assert row["ci_low"] == row["ci_high"] == 0.0
     assert any("all paired differences are 0" in note for note in row["notes"])
@@ -65,7 +84,7 @@ def test_all_zero_differences_do_not_crash() -> None:
 
 
 def test_null_values_are_left_out_of_the_pairs() -> None:
-    row = paired_test([1.0, None, 0.5, 0.7], [0.2, 0.3, None, 0.1], 100, 0)
+    row = paired_test([1.0, None, 0.5, 0.7], [0.2, 0.3, None, 0.1], 100, 0, 100)
     assert row["n_prompts"] == 2
     assert row["mean_diff"] == pytest.approx(((1.0 - 0.2) + (0.7 - 0.1)) / 2)
 
@@ -84,13 +103,14 @@ def test_statistical_tests_family_and_holm() -> None:
         "baseline_lora": {"self_bleu": list(A), "pass@1": list(B)},
         "zero_shot": {"self_bleu": list(A + 0.1), "pass@1": list(B - 0.1)},
     }
-    tests = statistical_tests(per_prompt, "polychromic_lora", 200, 0)
+    settings = section("evaluation", {"reference_system": "polychromic_lora",
+                                      "bootstrap_samples": 200, "permutation_samples": 1000})
+    tests = statistical_tests(per_prompt, settings)
     assert [(t["metric"], t["other"]) for t in tests] == [
         ("self_bleu", "baseline_lora"), ("self_bleu", "zero_shot"),
         ("pass@1", "baseline_lora"), ("pass@1", "zero_shot")]
-    assert [t["wilcoxon_p_holm"] for t in tests] == pytest.approx(
-        holm([t["wilcoxon_p"] for t in tests]))
+    assert [t["p_holm"] for t in tests] == pytest.approx(holm([t["p"] for t in tests]))
     assert all(t["better"] == "polychromic_lora" for t in tests)  # lower Self-BLEU, higher pass
     assert tests[0]["higher_is_better"] is False and tests[2]["higher_is_better"] is True
     with pytest.raises(KeyError, match="reference system"):
-        statistical_tests(per_prompt, "missing", 10, 0)
+        statistical_tests(per_prompt, section("evaluation", {"reference_system": "missing"}))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from polychromic.embeddings import get_encoder
 from polychromic.io import read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
 from polychromic.objectives import PolychromicSettings
@@ -34,7 +35,7 @@ def test_hand_computed_three_samples():
     # {1,2}: mean r .75 * d 1 = .75; {1,3}: .5 * 0 = 0; {2,3}: .25 * 1 = .25; mean f = 1/3.
     rewards = np.array([1.0, 0.5, 0.0])
     embs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    adv, stats = marginal_advantages(rewards, embs, set_size=2, normalize=False)
+    adv, stats = marginal_advantages(rewards, embs, set_size=2, normalize=False, floor=0.01)
     expected = np.array([(0.75 + 0) / 2, (0.75 + 0.25) / 2, (0 + 0.25) / 2]) - 1 / 3
     np.testing.assert_allclose(adv, expected, atol=1e-12)
     assert stats["mean_set_score"] == pytest.approx(1 / 3)
@@ -48,18 +49,72 @@ def test_advantages_sum_to_zero(n_samples, set_size, normalize):
     embs = rng.normal(size=(n_samples, 8))
     embs /= np.linalg.norm(embs, axis=1, keepdims=True)
     rewards = rng.uniform(size=n_samples)
-    adv, _ = marginal_advantages(rewards, embs, set_size, normalize)
-    assert abs(adv.sum()) < 1e-9
-    if normalize:
-        assert adv.std() == pytest.approx(1.0, rel=1e-4)
+    for threshold in (0.0, 0.5):
+        adv, _ = marginal_advantages(rewards, embs, set_size, normalize, 1e-6, threshold)
+        assert abs(adv.sum()) < 1e-9
+        if normalize and np.abs(adv).max() > 0:
+            assert adv.std() == pytest.approx(1.0, rel=1e-4)
 
 
 def test_set_score_rewards_diverse_good_sets():
     # Two near-identical good replies and one different good reply: the different one gains.
     embs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    adv, _ = marginal_advantages(np.array([0.9, 0.9, 0.9]), embs, 2, normalize=False)
+    adv, _ = marginal_advantages(np.array([0.9, 0.9, 0.9]), embs, 2, normalize=False,
+                                 floor=0.01)
     assert adv[2] > 0 > adv[0]
     assert adv[0] == pytest.approx(adv[1])
+
+
+def test_hand_computed_gate_counts_only_good_pairs():
+    # tau = 0.6: samples 1 and 2 are good, 3 is not. Sets of size 2: {1,2}: mean r .75 * d 1;
+    # {1,3}: 0 (3 is not good, so the pair has no diversity); {2,3}: 0. mean f = .25.
+    rewards = np.array([0.9, 0.6, 0.1])
+    embs = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    adv, stats = marginal_advantages(rewards, embs, 2, normalize=False, floor=0.01,
+                                     threshold=0.6)
+    np.testing.assert_allclose(adv, np.array([0.75 / 2, 0.75 / 2, 0.0]) - 0.25, atol=1e-12)
+    assert stats["good_fraction"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_reply_that_is_not_good_never_outranks_a_good_one(seed):
+    rng = np.random.default_rng(seed)
+    n, size = int(rng.integers(3, 7)), 2 + int(rng.integers(0, 2))
+    size = min(size, n - 1)
+    embs = rng.normal(size=(n, 6))
+    embs /= np.linalg.norm(embs, axis=1, keepdims=True)
+    rewards = rng.uniform(size=n)
+    adv, _ = marginal_advantages(rewards, embs, size, True, 0.01, threshold=0.5)
+    good, bad = adv[rewards >= 0.5], adv[rewards < 0.5]
+    if good.size and bad.size:
+        assert bad.max() <= good.min() + 1e-12
+
+
+def test_junk_earns_no_advantage_with_the_real_encoder():
+    """Two good paraphrases, an empty reply and gibberish, scored with the real MiniLM: before
+    the quality gate the gibberish got the largest advantage among the replies."""
+    encoder = get_encoder()
+    references = ["I love my morning coffee, it wakes me up", "Coffee in the morning is the best"]
+    texts = ["Morning coffee is the best way to wake up",
+             "Morning coffee is the best way to wake up!", "", "lorem ipsum dolor"]
+    embs, refs = encoder.encode(texts), encoder.encode(references)
+    r = rewards(texts, embs, refs, references, "semantic")
+    assert r[0] >= 0.7 and r[1] >= 0.7 and r[2] == 0.0 and r[3] < 0.7
+    ungated, _ = marginal_advantages(r, embs, 2, True, 0.01, threshold=0.0)
+    assert ungated[3] > max(ungated[0], ungated[1])  # the defect: gibberish on top
+    adv, _ = marginal_advantages(r, embs, 2, True, 0.01, threshold=0.7)
+    assert max(adv[2], adv[3]) <= min(adv[0], adv[1])
+    assert abs(adv.sum()) < 1e-9
+
+
+def test_near_identical_samples_keep_near_zero_advantages():
+    base = np.array([1.0, 0.0, 0.0])
+    embs = np.stack([base + 1e-7 * np.array([0.0, i, 0.0]) for i in range(4)])
+    embs /= np.linalg.norm(embs, axis=1, keepdims=True)
+    rewards = np.array([0.8, 0.8 + 1e-7, 0.8, 0.8 - 1e-7])
+    adv, stats = marginal_advantages(rewards, embs, 2, True, 0.01, threshold=0.7)
+    assert stats["raw_advantage_magnitude"] < 1e-6
+    assert np.abs(adv).max() < 1e-4  # the std floor: not blown up to +-1
 
 
 def test_rewards_use_closest_reference_are_clipped_and_zero_for_empty():
@@ -95,8 +150,11 @@ def _gradients(tiny_base, toy_splits, lam: float | None) -> dict[str, torch.Tens
     model.train()
     records = read_jsonl(toy_splits["train"])[:6]
     batch = collate([encode_example(tokenizer, PROMPTS, r, 64) for r in records], 0)
-    config = PolychromicSettings(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8)
-    objective = PolychromicObjective(config, ObjectiveContext(tokenizer, records, "cpu", None))
+    # every sample counts as good here: the test is about the gradient path, and the tiny
+    # model's samples rarely reach the default quality threshold
+    config = PolychromicSettings(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8,
+                                 quality_threshold=0.0)
+    objective = PolychromicObjective(config, ObjectiveContext(tokenizer, records, "cpu"))
     prompts = [
         e.prompt_tokens for e in [encode_example(tokenizer, PROMPTS, r, 64) for r in records]
     ]
@@ -139,7 +197,38 @@ def test_subset_enumeration_matches_itertools():
     n, k = 6, 3
     rewards = np.linspace(0, 1, n)
     embs = np.eye(n)
-    adv, stats = marginal_advantages(rewards, embs, k, normalize=False)
+    adv, stats = marginal_advantages(rewards, embs, k, normalize=False, floor=0.01)
     subsets = list(itertools.combinations(range(n), k))
     scores = [rewards[list(s)].mean() * 1.0 for s in subsets]  # orthogonal: d(S) = 1
     assert stats["mean_set_score"] == pytest.approx(np.mean(scores))
+
+
+def test_policy_logprobs_ignore_dropout_follow_temperature_and_length(tiny_base, toy_splits):
+    """The policy term's log-probabilities: the same with LoRA dropout on (eval mode, the mode
+    of sampling), those of softmax(logits / T), summed over the reply and divided by L."""
+    from polychromic.models.tokens import left_pad, token_logprobs
+    from polychromic.training.polychromic import reply_logprobs
+
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(tiny_base)
+    model = add_lora(load_model(tiny_base), section("lora", {**LORA.__dict__, "dropout": 0.5,
+                                                              "target_modules": ["q_proj"]}))
+    model.train()
+    record = read_jsonl(toy_splits["train"])[0]
+    prompt = encode_example(tokenizer, PROMPTS, record, 64).prompt_tokens
+    ids, mask = left_pad([prompt], tokenizer.pad_token_id)
+    sample = torch.tensor([tokenizer(record["reply"])["input_ids"][:5]])
+    sample_mask = torch.ones_like(sample)
+    first = reply_logprobs(model, ids, mask, sample, sample_mask, 1.0, 24)
+    again = reply_logprobs(model, ids, mask, sample, sample_mask, 1.0, 24)
+    assert torch.equal(first, again) and model.training  # no dropout noise, mode restored
+    mean = reply_logprobs(model, ids, mask, sample, sample_mask, 1.0, None)
+    assert float(mean.detach()) == pytest.approx(float(first.detach()) * 24 / 5, rel=1e-5)
+    hot = reply_logprobs(model, ids, mask, sample, sample_mask, 2.0, 24)
+    model.eval()
+    full = torch.cat([ids, sample], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=full).logits[:, :-1].float() / 2.0
+    expected = torch.log_softmax(logits, -1).gather(-1, full[:, 1:, None])[0, -5:, 0].sum() / 24
+    assert float(hot) == pytest.approx(float(expected), rel=1e-4)
+    assert token_logprobs(model, full, torch.ones_like(full), 2.0).shape == (1, full.size(1) - 1)

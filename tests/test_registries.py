@@ -158,8 +158,10 @@ def test_a_toy_metric_is_computed_and_tabled(tmp_path):
             write_jsonl(paths[system], _records(system, samples))
         folder = tmp_path / "seed_1"
         outputs = {name: str(folder / file) for name, file in SEED_FILES.items()}
-        evaluate_seed(paths, outputs, section("evaluation", {"bootstrap_samples": 100,
-                                                             "passk": {"k": [1]}}), seed=1)
+        settings = section("evaluation", {
+            "bootstrap_samples": 100, "permutation_samples": 100, "judge": "all-MiniLM-L6-v2",
+            "passk": {"k": [1], "threshold": 0.5, "lexical_threshold": 0.5}})
+        evaluate_seed(paths, outputs, settings, seed=1)
         diversity = json.loads(Path(outputs["diversity"]).read_text())
         definition = diversity["settings"]["metrics"]["reply_chars"]
         assert definition == "mean characters per sampled reply"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
+from polychromic.evaluation.stats import sign_flip_p
 from polychromic.reporting.significance import adjust, pooled_test, seed_means_per_prompt
+from polychromic.settings import section
 
 
 def doc(seed: int, ref: list, other: list, ids: list[str] | None = None) -> dict:
@@ -15,14 +16,17 @@ def doc(seed: int, ref: list, other: list, ids: list[str] | None = None) -> dict
                         "b": {"pass@10": {"per_prompt": other}}}}
 
 
-def test_pooled_test_is_wilcoxon_on_seed_means() -> None:
+SETTINGS = section("evaluation", {"bootstrap_samples": 500, "permutation_samples": 5000})
+
+
+def test_pooled_test_is_the_permutation_test_on_seed_means() -> None:
     rng = np.random.default_rng(3)
     ref = rng.uniform(0, 1, (3, 30))
     other = np.clip(ref - 0.1 + rng.normal(0, 0.2, (3, 30)), 0, 1)
     docs = [doc(s, ref[i].tolist(), other[i].tolist()) for i, s in enumerate([1, 2, 3])]
-    result = pooled_test(docs, "pass@10", "a", "b", bootstrap_samples=500, seed=0)
-    expected = stats.wilcoxon(ref.mean(0), other.mean(0), alternative="two-sided")
-    assert result["wilcoxon_p"] == pytest.approx(expected.pvalue)
+    result = pooled_test(docs, "pass@10", "a", "b", SETTINGS)
+    expected = sign_flip_p(ref.mean(0) - other.mean(0), 5000, 0)
+    assert result["p"] == pytest.approx(expected)
     assert result["mean_diff"] == pytest.approx((ref.mean(0) - other.mean(0)).mean())
     assert result["ci_low"] < result["mean_diff"] < result["ci_high"]
     assert result["seed_diffs"] == pytest.approx((ref - other).mean(axis=1).tolist())
@@ -31,7 +35,7 @@ def test_pooled_test_is_wilcoxon_on_seed_means() -> None:
 
 def test_a_tweet_with_a_null_in_any_seed_is_left_out_and_counted() -> None:
     docs = [doc(1, [0.5, 0.9, None], [0.4, 0.1, 0.2]), doc(2, [0.5, 0.9, 0.3], [0.4, None, 0.2])]
-    result = pooled_test(docs, "pass@10", "a", "b", 100, 0)
+    result = pooled_test(docs, "pass@10", "a", "b", SETTINGS)
     assert result["n_prompts"] == 1 and result["n_left_out"] == 2
     assert result["mean_diff"] == pytest.approx(0.1)
 
@@ -45,13 +49,13 @@ def test_seeds_on_different_test_tweets_cannot_be_pooled() -> None:
 
 
 def test_adjust_is_holm_over_the_family_and_wants_agreeing_seeds() -> None:
-    results = [{"wilcoxon_p": 0.01, "mean_diff": 0.1, "seed_diffs": [0.1, 0.2]},
-               {"wilcoxon_p": 0.02, "mean_diff": -0.1, "seed_diffs": [-0.1, -0.05]},
-               {"wilcoxon_p": 0.001, "mean_diff": 0.1, "seed_diffs": [0.3, -0.1]},
-               {"wilcoxon_p": 0.04, "mean_diff": 0.1, "seed_diffs": [0.1, 0.1]}]
+    results = [{"p": 0.01, "mean_diff": 0.1, "seed_diffs": [0.1, 0.2]},
+               {"p": 0.02, "mean_diff": -0.1, "seed_diffs": [-0.1, -0.05]},
+               {"p": 0.001, "mean_diff": 0.1, "seed_diffs": [0.3, -0.1]},
+               {"p": 0.04, "mean_diff": 0.1, "seed_diffs": [0.1, 0.1]}]
     adjust(results, alpha=0.05)
-    assert [r["wilcoxon_p_holm"] for r in results] == pytest.approx([0.03, 0.04, 0.004, 0.04])
+    assert [r["p_holm"] for r in results] == pytest.approx([0.03, 0.04, 0.004, 0.04])
     assert [r["detectable"] for r in results] == [True, True, False, True]
     assert [r["seeds_agree"] for r in results] == [True, True, False, True]
-    zero = adjust([{"wilcoxon_p": 1.0, "mean_diff": 0.0, "seed_diffs": [0.0]}], 0.05)[0]
+    zero = adjust([{"p": 1.0, "mean_diff": 0.0, "seed_diffs": [0.0]}], 0.05)[0]
     assert not zero["detectable"] and not zero["seeds_agree"]

@@ -16,6 +16,7 @@ from polychromic.reporting.verdict import (
     seed_evidence,
     verdict_word,
 )
+from polychromic.settings import section
 
 SEEDS = [1, 2, 3]
 SYSTEMS = ["baseline_lora", "polychromic_lora", "baseline_lora@t0.7", "baseline_lora@t1.3"]
@@ -40,9 +41,10 @@ def aggregate(means: dict = MEANS) -> dict:
 
 
 def verdict(aggregated: dict, statistics: list[dict], passk_docs: list[dict]) -> dict:
-    """build_verdict of polychromic_lora against baseline_lora (2000 bootstrap resamples)."""
+    """build_verdict of polychromic_lora against baseline_lora (2000 resamples each)."""
     evidence = Evidence(aggregated, statistics, [{"passk": doc} for doc in passk_docs],
-                        (2000, 0))
+                        section("evaluation", {"bootstrap_samples": 2000,
+                                               "permutation_samples": 10000}))
     return build_verdict(evidence, "polychromic_lora", "baseline_lora")
 
 
@@ -58,7 +60,7 @@ def statistics(p_holm: dict[str, float], means: dict = MEANS) -> list[dict]:
                 diff = means["polychromic_lora"][index] - means[other][index]
                 tests.append({"metric": metric, "system": "polychromic_lora", "other": other,
                               "mean_diff": diff, "ci_low": diff - 0.02, "ci_high": diff + 0.02,
-                              "wilcoxon_p_holm": p_holm.get(metric, 0.5)})
+                              "p_holm": p_holm.get(metric, 0.5)})
         docs.append({"seed": seed, "settings": {"alpha": 0.05}, "tests": tests})
     return docs
 
@@ -165,7 +167,7 @@ def test_no_detectable_difference_and_worse() -> None:
 def test_seed_evidence_is_oriented_reference_minus_other() -> None:
     docs = [{"seed": 1, "tests": [{"metric": "pass@1", "system": "baseline_lora",
                                    "other": "polychromic_lora", "ci_low": 0.1, "ci_high": 0.3,
-                                   "wilcoxon_p_holm": 0.02}]}]
+                                   "p_holm": 0.02}]}]
     found = seed_evidence(docs, "pass@1", "polychromic_lora", "baseline_lora")
     assert found == [{"seed": 1, "ci_low": -0.3, "ci_high": -0.1, "p_holm": 0.02}]
 

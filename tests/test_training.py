@@ -46,6 +46,20 @@ def test_mask_covers_exactly_the_reply_and_end_token(tiny_base, toy_splits):
     assert prompt_text.endswith("<|im_start|>assistant\n")
 
 
+def test_truncation_keeps_the_chat_header_and_the_end_of_the_prompt(tiny_base, toy_splits):
+    tokenizer = load_tokenizer(tiny_base)
+    record = {**read_jsonl(toy_splits["train"])[0]}
+    record["tweet"] = " ".join(["coffee beans morning"] * 40)  # far longer than max_length
+    full = encode_example(tokenizer, PROMPTS, record, 1000)
+    cut = encode_example(tokenizer, PROMPTS, record, 48)
+    assert cut.truncated and len(cut.prompt_tokens) == 40
+    text = tokenizer.decode(cut.prompt_tokens)
+    assert text.startswith("<|im_start|>user\nReply to this tweet.")  # header and instruction
+    assert text.endswith("<|im_start|>assistant\n")  # where the reply starts
+    assert cut.prompt_tokens[-10:] == full.prompt_tokens[-10:]
+    assert cut.reply_tokens and cut.reply_tokens == full.reply_tokens[:len(cut.reply_tokens)]
+
+
 def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
     """4 micro-batches of 4 with the token-normalised loss == one batch of 16."""
     torch.manual_seed(0)

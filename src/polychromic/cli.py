@@ -169,8 +169,7 @@ def _rule_filter_survivors(source: str, study: Settings, stdout: TextIO
         print("applying the rule filters (embedding replies for the near-duplicate filter)...",
               file=stdout)
         stdout.flush()
-    return records, rule_filter_survivors(records, study.curation,
-                                          study.evaluation.embedding_model)
+    return records, rule_filter_survivors(records, study.curation)
 
 
 def _review(session: _Session, pending: list[dict[str, Any]], stdin: TextIO, stdout: TextIO

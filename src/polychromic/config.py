@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polychromic import objectives, sampling
+from polychromic.encoders import default_layer, same_encoder
 from polychromic.settings import (
     SECTIONS,
     ConfigError,
@@ -91,6 +92,24 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     return settings
 
 
+def check_judge(settings: Settings) -> None:
+    """The judge must be an encoder that no training reward used (unless allowed), and its
+    BERTScore layer must be known."""
+    evaluation = settings.evaluation
+    for name, experiment in settings.experiments.items():
+        reward = getattr(experiment.settings, "reward_model", None)
+        if reward is not None and not evaluation.allow_judge_as_reward and same_encoder(
+                evaluation.judge, reward):
+            raise ConfigError(
+                f"evaluation.judge = {evaluation.judge!r} is the reward_model of experiments."
+                f"{name}: the evaluation would score with the model that training optimised; "
+                "choose another judge, or set evaluation.allow_judge_as_reward: true (the paper "
+                "then says so)")
+    if evaluation.bertscore_layer is None and default_layer(evaluation.judge) is None:
+        raise ConfigError(f"evaluation.bertscore_layer: the judge {evaluation.judge!r} is a "
+                          "model folder, so its BERTScore layer must be set")
+
+
 def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) -> None:
     """Systems: names, temperature variants and the experiment of each LoRA system."""
     default = float(config["generation"]["temperature"])
@@ -120,10 +139,12 @@ def check_relations(settings: Settings) -> None:
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"split.train + split.val + split.test must be 1, got {total:g}")
     n = settings.generation.num_samples
-    too_big = [k for k in settings.evaluation.passk.k if k > n]
+    too_big = [k for k in settings.evaluation.passk.k if 2 * k > n]
     if too_big:
-        raise ConfigError(f"evaluation.passk.k has {too_big} > generation.num_samples = {n}: "
-                          "pass@k needs k <= n")
+        raise ConfigError(f"evaluation.passk.k has {too_big}, more than half of "
+                          f"generation.num_samples = {n}: pass@k needs n >= 2k samples (5k "
+                          "recommended), else it is close to an indicator per tweet")
+    check_judge(settings)
     for key in ("reference_system", "baseline_system"):
         name = getattr(settings.evaluation, key)
         if name not in settings.systems or settings.systems[name].base_system is not None:

@@ -49,19 +49,35 @@ class PolychromicSettings:
     num_samples: int = setting(4, "N, replies sampled per prompt.", minimum=2)
     set_size: int = setting(2, "n, size of the scored subsets, 2 <= n < num_samples.",
                             minimum=2)
-    temperature: float = setting(1.0, "Sampling temperature during training.",
-                                 exclusiveMinimum=0)
-    top_p: float = setting(1.0, "Nucleus sampling during training.", exclusiveMinimum=0,
-                           maximum=1)
-    top_k: int = setting(0, "Top-k sampling during training; 0 = off.", minimum=0)
-    max_new_tokens: int = setting(24, "Length limit of sampled replies.", minimum=1)
+    temperature: float = setting(1.0, "Sampling temperature during training; the "
+                                 "log-probabilities of the policy term use the same "
+                                 "temperature.", exclusiveMinimum=0)
+    top_p: float = setting(1.0, "Nucleus sampling during training: must stay 1 (the policy "
+                           "term needs the probabilities of the distribution sampled from).",
+                           exclusiveMinimum=0, maximum=1)
+    top_k: int = setting(0, "Top-k sampling during training: must stay 0 (off), for the same "
+                         "reason.", minimum=0)
+    max_new_tokens: int = setting(24, "Length limit of sampled replies; also the constant of "
+                                  "the length normalisation.", minimum=1)
     every_n_steps: int = setting(1, "Sample every this many optimizer steps.", minimum=1)
     max_prompts: int = setting(4, "Prompts of the batch that get samples.", minimum=1)
     reward: str = setting("semantic", "Reward of a reply against the references: semantic "
-                          "(embedding cosine) or rougeL.", enum=["semantic", "rougeL"])
-    normalize_advantages: bool = setting(True, "Divide advantages by their per-prompt std + "
-                                         "eps.")
-    eps: float = setting(1e-6, "The eps of the advantage normalisation.", exclusiveMinimum=0)
+                          "(reward_model cosine) or rougeL.", enum=["semantic", "rougeL"])
+    reward_model: str = setting("all-MiniLM-L6-v2", "Sentence encoder of the reward and of the "
+                                "set diversity (a known name or a local folder); it must "
+                                "differ from evaluation.judge.")
+    quality_threshold: float = setting(0.7, "A sampled reply counts towards a set's diversity "
+                                       "only when its reward reaches this (diversity among "
+                                       "good replies).", minimum=0, maximum=1)
+    normalize_advantages: bool = setting(True, "Divide advantages by max(their per-prompt "
+                                         "std, advantage_std_floor).")
+    advantage_std_floor: float = setting(0.01, "The smallest std the advantages are divided "
+                                         "by, so near-identical samples keep near-zero "
+                                         "advantages.", exclusiveMinimum=0)
+    length_normalization: str = setting("constant", "How a reply's token log-probabilities "
+                                        "are summed: constant (divided by max_new_tokens, no "
+                                        "length bias, as Dr. GRPO) or mean (per-reply mean).",
+                                        enum=["constant", "mean"])
 
     def check(self) -> None:
         if not 2 <= self.set_size < self.num_samples:
@@ -70,6 +86,9 @@ class PolychromicSettings:
             raise ValueError(f"need 2 <= set_size ({self.set_size}) < num_samples "
                              f"({self.num_samples}); with set_size = num_samples every "
                              "advantage is 0")
+        if self.top_p != 1.0 or self.top_k != 0:
+            raise ValueError("top_p must be 1 and top_k 0 during training: the policy term "
+                             "takes log-probabilities of the untruncated distribution")
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class CurationSettings:
     language: str | None
     drop_exact_duplicates: bool
     near_duplicate_threshold: float | None
+    near_duplicate_model: str
     near_duplicate_scope: str
     decisions: str
     undecided: str
@@ -162,17 +163,20 @@ class GenerationSettings:
 class PassKSettings:
     k: tuple[int, ...]
     criterion: str
-    threshold: float
+    threshold: float | None  # None: calibrated on the validation split
+    lexical_threshold: float | None
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
     reference_system: str
     baseline_system: str
-    embedding_model: str | None
-    bertscore_layer: int
+    judge: str
+    allow_judge_as_reward: bool
+    bertscore_layer: int | None  # None: the judge's own (embeddings.default_layer)
     passk: PassKSettings
     bootstrap_samples: int
+    permutation_samples: int
     stats_seed: int
 
 

@@ -15,6 +15,7 @@ os.environ.update(
 
 from polychromic.contract import (  # noqa: E402
     AGGREGATE_FILES,
+    CALIBRATION_FILE,
     EVALUATION_FILES,
     FIGURES,
     SEED_FILES,

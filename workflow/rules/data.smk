@@ -72,7 +72,6 @@ rule curate:
         report="results/data/curation_report.json",
     params:
         curation=config["curation"],
-        embedding_model=config["evaluation"]["embedding_model"],
     log:
         "results/logs/curate.log",
     conda:

@@ -30,9 +30,32 @@ rule generate:
         "../scripts/generate.py"
 
 
+rule calibrate:
+    input:
+        val="results/data/splits/val.jsonl",
+        code=library("calibrate"),
+    output:
+        calibration=f"results/evaluation/{CALIBRATION_FILE}",
+    params:
+        evaluation=config["evaluation"],
+    log:
+        "results/logs/calibrate.log",
+    benchmark:
+        "results/benchmarks/calibrate.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/calibrate.py"
+
+
 rule evaluate:
     input:
         unpack(get_generations),
+        calibration=f"results/evaluation/{CALIBRATION_FILE}",
         code=library("evaluate"),
     output:
         **{

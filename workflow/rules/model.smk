@@ -52,7 +52,6 @@ rule train:
         experiment=lambda wildcards: config["experiments"][wildcards.experiment],
         training=config["training"],
         lora=config["lora"],
-        reward_model=config["evaluation"]["embedding_model"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.prompts),
         # Outside the rule's outputs, so a killed job's re-run resumes from it.
         checkpoint_dir="results/checkpoints/{experiment}/seed_{seed}",

@@ -10,5 +10,4 @@ run_step(
     report=snakemake.output.report,
     settings=section("curation", snakemake.params.curation),
     decisions=snakemake.input.decisions[0] if snakemake.input.decisions else None,
-    embedding_model=snakemake.params.embedding_model,
 )

@@ -21,6 +21,5 @@ run_step(
         "training": dict(snakemake.params.training),
         "lora": dict(snakemake.params.lora),
         "seed": int(snakemake.wildcards.seed),
-        "reward_model": snakemake.params.reward_model,
     },
 )

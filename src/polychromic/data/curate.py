@@ -263,11 +263,11 @@ def _likes(record: dict[str, Any]) -> float:
     return _number(record, "reply_likes") or 0.0
 
 
-def default_encoder(embedding_model: str | None = None) -> Encoder:
-    """The MiniLM sentence encoder (local weights; `embedding_model` = a local folder or None)."""
+def default_encoder(model: str | None = None) -> Encoder:
+    """The encoder of `curation.near_duplicate_model` (a known name or a local folder)."""
     from polychromic.embeddings import get_encoder
 
-    return get_encoder(embedding_model).encode
+    return get_encoder(model).encode
 
 
 @dataclass
@@ -286,15 +286,14 @@ class _Verdicts:
 def apply_rule_filters(
     records: list[dict[str, Any]],
     settings: CurationSettings,
-    embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> tuple[list[str | None], list[dict[str, Any] | None], dict[str, Any]]:
     """Rule filters 1-14: the filter dropping each record (None = kept), details, report facts.
 
     Returned: the filter that dropped each record, the details of each drop, and facts for the
     report (near-duplicate timings, unmeasured fields). `encode` (texts -> unit vectors)
-    replaces the MiniLM encoder, which is only loaded when the near-duplicate filter is on and
-    has something to compare.
+    replaces the encoder of `settings.near_duplicate_model`, which is only loaded when the
+    near-duplicate filter is on and has something to compare.
     """
     verdicts = _Verdicts([None] * len(records), [None] * len(records))
     facts: dict[str, Any] = {}
@@ -308,7 +307,7 @@ def apply_rule_filters(
         _drop_exact_duplicates(records, verdicts)
     if settings.near_duplicate_threshold is not None:
         facts["near_duplicate"] = _drop_near_duplicates(
-            records, verdicts, settings, _LazyEncoder(encode, embedding_model))
+            records, verdicts, settings, _LazyEncoder(encode, settings.near_duplicate_model))
     return verdicts.dropped_by, verdicts.details, facts
 
 
@@ -364,25 +363,24 @@ def _drop_near_duplicates(records: list[dict[str, Any]], verdicts: _Verdicts,
 class _LazyEncoder:
     """Loads the sentence encoder on first use (not at all when nothing needs comparing)."""
 
-    def __init__(self, encode: Encoder | None, embedding_model: str | None) -> None:
-        """Use `encode` when given, else the encoder of `embedding_model` once needed."""
-        self.encode, self.embedding_model = encode, embedding_model
+    def __init__(self, encode: Encoder | None, model: str) -> None:
+        """Use `encode` when given, else the encoder `model` once needed."""
+        self.encode, self.model = encode, model
 
     def __call__(self, texts: list[str]) -> Any:
         """The embeddings of `texts` (loading the encoder on the first call)."""
         if self.encode is None:
-            self.encode = default_encoder(self.embedding_model)
+            self.encode = default_encoder(self.model)
         return self.encode(texts)
 
 
 def rule_filter_survivors(
     records: list[dict[str, Any]],
     settings: CurationSettings,
-    embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> list[dict[str, Any]]:
     """The records that pass rule filters 1-14 (the candidates for human review)."""
-    verdicts, _, _ = apply_rule_filters(records, settings, embedding_model, encode)
+    verdicts, _, _ = apply_rule_filters(records, settings, encode)
     return [record for record, verdict in zip(records, verdicts, strict=True) if verdict is None]
 
 
@@ -392,17 +390,16 @@ def curate(
     report: str,
     settings: CurationSettings,
     decisions: str | None,
-    embedding_model: str | None = None,
     encode: Encoder | None = None,
 ) -> dict[str, Any]:
     """Filter `validated` into `curated` and write `report` (JSON); return the report.
 
     `settings` is the config's `curation` section; `decisions` the path of a decisions JSONL file
-    (None or a missing file: no decisions); `embedding_model` a local encoder folder for the
-    near-duplicate filter (None: the packaged MiniLM); `encode` replaces the encoder (tests).
+    (None or a missing file: no decisions); `encode` replaces the encoder of the
+    near-duplicate filter (tests).
     """
     records = read_jsonl(validated)
-    dropped_by, details, facts = apply_rule_filters(records, settings, embedding_model, encode)
+    dropped_by, details, facts = apply_rule_filters(records, settings, encode)
     verdicts = _Verdicts(dropped_by, details)
     examples = _Examples(records, verdicts)
     for index, verdict in enumerate(verdicts.dropped_by):

@@ -10,7 +10,12 @@ other. All per-prompt metrics look at one prompt's samples only.
   sacrebleu sentence BLEU, tokeniser '13a', case-sensitive, smoothing 'exp' (sacrebleu default)
   with ``effective_order=True`` (n-gram orders with no hypothesis n-gram are left out, as a
   sentence-level BLEU should), capped at 1 against float rounding. An empty sample has BLEU 0
-  (sacrebleu's value).
+  (sacrebleu's value). Computed without the n (n-1)-reference sentence_score calls (2,450
+  per prompt at n = 50): BLEU of s_i against the others needs, per n-gram g of s_i, the largest
+  count of g among the OTHER samples, which is the largest count over all samples unless s_i
+  alone holds it, then the second largest; and the reference length closest to s_i's among the
+  others' lengths (ties to the shorter). From these sufficient statistics sacrebleu's own
+  `BLEU.compute_bleu` gives the score: equal to sacrebleu's `sentence_score` (tested).
 
 - distinct-n (higher = more diverse)::
 
@@ -68,15 +73,58 @@ def self_bleu_signature(n_samples: int) -> str:
     return str(bleu.get_signature())
 
 
+def _ngram_counts(samples: Sequence[str]) -> tuple[list[Counter], list[int]]:
+    """Each sample's n-gram counts (orders 1-4) and length, tokenised as sacrebleu does."""
+    from sacrebleu.metrics.helpers import extract_all_word_ngrams
+
+    bleu = _bleu()
+    pairs = [extract_all_word_ngrams(bleu.tokenizer(sample.rstrip()), 1, bleu.max_ngram_order)
+             for sample in samples]
+    return [counts for counts, _ in pairs], [length for _, length in pairs]
+
+
+def _others_max(counts: list[Counter]) -> dict[tuple, tuple[int, int, int]]:
+    """Per n-gram: (largest count, how many samples hold it, second largest)."""
+    table: dict[tuple, list[int]] = {}
+    for sample in counts:
+        for gram, count in sample.items():
+            table.setdefault(gram, []).append(count)
+    out = {}
+    for gram, values in table.items():
+        values.sort(reverse=True)
+        out[gram] = (values[0], values.count(values[0]), values[1] if len(values) > 1 else 0)
+    return out
+
+
+def _closest_other_length(lengths: list[int], i: int) -> int:
+    """sacrebleu's reference length for sample i against the others: the closest length,
+    ties to the shorter."""
+    others = lengths[:i] + lengths[i + 1:]
+    return min(others, key=lambda length: (abs(lengths[i] - length), length))
+
+
 def self_bleu(samples: Sequence[str]) -> float:
-    """Mean sentence BLEU (in [0, 1]) of each sample against the other n-1 as references."""
+    """Mean sentence BLEU (in [0, 1]) of each sample against the other n-1 as references,
+    from n-gram count algebra (module docstring)."""
+    from sacrebleu.metrics import BLEU
+
     if len(samples) < 2:
         raise ValueError(f"Self-BLEU needs at least 2 samples, got {len(samples)}")
-    bleu = _bleu()
-    scores = [  # min: sacrebleu returns 100.00000000000004 for identical strings
-        min(1.0, bleu.sentence_score(sample, [*samples[:i], *samples[i + 1:]]).score / 100.0)
-        for i, sample in enumerate(samples)
-    ]
+    counts, lengths = _ngram_counts(samples)
+    best = _others_max(counts)
+    orders = _bleu().max_ngram_order
+    scores = []
+    for i, sample in enumerate(counts):
+        correct, total = [0] * orders, [0] * orders
+        for gram, count in sample.items():
+            top, holders, second = best[gram]
+            others = second if count == top and holders == 1 else top
+            total[len(gram) - 1] += count
+            correct[len(gram) - 1] += min(count, others)
+        score = BLEU.compute_bleu(correct, total, lengths[i], _closest_other_length(lengths, i),
+                                  smooth_method="exp", effective_order=True,
+                                  max_ngram_order=orders).score
+        scores.append(min(1.0, score / 100.0))  # sacrebleu gives 100.00000000000004 at times
     return float(np.mean(scores))
 
 

@@ -18,13 +18,16 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
 from polychromic.contract import EVALUATION_FILES
-from polychromic.embeddings import EMBEDDING_MODEL_NAME, get_encoder, resolve_model_path
+from polychromic.embeddings import get_encoder
+from polychromic.encoders import default_layer, describe
+from polychromic.evaluation import calibration as cal
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
 from polychromic.evaluation import passk as pk
@@ -32,8 +35,9 @@ from polychromic.evaluation import quality as qual
 from polychromic.evaluation.registry import METRICS, Metric, Undefined, metrics_for
 from polychromic.evaluation.stats import statistical_tests, test_settings
 from polychromic.evaluation.view import SystemView
-from polychromic.io import read_jsonl, write_json
+from polychromic.io import read_json, read_jsonl, write_json
 from polychromic.settings import EvaluationSettings
+from polychromic.similarity import rouge_l_similarity
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +149,35 @@ def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Judging:
+    """How samples are judged in this evaluation: the judge, its BERTScore layer, the pass
+    criterion and thresholds (from config, or calibrated on validation)."""
+
+    judge: dict[str, str]  # {name, path}
+    layer: int
+    criterion: str
+    threshold: float
+    lexical_threshold: float
+    cluster_threshold: float  # judge cosine at which reference modes join (coverage)
+    sources: dict[str, str]  # where each threshold came from: config | validation
+
+    @classmethod
+    def from_settings(cls, settings: EvaluationSettings,
+                      calibration: dict[str, Any] | None) -> Judging:
+        main, lexical, sources = cal.thresholds(settings, calibration)
+        semantic = main if settings.passk.criterion == "semantic" else (
+            calibration["semantic"]["threshold"] if calibration and "semantic" in calibration
+            else main)
+        layer = settings.bertscore_layer or default_layer(settings.judge)
+        return cls(describe(settings.judge), int(layer), settings.passk.criterion, main,
+                   lexical, float(semantic), sources)
+
+
 def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSettings,
-                 model_path: str, seed: int) -> dict[str, Any]:
+                 judging: Judging, seed: int) -> dict[str, Any]:
     """Everything that produced the numbers, written into each output file."""
     gen = {system: records[0].get("settings", {}) for system, records in loaded.items()}
-    passk = settings.passk
     return {
         "seed": seed,
         "systems": list(loaded),
@@ -157,14 +185,15 @@ def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSe
         "temperature": {system: s.get("temperature") for system, s in gen.items()},
         "top_p": {system: s.get("top_p") for system, s in gen.items()},
         "generation": gen,
-        "passk": {"k": list(passk.k), "criterion": passk.criterion,
-                  "threshold": float(passk.threshold),
+        "passk": {"k": list(settings.passk.k), "criterion": judging.criterion,
+                  "threshold": judging.threshold, "lexical_threshold": judging.lexical_threshold,
+                  "threshold_source": judging.sources, "calibration_rule": cal.RULE,
                   "rule": "a sample passes when its similarity to the closest reference >= "
-                          "threshold; empty samples fail; pass@k = 1 - C(n-c,k)/C(n,k)"},
-        "embedding_model": {"name": settings.embedding_model or EMBEDDING_MODEL_NAME,
-                            "path": model_path, "pooling": "mean over tokens, L2-normalised"},
-        "bertscore_layer": settings.bertscore_layer,
-        "metrics": metric_definitions(loaded, model_path, settings.bertscore_layer),
+                          "threshold; empty samples fail; pass@k = 1 - C(n-c,k)/C(n,k); "
+                          "lexical_pass@k: the same under ROUGE-L and lexical_threshold"},
+        "judge": {**judging.judge, "pooling": "mean over tokens, L2-normalised"},
+        "bertscore_layer": judging.layer,
+        "metrics": metric_definitions(loaded, judging.judge["path"], judging.layer),
         "libraries": {name: version(name) for name in
                       ("sacrebleu", "rouge-score", "bert-score", "scipy", "transformers")},
     }
@@ -200,37 +229,40 @@ def _timed(label: str, started: float) -> float:
     return now
 
 
-def build_views(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSettings,
-                model_path: str) -> tuple[dict[str, SystemView], list[str]]:
-    """Every system's `SystemView` (embeddings, BERTScore and similarities computed in batched
-    calls) and each prompt's mode source (for the coverage settings)."""
+def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging
+                ) -> tuple[dict[str, SystemView], list[str]]:
+    """Every system's `SystemView` (judge embeddings, BERTScore and similarities computed in
+    batched calls) and each prompt's mode source (for the coverage settings)."""
     started = time.perf_counter()
     first = next(iter(loaded.values()))
     references = [record["references"] for record in first]
-    passk = settings.passk
-    encoder = get_encoder(model_path)
-    ref_emb = split_rows(encode(encoder, [r for refs in references for r in refs]),
-                         [len(refs) for refs in references])
-    sample_emb = {system: split_rows(encode(encoder, [s for r in records for s in r["samples"]]),
-                                     [len(r["samples"]) for r in records])
-                  for system, records in loaded.items()}
-    t = _timed("sentence embeddings", started)
+    path = judging.judge["path"]
+    encoder = get_encoder(path)
+    flat_refs = [r for refs in references for r in refs]
+    all_refs = encode(encoder, flat_refs)
+    ref_emb = split_rows(all_refs, [len(refs) for refs in references])
+    owners = np.repeat(np.arange(len(references)), [len(refs) for refs in references])
+    texts = [s for records in loaded.values() for r in records for s in r["samples"]]
+    embedded = dict(zip(texts, encode(encoder, texts), strict=True))  # once per unique text
+    t = _timed(f"judge embeddings ({len(set(texts))} unique samples)", started)
     greedy = [record["greedy"] for records in loaded.values() for record in records]
-    bert = qual.bertscore_best(greedy, references * len(loaded), model_path,
-                               settings.bertscore_layer)
+    bert = qual.bertscore_best(greedy, references * len(loaded), path, judging.layer)
     t = _timed("BERTScore of the greedy replies", t)
-    modes = [cov.reference_modes(record.get("reference_stances"), emb, passk.threshold)
+    modes = [cov.reference_modes(record.get("reference_stances"), emb,
+                                 judging.cluster_threshold)
              for record, emb in zip(first, ref_emb, strict=True)]
     views = {}
     for index, (system, records) in enumerate(loaded.items()):
         samples = [record["samples"] for record in records]
-        sims = pk.best_reference_similarities(passk.criterion, samples, references,
-                                              sample_emb[system], ref_emb, model_path,
-                                              settings.bertscore_layer)
-        views[system] = SystemView(records, sample_emb[system], ref_emb,
-                                   bert[index * len(first):(index + 1) * len(first)], sims,
-                                   [labels for labels, _ in modes], float(passk.threshold))
-    _timed(f"best-reference similarities ({passk.criterion})", t)
+        emb = [np.stack([embedded[s] for s in group]) for group in samples]
+        views[system] = SystemView(
+            records, emb, ref_emb, bert[index * len(first):(index + 1) * len(first)],
+            pk.best_reference_similarities(judging.criterion, samples, references, emb,
+                                           ref_emb, path, judging.layer),
+            [labels for labels, _ in modes], judging.threshold,
+            [rouge_l_similarity(s, r) for s, r in zip(samples, references, strict=True)],
+            judging.lexical_threshold, all_refs, owners)
+    _timed(f"best-reference similarities ({judging.criterion} and ROUGE-L)", t)
     return views, [source for _, source in modes]
 
 
@@ -247,20 +279,22 @@ def per_prompt_values(results: dict[str, dict[str, dict[str, Any]]]
 
 
 def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
-                  settings: EvaluationSettings, seed: int) -> None:
+                  settings: EvaluationSettings, seed: int, calibration: str | None = None
+                  ) -> None:
     """Compute and write the evaluation files of one seed (`outputs`: a path per name of
-    `contract.EVALUATION_FILES` and `statistics`; docs/file_contract.md)."""
+    `contract.SEED_FILES`; docs/file_contract.md); `calibration` is the judge_calibration.json
+    that null thresholds are taken from."""
     started = time.perf_counter()
     loaded = load_generations(generations, seed)
     if settings.reference_system not in loaded:
         raise ValueError(f"reference system {settings.reference_system!r} has no generations; "
                          f"systems: {list(loaded)}")
-    model_path = str(resolve_model_path(settings.embedding_model))
-    run = run_settings(loaded, settings, model_path, seed)
+    judging = Judging.from_settings(settings, read_json(calibration) if calibration else None)
+    run = run_settings(loaded, settings, judging, seed)
     log.info("evaluating %d systems x %d prompts (seed %d)", len(loaded),
              len(next(iter(loaded.values()))), seed)
-    views, sources = build_views(loaded, settings, model_path)
-    run["coverage"] = coverage_settings(sources, settings.passk.threshold)
+    views, sources = build_views(loaded, judging)
+    run["coverage"] = coverage_settings(sources, judging.cluster_threshold)
     metrics = metrics_for(settings.passk.k)
     results: dict[str, dict[str, dict[str, Any]]] = {group: {} for group in EVALUATION_FILES}
     for system, view in views.items():
@@ -271,13 +305,11 @@ def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
               "prompt_ids": [record["prompt_id"] for record in views[next(iter(views))].records]}
     for group in EVALUATION_FILES:
         write_json(outputs[group], {**header, "systems": results[group]})
-    tests = statistical_tests(per_prompt_values(results), settings.reference_system,
-                              settings.bootstrap_samples, settings.stats_seed)
+    tests = statistical_tests(per_prompt_values(results), settings)
     write_json(outputs["statistics"], {
         "seed": seed,
-        "settings": {**test_settings(settings.reference_system, settings.bootstrap_samples,
-                                     settings.stats_seed),
-                     "family_size": sum(row["wilcoxon_p"] is not None for row in tests)},
+        "settings": {**test_settings(settings), "judge": judging.judge,
+                     "family_size": sum(row["p"] is not None for row in tests)},
         "tests": tests,
     })
     _timed(f"statistics ({len(tests)} tests)", t)

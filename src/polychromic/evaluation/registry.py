@@ -28,10 +28,13 @@ its own, with its formula in the docstring) plus one entry here; docs/extending.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from polychromic import similarity
 from polychromic.evaluation import diversity as div
@@ -88,6 +91,13 @@ def semantic_diversity(view: SystemView) -> list[float]:
     return [similarity.semantic_diversity(e) for e in view.sample_embeddings]
 
 
+def useful_diversity(view: SystemView) -> list[float]:
+    """Semantic diversity among the passing samples of each prompt only (NaN with fewer than
+    two): diversity that junk cannot buy."""
+    return [similarity.semantic_diversity(e[np.array(passed)]) if sum(passed) >= 2
+            else math.nan for e, passed in zip(view.sample_embeddings, view.passing, strict=True)]
+
+
 def distinct(order: int) -> Callable[[SystemView], list[float]]:
     return lambda view: [div.distinct_n(samples, order) for samples in view.samples]
 
@@ -142,6 +152,16 @@ _METRICS = [
     Metric("empty_samples", "diversity", False, "Empty samples (fraction)",
            lambda view: empty_fraction([s for group in view.samples for s in group]),
            per_prompt=False),
+    Metric("useful_diversity", "diversity", True, "Useful div.", useful_diversity,
+           undefined="fewer than 2 passing samples for the prompt",
+           shown_in=_shown("table", "ablation"),
+           definition="semantic diversity (mean pairwise 1 - cos, judge) among the samples "
+                      "that pass; undefined with fewer than 2 passing samples"),
+    Metric("off_topic_samples", "diversity", False, "Off-topic samples",
+           lambda view: view.off_topic, undefined="every sample of the prompt is empty",
+           shown_in=_shown("table"),
+           definition="fraction of the non-empty samples whose closest test reference (judge "
+                      "cosine) belongs to another tweet"),
     Metric("rouge1", "quality", True, "ROUGE-1", rouge("rouge1"),
            shown_in=_shown("quality_figure")),
     Metric("rouge2", "quality", True, "ROUGE-2", rouge("rouge2")),
@@ -159,6 +179,7 @@ _METRICS = [
 
 METRICS = Registry("metric")
 _PASSK = re.compile(r"^pass@(\d+)$")
+_LEXICAL = re.compile(r"^lexical_pass@(\d+)$")
 
 
 def register(metric: Metric) -> None:
@@ -192,19 +213,40 @@ def passk_metric(k: int) -> Metric:
                   shown_in=_shown("table"))
 
 
+def lexical_passk_metric(k: int) -> Metric:
+    """pass@k under the lexical criterion (ROUGE-L and its own threshold): a second reading
+    that does not depend on any neural judge."""
+    def compute(view: SystemView) -> list[float]:
+        if k > view.n:
+            raise Undefined(f"k={k} is larger than n={view.n} samples")
+        return pk.passk_per_prompt(view.lexical_pass_counts, view.n, k)
+
+    return Metric(f"lexical_pass@{k}", "passk", True, f"lexical pass@{k}", compute)
+
+
 def passk_extras(view: SystemView) -> dict[str, Any]:
     return {"pass_counts": view.pass_counts, "n": view.n}
 
 
+def lexical_extras(view: SystemView) -> dict[str, Any]:
+    return {"lexical_pass_counts": view.lexical_pass_counts}
+
+
+def _with_extras(metric: Metric, extras: Callable[[SystemView], dict[str, Any]]) -> Metric:
+    return Metric(metric.name, metric.group, metric.higher_is_better, metric.label,
+                  metric.compute, shown_in=metric.shown_in, extras=extras)
+
+
 def metrics_for(ks: Sequence[int]) -> list[Metric]:
     """What the evaluation computes: pass@k for every k (the raw pass counts and n written
-    after the last), then every registered metric in registration order."""
+    after the last), lexical pass@k for every k (its pass counts after the last), then every
+    registered metric in registration order."""
     family = [passk_metric(int(k)) for k in ks]
+    lexical = [lexical_passk_metric(int(k)) for k in ks]
     if family:
-        last = family[-1]
-        family[-1] = Metric(last.name, last.group, last.higher_is_better, last.label,
-                            last.compute, shown_in=last.shown_in, extras=passk_extras)
-    return family + list(METRICS.values())
+        family[-1] = _with_extras(family[-1], passk_extras)
+        lexical[-1] = _with_extras(lexical[-1], lexical_extras)
+    return family + lexical + list(METRICS.values())
 
 
 def get_metric(name: str) -> Metric:
@@ -214,7 +256,11 @@ def get_metric(name: str) -> Metric:
     k = parse_passk(name)
     if k is not None:
         return passk_metric(k)
-    raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)} and pass@K")
+    match = _LEXICAL.match(name)
+    if match:
+        return lexical_passk_metric(int(match[1]))
+    raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}, pass@K and "
+                   "lexical_pass@K")
 
 
 def direction(name: str) -> bool | None:

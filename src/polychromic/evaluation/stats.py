@@ -5,16 +5,24 @@ system on a metric is a paired question over prompts. For metric m,
 reference system A, other system B and the prompts where both values are defined, the paired
 differences are d_p = m_A(p) - m_B(p), p = 1..N. Each test reports:
 
-- mean difference  mean(d) = mean(m_A) - mean(m_B);
-- Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided, zero_method='wilcox': zero
-  differences are dropped; exact or normal approximation as scipy's method='auto' chooses). When
-  every d_p is 0 there is nothing to rank: statistic 0, p = 1.0 and a note;
+- mean difference  mean(d) = mean(m_A) - mean(m_B), the statistic of the test and the
+  direction of every claim, so the two can never disagree;
+- paired sign-flip permutation test of the mean difference (Fisher's randomisation test; Good,
+  "Permutation, Parametric, and Bootstrap Tests of Hypotheses", 2005): under H0 each d_p is
+  symmetric about 0, so flipping its sign leaves the distribution unchanged; the two-sided p is
+  the share of sign vectors e in {-1, 1}^N whose mean |mean(e * d)| reaches |mean(d)|,
+
+      p = #{e : |sum_p e_p d_p| >= |sum_p d_p|} / 2^N                  exactly, when 2^N <= B
+      p = (1 + #{b : |sum_p e_bp d_p| >= |sum_p d_p|}) / (B + 1)        B random sign vectors
+
+  (`numpy.random.default_rng([stats_seed, 1])`, fresh for every test). When every d_p is 0 the
+  p is 1.0. It tests the same quantity that the bootstrap CI brackets;
 - Cohen's d_z, the paired effect size, = mean(d) / std(d, ddof=1); 0.0 when every d_p is 0; null
   (with a note) when the differences are a non-zero constant (d_z would be infinite) or N < 2;
 - bootstrap 95% percentile CI of mean(d): B resamples of the N prompts with replacement,
   ``numpy.random.default_rng(stats_seed)`` fresh for every test (reproducible, independent of
   test order), CI = [2.5th, 97.5th] percentile of the B resampled means;
-- Holm-adjusted Wilcoxon p over the family of all tests of the seed (m tests, p sorted
+- Holm-adjusted permutation p over the family of all tests of the seed (m tests, p sorted
   ascending p_(1) <= ... <= p_(m))::
 
       p_holm_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))
@@ -34,9 +42,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from polychromic.evaluation.registry import get_metric
+from polychromic.settings import EvaluationSettings
 
 ALPHA = 0.05
 CI = 0.95
@@ -79,6 +87,25 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def sign_flip_p(diff: np.ndarray, samples: int, seed: int, chunk: int = 4096) -> float:
+    """Two-sided p of the paired sign-flip permutation test of mean(diff) (module docstring):
+    exact over all 2^N sign vectors when that is at most `samples`, else Monte Carlo."""
+    n = diff.size
+    observed = abs(float(diff.sum())) - 1e-12 * max(1.0, float(np.abs(diff).sum()))
+    if not np.any(diff):
+        return 1.0
+    if n <= 20 and 2**n <= samples:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        return float(np.mean(np.abs(signs @ diff) >= observed))
+    rng = np.random.default_rng([seed, 1])
+    extreme = 0
+    for start in range(0, samples, chunk):
+        size = min(chunk, samples - start)
+        signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
+        extreme += int(np.sum(np.abs(signs @ diff) >= observed))
+    return (1 + extreme) / (samples + 1)
+
+
 def finite_or_none(value: Any) -> float | None:
     """A JSON-safe number: None for None, NaN and infinities."""
     if value is None:
@@ -92,6 +119,7 @@ def paired_test(
     other: Sequence[float | None],
     bootstrap_samples: int,
     seed: int,
+    permutation_samples: int,
 ) -> dict[str, Any]:
     """All statistics of one (metric, reference, other) pair; prompts with a null are skipped."""
     if len(reference) != len(other):
@@ -113,8 +141,7 @@ def paired_test(
                     "mean_diff",
                     "ci_low",
                     "ci_high",
-                    "wilcoxon_statistic",
-                    "wilcoxon_p",
+                    "p",
                     "cohens_d_z",
                 )
             )
@@ -130,13 +157,8 @@ def paired_test(
     low, high = bootstrap_ci(diff, bootstrap_samples, seed)
     result.update(ci_low=low, ci_high=high)
     if not np.any(diff):
-        notes.append("all paired differences are 0: Wilcoxon statistic 0, p = 1.0")
-        result.update(wilcoxon_statistic=0.0, wilcoxon_p=1.0)
-    else:
-        w = stats.wilcoxon(a, b, alternative="two-sided")
-        result.update(
-            wilcoxon_statistic=finite_or_none(w.statistic), wilcoxon_p=finite_or_none(w.pvalue)
-        )
+        notes.append("all paired differences are 0: p = 1.0")
+    result["p"] = sign_flip_p(diff, permutation_samples, seed)
     result["cohens_d_z"] = cohens_d_z(diff)
     if result["cohens_d_z"] is None:
         notes.append("Cohen's d_z undefined (fewer than 2 prompts or a constant non-zero "
@@ -156,28 +178,28 @@ def better(
     return reference_system if good else "other"
 
 
-def test_settings(reference_system: str, bootstrap_samples: int, stats_seed: int
-                  ) -> dict[str, Any]:
+def test_settings(settings: EvaluationSettings) -> dict[str, Any]:
     """How the tests of `statistical_tests` were made, for the settings of the file."""
-    return {"reference_system": reference_system, "bootstrap_samples": bootstrap_samples,
-            "stats_seed": stats_seed, "correction": "holm", "ci": CI, "alpha": ALPHA,
-            "wilcoxon": "scipy.stats.wilcoxon two-sided, zero_method='wilcox'",
+    return {"reference_system": settings.reference_system,
+            "bootstrap_samples": settings.bootstrap_samples,
+            "permutation_samples": settings.permutation_samples,
+            "stats_seed": settings.stats_seed, "correction": "holm", "ci": CI, "alpha": ALPHA,
+            "test": "paired sign-flip permutation test of the mean difference, two-sided (exact "
+                    "when 2^n <= permutation_samples, else Monte Carlo, numpy "
+                    "default_rng([stats_seed, 1]) per test)",
             "cohens_d_z": "mean(diff) / std(diff, ddof=1), diff = reference - other (paired)",
             "bootstrap": "percentile CI of mean(diff), prompts resampled, "
                          "numpy default_rng(stats_seed) per test"}
 
 
-def statistical_tests(
-    per_prompt: dict[str, dict[str, Sequence[float | None]]],
-    reference_system: str,
-    bootstrap_samples: int,
-    stats_seed: int,
-) -> list[dict[str, Any]]:
+def statistical_tests(per_prompt: dict[str, dict[str, Sequence[float | None]]],
+                      settings: EvaluationSettings) -> list[dict[str, Any]]:
     """Test the reference system against every other system on every shared metric.
 
     `per_prompt[system][metric]` is the metric's per-prompt list (same prompt order for all
     systems). Holm correction runs over the whole list of tests returned.
     """
+    reference_system = settings.reference_system
     if reference_system not in per_prompt:
         raise KeyError(f"reference system {reference_system!r} not among {sorted(per_prompt)}")
     reference = per_prompt[reference_system]
@@ -192,11 +214,12 @@ def statistical_tests(
                 "other": system,
                 "higher_is_better": get_metric(metric).higher_is_better,
             }
-            row.update(paired_test(ref_values, metrics[metric], bootstrap_samples, stats_seed))
+            row.update(paired_test(ref_values, metrics[metric], settings.bootstrap_samples,
+                                   settings.stats_seed, settings.permutation_samples))
             tests.append(row)
-    adjusted = holm([row["wilcoxon_p"] for row in tests])
+    adjusted = holm([row["p"] for row in tests])
     for row, p_holm in zip(tests, adjusted, strict=True):
-        row["wilcoxon_p_holm"] = p_holm
+        row["p_holm"] = p_holm
         row["better"] = better(row["metric"], row["mean_diff"], p_holm, reference_system)
         if "notes" in row:
             row["notes"] = row.pop("notes")  # keep notes last, after the contract's fields

@@ -29,6 +29,10 @@ class SystemView:
     similarities: list[np.ndarray]  # per prompt: each sample's best-reference similarity
     modes: list[list]  # per prompt: the mode of each reference (coverage.reference_modes)
     threshold: float  # the pass threshold
+    lexical_similarities: list[np.ndarray]  # per prompt: each sample's best ROUGE-L
+    lexical_threshold: float
+    all_references: np.ndarray  # every test reference's judge embedding, (R, d)
+    owners: np.ndarray  # the prompt index of each row of all_references
 
     @property
     def samples(self) -> list[list[str]]:
@@ -59,10 +63,35 @@ class SystemView:
         return pk.pass_counts(self.similarities, self.samples, self.threshold)
 
     @functools.cached_property
+    def lexical_pass_counts(self) -> list[int]:
+        """Passing samples per prompt under ROUGE-L and the lexical threshold."""
+        return pk.pass_counts(self.lexical_similarities, self.samples, self.lexical_threshold)
+
+    @functools.cached_property
+    def passing(self) -> list[list[bool]]:
+        """Per prompt, whether each sample passes (the pass@k rule)."""
+        return [cov.passing(sims, texts, self.threshold)
+                for sims, texts in zip(self.similarities, self.samples, strict=True)]
+
+    @functools.cached_property
+    def off_topic(self) -> list[float]:
+        """Per prompt, the fraction of non-empty samples whose closest reference (judge cosine)
+        over every test tweet belongs to another tweet; NaN when every sample is empty."""
+        out = []
+        for index, (texts, emb) in enumerate(zip(self.samples, self.sample_embeddings,
+                                                 strict=True)):
+            kept = [i for i, text in enumerate(texts) if text.strip()]
+            if not kept:
+                out.append(float("nan"))
+                continue
+            closest = np.argmax(emb[kept] @ self.all_references.T, axis=1)
+            out.append(float(np.mean(self.owners[closest] != index)))
+        return out
+
+    @functools.cached_property
     def coverage(self) -> list[tuple[float, int, int]]:
         """(coverage, modes hit, modes) per prompt (coverage.py)."""
-        return [cov.coverage(cov.passing(sims, texts, self.threshold),
-                             cov.closest_references(emb, refs), labels)
-                for sims, texts, emb, refs, labels in zip(
-                    self.similarities, self.samples, self.sample_embeddings,
-                    self.reference_embeddings, self.modes, strict=True)]
+        return [cov.coverage(passed, cov.closest_references(emb, refs), labels)
+                for passed, emb, refs, labels in zip(
+                    self.passing, self.sample_embeddings, self.reference_embeddings, self.modes,
+                    strict=True)]

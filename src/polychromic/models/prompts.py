@@ -58,6 +58,18 @@ def prompt_tokens(
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+@functools.lru_cache(maxsize=16)
+def prompt_prefix_length(tokenizer: Any, prompts_dir: str, name: str) -> int:
+    """How many leading tokens every prompt of template `name` shares (the chat header and the
+    template text before the tweet): what a truncation must keep."""
+    first = prompt_tokens(tokenizer, prompts_dir, name, "alpha beta gamma")
+    second = prompt_tokens(tokenizer, prompts_dir, name, "zulu yankee xray")
+    length = 0
+    while length < min(len(first), len(second)) and first[length] == second[length]:
+        length += 1
+    return length
+
+
 def reply_tokens(tokenizer: Any, reply: str) -> list[int]:
     """Token ids of a reply followed by the end-of-turn token (what the model must produce)."""
     return tokenizer(reply + reply_suffix(tokenizer), add_special_tokens=False)["input_ids"]

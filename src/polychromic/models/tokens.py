@@ -36,14 +36,17 @@ def right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 def token_logprobs(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    """log p(x_t | x_<t) for t = 1..L-1, shape (B, L-1); position ids follow the mask."""
+    """log p_T(x_t | x_<t) for t = 1..L-1, shape (B, L-1), of the distribution at
+    `temperature` (softmax of logits / T); position ids follow the mask."""
     positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = (
         model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions)
         .logits[:, :-1, :]
         .float()
     )
+    if temperature != 1.0:
+        logits = logits / temperature
     logp = torch.log_softmax(logits, dim=-1)
     return logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)

@@ -215,8 +215,7 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
             {name: {int(seed): path for seed, path in paths.items()}
              for name, paths in runs.items()}, seeds, experiments, systems)
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
-    evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds],
-                        (evaluation.bootstrap_samples, evaluation.stats_seed))
+    evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds], evaluation)
     result["verdict"] = build_verdict(evidence, reference, baseline)
     write_json(outputs["aggregated"], result)
     write_text(outputs["table"], results_table(result, templates_dir, statistics=statistics))

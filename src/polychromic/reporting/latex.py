@@ -11,7 +11,7 @@ The results table: booktabs, one column per system, one row per metric shown in 
 metric registry's `shown_in`), `mean$\\pm$std` over seeds, best value per metric in bold in the
 metric's direction (from the registry), caption naming the seeds. A dagger marks a cell whose
 system differs detectably from the reference system by the every-seed rule of
-`polychromic.reporting.significance` (Holm-adjusted Wilcoxon p < alpha in every seed, one sign),
+`polychromic.reporting.significance` (Holm-adjusted permutation p < alpha in every seed, one sign),
 the rule the paper's sentences use. The same template renders the ablation table
 (`ablation_table`), transposed (one row per system, one column per headline metric, since a sweep
 has more systems than a page has columns): the LoRA systems beyond the main comparison next to

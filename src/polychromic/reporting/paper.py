@@ -31,6 +31,7 @@ from typing import Any
 
 from polychromic.config import Settings
 from polychromic.contract import AGGREGATE_FILES, FIGURES
+from polychromic.encoders import same_encoder
 from polychromic.evaluation.registry import label, main_passk, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
@@ -111,6 +112,12 @@ def _polychromic_settings(settings: Settings) -> dict[str, Any]:
     return {}
 
 
+def reward_models(settings: Settings) -> list[str]:
+    """The reward encoders of the study's objectives."""
+    return sorted({str(e.settings.reward_model) for e in settings.experiments.values()
+                   if hasattr(e.settings, "reward_model")})
+
+
 def _context(aggregated: dict, statistics: list[dict], split_report: dict,
              figures: list[str], settings: Settings) -> dict[str, Any]:
     evidence = Evidence(aggregated, statistics)
@@ -126,7 +133,13 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),
         "generation": as_dict(settings.generation),
-        "passk": as_dict(settings.evaluation.passk),
+        "passk": ((aggregated.get("settings") or {}).get("passk") or {}).get("passk")
+                 or as_dict(settings.evaluation.passk),
+        "judge": (((aggregated.get("settings") or {}).get("passk") or {}).get("judge")
+                  or {}).get("name"),
+        "reward_models": reward_models(settings),
+        "judge_is_reward": any(same_encoder(settings.evaluation.judge, model)
+                               for model in reward_models(settings)),
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(evidence, ref, other),
         "verdict": aggregated.get("verdict") or {

@@ -16,16 +16,16 @@ rules the study uses (`significance.py`):
   raised to the power of the number of seeds (seeds treated as independent replications).
 
 In both, Holm's first step is Bonferroni: a single true effect among `family` tests needs
-p < alpha / family, so alpha' = alpha / family (conservative for Holm); the paired Wilcoxon test
-is approximated by the paired z-test (its asymptotic relative efficiency against it is >= 0.864,
-3/pi ~ 0.955 for normal data); the power of one test is
-Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra condition, every seed's
-mean difference of the same sign, is ignored: with a true difference delta the chance that one
-seed's mean over P tweets has the other sign is Phi(-delta sqrt(P) / sigma_seed), under 0.002
-for the pilot's sigma_seed = 0.24, delta = 0.05 and P = 200.
+p < alpha / family, so alpha' = alpha / family (conservative for Holm); the paired sign-flip
+permutation test of the mean difference is approximated by the paired z-test (the two agree
+asymptotically: the permutation distribution of the mean is approximately normal); the power
+of one test is Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra
+condition, every seed's mean difference of the same sign, is ignored: with a true difference
+delta the chance that one seed's mean over P tweets has the other sign is
+Phi(-delta sqrt(P) / sigma_seed), under 0.002 for sigma_seed = 0.24, delta = 0.05, P = 200.
 
-It is an approximation: Wilcoxon drops zero differences, and when most tweets tie (pass@10 = 1
-for both systems) the tweets that count are few, so size with margin and check the CI the study
+It is an approximation: when most tweets tie (pass@10 = 1 for both systems) the tweets that
+carry information are few, so size with margin and check the CI the study
 achieves (the verdict's 95 % CI half-width says what it could detect).
 `prompts_needed` inverts it for a target study power. `python -m polychromic.reporting.power
 results/evaluation/seed_*/passk_results.json` prints the pilot's sigmas and a small table for the

@@ -2,7 +2,7 @@
 
 Each seed's `statistical_tests.json` holds, per metric, a paired test of the reference system
 against every other system over the test tweets (`polychromic.evaluation.stats`: mean
-difference, bootstrap 95 % CI, two-sided Wilcoxon signed-rank, Holm over the seed's family of
+difference, bootstrap 95 % CI, two-sided sign-flip permutation p, Holm over the seed's family of
 all metrics x systems). Over S seeds the study uses two rules, and only these two:
 
 **primary** (the verdict; pre-registered): one paired test over the test tweets of values
@@ -11,7 +11,7 @@ averaged over seeds.
 - values: per tweet t and system s, ``m̄_s(t) = (1/S) sum_seed m_s,seed(t)``; a tweet with a
   null in any seed or system is left out and counted (`n_left_out`);
 - difference ``d(t) = m̄_ref(t) - m̄_other(t)``: its mean, percentile bootstrap 95 % CI,
-  Cohen's d_z and the two-sided Wilcoxon p (`stats.paired_test`, the per-seed code);
+  Cohen's d_z and the two-sided permutation p (`stats.paired_test`, the per-seed code);
 - family: Holm over the comparisons tested together (the verdict's pass@1, pass@k, coverage);
 - detectable when the Holm-adjusted p < alpha *and* every seed's mean difference has the
   (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called.
@@ -19,7 +19,7 @@ The seeds are fixed effects: inference is over test tweets given these adapters;
 over seeds is shown (the per-seed differences), not tested.
 
 **every_seed** (the tables' daggers and the paper's sentences): stricter, with no pooling.
-- detectable when every seed of the study has a Holm-adjusted Wilcoxon p < alpha for the pair
+- detectable when every seed of the study has a Holm-adjusted permutation p < alpha for the pair
   (Holm over that seed's whole family) and the per-seed mean differences all have the sign of
   the difference over seeds; a seed without a test counts as not significant;
 - a metric with no per-tweet values (a corpus-level number) has no test: "untested".
@@ -41,6 +41,7 @@ import numpy as np
 
 from polychromic.evaluation.registry import get_metric
 from polychromic.evaluation.stats import holm, paired_test
+from polychromic.settings import EvaluationSettings
 
 ALPHA = 0.05
 RULES = ("primary", "every_seed")
@@ -49,13 +50,13 @@ RULES = ("primary", "every_seed")
 @dataclass(frozen=True)
 class Evidence:
     """What the rules read: the aggregate, every seed's tests, and for the primary rule every
-    seed's metric documents {group: document} (in seed order) and the bootstrap settings
-    (`evaluation.bootstrap_samples`, `evaluation.stats_seed`)."""
+    seed's metric documents {group: document} (in seed order) and the evaluation settings
+    (bootstrap and permutation samples, stats seed)."""
 
     aggregated: dict[str, Any]
     statistics: Sequence[dict[str, Any]]
     seed_documents: Sequence[dict[str, dict[str, Any]]] = field(default_factory=list)
-    bootstrap: tuple[int, int] | None = None  # (samples, seed)
+    evaluation: EvaluationSettings | None = None
 
     @property
     def alpha(self) -> float:
@@ -93,7 +94,7 @@ def seed_tests(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
                 diff = None if diff is None else -diff
                 if low is not None and high is not None:
                     low, high = -high, -low
-            found.append({"seed": doc.get("seed"), "p_holm": test.get("wilcoxon_p_holm"),
+            found.append({"seed": doc.get("seed"), "p_holm": test.get("p_holm"),
                           "diff": diff, "ci_low": low, "ci_high": high})
     return found
 
@@ -170,7 +171,7 @@ def seed_means_per_prompt(docs: Sequence[dict[str, Any]], system: str,
 
 
 def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, other: str,
-                bootstrap_samples: int, seed: int) -> dict[str, Any]:
+                evaluation: EvaluationSettings) -> dict[str, Any]:
     """The seed-pooled paired test of reference vs other on `metric` (the primary rule)."""
     _, ref = seed_means_per_prompt(docs, reference, metric)
     _, oth = seed_means_per_prompt(docs, other, metric)
@@ -178,7 +179,8 @@ def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, oth
     seed_diffs = [float(np.mean(r[keep] - o[keep])) if keep.any() else None
                   for r, o in zip(ref, oth, strict=True)]
     result = paired_test(ref[:, keep].mean(axis=0).tolist(), oth[:, keep].mean(axis=0).tolist(),
-                         bootstrap_samples, seed)
+                         evaluation.bootstrap_samples, evaluation.stats_seed,
+                         evaluation.permutation_samples)
     result.update(metric=metric, system=reference, other=other, n_seeds=len(docs),
                   n_left_out=int((~keep).sum()),
                   seeds=[doc.get("seed") for doc in docs], seed_diffs=seed_diffs)
@@ -188,23 +190,22 @@ def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, oth
 def primary(evidence: Evidence, metrics: Sequence[str], ref: str,
             other: str) -> list[dict[str, Any]]:
     """The primary rule for one pair on a family of metrics, Holm over the family."""
-    if evidence.bootstrap is None:
-        raise ValueError("the primary rule needs the bootstrap settings (Evidence.bootstrap)")
-    samples, stats_seed = evidence.bootstrap
+    if evidence.evaluation is None:
+        raise ValueError("the primary rule needs the evaluation settings (Evidence.evaluation)")
     results = []
     for metric in metrics:
         group = get_metric(metric).group
         docs = [documents[group] for documents in evidence.seed_documents]
-        results.append(pooled_test(docs, metric, ref, other, samples, stats_seed))
+        results.append(pooled_test(docs, metric, ref, other, evidence.evaluation))
     return adjust(results, evidence.alpha)
 
 
 def adjust(results: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
     """Holm over `results` (one family of pooled tests), the seeds' agreement and each
     result's `detectable` and `direction`, in place."""
-    for result, p in zip(results, holm([r.get("wilcoxon_p") for r in results]), strict=True):
+    for result, p in zip(results, holm([r.get("p") for r in results]), strict=True):
         diff = result.get("mean_diff")
-        result.update(rule="primary", diff=diff, wilcoxon_p_holm=p, p_holm=p,
+        result.update(rule="primary", diff=diff, p_holm=p,
                       seeds_agree=_signs_agree(result.get("seed_diffs") or [], diff))
         result["detectable"] = None if p is None else p < alpha and result["seeds_agree"]
         if "metric" in result:

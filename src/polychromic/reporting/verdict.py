@@ -10,7 +10,7 @@ reference's, the plain baseline on ties or without temperature systems.
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
 the means ± std over seeds and the study's primary, pre-registered test (the `primary` rule of
 `significance.py`): per test tweet the value averaged over seeds, the mean paired difference with
-its bootstrap 95 % CI, the Wilcoxon p Holm-adjusted over these three comparisons, and each
+its bootstrap 95 % CI, the sign-flip permutation p Holm-adjusted over these comparisons, and each
 seed's mean difference. A difference is **detectable** when the adjusted p < alpha and every
 seed's difference has the sign of the pooled one. The per-seed Holm-adjusted tests of
 `statistical_tests.json` (the stricter `every_seed` rule of the tables) are kept in each row as
@@ -62,7 +62,7 @@ def matched_baseline(aggregated: dict[str, Any], reference: str, baseline: str,
 def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
                   other: str) -> list[dict[str, Any]]:
     """Per seed: {seed, ci_low, ci_high, p_holm} of ref - other (bootstrap CI of the mean
-    per-tweet difference, Holm-adjusted Wilcoxon p), from `significance.seed_tests`."""
+    per-tweet difference, Holm-adjusted permutation p), from `significance.seed_tests`."""
     return [{key: test[key] for key in ("seed", "ci_low", "ci_high", "p_holm")}
             for test in seed_tests(statistics, metric, ref, other)]
 
@@ -150,8 +150,8 @@ def verdict_row(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]]
         "reference_mean": ref_entry.get("mean"), "reference_std": ref_entry.get("std"),
         "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
         "diff": test.get("mean_diff"), "ci_low": test.get("ci_low"),
-        "ci_high": test.get("ci_high"), "p": test.get("wilcoxon_p"),
-        "p_holm": test.get("wilcoxon_p_holm"), "cohens_d_z": test.get("cohens_d_z"),
+        "ci_high": test.get("ci_high"), "p": test.get("p"),
+        "p_holm": test.get("p_holm"), "cohens_d_z": test.get("cohens_d_z"),
         "n_prompts": test.get("n_prompts"), "n_left_out": test.get("n_left_out"),
         "seed_diffs": test.get("seed_diffs"), "seeds_agree": test.get("seeds_agree"),
         "detectable": bool(test["detectable"]), "direction": test["direction"],
@@ -192,8 +192,9 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
         "warnings": warnings,
         "rule": "matched = the baseline system or temperature variant with the closest mean "
-                "pass@1; per test tweet the value averaged over seeds; two-sided Wilcoxon "
-                "signed-rank p Holm-adjusted over the tested comparisons; detectable when "
+                "pass@1; per test tweet the value averaged over seeds; two-sided paired "
+                "sign-flip permutation p of the mean difference, Holm-adjusted over the tested "
+                "comparisons; detectable when "
                 "the adjusted p < alpha and every seed's mean difference has the pooled sign; "
                 "verdict from pass@1 and pass@k",
     }

