@@ -8,9 +8,12 @@
 2. The whole `evaluate` step (the judge's embeddings, diversity with Self-BLEU, quality with
    BERTScore, pass@k and its lexical reading, coverage, permutation tests) for 100 prompts x 50
    samples x 4 systems, with peak memory (target: under 120 s on 2 cores), after the judge's
-   calibration on the validation split (timed apart). The samples are demo replies drawn at
+   calibration on the validation split (timed apart), with the judge at the default precision
+   (`evaluation.judge_precision: auto`). The samples are demo replies drawn at
    random per prompt, each with a word dropped half of the time, so that most are distinct
    (the judge embeds each distinct text once; metrics do not care who wrote them).
+3. The judge's embeddings in float32 and in bfloat16 (where native) on 1,000 demo replies:
+   texts per second of each and the largest change of an embedding (1 - cos).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from common import PROMPTS, REPO, prepare
 
 from polychromic.config import load_settings
 from polychromic.contract import CALIBRATION_FILE, SEED_FILES
+from polychromic.embeddings import resolve_precision
 from polychromic.evaluation.calibration import calibrate_judge
 from polychromic.evaluation.evaluate import evaluate_seed
 from polychromic.evaluation.generate import group_test_prompts
@@ -101,6 +105,33 @@ def bench_evaluate(folder: Path, inputs: dict, prompts_count: int) -> tuple[floa
     return calibrated - start, time.perf_counter() - calibrated, len(distinct)
 
 
+def bench_judge_precision(inputs: dict, count: int = 1000) -> str:
+    """float32 against bfloat16 embeddings of the judge on `count` demo replies: the speed of
+    each, and the largest 1 - cos between the two embeddings of one reply."""
+    import numpy as np
+
+    from polychromic.embeddings import SentenceEncoder, native_bfloat16
+
+    replies = sorted({r["reply"] for r in read_jsonl(inputs["train"])})
+    texts = random.Random(0).sample(replies, min(count, len(replies)))
+    seconds, vectors = {}, {}
+    for precision in ("float32", "bfloat16"):
+        if precision == "bfloat16" and not native_bfloat16():
+            return (f"judge embeddings, float32: {len(texts) / seconds['float32']:.0f} texts/s; "
+                    "bfloat16 is not native on this CPU (auto uses float32)")
+        encoder = SentenceEncoder("all-mpnet-base-v2", precision=precision)
+        encoder.encode(texts[:64])  # warm-up
+        start = time.perf_counter()
+        vectors[precision] = encoder.encode(texts)
+        seconds[precision] = time.perf_counter() - start
+    change = float(np.max(1 - np.sum(vectors["float32"] * vectors["bfloat16"], axis=1)))
+    return (f"judge embeddings of {len(texts)} demo replies: float32 "
+            f"{len(texts) / seconds['float32']:.0f} texts/s, bfloat16 "
+            f"{len(texts) / seconds['bfloat16']:.0f} texts/s, speed-up "
+            f"{seconds['float32'] / seconds['bfloat16']:.1f}x; largest 1 - cos between the two "
+            f"embeddings of one reply {change:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=50)
@@ -116,6 +147,7 @@ def main() -> None:
         batched, one_by_one = bench_generation(inputs, args.prompts, args.batch_prompts)
         calibrate_seconds, evaluate_seconds, distinct = bench_evaluate(folder, inputs,
                                                                        args.eval_prompts)
+        precision_line = bench_judge_precision(inputs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tiny model, {args.prompts} prompts x 10 samples x 32 new tokens, "
           f"{args.threads} thread(s)")  # fmt: skip
@@ -124,8 +156,10 @@ def main() -> None:
     print(f"speed-up: {one_by_one / batched:.1f}x")
     print(f"calibrate the judge on the validation split: {calibrate_seconds:.1f} s")
     print(f"evaluate, {args.eval_prompts} prompts x {EVAL_SAMPLES} samples x 4 systems "
-          f"({distinct} distinct samples), judge all-mpnet-base-v2: {evaluate_seconds:.1f} s, "
-          f"peak RSS of this process {peak:.0f} MB")  # fmt: skip
+          f"({distinct} distinct samples), judge all-mpnet-base-v2 in "
+          f"{resolve_precision('auto')}: {evaluate_seconds:.1f} s, peak RSS of this process "
+          f"{peak:.0f} MB")  # fmt: skip
+    print(precision_line)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,20 @@ def test_a_judge_equal_to_the_reward_model_needs_an_explicit_yes():
         load_settings(config)
 
 
+def test_a_folder_is_compared_with_the_known_encoders_without_assembling(tmp_path,
+                                                                        monkeypatch):
+    from polychromic import encoders
+
+    monkeypatch.setattr(encoders, "assemble_mpnet", lambda: pytest.fail("assembled"))
+    minilm = str(encoders.minilm_path())
+    assert encoders.same_encoder("all-MiniLM-L6-v2", minilm)
+    assert not encoders.same_encoder("all-mpnet-base-v2", minilm)
+    assert not encoders.same_encoder("all-mpnet-base-v2", str(tmp_path / "missing"))
+    monkeypatch.setenv("POLYCHROMIC_CACHE", str(tmp_path))
+    (tmp_path / "all-mpnet-base-v2").mkdir()  # where the judge is (or will be) assembled
+    assert encoders.same_encoder(str(tmp_path / "all-mpnet-base-v2"), "all-mpnet-base-v2")
+
+
 def test_sections_and_schema_have_the_same_keys():
     """Every dataclass field is a schema key and vice versa, and the dataclasses declare no
     defaults: the schema is the one place of the sections' defaults."""

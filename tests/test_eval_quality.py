@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from polychromic.evaluation.quality import (
     bertscore_best,
     perplexity,
 )
-from polychromic.similarity import rouge_best
+from polychromic.similarity import lcs_length, rouge_best, rouge_l_similarity
 
 REFS = ["The team played really well tonight.", "What a comeback in the second half!"]
 GREEDY = "The team played well in the second half"
@@ -29,6 +30,28 @@ def test_rouge_best_matches_rouge_score_max_over_references() -> None:
     for name in ("rouge1", "rouge2", "rougeL"):
         assert got[name] == pytest.approx(max(d[name].fmeasure for d in direct))
     assert got["rouge2"] > 0  # best reference differs per type here; still a real overlap
+
+
+def test_bit_parallel_lcs_equals_rouge_score_table() -> None:
+    rng = random.Random(0)
+    vocabulary = list("abcdef")
+    for _ in range(3000):
+        a = [rng.choice(vocabulary) for _ in range(rng.randrange(0, 70))]  # > 64 bits too
+        b = [rng.choice(vocabulary) for _ in range(rng.randrange(0, 40))]
+        table = rouge_scorer._lcs_table(a, b) if a and b else [[0]]
+        assert lcs_length(a, b) == table[-1][-1], (a, b)
+
+
+def test_fast_rouge_l_similarity_equals_rouge_score_exactly() -> None:
+    rng = random.Random(1)
+    words = "the a team game won lost played playing really well tonight what comeback".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randrange(1, 15)))
+             for _ in range(200)]
+    for start in range(0, 200, 20):
+        refs = texts[start:start + 3]
+        samples = texts[start + 3:start + 20] + ["", " ", "?!", refs[0], texts[start + 5]]
+        got = rouge_l_similarity(samples, refs)
+        assert list(got) == [rouge_best(s, refs, ("rougeL",))["rougeL"] for s in samples]
 
 
 def test_empty_greedy_scores_zero() -> None:
@@ -77,3 +100,23 @@ def test_perplexity() -> None:
     assert math.isnan(perplexity([], []))
     with pytest.raises(ValueError):
         perplexity([1.0], [1, 2])
+
+
+def test_judge_precision_auto_is_bfloat16_only_where_native() -> None:
+    from polychromic.embeddings import native_bfloat16, resolve_precision
+
+    assert resolve_precision("auto") == ("bfloat16" if native_bfloat16() else "float32")
+    assert resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int8")
+
+
+def test_bfloat16_embeddings_stay_within_1e_3_of_float32() -> None:
+    from polychromic.embeddings import SentenceEncoder
+
+    texts = REFS + [GREEDY, "ok", "no way this is happening again, not tonight"]
+    full = SentenceEncoder(default_model_path()).encode(texts)
+    half = SentenceEncoder(default_model_path(), precision="bfloat16").encode(texts)
+    assert full.dtype == half.dtype == "float32"
+    assert (full * half).sum(axis=1).min() > 1 - 1e-3  # cosine to the float32 vector
+    assert not (full == half).all()  # the autocast really ran in bfloat16

@@ -64,6 +64,31 @@ def test_sign_flip_p_exact_by_hand_and_agrees_with_the_direction() -> None:
     assert row["mean_diff"] < 0 and row["ci_high"] <= 0.01
 
 
+def test_sign_flip_p_on_a_weak_effect_exact_monte_carlo_and_scipy_agree() -> None:
+    """A p that is neither 0 nor 1: exact enumeration against brute force, the Monte Carlo
+    branch against the exact value, and scipy's permutation test."""
+    import itertools
+
+    rng = np.random.default_rng(7)
+    diff = rng.normal(0.03, 0.1, size=12)
+    brute = np.mean([abs(float(np.dot(signs, diff))) >= abs(float(diff.sum())) - 1e-12
+                     for signs in itertools.product((1, -1), repeat=12)])
+    exact = sign_flip_p(diff, 2**12, 0)
+    assert 0.05 < exact < 0.9 and exact == pytest.approx(brute)
+    monte_carlo = sign_flip_p(diff, 20_000, 0)  # 2^12 < 20000: still exact
+    assert monte_carlo == exact
+    sampled = sign_flip_p(diff, 4000, 3)  # 2^12 > 4000: Monte Carlo, SE about 0.008
+    assert sampled == pytest.approx(exact, abs=0.03) and sampled != exact
+    assert sampled >= 1 / 4001  # (1 + count) / (B + 1) is never 0
+    big = rng.normal(0.02, 0.1, size=40)  # too many prompts to enumerate
+    reference = stats.permutation_test((big,), np.mean, permutation_type="samples",
+                                       n_resamples=20_000, alternative="two-sided",
+                                       random_state=0)
+    ours = sign_flip_p(big, 20_000, 0)
+    assert 0.05 < reference.pvalue < 0.95
+    assert ours == pytest.approx(reference.pvalue, abs=0.02)
+
+
 def test_bootstrap_is_seeded() -> None:
     diff = A - B
     assert bootstrap_ci(diff, 400, 3) == bootstrap_ci(diff, 400, 3)

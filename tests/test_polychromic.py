@@ -35,7 +35,8 @@ def test_hand_computed_three_samples():
     # {1,2}: mean r .75 * d 1 = .75; {1,3}: .5 * 0 = 0; {2,3}: .25 * 1 = .25; mean f = 1/3.
     rewards = np.array([1.0, 0.5, 0.0])
     embs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    adv, stats = marginal_advantages(rewards, embs, set_size=2, normalize=False, floor=0.01)
+    adv, stats = marginal_advantages(rewards, embs, set_size=2, normalize=False, floor=0.01,
+                                     threshold=0.0)
     expected = np.array([(0.75 + 0) / 2, (0.75 + 0.25) / 2, (0 + 0.25) / 2]) - 1 / 3
     np.testing.assert_allclose(adv, expected, atol=1e-12)
     assert stats["mean_set_score"] == pytest.approx(1 / 3)
@@ -60,7 +61,7 @@ def test_set_score_rewards_diverse_good_sets():
     # Two near-identical good replies and one different good reply: the different one gains.
     embs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     adv, _ = marginal_advantages(np.array([0.9, 0.9, 0.9]), embs, 2, normalize=False,
-                                 floor=0.01)
+                                 floor=0.01, threshold=0.0)
     assert adv[2] > 0 > adv[0]
     assert adv[0] == pytest.approx(adv[1])
 
@@ -197,10 +198,53 @@ def test_subset_enumeration_matches_itertools():
     n, k = 6, 3
     rewards = np.linspace(0, 1, n)
     embs = np.eye(n)
-    adv, stats = marginal_advantages(rewards, embs, k, normalize=False, floor=0.01)
+    adv, stats = marginal_advantages(rewards, embs, k, normalize=False, floor=0.01, threshold=0.0)
     subsets = list(itertools.combinations(range(n), k))
     scores = [rewards[list(s)].mean() * 1.0 for s in subsets]  # orthogonal: d(S) = 1
     assert stats["mean_set_score"] == pytest.approx(np.mean(scores))
+
+
+def test_policy_logprobs_keep_gradient_checkpointing(tiny_base, toy_splits, tmp_path):
+    """Without dropout is not eval mode for the layers that checkpoint activations: the policy
+    forward over P x N replies keeps checkpointing (memory), with the same gradient."""
+    import json
+
+    from polychromic.models.tokens import left_pad
+    from polychromic.training.polychromic import reply_logprobs, without_dropout
+
+    pointer = json.loads(open(tiny_base).read())
+    checkpointed = tmp_path / "base_model.json"
+    checkpointed.write_text(json.dumps({**pointer, "gradient_checkpointing": True}))
+    tokenizer = load_tokenizer(tiny_base)
+    record = read_jsonl(toy_splits["train"])[0]
+    ids, mask = left_pad([encode_example(tokenizer, PROMPTS, record, 64).prompt_tokens],
+                        tokenizer.pad_token_id)
+    sample = torch.tensor([tokenizer(record["reply"])["input_ids"][:5]])
+    grads, calls = [], []
+    for path in (tiny_base, checkpointed):
+        torch.manual_seed(0)
+        model = add_lora(load_model(path), section("lora", {**LORA.__dict__, "dropout": 0.5,
+                                                            "target_modules": ["q_proj"]}))
+        model.train()
+        count = [0]
+        for layer in model.modules():
+            if getattr(layer, "gradient_checkpointing", False) is True:
+                inner = layer._gradient_checkpointing_func
+
+                def counted(*args, _inner=inner, _count=count, **kwargs):
+                    _count[0] += 1
+                    return _inner(*args, **kwargs)
+
+                layer._gradient_checkpointing_func = counted
+        logp = reply_logprobs(model, ids, mask, sample, torch.ones_like(sample), 1.0, 24)
+        with without_dropout(model):  # the loop's ExtraLoss.backward_context
+            logp.sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        calls.append(count[0])
+        assert model.training and all(m.training for m in model.modules())  # modes restored
+    assert calls[0] == 0 and calls[1] > 0  # the checkpointed model really checkpointed
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_policy_logprobs_ignore_dropout_follow_temperature_and_length(tiny_base, toy_splits):

@@ -1,4 +1,4 @@
-"""The primary rule: per-tweet values averaged over seeds, paired Wilcoxon, Holm, seed signs."""
+"""The primary rule: per-tweet values averaged over seeds, a paired permutation test, Holm."""
 
 from __future__ import annotations
 

@@ -110,6 +110,7 @@ def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_
         "set_size": 2,
         "max_new_tokens": 6,
         "max_prompts": 2,
+        "quality_threshold": 0.0,  # the tiny model's replies rarely reach the default gate
     }
     _, baseline = _train(tiny_base, toy_splits, tmp_path, "baseline", {"objective": "sft"})
     zero_run, zero = _train(tiny_base, toy_splits, tmp_path, "zero", {**poly, "lambda": 0.0})
@@ -129,6 +130,25 @@ def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_
     assert zero_run["best_step"] in (0, 3, 6)
     summary = read_json(tmp_path / "zero" / "run.json")
     assert summary["objective"] == "polychromic" and summary["seed"] == 7
+
+
+def test_polychromic_trains_with_gradient_checkpointing_and_dropout(tiny_base, toy_splits,
+                                                                    tmp_path):
+    """The policy term's backward recomputes checkpointed layers in its own no-dropout state
+    (ExtraLoss.backward_context): the loop runs, and gives the adapter of a run without
+    checkpointing."""
+    import json
+
+    checkpointed = tmp_path / "base_model.json"
+    checkpointed.write_text(json.dumps({**read_json(tiny_base), "gradient_checkpointing": True}))
+    poly = {"objective": "polychromic", "lambda": 1.0, "num_samples": 3, "set_size": 2,
+            "max_new_tokens": 6, "max_prompts": 2, "quality_threshold": 0.0}
+    training = {**TRAINING, "max_steps": 3}
+    _, plain = _train(tiny_base, toy_splits, tmp_path, "plain", poly, training)
+    _, saved = _train(str(checkpointed), toy_splits, tmp_path, "checkpointed", poly, training)
+    assert LORA["dropout"] > 0 and plain.keys() == saved.keys()
+    for key in plain:
+        torch.testing.assert_close(plain[key], saved[key], rtol=1e-4, atol=1e-6)
 
 
 def test_checkpoint_selection_best_val_loss_or_last(tiny_base, toy_splits, tmp_path):

@@ -131,9 +131,16 @@ def same_encoder(a: str | None, b: str | None) -> bool:
     if a in KNOWN and b in KNOWN:
         return False
     try:
-        return os.path.samefile(resolve_model_path(a), resolve_model_path(b))
-    except (OSError, FileNotFoundError):
+        return os.path.samefile(_location(a), _location(b))
+    except (OSError, ImportError):  # a folder that does not exist is no known encoder's
         return False
+
+
+def _location(name_or_path: str) -> Path:
+    """The folder of a name or path, without assembling anything (it may not exist yet)."""
+    if name_or_path == MINILM:
+        return minilm_path()
+    return cache_folder() / MPNET if name_or_path == MPNET else Path(name_or_path)
 
 
 def default_layer(name_or_path: str | None) -> int | None:

@@ -68,7 +68,10 @@ class PolychromicSettings:
                                 "differ from evaluation.judge.")
     quality_threshold: float = setting(0.7, "A sampled reply counts towards a set's diversity "
                                        "only when its reward reaches this (diversity among "
-                                       "good replies).", minimum=0, maximum=1)
+                                       "good replies; on the reward's scale: a cosine, or an "
+                                       "F1 for rougeL). A prompt with fewer than two good "
+                                       "replies gives no policy gradient.",
+                                       minimum=0, maximum=1)
     normalize_advantages: bool = setting(True, "Divide advantages by max(their per-prompt "
                                          "std, advantage_std_floor).")
     advantage_std_floor: float = setting(0.01, "The smallest std the advantages are divided "

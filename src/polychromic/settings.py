@@ -173,7 +173,8 @@ class EvaluationSettings:
     baseline_system: str
     judge: str
     allow_judge_as_reward: bool
-    bertscore_layer: int | None  # None: the judge's own (embeddings.default_layer)
+    judge_precision: str  # auto | float32 | bfloat16 (embeddings.resolve_precision)
+    bertscore_layer: int | None  # None: the judge's own (encoders.default_layer)
     passk: PassKSettings
     bootstrap_samples: int
     permutation_samples: int

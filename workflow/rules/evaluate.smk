@@ -37,7 +37,14 @@ rule calibrate:
     output:
         calibration=f"results/evaluation/{CALIBRATION_FILE}",
     params:
-        evaluation=config["evaluation"],
+        # what the calibration reads: editing another evaluation setting does not redo it
+        evaluation={
+            "judge": SETTINGS.evaluation.judge,
+            "judge_precision": SETTINGS.evaluation.judge_precision,
+            "bertscore_layer": SETTINGS.evaluation.bertscore_layer,
+            "stats_seed": SETTINGS.evaluation.stats_seed,
+            "passk": {"criterion": SETTINGS.evaluation.passk.criterion},
+        },
     log:
         "results/logs/calibrate.log",
     benchmark:

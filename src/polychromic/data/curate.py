@@ -28,7 +28,8 @@ remove more. Each record is dropped by the *first* filter that hits it, in this 
     heuristic on function words and scripts that needs no download);
 13. ``exact_duplicate``: same tweet and same normalised reply as another record, when
     `drop_exact_duplicates`; the most-liked copy is kept (ties: the first in the file);
-14. ``near_duplicate``: embedding cosine (MiniLM, `polychromic.embeddings`) >=
+14. ``near_duplicate``: embedding cosine (`near_duplicate_model`, MiniLM by default,
+    `polychromic.embeddings`) >=
     `near_duplicate_threshold` with a kept reply of the same tweet (`near_duplicate_scope:
     tweet`) or of any tweet (``corpus``); the most-liked is kept (`filters.near_duplicates`,
     batched, O(n * d) memory);

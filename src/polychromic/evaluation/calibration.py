@@ -16,8 +16,12 @@ documented rule, applied to each criterion:
   J = TPR - FPR (a score >= threshold counts as a pass); ties go to the lower threshold.
 
 The file `evaluation/judge_calibration.json` holds, per criterion, the threshold, the rule, the
-pair counts, TPR, FPR and J, and the score quantiles of both groups; `evaluation.passk.threshold`
-(semantic or bertscore criterion) and `evaluation.passk.lexical_threshold` (ROUGE-L) override it.
+pair counts, TPR, FPR and J, and the score quantiles of both groups, for the pass criterion,
+for `semantic` (the judge cosine: coverage clusters references at it whatever the criterion) and
+for `rougeL` (the lexical reading). `evaluation.passk.threshold` (the criterion's) and
+`evaluation.passk.lexical_threshold` (ROUGE-L) override the calibrated values. The file also
+fixes the judge's precision (`judge.precision`): evaluation reads it from here, so calibration
+and every seed embed alike even where `judge_precision: auto` would resolve differently.
 """
 
 from __future__ import annotations
@@ -101,6 +105,21 @@ def summary(positives: np.ndarray, negatives: np.ndarray, pairing: str) -> dict[
             "quantile_levels": quantiles}
 
 
+def judge_description(settings: EvaluationSettings,
+                      calibration: dict[str, Any] | None = None) -> dict[str, str]:
+    """{name, path, precision} of the judge, as written into every file its numbers go into;
+    the precision is the calibration's when given (the module docstring says why)."""
+    from polychromic.embeddings import resolve_precision
+
+    judge = describe(settings.judge)
+    calibrated = (calibration or {}).get("judge") or {}
+    if calibrated and calibrated.get("name") != judge["name"]:
+        raise ValueError(f"the calibration was made with the judge {calibrated.get('name')!r}, "
+                         f"not {judge['name']!r}: run the calibrate rule again")
+    precision = calibrated.get("precision") or resolve_precision(settings.judge_precision)
+    return {**judge, "precision": precision}
+
+
 def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict[str, Any]:
     """Write `judge_calibration.json`: the semantic (judge cosine) and lexical (ROUGE-L)
     thresholds calibrated on the validation split `val` (module docstring)."""
@@ -110,8 +129,8 @@ def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict
     for record in read_jsonl(val):
         if record["reply"].strip():
             groups[record["tweet_id"]].append(record)
-    judge = describe(settings.judge)
-    encoder = get_encoder(judge["path"])
+    judge = judge_description(settings)
+    encoder = get_encoder(judge["path"], precision=judge["precision"])
     cache: dict[str, np.ndarray] = {}
 
     def cosine(texts: list[str], candidates: list[str]) -> np.ndarray:
@@ -127,7 +146,7 @@ def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict
 
     measures = {"semantic": cosine, "bertscore": bertscore, "rougeL": rouge_l_similarity}
     result: dict[str, Any] = {"judge": judge, "rule": RULE, "tweets": len(groups)}
-    for criterion in dict.fromkeys([settings.passk.criterion, "rougeL"]):
+    for criterion in dict.fromkeys([settings.passk.criterion, "semantic", "rougeL"]):
         result[criterion] = summary(*scores(groups, measures[criterion], settings.stats_seed))
     write_json(output, result)
     return result

@@ -13,9 +13,10 @@ prompt:
 - The **modes** of the references are their `stance` labels when every reference of the prompt
   has one (the demo data), else clusters of the reference embeddings: deterministic
   average-linkage agglomerative clustering on cosine distance, merging while the average
-  cosine similarity between two clusters is >= the pass threshold (the same threshold that
-  decides whether a sample is close enough to a reference). Which source each prompt used is
-  counted in the output's settings.
+  cosine similarity between two clusters is >= the judge's cosine pass threshold (the one that
+  decides whether a sample is close enough to a reference under the `semantic` criterion; the
+  calibrated or configured one when that is the criterion, the calibrated one otherwise).
+  Which source each prompt used is counted in the output's settings.
 
 Coverage is in [0, 1], higher is better, and 0 for a prompt without a passing sample.
 """

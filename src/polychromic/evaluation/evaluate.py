@@ -26,7 +26,7 @@ import numpy as np
 
 from polychromic.contract import EVALUATION_FILES
 from polychromic.embeddings import get_encoder
-from polychromic.encoders import default_layer, describe
+from polychromic.encoders import default_layer
 from polychromic.evaluation import calibration as cal
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
@@ -144,8 +144,8 @@ def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
         "stance": "the references' `stance` field, used when every reference of the prompt "
                   "has one",
         "embedding clusters": "average-linkage agglomerative clustering of the reference "
-                              f"embeddings, joining at mean cosine >= {threshold:g} (the pass "
-                              "threshold)",
+                              f"embeddings, joining at mean cosine >= {threshold:g} (the "
+                              "judge's cosine pass threshold)",
     }
 
 
@@ -154,7 +154,7 @@ class Judging:
     """How samples are judged in this evaluation: the judge, its BERTScore layer, the pass
     criterion and thresholds (from config, or calibrated on validation)."""
 
-    judge: dict[str, str]  # {name, path}
+    judge: dict[str, str]  # {name, path, precision}
     layer: int
     criterion: str
     threshold: float
@@ -166,12 +166,16 @@ class Judging:
     def from_settings(cls, settings: EvaluationSettings,
                       calibration: dict[str, Any] | None) -> Judging:
         main, lexical, sources = cal.thresholds(settings, calibration)
-        semantic = main if settings.passk.criterion == "semantic" else (
-            calibration["semantic"]["threshold"] if calibration and "semantic" in calibration
-            else main)
+        if settings.passk.criterion == "semantic":
+            semantic = main
+        elif calibration is None or "semantic" not in calibration:
+            raise ValueError("coverage clusters references at the judge's calibrated cosine "
+                             "threshold: the calibration file has no 'semantic' entry")
+        else:
+            semantic = calibration["semantic"]["threshold"]
         layer = settings.bertscore_layer or default_layer(settings.judge)
-        return cls(describe(settings.judge), int(layer), settings.passk.criterion, main,
-                   lexical, float(semantic), sources)
+        return cls(cal.judge_description(settings, calibration), int(layer),
+                   settings.passk.criterion, main, lexical, float(semantic), sources)
 
 
 def run_settings(loaded: dict[str, list[dict[str, Any]]], settings: EvaluationSettings,
@@ -215,7 +219,8 @@ def metric_definitions(loaded: dict[str, list[dict[str, Any]]], model_path: str,
         "bertscore": {"package": f"bert_score {version('bert-score')}", "model": model_path,
                       "num_layers": layer, "idf": False, "rescale_with_baseline": False,
                       "rescale_note": "no baseline file exists for this model",
-                      "tokenization": "model WordPiece, [CLS]/[SEP] carry no weight",
+                      "tokenization": "the judge's tokenizer; special start/end tokens carry no "
+                                      "weight",
                       "score": "F1, max over references; empty greedy -> 0"},
         "perplexity": "exp(sum reference_nll / sum reference_tokens) over the prompt's "
                       "references, from the generation records",
@@ -237,7 +242,7 @@ def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging
     first = next(iter(loaded.values()))
     references = [record["references"] for record in first]
     path = judging.judge["path"]
-    encoder = get_encoder(path)
+    encoder = get_encoder(path, precision=judging.judge["precision"])
     flat_refs = [r for refs in references for r in refs]
     all_refs = encode(encoder, flat_refs)
     ref_emb = split_rows(all_refs, [len(refs) for refs in references])

@@ -9,7 +9,7 @@ threshold, under one criterion:
 - ``semantic``:  max_r cos(e(sample), e(r)) with sentence embeddings (unit vectors, so
   cos = dot product; `polychromic.similarity`);
 - ``rougeL``:    max_r ROUGE-L F1(sample, r) (rouge-score, Porter stemming; the same module);
-- ``bertscore``: max_r BERTScore F1(sample, r) (bert_score, local MiniLM, see quality.py).
+- ``bertscore``: max_r BERTScore F1(sample, r) (bert_score with the judge, see quality.py).
 
 An empty (or whitespace-only) sample never passes: its similarity is defined as 0.0.
 

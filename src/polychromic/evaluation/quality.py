@@ -6,15 +6,16 @@ Every score of a greedy reply g with references R is the best over references.
 - ROUGE-1/2/L F1 (rouge-score, ``use_stemmer=True``), max over references
   (`polychromic.similarity.rouge_best`, which holds the formula).
 
-- BERTScore F1 (Zhang et al. 2020, the ``bert_score`` package) with the local MiniLM at layer L::
+- BERTScore F1 (Zhang et al. 2020, the ``bert_score`` package) with the judge
+  (`evaluation.judge`) at layer L::
 
-      x_i, y_j = L2-normalised layer-L token vectors of g and r (WordPiece; [CLS]/[SEP] carry no
-                 weight, idf off)
+      x_i, y_j = L2-normalised layer-L token vectors of g and r (the judge's tokenizer; the
+                 special start/end tokens carry no weight, idf off)
       P = mean_i max_j x_i . y_j,  R = mean_j max_i x_i . y_j,  F1 = 2 P R / (P + R)
       score = max_{r in R} F1(g, r)
 
-  No baseline rescaling: bert_score ships no baseline for this model (raw F1 of MiniLM sits high,
-  around 0.6 to 1.0; compare systems, not absolute values).
+  No baseline rescaling: bert_score ships no baseline for these models (raw F1 of sentence
+  encoders sits high, around 0.6 to 1.0; compare systems, not absolute values).
 
 - Perplexity of the reference replies under the system (lower is better), per prompt::
 
@@ -77,13 +78,17 @@ def bertscore_best(candidates: Sequence[str], references: Sequence[Sequence[str]
     """
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
-    pairs_c, pairs_r, owner = [], [], []
+    groups: dict[tuple[str, ...], list[int]] = {}  # candidates sharing a reference list
     for index, (cand, refs) in enumerate(zip(candidates, references, strict=True)):
-        kept = [ref for ref in refs if ref.strip()]
+        kept = tuple(ref for ref in refs if ref.strip())
         if not kept:
             raise ValueError(f"candidate {index}: no non-empty reference to score against")
         if cand.strip():
-            pairs_c += [cand] * len(kept)
+            groups.setdefault(kept, []).append(index)
+    pairs_c, pairs_r, owner = [], [], []
+    for kept, members in groups.items():  # adjacent, so a chunk re-encodes few references
+        for index in members:
+            pairs_c += [candidates[index]] * len(kept)
             pairs_r += kept
             owner += [index] * len(kept)
     best = np.full(len(candidates), -np.inf)

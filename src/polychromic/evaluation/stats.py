@@ -10,9 +10,9 @@ differences are d_p = m_A(p) - m_B(p), p = 1..N. Each test reports:
 - paired sign-flip permutation test of the mean difference (Fisher's randomisation test; Good,
   "Permutation, Parametric, and Bootstrap Tests of Hypotheses", 2005): under H0 each d_p is
   symmetric about 0, so flipping its sign leaves the distribution unchanged; the two-sided p is
-  the share of sign vectors e in {-1, 1}^N whose mean |mean(e * d)| reaches |mean(d)|,
+  the share of sign vectors e in {-1, 1}^N with |mean_p e_p d_p| >= |mean_p d_p|,
 
-      p = #{e : |sum_p e_p d_p| >= |sum_p d_p|} / 2^N                  exactly, when 2^N <= B
+      p = #{e : |sum_p e_p d_p| >= |sum_p d_p|} / 2^N        exactly, when 2^N <= B and N <= 20
       p = (1 + #{b : |sum_p e_bp d_p| >= |sum_p d_p|}) / (B + 1)        B random sign vectors
 
   (`numpy.random.default_rng([stats_seed, 1])`, fresh for every test). When every d_p is 0 the

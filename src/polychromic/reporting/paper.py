@@ -122,6 +122,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
              figures: list[str], settings: Settings) -> dict[str, Any]:
     evidence = Evidence(aggregated, statistics)
     ref, other = settings.evaluation.reference_system, settings.evaluation.baseline_system
+    judge = ((aggregated.get("settings") or {}).get("passk") or {}).get("judge") or {}
     return {
         "title": settings.paper.title,
         "author": settings.paper.author,
@@ -135,8 +136,8 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "generation": as_dict(settings.generation),
         "passk": ((aggregated.get("settings") or {}).get("passk") or {}).get("passk")
                  or as_dict(settings.evaluation.passk),
-        "judge": (((aggregated.get("settings") or {}).get("passk") or {}).get("judge")
-                  or {}).get("name"),
+        "judge": judge.get("name"),
+        "judge_precision": judge.get("precision"),
         "reward_models": reward_models(settings),
         "judge_is_reward": any(same_encoder(settings.evaluation.judge, model)
                                for model in reward_models(settings)),

@@ -58,7 +58,8 @@ class Progress:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     evals_without_gain: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # in the step loop, validation included
+    validation_seconds: float = 0.0  # the validation part of `seconds`
 
 
 def lora_state(model: Any) -> dict[str, torch.Tensor]:

@@ -10,8 +10,9 @@ is built once per run from its settings and an `ObjectiveContext`, and implement
 
 - `extra_loss(model, batch, step)`: `None` on steps where it adds nothing, else an `ExtraLoss`
   whose `loss` is already weighted (it carries the gradient), whose `value` is that loss summed
-  over data-parallel processes (for the log), and whose `logged` terms become columns of
-  `training_log.csv` (declared in `log_fields`);
+  over data-parallel processes (for the log), whose `logged` terms become columns of
+  `training_log.csv` (declared in `log_fields`), and whose `backward_context` is the module
+  state its backward needs (the loop back-propagates the CE term, then this term inside it);
 - `summary()`: numbers for run.json (time per phase, say).
 
 The random stream: an objective that samples must do so in a stream of its own
@@ -21,7 +22,10 @@ zero weight reproduces the baseline bitwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,6 +107,11 @@ class ExtraLoss:
     loss: torch.Tensor  # weighted, with gradient
     value: float  # the weighted term summed over processes, for the log
     logged: dict[str, float] = field(default_factory=dict)
+    # the state its backward runs in: the loop calls loss.backward() inside it, after the CE
+    # term's own backward (gradients add up). A term computed in another module state (the
+    # polychromic term, without dropout) needs that state again when gradient checkpointing
+    # recomputes its forward during the backward.
+    backward_context: Callable[[], AbstractContextManager] = contextlib.nullcontext
 
 
 class Objective(Protocol):

@@ -24,10 +24,14 @@ raises d(S), so junk earned a positive advantage. Gating the diversity by qualit
 quality-aware diversity rewards (DARLING, Li et al. 2025, arXiv 2509.02534, multiplies a
 quality reward by a diversity reward); here only pairs of good replies count. Then a reply that
 is not good never gets a higher advantage than a good one of the same prompt: replacing it by
-the good one in any set raises the mean reward and cannot lower d(S) (a test checks it).
+the good one in any set raises the mean reward and cannot lower d(S) (a test checks it). The
+price: a prompt with fewer than two good replies has d = 0 for every set, hence no policy
+gradient (the CE term still trains on it); `good_fraction` in the training log shows how often
+replies pass, and tau is on the reward's scale (a cosine for `semantic`, an F1 for `rougeL`).
 
 The loose ends of a policy-gradient term, each decided: the log-probabilities are taken in the
-same mode as the sampling (eval mode: no dropout), at the sampling temperature T (top-p and
+same state as the sampling (no dropout; layers that checkpoint activations keep doing so), at
+the sampling temperature T (top-p and
 top-k truncation are refused by the settings: the term needs the probabilities of the
 distribution sampled from); L is the constant max_new_tokens by default, so a reply's weight
 does not grow as it gets shorter (the length bias that Dr. GRPO removes, Liu et al. 2025,
@@ -44,9 +48,11 @@ dropout of the CE pass) is the same as the baseline's.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -75,7 +81,7 @@ def set_diversity(embeddings: np.ndarray, good: np.ndarray, subset: tuple[int, .
 
 
 def marginal_advantages(rewards: np.ndarray, embeddings: np.ndarray, set_size: int,
-                        normalize: bool, floor: float, threshold: float = 0.0
+                        normalize: bool, floor: float, threshold: float
                         ) -> tuple[np.ndarray, dict[str, float]]:
     """A_i for one prompt (module docstring). rewards: (N,), embeddings: (N, d) unit rows;
     `threshold` is the quality gate tau (0: every reply counts). Returns (A, stats)."""
@@ -120,20 +126,35 @@ def sample_token_mask(sample_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (~after_eos).long()
 
 
+@contextlib.contextmanager
+def without_dropout(model: Any) -> Iterator[None]:
+    """The model in eval mode (no dropout, as when the replies were sampled), except the layers
+    that checkpoint activations: transformers checkpoints only modules in training mode, and a
+    policy forward over P x N replies without it may not fit in memory. Modes are restored on
+    exit, so the backward of such a forward must run inside it again: checkpointed layers
+    recompute their forward then (`ExtraLoss.backward_context`)."""
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    for module in model.modules():
+        if getattr(module, "gradient_checkpointing", False) is True:
+            module.training = modes[module]
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def reply_logprobs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
                    sample_ids: torch.Tensor, sample_mask: torch.Tensor, temperature: float,
                    length: int | None) -> torch.Tensor:
-    """(1/L) sum_t log pi_T(y_t | x, y_<t) per row, with gradient, in eval mode (no dropout:
-    the mode the replies were sampled in); L = `length`, or each reply's own length when
-    None. Prompts are left-padded."""
+    """(1/L) sum_t log pi_T(y_t | x, y_<t) per row, with gradient, without dropout (the state
+    the replies were sampled in; `without_dropout`); L = `length`, or each reply's own length
+    when None. Prompts are left-padded."""
     input_ids = torch.cat([prompt_ids, sample_ids], dim=1)
     attention = torch.cat([prompt_mask, sample_mask], dim=1)
-    was_training = model.training
-    model.eval()
-    try:
+    with without_dropout(model):
         logp = token_logprobs(model, input_ids, attention, temperature)
-    finally:
-        model.train(was_training)
     logp = logp[:, prompt_ids.size(1) - 1:]
     mask = sample_mask.to(logp.dtype)
     total = (logp * mask).sum(dim=1)
@@ -276,7 +297,8 @@ class PolychromicObjective:
             term = term * (len(mine) / len(chosen))
         policy = parallel.global_sum(float(term.detach()))
         return ExtraLoss(self.settings.lambda_ * term, self.settings.lambda_ * policy,
-                         {"policy_term": policy, **stats})
+                         {"policy_term": policy, **stats},
+                         backward_context=lambda: without_dropout(model))
 
     def summary(self) -> dict[str, Any]:
         return {"reward_model": describe(self.settings.reward_model),

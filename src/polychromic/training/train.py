@@ -225,13 +225,15 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     for index, batch in enumerate(local):
         loss = summed_token_loss(run.model, batch) / targets
         ce_total += float(loss.detach())
+        loss.backward()
         if index == 0:
             extra = run.objective.extra_loss(run.model, batches[0], Step(step, run.seed, parallel))
             if extra is not None:
-                loss = loss + extra.loss
+                if extra.loss.requires_grad:
+                    with extra.backward_context():  # its own backward: see ExtraLoss
+                        extra.loss.backward()
                 extra_value = extra.value
                 row.update(extra.logged)
-        loss.backward()
     parallel.sum_gradients(run.params)
     torch.nn.utils.clip_grad_norm_(run.params, 1.0)
     run.optimizer.step()
@@ -268,7 +270,9 @@ def loop(run: Run) -> None:
     for step in bar:
         row = train_step(run, step)
         if step % training.eval_every == 0 or step == training.max_steps:
+            tick = time.perf_counter()
             evaluate(run, row)
+            progress.validation_seconds += time.perf_counter() - tick
             bar.set_postfix(ce=f"{row['ce']:.3f}", val=f"{row['val_loss']:.3f}")
         progress.rows.append(row)
         progress.step = step
@@ -318,7 +322,8 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
         "val_examples": len(run.val_examples),
         "truncated_examples": sum(e.truncated for e in run.train_examples + run.val_examples),
         "data_manifest_sha256": file_sha256(job.manifest) if job.manifest else None,
-        "train_seconds": round(progress.seconds, 2), **run.objective.summary(),
+        "train_seconds": round(progress.seconds, 2),
+        "validation_seconds": round(progress.validation_seconds, 2), **run.objective.summary(),
         "wall_seconds_this_process": round(time.perf_counter() - started, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_memory_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
