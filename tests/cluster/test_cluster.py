@@ -1,7 +1,7 @@
 """The workflow on a live single-node SLURM (tests/cluster/start_slurm.sh), through the plugin.
 
 1. The real Snakefile at its smallest (one seed, a tiny model, a few steps) through
-   `--profile profiles/slurm-test`: the GPU rules and `evaluate` really went through SLURM (job
+   `--profile profiles/slurm-test`: the GPU rules, `calibrate` and `evaluate` ran on SLURM (job
    ids in the Snakemake log, in `scontrol show job` and in the job completion log), with the
    profile's partitions, GPU counts and memory, the light rules stayed local, and every result
    equals that of a local run of the same config.
@@ -42,7 +42,7 @@ from slurm_helpers import (
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 FAULTS = Path(__file__).with_name("faults.smk")
-SLURM_RULES = {"base_model": 1, "train": 2, "generate": 4, "evaluate": 1}
+SLURM_RULES = {"base_model": 1, "calibrate": 1, "train": 2, "generate": 4, "evaluate": 1}
 GPU_RULES = {"base_model", "train", "generate"}
 LOCAL_RULES = {"validate_raw", "verify_collection", "sample_for_review", "curate", "split",
                "aggregate", "figures", "paper"}  # fmt: skip
