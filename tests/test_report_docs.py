@@ -56,6 +56,15 @@ def test_page_and_readme_block_are_written_from_the_results(results: Path, tmp_p
         aggregated["systems"]["baseline_lora"]["pass@1"]["mean"], abs=5e-4)
 
 
+def test_an_identical_run_is_called_identical(results: Path, tmp_path: Path):
+    page = tmp_path / "results.md"
+    same = results / "evaluation" / "aggregated_results.json"
+    assert main([str(results), "--out", str(page), "--compare", str(same)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "every metric of every system is the same number" in text
+    assert "differ by at most" not in text
+
+
 def test_readme_without_a_block_is_an_error(results: Path, tmp_path: Path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n", encoding="utf-8")

@@ -56,13 +56,14 @@ def main_table(aggregated: dict[str, Any], statistics: list[dict[str, Any]]) -> 
 
 
 def training_summary(aggregated: dict[str, Any]) -> str:
-    """Per experiment: objective, saved step and best validation loss over seeds."""
-    lines = ["| experiment | objective | saved step | best validation loss | zero adapter in "
-             "seeds |", "|---|---|---|---|---|"]
+    """Per experiment: objective, saved step per seed and best validation loss over seeds."""
+    lines = ["| experiment | objective | saved step per seed | best validation loss | zero "
+             "adapter in seeds |", "|---|---|---|---|---|"]
     for name, entry in (aggregated.get("experiments") or {}).items():
         loss, saved = entry["best_val_loss"], entry["saved_step"]
         seeds = ", ".join(str(s) for s in entry.get("initial_adapter_seeds") or []) or "none"
-        lines.append(f"| {name} | {entry['objective']} | {_number(saved['mean'])} | "
+        steps = ", ".join(f"{value:g}" for value in saved.get("values") or [saved["mean"]])
+        lines.append(f"| {name} | {entry['objective']} | {steps} | "
                      f"{_number(loss['mean'])} ± {_number(loss['std'])} | {seeds} |")
     return "\n".join(lines)
 
@@ -97,9 +98,11 @@ def comparison(aggregated: dict[str, Any], other: dict[str, Any], name: str) -> 
             if a is not None and b is not None and abs(a - b) >= worst:
                 worst, where = abs(a - b), f"{label(metric)} of {system}"
     names = ", ".join(label(metric) for metric in headline_metrics(aggregated))
+    if aggregated.get("systems") == other.get("systems"):
+        return (f"Against {name} of the same config, every metric of every system is the same "
+                f"number, to the last digit (the headline ones: {names}).")
     return (f"Against {name} of the same config, the headline means ({names} of the main "
-            f"systems) differ by at most "
-            f"{worst:.3f} ({where}).")
+            f"systems) differ by at most {worst:.2g} ({where}).")
 
 
 def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] | None) -> str:
