@@ -63,6 +63,13 @@ def test_a_folder_is_compared_with_the_known_encoders_without_assembling(tmp_pat
     assert encoders.same_encoder(str(tmp_path / "all-mpnet-base-v2"), "all-mpnet-base-v2")
 
 
+def test_a_system_cannot_take_the_name_of_an_evaluate_input():
+    config = default_config()
+    config["systems"]["calibration"] = config["systems"]["zero_shot"]
+    with pytest.raises(ConfigError, match="systems.calibration: the name is taken"):
+        load_settings(config)
+
+
 def test_sections_and_schema_have_the_same_keys():
     """Every dataclass field is a schema key and vice versa, and the dataclasses declare no
     defaults: the schema is the one place of the sections' defaults."""

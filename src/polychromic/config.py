@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polychromic import objectives, sampling
+from polychromic.contract import EVALUATE_INPUTS
 from polychromic.encoders import default_layer, same_encoder
 from polychromic.settings import (
     SECTIONS,
@@ -114,6 +115,9 @@ def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) ->
     """Systems: names, temperature variants and the experiment of each LoRA system."""
     default = float(config["generation"]["temperature"])
     for name, values in config["systems"].items():  # the schema keeps `@` out of names
+        if name in EVALUATE_INPUTS:
+            raise ConfigError(f"systems.{name}: the name is taken by an input of the evaluate "
+                              f"rule ({', '.join(EVALUATE_INPUTS)}); choose another")
         if default in [float(t) for t in values["temperatures"]]:
             raise ConfigError(f"systems.{name}.temperatures holds {default:g}, the sampling "
                               f"temperature of generation.temperature: {name} itself is "

@@ -61,7 +61,7 @@ rule calibrate:
 
 rule evaluate:
     input:
-        unpack(get_generations),
+        unpack(get_generations),  # by system name: contract.EVALUATE_INPUTS are not systems
         calibration=f"results/evaluation/{CALIBRATION_FILE}",
         code=library("evaluate"),
     output:
