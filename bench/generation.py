@@ -12,7 +12,7 @@
    (`evaluation.judge_precision: auto`). The samples are demo replies drawn at
    random per prompt, each with a word dropped half of the time, so that most are distinct
    (the judge embeds each distinct text once; metrics do not care who wrote them).
-3. The judge's embeddings in float32 and in bfloat16 (where native) on 1,000 demo replies:
+3. The judge's embeddings in float32 and in bfloat16 (where native) on up to 1,000 demo replies:
    texts per second of each and the largest change of an embedding (1 - cos).
 """
 

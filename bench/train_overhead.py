@@ -5,7 +5,7 @@
 Two policies, the same data and settings for the baseline and the objective:
 
 - the tiny demo model (0.3 M parameters): its 22 M-parameter reward encoder (MiniLM) is 70
-  times its size, the reverse of a real study, so the reward dominates;
+  times its size, the reverse of a real study, so the reward costs as much as the sampling;
 - a random-weight Qwen3 of about 237 M parameters (over 10 times the reward encoder), the
   shape of a real study's ratio: policy compute dominates.
 

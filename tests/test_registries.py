@@ -49,8 +49,10 @@ class L2Penalty:
         self.settings = settings
 
     def extra_loss(self, model, batch, step) -> ExtraLoss:
+        # every process adds the term and the loop sums the gradients: 1/world each
         l2 = sum((p ** 2).sum() for p in model.parameters() if p.requires_grad)
-        value = float(l2.detach())
+        l2 = l2 / step.parallel.world
+        value = step.parallel.global_sum(float(l2.detach()))
         return ExtraLoss(self.settings.weight * l2, self.settings.weight * value,
                          {"l2": value})
 

@@ -11,7 +11,8 @@ on a CPU that computes bfloat16 natively (AVX512-BF16 or AMX) it is several time
 each embedding stays within a cosine of 1e-3 of its float32 value (tested on MiniLM; the
 speed-up and the largest change for the judge are measured by `bench/generation.py`,
 docs/benchmarks.md). ``auto`` picks
-bfloat16 exactly where it is native (such a CPU, or a CUDA device with bf16) and float32
+bfloat16 exactly where it is native on the encoder's device (such a CPU, or a CUDA device with
+bf16; the evaluation's judge runs on CPU) and float32
 elsewhere, so a slow emulated bfloat16 is never chosen; the precision used is written into the
 results.
 """

@@ -7,9 +7,9 @@ rules the study uses (`significance.py`):
 - **primary** (the verdict): one paired test over P test tweets of the values
   averaged over seeds, Holm over a family of `family` comparisons (3: pass@1, pass@10,
   coverage). sigma = the larger of the pilot's std (ddof=1) of the per-tweet differences of the
-  seed means and sigma_seed / sqrt(S), what S seeds with independent noise give: with 10
-  samples most per-tweet pass@10 values are 0 or 1 and a small pilot's seed-mean std can be a
-  fluke of a few tweets (the default run's: 0.090 against 0.237 / sqrt(3) = 0.137);
+  seed means and sigma_seed / sqrt(S), what S seeds with independent noise give: when the
+  per-tweet pass@10 values are mostly 0 or 1, a small pilot's seed-mean std can be a fluke of
+  a few tweets, smaller than independent seeds would give;
 - **every-seed** (the tables' daggers): a paired test in *every* seed at
   Holm over that seed's whole family of tests. sigma = std of the per-tweet differences within
   a seed, pooled over the pilot's seeds; every seed must succeed, so the per-seed power is
