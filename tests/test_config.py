@@ -188,6 +188,10 @@ def test_schema_rejects_wrong_keys_and_types(mutate, needle):
         (lambda c: c["experiments"]["polychromic"].update(lamda=2), "experiments.polychromic"),
         (lambda c: c["experiments"]["baseline"].update(objective="ppo"), "unknown objective"),
         (lambda c: c["generation"].update(engine="magic"), "generation.engine"),
+        (lambda c: c["experiments"]["polychromic"].update(ce_weight=0.0),
+         "experiments.polychromic.ce_weight is 0.*checkpoint_selection"),
+        (lambda c: c["experiments"]["polychromic"].update(objective="passk_training", k=9),
+         "experiments.polychromic"),
     ],
 )
 def test_cross_checks_name_the_key(mutate, needle):

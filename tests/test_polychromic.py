@@ -14,13 +14,8 @@ from polychromic.models.base import load_model, load_tokenizer
 from polychromic.objectives import PolychromicSettings
 from polychromic.settings import section
 from polychromic.training.objective import ObjectiveContext
-from polychromic.training.polychromic import (
-    PolychromicObjective,
-    marginal_advantages,
-    policy_term,
-    rewards,
-    sample_token_mask,
-)
+from polychromic.training.polychromic import PolychromicObjective, marginal_advantages
+from polychromic.training.sampled import policy_term, rewards, sample_token_mask
 from polychromic.training.sft import collate, encode_example, summed_token_loss
 from polychromic.training.train import add_lora
 
@@ -210,7 +205,7 @@ def test_policy_logprobs_keep_gradient_checkpointing(tiny_base, toy_splits, tmp_
     import json
 
     from polychromic.models.tokens import left_pad
-    from polychromic.training.polychromic import reply_logprobs, without_dropout
+    from polychromic.training.sampled import reply_logprobs, without_dropout
 
     pointer = json.loads(open(tiny_base).read())
     checkpointed = tmp_path / "base_model.json"
@@ -251,7 +246,7 @@ def test_policy_logprobs_ignore_dropout_follow_temperature_and_length(tiny_base,
     """The policy term's log-probabilities: the same with LoRA dropout on (eval mode, the mode
     of sampling), those of softmax(logits / T), summed over the reply and divided by L."""
     from polychromic.models.tokens import left_pad, token_logprobs
-    from polychromic.training.polychromic import reply_logprobs
+    from polychromic.training.sampled import reply_logprobs
 
     torch.manual_seed(0)
     tokenizer = load_tokenizer(tiny_base)

@@ -233,6 +233,9 @@ def test_frontier_has_one_point_per_system_with_std_bars(tmp_path: Path) -> None
     assert list(points) == systems
     assert points["baseline_lora@t1.3"]["base"] == "baseline_lora"
     assert points["baseline_lora@t1.3"]["temperature"] == 1.3
+    assert points["baseline_lora@t1.3"]["curve"] == () == points["baseline_lora"]["curve"]
+    assert points["baseline_lora@t1.3"]["label"] == "T=1.3"
+    assert points["baseline_lora"]["label"] is None
     assert (points["baseline_lora"]["x"], points["baseline_lora"]["yerr"]) == (0.6, 0.01)
     assert np.isnan(points["polychromic_lora"]["yerr"])
     palette = figure_palette(systems)
@@ -244,9 +247,9 @@ def test_frontier_has_one_point_per_system_with_std_bars(tmp_path: Path) -> None
 
 def test_frontier_zooms_on_crowded_lora_systems() -> None:
     def point(system: str, x: float, y: float, err: float = 0.01) -> dict:
-        base, temperature = parse_system(system)
-        return {"system": system, "base": base, "temperature": temperature, "x": x, "y": y,
-                "xerr": err, "yerr": np.nan}
+        base, overrides = parse_system(system)
+        return {"system": system, "base": base, "temperature": overrides.temperature, "x": x,
+                "y": y, "xerr": err, "yerr": np.nan}
     far = [point("few_shot", 0.05, 0.3), point("baseline_lora@t1.6", 0.16, 0.75)]
     crowded = [point("baseline_lora", 0.56, 0.97), point("polychromic_lora", 0.57, 0.96)]
     x0, x1, y0, y1 = frontier_zoom(far + crowded, ["baseline_lora", "polychromic_lora"])
@@ -266,3 +269,44 @@ def test_frontier_zooms_on_crowded_lora_systems() -> None:
     assert len(frontier_figure(data, palette).axes) == 2
     data["main_lora_systems"] = []
     assert len(frontier_figure(data, palette).axes) == 1
+
+
+def test_frontier_draws_min_p_variants_as_their_own_curves(tmp_path: Path) -> None:
+    """Other sampling variants keep their system's colour, take a triangle labelled by their
+    suffix, and those with the same non-temperature keys form a dashed curve in temperature
+    order; the temperature curve stays solid and unchanged."""
+    systems = ["baseline_lora", "polychromic_lora", "baseline_lora@t1.3",
+               "baseline_lora@t2.0m0.1", "baseline_lora@t1.6m0.1", "baseline_lora@m0.05"]
+    xy = {"baseline_lora": (0.6, 0.9), "polychromic_lora": (0.45, 0.92),
+          "baseline_lora@t1.3": (0.4, 0.95), "baseline_lora@t2.0m0.1": (0.3, 0.96),
+          "baseline_lora@t1.6m0.1": (0.45, 0.94), "baseline_lora@m0.05": (0.58, 0.91)}
+    data = {"system_order": systems, "main_systems": systems[:2],
+            "metric_order": ["pass@1", "pass@10"],
+            "systems": {s: {"pass@1": _entry(x, 0.01), "pass@10": _entry(y, 0.01)}
+                        for s, (x, y) in xy.items()}}
+    points = {p["system"]: p for p in frontier_points(data)}
+    assert points["baseline_lora@t1.6m0.1"]["curve"] == (("min_p", 0.1),)
+    assert points["baseline_lora@t1.6m0.1"]["sampling"] == {"temperature": 1.6, "min_p": 0.1}
+    assert points["baseline_lora@m0.05"]["label"] == "m0.05"
+    palette = figure_palette(systems)
+    assert palette["baseline_lora@t1.6m0.1"] == palette["baseline_lora"]
+    fig = frontier_figure(data, palette, sampling_temperature=1.0)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    dashed = [list(line.get_xdata()) for line in lines if line.get_linestyle() == "--"]
+    solid = [list(line.get_xdata()) for line in lines if line.get_linestyle() == "-"]
+    assert dashed == [[0.45, 0.3]]  # t1.6m0.1 then t2.0m0.1; m0.05 is a curve of its own
+    assert [0.6, 0.4] in solid  # baseline_lora (T = 1.0) then @t1.3
+    colours = {line.get_color() for line in lines}
+    assert len(colours) == 1  # every curve in baseline_lora's colour
+    texts = {text.get_text() for text in ax.texts}
+    assert {"T=1.3", "t1.6m0.1", "t2.0m0.1", "m0.05"} <= texts
+    markers = [line.get_marker() for line in ax.get_lines()]
+    assert markers.count("^") >= 3 and "D" in markers
+    labels = ax.get_legend_handles_labels()[1]
+    assert "same system, other min-p / top-p / top-k" in labels
+    written = render_figure("frontier", data, {}, palette, tmp_path, sampling_temperature=1.0)
+    assert sorted(Path(path).name for path in written) == ["frontier.pdf", "frontier.png"]
+    temperature_only = {**data, "system_order": systems[:3]}
+    labels = frontier_figure(temperature_only, palette, 1.0).axes[0].get_legend_handles_labels()
+    assert "same system, other min-p / top-p / top-k" not in labels[1]

@@ -15,6 +15,7 @@ import pytest
 from polychromic.evaluation.registry import get_metric
 from polychromic.reporting.latex import (
     Latex,
+    ablation_table,
     best_systems,
     default_metrics,
     escape_latex,
@@ -156,3 +157,35 @@ def test_table_compiles(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
     assert "root:" not in (tmp_path / "doc.log").read_text(errors="replace")
+
+
+def test_variant_names_print_as_they_are() -> None:
+    """A sampling variant's `@` and `.` are plain text in LaTeX: only the `_` is escaped, in
+    the ablation table (where variants go) as in the main table."""
+    agg = _aggregate({"baseline_lora": {"rougeL": [0.5, 0.5]},
+                      "baseline_lora@t1.6m0.1": {"rougeL": [0.4, 0.4]},
+                      "baseline_lora@t1.3p1.0k20": {"rougeL": [0.3, 0.3]}}, [1, 2])
+    agg.update(main_lora_systems=["baseline_lora"],
+               ablation_systems=["baseline_lora@t1.6m0.1", "baseline_lora@t1.3p1.0k20"])
+    table = ablation_table(agg, TEMPLATES, metrics=["rougeL"])
+    assert _row(table, r"baseline\_lora@t1.6m0.1").count("0.400") == 1
+    assert r"baseline\_lora@t1.3p1.0k20 " in table
+    assert escape_latex("baseline_lora@t1.6m0.1") == r"baseline\_lora@t1.6m0.1"
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not on PATH (Debian: texlive-latex-recommended)")
+def test_ablation_table_of_variants_compiles(tmp_path: Path) -> None:
+    names = ["baseline_lora", "baseline_lora@t1.6m0.1", "baseline_lora@t1.3p0.95k20m0.05"]
+    agg = _aggregate({name: {"rougeL": [0.4, 0.5], "pass@1": [0.2, 0.3]} for name in names},
+                     [1, 2])
+    agg.update(main_lora_systems=names[:1], ablation_systems=names[1:])
+    (tmp_path / "table.tex").write_text(ablation_table(agg, TEMPLATES), encoding="utf-8")
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+        "\\begin{document}\n\\input{table}\n\\end{document}\n", encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode",
+                           "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Missing character" not in (tmp_path / "doc.log").read_text(errors="replace")

@@ -82,6 +82,10 @@ def _inputs(root: Path, ablation: bool = False) -> dict:
                                             "val": {"pairs": 99}, HOSTILE: {}}}))
     config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
     config["paper"] = {"title": EVIL}
+    if ablation:  # the study's experiments: every objective gets its method paragraph
+        study = yaml.safe_load((ROOT / "config" / "study_demo.yaml").read_text(encoding="utf-8"))
+        config["experiments"] = study["experiments"]
+        config["training"]["checkpoint_selection"] = "last"
     return {"aggregated": str(aggregated), "table": str(table),
             "ablation_table": str(ablation_table),
             "figures_dir": str(root / "figures"), "split_report": str(split),
@@ -126,10 +130,11 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 9
+    assert cited <= keys and len(keys) == 13
     for needle in ("Hu, Edward", "Chen, Mark", "Polychromic Objectives", "Texygen",
                    "Diversity-Promoting", "BERTScore", "ROUGE", "Jointly Reinforcing Diversity",
-                   "R1-Zero"):
+                   "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
+                   "Approximating {KL}"):
         assert needle in bib
 
 
@@ -234,6 +239,13 @@ def test_paper_with_ablation(tmp_path: Path) -> None:
     main = (folder / "main.tex").read_text(encoding="utf-8")
     assert r"\input{ablation_table}" in main and r"\texttt{a\_b \& c\%}" in main
     assert r"\label{tab:ablation}" in (folder / "ablation_table.tex").read_text(encoding="utf-8")
+    for paragraph in ("Diversity as a per-sample bonus", "Pass@$k$ training"):
+        assert rf"\paragraph{{{paragraph}.}}" in main
+    assert r"\emph{pure set-RL}" in main and r"\beta_{\mathrm{KL}} = 0.1" in main
+    assert r"\binom{N_{\mathrm{neg}}-1}{k-1}" in main and "with $k = 2$" in main
+    assert r"with $\beta = 1.0$" in main
+    bib = (folder / "references.bib").read_text(encoding="utf-8")
+    assert all(key in bib for key in ("chen2025passk", "orney2026polyepo", "schulman2020kl"))
     with tarfile.open(inputs["tarball"]) as tar:
         assert "submission/ablation_table.tex" in tar.getnames()
     if HAS_TEX:
@@ -255,3 +267,18 @@ def test_verdict_paragraph_follows_the_numbers(paper: dict) -> None:
     row = stored["rows"][1]
     assert row["metric"] == "pass@10" and f"${row['diff']:+.3f}$ [${row['ci_low']:+.3f}$" in block
     assert "95 \\% CI {[}" in block  # the sentence's % and brackets escaped
+
+
+def test_a_matched_sampling_variant_is_named_with_its_settings(paper: dict, tmp_path: Path
+                                                               ) -> None:
+    stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
+    stored["verdict"].update(matched="baseline_lora@t1.6m0.1",
+                             matched_sampling={"temperature": 1.6, "min_p": 0.1})
+    aggregated = tmp_path / "aggregated_results.json"
+    aggregated.write_text(json.dumps(stored), encoding="utf-8")
+    inputs = {key: value for key, value in paper.items() if key != "main"}
+    inputs.update(aggregated=str(aggregated), paper_dir=str(tmp_path / "paper"),
+                  tarball=str(tmp_path / "submission.tar.gz"))
+    build_paper(**inputs)
+    main = (tmp_path / "paper" / "main.tex").read_text(encoding="utf-8")
+    assert r"\texttt{baseline\_lora@t1.6m0.1} (sampled at temperature 1.6, min p 0.1)." in main

@@ -1,4 +1,4 @@
-"""The verdict: polychromic against the baseline (or its temperature system) at matched pass@1."""
+"""The verdict: polychromic against the baseline (or a sampling variant) at matched pass@1."""
 
 from __future__ import annotations
 
@@ -113,6 +113,7 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     block = verdict(aggregate(), statistics({}), passk())
     assert block["available"] and block["matched"] == "baseline_lora@t1.3"
     assert block["matched_temperature"] == 1.3
+    assert block["matched_sampling"] == {"temperature": 1.3}
     assert block["n_prompts"] == 40 and block["n_seeds"] == 3 and block["family"] == 3
     rows = {row["metric"]: row for row in block["rows"]}
     assert list(rows) == ["pass@1", "pass@10", "coverage"]
@@ -240,3 +241,30 @@ def test_an_unmatched_pass_at_1_is_called_out_with_where_to_add_temperatures() -
             "baseline at temperatures between theirs") in warning
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     assert verdict(aggregate(equal), [], passk(equal))["warnings"] == []
+
+
+def test_a_min_p_variant_is_matched_and_described() -> None:
+    """Every `baseline_lora@...` variant is a candidate; the sentence names the matched
+    variant's sampling, and the block keeps its overrides (`matched_sampling`)."""
+    means = {**MEANS, "baseline_lora@t1.6m0.1": (0.455, 0.90, 0.55),
+             "baseline_lora@m0.05": (0.58, 0.90, 0.5)}
+    equal = {**means, "polychromic_lora": (0.455, 0.95, 0.70)}
+    assert matched_baseline(aggregate(means), "polychromic_lora",
+                            "baseline_lora") == "baseline_lora@t1.6m0.1"
+    block = verdict(aggregate(equal), statistics({}, equal), passk(equal))
+    assert block["matched"] == "baseline_lora@t1.6m0.1"
+    assert block["matched_temperature"] == 1.6
+    assert block["matched_sampling"] == {"temperature": 1.6, "min_p": 0.1}
+    assert "baseline_lora@m0.05" in block["candidates"]
+    assert ("than the baseline sampled at temperature 1.6, min_p 0.1 "
+            "(baseline_lora@t1.6m0.1), the baseline closest to its pass@1") in block["sentence"]
+    json.dumps(block)  # stored in the aggregate as it is
+    only_min_p = {**equal, "polychromic_lora": (0.58, 0.95, 0.70)}
+    block = verdict(aggregate(only_min_p), [], passk(only_min_p))
+    assert block["matched"] == "baseline_lora@m0.05" and block["matched_temperature"] is None
+    assert block["matched_sampling"] == {"min_p": 0.05}
+    assert "the baseline sampled at min_p 0.05 (baseline_lora@m0.05)" in block["sentence"]
+    plain = {**equal, "polychromic_lora": (0.60, 0.95, 0.70)}
+    block = verdict(aggregate(plain), [], passk(plain))
+    assert block["matched"] == "baseline_lora" and block["matched_sampling"] == {}
+    assert "the baseline (baseline_lora) at its own sampling temperature" in block["sentence"]

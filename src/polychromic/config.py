@@ -3,7 +3,7 @@
 `load_settings(config)` fills the schema's defaults into a copy of the config, validates it
 (types, ranges, unknown keys), builds every section (`polychromic.settings`), every experiment
 with its objective's typed settings (`polychromic.objectives`) and every system with its
-temperature variants (`polychromic.systems`), then checks what a schema cannot express: the
+sampling variants (`polychromic.systems`), then checks what a schema cannot express: the
 relations between keys (`ConfigError`, naming the key). The workflow builds it once at DAG time
 (`SETTINGS` in workflow/rules/common.smk); the reporting rules and the `polychromic curate`
 command build it from the config too.
@@ -34,7 +34,7 @@ from polychromic.settings import (
     schema,
     validated,
 )
-from polychromic.systems import System, expand_systems
+from polychromic.systems import KEYS, System, expand_systems, system_variants, variant_system
 
 __all__ = ["ConfigError", "Experiment", "Settings", "load_settings"]
 
@@ -72,7 +72,7 @@ class Settings:
     lora: LoraSettings
     training: TrainingSettings
     experiments: dict[str, Experiment]
-    systems: dict[str, System]  # every system, each followed by its temperature variants
+    systems: dict[str, System]  # every system, each followed by its sampling variants
     generation: GenerationSettings
     evaluation: EvaluationSettings
     paper: PaperSettings
@@ -111,21 +111,45 @@ def check_judge(settings: Settings) -> None:
                           "model folder, so its BERTScore layer must be set")
 
 
+def check_selection(settings: Settings) -> None:
+    """best_val_loss picks the adapter by the validation CE: it cannot judge an experiment
+    whose objective does not train the CE term (ce_weight 0)."""
+    if settings.training.checkpoint_selection != "best_val_loss":
+        return
+    for name, experiment in settings.experiments.items():
+        if getattr(experiment.settings, "ce_weight", 1.0) == 0:
+            raise ConfigError(
+                f"experiments.{name}.ce_weight is 0, so its validation CE says nothing of its "
+                "objective: set training.checkpoint_selection: last (or give the CE a weight)")
+
+
+def check_variants(name: str, values: dict[str, Any], generation: dict[str, Any]) -> None:
+    """A system's sampling variants (`temperatures`, `variants`): every name given once, and no
+    two of the system and its variants sampling alike (a variant whose every key equals
+    generation's is the system itself): they would be the same generations twice."""
+    try:
+        expand_systems({name: values})
+        variants = list(system_variants(name, values))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    plain = {key: float(generation[key]) for key in KEYS}
+    seen = {tuple(plain.values()): f"{name} itself (generation's {', '.join(KEYS)})"}
+    for where, overrides in variants:
+        variant = variant_system(name, overrides)
+        sampled = tuple({**plain, **{k: float(v) for k, v in overrides.items().items()}}.values())
+        if sampled in seen:
+            raise ConfigError(f"{where}: {variant!r} samples exactly as {seen[sampled]}; "
+                              "drop it or change a key")
+        seen[sampled] = repr(variant)
+
+
 def check_systems(config: dict[str, Any], experiments: dict[str, Experiment]) -> None:
-    """Systems: names, temperature variants and the experiment of each LoRA system."""
-    default = float(config["generation"]["temperature"])
+    """Systems: names, sampling variants and the experiment of each LoRA system."""
     for name, values in config["systems"].items():  # the schema keeps `@` out of names
         if name in EVALUATE_INPUTS:
             raise ConfigError(f"systems.{name}: the name is taken by an input of the evaluate "
                               f"rule ({', '.join(EVALUATE_INPUTS)}); choose another")
-        if default in [float(t) for t in values["temperatures"]]:
-            raise ConfigError(f"systems.{name}.temperatures holds {default:g}, the sampling "
-                              f"temperature of generation.temperature: {name} itself is "
-                              "already sampled at it")
-        try:
-            expand_systems({name: values})
-        except ValueError as error:
-            raise ConfigError(f"systems.{name}.temperatures: {error}") from error
+        check_variants(name, values, config["generation"])
         experiment = values.get("experiment")
         if values["prompt"] == "lora" and experiment is None:
             raise ConfigError(f"systems.{name}: a lora system needs an `experiment`")
@@ -149,6 +173,7 @@ def check_relations(settings: Settings) -> None:
                           f"generation.num_samples = {n}: pass@k needs n >= 2k samples (5k "
                           "recommended), else it is close to an indicator per tweet")
     check_judge(settings)
+    check_selection(settings)
     for key in ("reference_system", "baseline_system"):
         name = getattr(settings.evaluation, key)
         if name not in settings.systems or settings.systems[name].base_system is not None:

@@ -41,14 +41,14 @@ class SFTSettings:
 
 
 @dataclass(frozen=True)
-class PolychromicSettings:
-    """The polychromic objective (polychromic.training.polychromic)."""
+class SampledSettings:
+    """What every objective that samples replies and credits them by policy gradient shares
+    (polychromic.training.sampled): the sampling, the reward, the advantage normalisation, the
+    weights of the CE anchor and of the KL penalty."""
 
     lambda_: float = setting(1.0, "Weight of the policy-gradient term (0 = the baseline).",
                              minimum=0, key="lambda")
     num_samples: int = setting(4, "N, replies sampled per prompt.", minimum=2)
-    set_size: int = setting(2, "n, size of the scored subsets, 2 <= n < num_samples.",
-                            minimum=2)
     temperature: float = setting(1.0, "Sampling temperature during training; the "
                                  "log-probabilities of the policy term use the same "
                                  "temperature.", exclusiveMinimum=0)
@@ -64,14 +64,12 @@ class PolychromicSettings:
     reward: str = setting("semantic", "Reward of a reply against the references: semantic "
                           "(reward_model cosine) or rougeL.", enum=["semantic", "rougeL"])
     reward_model: str = setting("all-MiniLM-L6-v2", "Sentence encoder of the reward and of the "
-                                "set diversity (a known name or a local folder); it must "
-                                "differ from evaluation.judge.")
-    quality_threshold: float = setting(0.7, "A sampled reply counts towards a set's diversity "
-                                       "only when its reward reaches this (diversity among "
-                                       "good replies; on the reward's scale: a cosine, or an "
-                                       "F1 for rougeL). A prompt with fewer than two good "
-                                       "replies gives no policy gradient.",
-                                       minimum=0, maximum=1)
+                                "diversity (a known name or a local folder); it must differ "
+                                "from evaluation.judge.")
+    quality_threshold: float = setting(0.7, "A sampled reply is good (it counts towards "
+                                       "diversity; for passk_training, it passes) only when "
+                                       "its reward reaches this, on the reward's scale: a "
+                                       "cosine, or an F1 for rougeL.", minimum=0, maximum=1)
     normalize_advantages: bool = setting(True, "Divide advantages by max(their per-prompt "
                                          "std, advantage_std_floor).")
     advantage_std_floor: float = setting(0.01, "The smallest std the advantages are divided "
@@ -81,17 +79,61 @@ class PolychromicSettings:
                                         "are summed: constant (divided by max_new_tokens, no "
                                         "length bias, as Dr. GRPO) or mean (per-reply mean).",
                                         enum=["constant", "mean"])
+    ce_weight: float = setting(1.0, "Weight of the cross-entropy anchor on the reference "
+                               "reply; 0 trains by the policy-gradient term alone (pure "
+                               "RL).", minimum=0)
+    kl_weight: float = setting(0.0, "beta of a KL penalty to the base model (the k3 "
+                               "estimator on the sampled tokens), inside the lambda-weighted "
+                               "term; 0 = off.", minimum=0)
 
     def check(self) -> None:
+        if self.top_p != 1.0 or self.top_k != 0:
+            raise ValueError("top_p must be 1 and top_k 0 during training: the policy term "
+                             "takes log-probabilities of the untruncated distribution")
+        if self.ce_weight == 0 and self.lambda_ == 0:
+            raise ValueError("ce_weight 0 and lambda 0 leave nothing to train")
+
+
+@dataclass(frozen=True)
+class PolychromicSettings(SampledSettings):
+    """The polychromic objective (polychromic.training.polychromic)."""
+
+    set_size: int = setting(2, "n, size of the scored subsets, 2 <= n < num_samples.",
+                            minimum=2)
+
+    def check(self) -> None:
+        super().check()
         if not 2 <= self.set_size < self.num_samples:
             # With set_size == num_samples there is one subset, which holds every sample, so
             # every advantage is exactly 0 and the objective silently reduces to the baseline.
             raise ValueError(f"need 2 <= set_size ({self.set_size}) < num_samples "
                              f"({self.num_samples}); with set_size = num_samples every "
                              "advantage is 0")
-        if self.top_p != 1.0 or self.top_k != 0:
-            raise ValueError("top_p must be 1 and top_k 0 during training: the policy term "
-                             "takes log-probabilities of the untruncated distribution")
+
+
+@dataclass(frozen=True)
+class DiversityBonusSettings(SampledSettings):
+    """A per-sample diversity bonus (polychromic.training.bonus)."""
+
+    diversity_weight: float = setting(1.0, "beta, weight of a reply's quality-gated mean "
+                                      "distance to the other replies of its prompt, added to "
+                                      "its reward.", minimum=0)
+
+
+@dataclass(frozen=True)
+class PassAtKSettings(SampledSettings):
+    """Pass@k training (polychromic.training.passk)."""
+
+    k: int = setting(2, "k of the pass@k whose group advantage is used, 1 <= k < "
+                     "num_samples; a reply passes when its reward reaches quality_threshold.",
+                     minimum=1)
+
+    def check(self) -> None:
+        super().check()
+        if not 1 <= self.k < self.num_samples:
+            raise ValueError(f"need 1 <= k ({self.k}) < num_samples ({self.num_samples}): "
+                             "with k = num_samples every reply of a group that passes at k "
+                             "gets the same advantage")
 
 
 @dataclass(frozen=True)
@@ -117,7 +159,16 @@ register("sft", SFTSettings, "polychromic.training.sft:SFT",
          "cross-entropy of the reference reply, prompt tokens masked (the baseline)")
 register("polychromic", PolychromicSettings,
          "polychromic.training.polychromic:PolychromicObjective",
-         "SFT plus lambda times a set-level policy-gradient term (Hamid et al. 2025)")
+         "SFT plus lambda times a set-level policy-gradient term (Hamid et al. 2025); with "
+         "ce_weight 0 the pure set-RL objective")
+register("diversity_bonus", DiversityBonusSettings,
+         "polychromic.training.bonus:DiversityBonusObjective",
+         "SFT plus lambda times a GRPO-style term whose per-sample reward carries a "
+         "quality-gated diversity bonus (the per-sample counterpart of polychromic)")
+register("passk_training", PassAtKSettings,
+         "polychromic.training.passk:PassAtKObjective",
+         "SFT plus lambda times a policy-gradient term with the analytical pass@k group "
+         "advantage (Chen et al. 2025)")
 
 
 def registration(name: str | None) -> Registration:

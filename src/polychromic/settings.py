@@ -155,6 +155,7 @@ class GenerationSettings:
     temperature: float
     top_p: float
     top_k: int
+    min_p: float
     max_new_tokens: int
     batch_size: int
 

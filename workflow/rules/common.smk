@@ -32,7 +32,7 @@ LATEX = str(ROOT / "resources" / "latex")
 SCRIPTS = ROOT / "workflow" / "scripts"
 SEEDS = list(SETTINGS.seeds)
 EXPERIMENTS = list(SETTINGS.experiments)
-# Every system, each followed by its temperature variants (`baseline_lora@t1.3`): the typed
+# Every system, each followed by its sampling variants (`baseline_lora@t1.3`, `@t1.6m0.1`): the typed
 # settings of each (polychromic.systems.System), used by generate and the reporting rules.
 SYSTEMS = list(SETTINGS.systems)
 
@@ -53,7 +53,7 @@ def library(script, extra=()):
 
 
 def system_params(wildcards):
-    """The settings of one system (with its temperature) as plain data, for `params:`."""
+    """The settings of one system (with its sampling overrides) as plain data, for `params:`."""
     return as_dict(SETTINGS.systems[wildcards.system])
 
 

@@ -50,11 +50,15 @@ def group_test_prompts(test_records: list[dict]) -> list[dict]:
 
 
 def system_sampling(system: System, generation: GenerationSettings) -> Sampling:
-    """The sampling of a system: generation's, at the system's own temperature for a
-    temperature variant (`baseline_lora@t1.3`); the greedy reply does not depend on it."""
-    temperature = system.temperature if system.temperature is not None else generation.temperature
-    return Sampling(temperature=float(temperature), top_p=float(generation.top_p),
-                    top_k=int(generation.top_k), max_new_tokens=int(generation.max_new_tokens))
+    """The sampling of a system: generation's, with the keys a sampling variant sets itself
+    (`baseline_lora@t1.3`: temperature; `baseline_lora@t1.6m0.1`: temperature and min_p;
+    `polychromic.systems`) in their place; the greedy reply does not depend on it."""
+    values = {"temperature": generation.temperature, "top_p": generation.top_p,
+              "top_k": generation.top_k, "min_p": generation.min_p,
+              **system.overrides.items()}
+    return Sampling(temperature=float(values["temperature"]), top_p=float(values["top_p"]),
+                    top_k=int(values["top_k"]), max_new_tokens=int(generation.max_new_tokens),
+                    min_p=float(values["min_p"]))
 
 
 def token_prompts(tokenizer: Any, prompts: list[dict], system: System, train: str,
@@ -100,7 +104,8 @@ def generate_system(test: str, train: str, base: str, adapter: str | None, outpu
     n = generation.num_samples
     settings = {
         "num_samples": n, "temperature": sampling.temperature, "top_p": sampling.top_p,
-        "top_k": sampling.top_k, "max_new_tokens": sampling.max_new_tokens,
+        "top_k": sampling.top_k, "min_p": sampling.min_p,
+        "max_new_tokens": sampling.max_new_tokens,
         "prompt": system.prompt, "shots": system.shots, "model": model_path(base),
         "adapter": adapter, "engine": generation.engine,
     }

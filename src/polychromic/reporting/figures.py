@@ -36,7 +36,7 @@ from polychromic.contract import FIGURES
 from polychromic.evaluation.passk import pass_at_k
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.io import read_json
-from polychromic.systems import parse_system
+from polychromic.systems import is_variant, parse_system
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,12 @@ def system_palette(systems: Sequence[str]) -> dict[str, tuple[float, float, floa
 
 
 def figure_palette(systems: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """`system_palette` over the systems without a temperature variant, so adding temperature
-    systems never recolours a system; each `<system>@t<T>` takes its system's colour."""
-    palette = system_palette([s for s in systems if parse_system(s)[1] is None])
+    """`system_palette` over the systems that are not sampling variants, so adding variants
+    never recolours a system; each variant (`<system>@t1.3`, `<system>@t1.6m0.1`) takes its
+    system's colour."""
+    palette = system_palette([s for s in systems if not is_variant(s)])
     for system in systems:
-        base = parse_system(system)[0]
+        base = parse_system(system).base
         if system not in palette:
             palette[system] = palette.get(base, (0.3, 0.3, 0.3))
     return {system: palette[system] for system in systems}
@@ -370,9 +371,24 @@ def frontier_axes(aggregated: dict[str, Any]) -> tuple[str | None, str | None]:
     return f"pass@{ks[0]}", main_passk(names)
 
 
+def _point_curve(system: str) -> dict[str, Any]:
+    """Where a system sits among its system's points on the frontier: {base, temperature,
+    sampling (the keys it sets), curve, label}. `curve` is the non-temperature keys it sets:
+    () for the system itself and its temperature variants (the temperature curve), e.g.
+    (('min_p', 0.1),) for `@t1.6m0.1` and `@t2.0m0.1` (a min-p curve, in temperature order);
+    `label` is 'T=1.3' for a temperature variant, the name's suffix for another variant."""
+    base, overrides = parse_system(system)
+    sampling = overrides.items()
+    curve = tuple((key, value) for key, value in sampling.items() if key != "temperature")
+    label = (None if not sampling else f"T={overrides.temperature:g}" if not curve
+             else overrides.suffix())
+    return {"base": base, "temperature": overrides.temperature, "sampling": sampling,
+            "curve": curve, "label": label}
+
+
 def frontier_points(aggregated: dict[str, Any]) -> list[dict[str, Any]]:
-    """One point per system with both means: {system, base, temperature, x, y, xerr, yerr}
-    (errors: std over seeds, NaN when there is none)."""
+    """One point per system with both means: {system, x, y, xerr, yerr} and `_point_curve`'s
+    keys (errors: std over seeds, NaN when there is none)."""
     x_metric, y_metric = frontier_axes(aggregated)
     points = []
     if x_metric is None:
@@ -381,9 +397,8 @@ def frontier_points(aggregated: dict[str, Any]) -> list[dict[str, Any]]:
         entries = [aggregated["systems"][system].get(m) or {} for m in (x_metric, y_metric)]
         if any(entry.get("mean") is None for entry in entries):
             continue
-        base, temperature = parse_system(system)
         points.append({
-            "system": system, "base": base, "temperature": temperature,
+            "system": system, **_point_curve(system),
             "x": entries[0]["mean"], "y": entries[1]["mean"],
             "xerr": np.nan if entries[0].get("std") is None else entries[0]["std"],
             "yerr": np.nan if entries[1].get("std") is None else entries[1]["std"],
@@ -414,37 +429,51 @@ def frontier_zoom(points: list[dict[str, Any]], systems: Sequence[str],
     return x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
 
 
+def _draw_point(ax: Axes, point: dict[str, Any], colour: tuple, labels: bool) -> None:
+    """One system's point with its std bars: a circle for a system, a diamond for a
+    temperature variant, a triangle for another sampling variant, a variant annotated with
+    its label (`_point_curve`)."""
+    variant = point["label"] is not None
+    marker = "^" if point["curve"] else "D" if variant else "o"
+    xerr = None if np.isnan(point["xerr"]) else point["xerr"]
+    yerr = None if np.isnan(point["yerr"]) else point["yerr"]
+    ax.errorbar(point["x"], point["y"], xerr=xerr, yerr=yerr, color=colour, marker=marker,
+                ms=3.0 if variant else 4.0, elinewidth=0.6, capsize=1.5, linestyle="none",
+                zorder=3, label=None if variant or not labels else plain_text(point["base"]))
+    if variant:
+        ax.annotate(plain_text(point["label"]), (point["x"], point["y"]), xytext=(3, 2),
+                    textcoords="offset points", fontsize=5.5, color=colour,
+                    annotation_clip=True)
+
+
 def _draw_frontier(ax: Axes, points: list[dict[str, Any]], palette: dict[str, tuple],
                    sampling_temperature: float | None, labels: bool) -> None:
+    """Every system's points in its colour, each curve of a system (`_point_curve`: the
+    temperature curve solid, a curve of other variants dashed) joined in temperature order."""
     bases = list(dict.fromkeys(point["base"] for point in points))
     for base in bases:
         colour = palette.get(base) or palette.get(next(
             p["system"] for p in points if p["base"] == base), (0.3, 0.3, 0.3))
         mine = [p for p in points if p["base"] == base]
-        line = sorted(mine, key=lambda p: (p["temperature"] if p["temperature"] is not None
-                                           else (sampling_temperature or 0.0)))
-        if len(line) > 1:
-            ax.plot([p["x"] for p in line], [p["y"] for p in line], color=colour,
-                    linewidth=0.7, alpha=0.6, zorder=2)
+        for curve in dict.fromkeys(p["curve"] for p in mine):
+            line = sorted((p for p in mine if p["curve"] == curve),
+                          key=lambda p: (p["temperature"] if p["temperature"] is not None
+                                         else (sampling_temperature or 0.0)))
+            if len(line) > 1:
+                ax.plot([p["x"] for p in line], [p["y"] for p in line], color=colour,
+                        linewidth=0.7, alpha=0.6, zorder=2, linestyle="--" if curve else "-")
         for point in mine:
-            variant = point["temperature"] is not None
-            xerr = None if np.isnan(point["xerr"]) else point["xerr"]
-            yerr = None if np.isnan(point["yerr"]) else point["yerr"]
-            ax.errorbar(point["x"], point["y"], xerr=xerr, yerr=yerr, color=colour,
-                        marker="D" if variant else "o", ms=3.0 if variant else 4.0,
-                        elinewidth=0.6, capsize=1.5, linestyle="none", zorder=3,
-                        label=None if variant or not labels else plain_text(base))
-            if variant:
-                ax.annotate(f"T={point['temperature']:g}", (point["x"], point["y"]),
-                            xytext=(3, 2), textcoords="offset points", fontsize=5.5,
-                            color=colour, annotation_clip=True)
+            _draw_point(ax, point, colour, labels)
 
 
 def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
                     sampling_temperature: float | None = None) -> Figure:
     """pass@1 against pass@10, one point per system (mean over seeds, std bars both ways);
     a system's temperature variants share its colour, take a diamond marker with their
-    temperature written next to them, and are joined to it by a line in temperature order.
+    temperature written next to them, and are joined to it by a line in temperature order;
+    its other sampling variants (min-p, top-p, top-k) share its colour too, take a triangle
+    with their name's suffix next to them, and those that set the same non-temperature keys
+    (`@t1.6m0.1`, `@t2.0m0.1`: a min-p curve) are joined by a dashed line in temperature order.
     When the LoRA systems (`main_lora_systems` and `ablation_systems` of the aggregate, at their
     own temperature, with the verdict's matched baseline) crowd a small corner of the plot, a
     second panel zooms on them (`frontier_zoom`), and a grey box
@@ -452,7 +481,7 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
     x_metric, y_metric = frontier_axes(aggregated)
     points = frontier_points(aggregated)
     lora = [s for s in list(aggregated.get("main_lora_systems") or []) + list(
-        aggregated.get("ablation_systems") or []) if parse_system(s)[1] is None]
+        aggregated.get("ablation_systems") or []) if not is_variant(s)]
     lora.append((aggregated.get("verdict") or {}).get("matched"))
     zoom = frontier_zoom(points, lora) if points else None
     fig = _figure(WIDTH_IN, 4.0 if zoom else 3.2)
@@ -466,6 +495,9 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
     ax.set_ylabel(_axis_label(y_metric))
     ax.plot([], [], color="0.3", marker="D", ms=3.0, linestyle="none",
             label="same system, other sampling temperature")
+    if any(point["curve"] for point in points):
+        ax.plot([], [], color="0.3", marker="^", ms=3.0, linestyle="none",
+                label="same system, other min-p / top-p / top-k")
     if zoom:
         x0, x1, y0, y1 = zoom
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
@@ -491,8 +523,8 @@ def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
                   sampling_temperature: float | None = None) -> list[str]:
     """Draw one named figure in the paper style and save it as PNG and PDF; `training` is
     (logs, colours) for training_curves. The frontier shows every system; the other figures
-    leave the temperature systems (`baseline_lora@t1.3`) out."""
-    main = [system for system in palette if parse_system(system)[1] is None]
+    leave the sampling variants (`baseline_lora@t1.3`, `baseline_lora@t1.6m0.1`) out."""
+    main = [system for system in palette if not is_variant(system)]
     main_palette = {system: palette[system] for system in main}
     curves = {system: curve for system, curve in curves.items() if system in main_palette}
     with sns.axes_style("whitegrid"), matplotlib.rc_context(RC):
@@ -522,7 +554,8 @@ def make_figures(aggregated: str, passk_files: list[str], out_dir: str,
     `training_logs` is {experiment: {seed: training_log.csv}} (the training curves show
     "no training runs" without it); `systems` (the typed settings' systems) gives each
     experiment the colour of its system; `sampling_temperature` (generation.temperature) places
-    the plain systems on the frontier's temperature lines."""
+    the plain systems on the frontier's temperature lines (and variants that keep generation's
+    temperature on their curves)."""
     data = read_json(aggregated)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

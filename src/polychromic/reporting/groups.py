@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polychromic.systems import is_temperature_system
+from polychromic.systems import is_variant
 
 
 def split_systems(systems: dict[str, Any], experiments: dict[str, Any],
@@ -20,8 +20,9 @@ def split_systems(systems: dict[str, Any], experiments: dict[str, Any],
     the LoRA systems, the reference system and the first system (in config order) of each
     training objective other than the reference's are main; every further LoRA system is an
     ablation. With the default config: baseline_lora and polychromic_lora are main, and a
-    system `polychromic_l3_lora` of a second polychromic experiment is an ablation. A
-    temperature system (`baseline_lora@t1.3`) is always an ablation.
+    system `polychromic_l3_lora` of a second polychromic experiment is an ablation. A sampling
+    variant (`baseline_lora@t1.3`, `baseline_lora@t1.6m0.1`, `polychromic.systems`) is always
+    an ablation.
     """
     def objective(name: str) -> str | None:
         experiment = systems[name].experiment if name in systems else None
@@ -35,7 +36,7 @@ def split_systems(systems: dict[str, Any], experiments: dict[str, Any],
     groups: dict[str, list[str]] = {"main": [], "ablation": [], "main_lora": []}
     for name in systems:
         kind = objective(name)
-        if is_temperature_system(name):
+        if is_variant(name):
             groups["ablation"].append(name)
         elif kind is None:
             groups["main"].append(name)

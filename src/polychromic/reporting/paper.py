@@ -105,11 +105,26 @@ def split_rows(split_report: dict) -> list[dict[str, Any]]:
 
 
 def _polychromic_settings(settings: Settings) -> dict[str, Any]:
-    """The settings of the first polychromic experiment, for the method section."""
+    """The settings of the first polychromic experiment with the CE anchor, for the method
+    section."""
     for experiment in settings.experiments.values():
-        if experiment.objective == "polychromic":
+        if experiment.objective == "polychromic" and experiment.settings.ce_weight:
             return experiment.as_config()
     return {}
+
+
+def objective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The first experiment of each sampling baseline, for its paragraph of the method section:
+    `diversity_bonus`, `passk_training`, and `polychromic_setrl` (polychromic without the CE
+    anchor)."""
+    found: dict[str, dict[str, Any]] = {}
+    for experiment in settings.experiments.values():
+        key = experiment.objective
+        if key == "polychromic" and not experiment.settings.ce_weight:
+            key = "polychromic_setrl"
+        if key in ("diversity_bonus", "passk_training", "polychromic_setrl"):
+            found.setdefault(key, experiment.as_config())
+    return found
 
 
 def reward_models(settings: Settings) -> list[str]:
@@ -133,6 +148,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "lora": as_dict(settings.lora),
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),
+        "objectives": objective_settings(settings),
         "generation": as_dict(settings.generation),
         "passk": ((aggregated.get("settings") or {}).get("passk") or {}).get("passk")
                  or as_dict(settings.evaluation.passk),

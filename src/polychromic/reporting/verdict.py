@@ -2,10 +2,13 @@
 pass@1.
 
 Why: "isn't that just a higher sampling temperature?" The baseline sampled at other
-temperatures is a system of its own (`baseline_lora@t1.3`, polychromic.systems); the fair
-opponent of the reference system (`evaluation.reference_system`) is the variant of the
-baseline system (`evaluation.baseline_system`) whose pass@1 (mean over seeds) is closest to the
-reference's, the plain baseline on ties or without temperature systems.
+temperatures, or with other sampling settings (min-p, top-p, top-k), is a system of its own
+(`baseline_lora@t1.3`, `baseline_lora@t1.6m0.1`, polychromic.systems); the fair opponent of the
+reference system (`evaluation.reference_system`) is the variant of the baseline system
+(`evaluation.baseline_system`) whose pass@1 (mean over seeds) is closest to the reference's, the
+plain baseline on ties or without variants. The block names the matched variant's sampling
+(`matched_sampling`: the keys it sets; `matched_temperature`: its temperature, None when it
+samples at generation.temperature).
 
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
 the means ± std over seeds and the study's primary, pre-registered test (the `primary` rule of
@@ -38,7 +41,7 @@ from typing import Any
 
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.reporting.significance import Evidence, detect, seed_tests
-from polychromic.systems import parse_system
+from polychromic.systems import is_variant, parse_system
 
 
 def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
@@ -48,12 +51,12 @@ def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
 
 def matched_baseline(aggregated: dict[str, Any], reference: str, baseline: str,
                      metric: str = "pass@1") -> str | None:
-    """The baseline system or temperature variant whose mean `metric` is closest to the
+    """The baseline system or sampling variant whose mean `metric` is closest to the
     reference's (the plain baseline first on ties); None when nothing can be matched."""
     target = _mean(aggregated, reference, metric)
     candidates = [s for s in aggregated.get("system_order", [])
-                  if parse_system(s)[0] == baseline and _mean(aggregated, s, metric) is not None]
-    candidates.sort(key=lambda s: parse_system(s)[1] is not None)  # plain baseline first
+                  if parse_system(s).base == baseline and _mean(aggregated, s, metric) is not None]
+    candidates.sort(key=is_variant)  # plain baseline first
     if target is None or not candidates:
         return None
     return min(candidates, key=lambda s: abs(_mean(aggregated, s, metric) - target))
@@ -117,7 +120,7 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
         return []
     target = _mean(aggregated, reference, "pass@1")
     variants = sorted((_mean(aggregated, s, "pass@1"), s) for s in aggregated["system_order"]
-                       if parse_system(s)[0] == baseline
+                       if parse_system(s).base == baseline
                        and _mean(aggregated, s, "pass@1") is not None)
     below = [(v, s) for v, s in variants if v < target]
     above = [(v, s) for v, s in variants if v >= target]
@@ -169,7 +172,7 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     if (passk_metric is None or matched is None
             or _mean(aggregated, reference, "pass@1") is None):
         return unavailable(reference, baseline, f"no pass@1 of both {reference} and {baseline} "
-                           "(or its temperature systems) in the aggregate")
+                           "(or its sampling variants) in the aggregate")
     if not evidence.seed_documents:
         return unavailable(reference, baseline, "no per-tweet pass@k results to test")
     metrics = shown_in("verdict", aggregated.get("metric_order") or [])
@@ -182,16 +185,17 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
-        "matched_temperature": parse_system(matched)[1],
+        "matched_temperature": parse_system(matched).overrides.temperature,
+        "matched_sampling": parse_system(matched).overrides.items(),
         "candidates": [s for s in aggregated.get("system_order", [])
-                       if parse_system(s)[0] == baseline],
+                       if parse_system(s).base == baseline],
         "passk_metric": passk_metric, "alpha": evidence.alpha, "n_seeds": len(seeds),
         "seed_order": ", ".join(str(seed) for seed in seeds),
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
         "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
         "warnings": warnings,
-        "rule": "matched = the baseline system or temperature variant with the closest mean "
+        "rule": "matched = the baseline system or sampling variant with the closest mean "
                 "pass@1; per test tweet the value averaged over seeds; two-sided paired "
                 "sign-flip permutation p of the mean difference, Holm-adjusted over the tested "
                 "comparisons; detectable when "
@@ -214,9 +218,9 @@ def _phrase(row: dict[str, Any]) -> str:
 
 def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]) -> str:
     """One sentence of verdict, every word chosen from the numbers."""
-    opponent = (f"the baseline sampled at temperature {parse_system(matched)[1]:g} "
-                f"({matched}), the baseline closest to its pass@1"
-                if parse_system(matched)[1] is not None else
+    overrides = parse_system(matched).overrides
+    opponent = (f"the baseline sampled at {overrides.describe()} ({matched}), the baseline "
+                "closest to its pass@1" if overrides.items() else
                 f"the baseline ({matched}) at its own sampling temperature, the closest to its "
                 "pass@1")
     details = "; ".join(_phrase(row) for row in rows)

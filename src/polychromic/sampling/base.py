@@ -15,12 +15,17 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Sampling:
-    """How replies are sampled; top_k = 0 means off (never a library's or model's default)."""
+    """How replies are sampled; top_k = 0 and min_p = 0 mean off (never a library's or model's
+    default). Engines apply, as transformers' generate does: temperature, then top-k, top-p,
+    and min-p (Nguyen et al. 2024, arXiv 2407.01082: keep the tokens whose probability is at
+    least min_p times the top token's). `min_p` comes last, with a default, so that callers
+    that predate it (the training objectives) build the same sampling as before."""
 
     temperature: float
     top_p: float
     top_k: int
     max_new_tokens: int
+    min_p: float = 0.0
 
 
 class Engine(Protocol):

@@ -4,12 +4,16 @@ Generation (the `generate` rule): prompts are left-padded so every continuation 
 same column, position ids follow the attention mask (a padded row computes exactly as the row
 alone), and every sampling field is set explicitly: transformers would otherwise fill unset
 fields from the model's generation_config.json (Qwen3-8B ships top_k = 20) or its own defaults
-(top_k = 50). Reference log-likelihoods come from one teacher-forced pass per prompt.
+(top_k = 50). min_p = 0 is set as 0.0, not left unset: transformers then adds a min-p warper
+that removes nothing (every probability is >= 0), so the replies are those without it, and a
+model's own min_p is never applied. Reference log-likelihoods come from one teacher-forced pass
+per prompt.
 
 Training (`TransformersSampler`): the prompt is encoded once and its KV cache repeated n times
 (`generate` with num_return_sequences encodes every copy), and the loop stops as soon as every
 row has produced the end-of-turn token. The distribution is transformers' own: the same
-temperature / top-k / top-p warpers as `generate`, then multinomial sampling.
+temperature / top-k / top-p / min-p warpers as `generate`, in its order, then multinomial
+sampling.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from polychromic.sampling.base import Sampling
 def generation_config(tokenizer: Any, max_new_tokens: int, sampling: Sampling | None,
                       num_return_sequences: int = 1) -> Any:
     """A complete GenerationConfig: greedy when `sampling` is None; nothing is left to the
-    model's or the library's defaults (top_k = 0 means off)."""
+    model's or the library's defaults (top_k = 0 and min_p = 0 mean off)."""
     from transformers import GenerationConfig
 
     settings: dict[str, Any] = {
@@ -39,9 +43,9 @@ def generation_config(tokenizer: Any, max_new_tokens: int, sampling: Sampling | 
     }
     if sampling is not None:
         settings.update(temperature=float(sampling.temperature), top_p=float(sampling.top_p),
-                        top_k=int(sampling.top_k))
+                        top_k=int(sampling.top_k), min_p=float(sampling.min_p))
     else:
-        settings.update(temperature=None, top_p=None, top_k=None)
+        settings.update(temperature=None, top_p=None, top_k=None, min_p=None)
     return GenerationConfig(**settings)
 
 
@@ -85,9 +89,12 @@ class TransformersEngine:
 
 
 def _warpers(sampling: Sampling) -> Any:
-    """transformers' own temperature / top-k / top-p warpers, in `generate`'s order."""
+    """transformers' own temperature / top-k / top-p / min-p warpers, in `generate`'s order
+    (`GenerationMixin._get_logits_processor`: min-p after the temperature and the other
+    truncations). min_p = 0 adds nothing: it would remove no token."""
     from transformers.generation.logits_process import (
         LogitsProcessorList,
+        MinPLogitsWarper,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
@@ -100,6 +107,8 @@ def _warpers(sampling: Sampling) -> Any:
         warpers.append(TopKLogitsWarper(sampling.top_k))
     if sampling.top_p < 1.0:
         warpers.append(TopPLogitsWarper(sampling.top_p))
+    if sampling.min_p > 0.0:
+        warpers.append(MinPLogitsWarper(sampling.min_p))
     return warpers
 
 

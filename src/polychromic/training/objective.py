@@ -3,7 +3,7 @@
 The loop (`polychromic.training.train`) always computes the cross-entropy of the reference reply
 (the SFT term) and asks the experiment's objective, once per optimizer step, for a term to add:
 
-    loss = CE(reply | prompt) + extra_loss(model, batch, step)
+    loss = ce_weight * CE(reply | prompt) + extra_loss(model, batch, step)
 
 An objective is a class registered in `polychromic.objectives` with its settings dataclass. It
 is built once per run from its settings and an `ObjectiveContext`, and implements `Objective`:
@@ -13,7 +13,9 @@ is built once per run from its settings and an `ObjectiveContext`, and implement
   over data-parallel processes (for the log), whose `logged` terms become columns of
   `training_log.csv` (declared in `log_fields`), and whose `backward_context` is the module
   state its backward needs (the loop back-propagates the CE term, then this term inside it);
-- `summary()`: numbers for run.json (time per phase, say).
+- `summary()`: numbers for run.json (time per phase, say);
+- optionally `ce_weight`, the weight of the CE term (1 when absent; 0 trains by the objective's
+  term alone, and the CE is then computed without gradient, for the log).
 
 The random stream: an objective that samples must do so in a stream of its own
 (`torch.random.fork_rng`), so that data order and the CE pass's dropout are the baseline's, and a
@@ -115,7 +117,7 @@ class ExtraLoss:
 
 
 class Objective(Protocol):
-    log_fields: tuple[str, ...]
+    log_fields: tuple[str, ...]  # its columns of training_log.csv
 
     def extra_loss(self, model: Any, batch: dict, step: Step) -> ExtraLoss | None:
         """The term added to the CE loss at this step (None: nothing)."""

@@ -1,8 +1,9 @@
 """The `train` rule: LoRA fine-tuning of the base model with the experiment's objective.
 
-    loss = CE(reply | prompt) + objective.extra_loss(model, batch, step)
+    loss = ce_weight * CE(reply | prompt) + objective.extra_loss(model, batch, step)
 
-(`polychromic.training.sft` for the CE term, `polychromic.training.objective` for the seam,
+(ce_weight is the objective's, 1 unless it says otherwise, and `ce` is logged either way;
+`polychromic.training.sft` for the CE term, `polychromic.training.objective` for the seam,
 the objectives registered in `polychromic.objectives`). AdamW on the LoRA parameters, cosine
 schedule with linear warmup, gradient clipping at 1.0, validation loss on the VAL split every
 `eval_every` steps with optional early stopping. The adapter saved (`save_pretrained`, loadable
@@ -222,10 +223,13 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
              for b in global_batches]
     row: dict[str, Any] = {"step": step}
     ce_total, extra_value = 0.0, 0.0
+    ce_weight = getattr(run.objective, "ce_weight", 1.0)
     for index, batch in enumerate(local):
-        loss = summed_token_loss(run.model, batch) / targets
+        with torch.set_grad_enabled(ce_weight > 0):  # logged even when it does not train
+            loss = summed_token_loss(run.model, batch) / targets
         ce_total += float(loss.detach())
-        loss.backward()
+        if ce_weight > 0:
+            (loss if ce_weight == 1 else ce_weight * loss).backward()
         if index == 0:
             extra = run.objective.extra_loss(run.model, batches[0], Step(step, run.seed, parallel))
             if extra is not None:
@@ -241,7 +245,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     run.optimizer.zero_grad(set_to_none=True)
     row["ce"] = parallel.global_sum(ce_total)
     row["lr"] = run.schedule.get_last_lr()[0]
-    row["loss"] = row["ce"] + extra_value
+    row["loss"] = ce_weight * row["ce"] + extra_value
     row["tokens_per_s"] = round(targets / max(time.perf_counter() - tick, 1e-9), 1)
     return row
 
