@@ -192,6 +192,10 @@ def test_schema_rejects_wrong_keys_and_types(mutate, needle):
          "experiments.polychromic.ce_weight is 0.*checkpoint_selection"),
         (lambda c: c["experiments"]["polychromic"].update(objective="passk_training", k=9),
          "experiments.polychromic"),
+        (lambda c: (c["experiments"]["polychromic"].update(ce_weight=0.0),
+                    c["training"].update(checkpoint_selection="last",
+                                         early_stopping_patience=3)),
+         "early_stopping_patience: 0"),
     ],
 )
 def test_cross_checks_name_the_key(mutate, needle):

@@ -130,11 +130,11 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 13
+    assert cited <= keys and len(keys) == 15
     for needle in ("Hu, Edward", "Chen, Mark", "Polychromic Objectives", "Texygen",
                    "Diversity-Promoting", "BERTScore", "ROUGE", "Jointly Reinforcing Diversity",
                    "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
-                   "Approximating {KL}"):
+                   "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}"):
         assert needle in bib
 
 
@@ -242,8 +242,9 @@ def test_paper_with_ablation(tmp_path: Path) -> None:
     for paragraph in ("Diversity as a per-sample bonus", "Pass@$k$ training"):
         assert rf"\paragraph{{{paragraph}.}}" in main
     assert r"\emph{pure set-RL}" in main and r"\beta_{\mathrm{KL}} = 0.1" in main
+    assert "tang2025klpitfalls" in main
     assert r"\binom{N_{\mathrm{neg}}-1}{k-1}" in main and "with $k = 2$" in main
-    assert r"with $\beta = 1.0$" in main
+    assert r"with $\beta = 1.0$, $N = 4$" in main
     bib = (folder / "references.bib").read_text(encoding="utf-8")
     assert all(key in bib for key in ("chen2025passk", "orney2026polyepo", "schulman2020kl"))
     with tarfile.open(inputs["tarball"]) as tar:

@@ -112,15 +112,20 @@ def check_judge(settings: Settings) -> None:
 
 
 def check_selection(settings: Settings) -> None:
-    """best_val_loss picks the adapter by the validation CE: it cannot judge an experiment
+    """best_val_loss and early stopping go by the validation CE: they cannot judge an experiment
     whose objective does not train the CE term (ce_weight 0)."""
-    if settings.training.checkpoint_selection != "best_val_loss":
-        return
+    training = settings.training
     for name, experiment in settings.experiments.items():
-        if getattr(experiment.settings, "ce_weight", 1.0) == 0:
+        if getattr(experiment.settings, "ce_weight", 1.0) != 0:
+            continue
+        if training.checkpoint_selection == "best_val_loss":
             raise ConfigError(
                 f"experiments.{name}.ce_weight is 0, so its validation CE says nothing of its "
                 "objective: set training.checkpoint_selection: last (or give the CE a weight)")
+        if training.early_stopping_patience:
+            raise ConfigError(
+                f"experiments.{name}.ce_weight is 0, so its validation CE says nothing of its "
+                "objective: set training.early_stopping_patience: 0")
 
 
 def check_variants(name: str, values: dict[str, Any], generation: dict[str, Any]) -> None:

@@ -46,8 +46,8 @@ class SampledSettings:
     (polychromic.training.sampled): the sampling, the reward, the advantage normalisation, the
     weights of the CE anchor and of the KL penalty."""
 
-    lambda_: float = setting(1.0, "Weight of the policy-gradient term (0 = the baseline).",
-                             minimum=0, key="lambda")
+    lambda_: float = setting(1.0, "Weight of the policy-gradient term (0 with ce_weight 1 = "
+                             "the baseline).", minimum=0, key="lambda")
     num_samples: int = setting(4, "N, replies sampled per prompt.", minimum=2)
     temperature: float = setting(1.0, "Sampling temperature during training; the "
                                  "log-probabilities of the policy term use the same "
@@ -82,9 +82,13 @@ class SampledSettings:
     ce_weight: float = setting(1.0, "Weight of the cross-entropy anchor on the reference "
                                "reply; 0 trains by the policy-gradient term alone (pure "
                                "RL).", minimum=0)
-    kl_weight: float = setting(0.0, "beta of a KL penalty to the base model (the k3 "
-                               "estimator on the sampled tokens), inside the lambda-weighted "
-                               "term; 0 = off.", minimum=0)
+    kl_weight: float = setting(0.0, "beta of a KL penalty to the base model on the sampled "
+                               "tokens, inside the lambda-weighted term; 0 = off.", minimum=0)
+    kl_estimator: str = setting("k3", "The per-token penalty: k3 = exp(q-p) - (q-p) - 1 (as "
+                                "GRPO; as a loss its expected gradient is that of KL(ref || "
+                                "policy)) or k2 = (p-q)^2 / 2 (expected gradient that of KL("
+                                "policy || ref)); p, q: policy and base-model log-probs.",
+                                enum=["k3", "k2"])
 
     def check(self) -> None:
         if self.top_p != 1.0 or self.top_k != 0:

@@ -37,6 +37,7 @@ from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import Latex, make_environment
 from polychromic.reporting.significance import Evidence, alpha_of, detect
 from polychromic.settings import as_dict
+from polychromic.systems import is_variant
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),
         "objectives": objective_settings(settings),
+        "has_variants": any(is_variant(name) for name in aggregated.get("system_order", [])),
         "generation": as_dict(settings.generation),
         "passk": ((aggregated.get("settings") or {}).get("passk") or {}).get("passk")
                  or as_dict(settings.evaluation.passk),

@@ -15,15 +15,21 @@ temperature T (cleaned as the evaluation cleans them, `prompts.clean_reply`):
     lp_i  = (1/L) sum_t log pi_T(y_{i,t} | x, y_{i,<t})    L = max_new_tokens (Dr. GRPO, Liu et
                                                            al. 2025, arXiv 2503.20783) or |y_i|
     L_pg  = -(1/N) sum_i A_i lp_i                          averaged over the prompts
-    KL    = (1/N) sum_i (1/L) sum_t k3_{i,t},  k3 = exp(q - p) - (q - p) - 1
-                                               p = log pi_T, q = log pi_ref,T of the sampled token
+    KL    = (1/N) sum_i (1/L) sum_t k_{i,t}                 p = log pi_T, q = log pi_ref,T
+            k3 = exp(q - p) - (q - p) - 1   (kl_estimator: k3, the default, as GRPO)
+            k2 = (p - q)^2 / 2              (kl_estimator: k2)
     loss  = ce_weight * CE(reference reply) + lambda * (L_pg + kl_weight * KL)
 
-KL is Schulman's k3 estimator of KL(pi || pi_ref) on the sampled tokens ("Approximating KL
-Divergence", 2020; the penalty of GRPO, Shao et al. 2024, arXiv 2402.03300): unbiased, never
-negative, and its gradient pulls the policy towards the base model (the LoRA adapter switched
-off). With ce_weight = 0 nothing else anchors the policy (pure RL, as Polychromic PPO and
-Poly-EPO, arXiv 2604.17654, which change only the advantage of PPO/GRPO).
+pi_ref is the base model (the LoRA adapter switched off). k3 is Schulman's estimator of
+KL(pi || pi_ref) ("Approximating KL Divergence", 2020), the penalty of GRPO (Shao et al. 2024,
+arXiv 2402.03300): never negative, zero only where pi = pi_ref. As a loss differentiated through
+p, though, its expected gradient is that of the other direction, KL(pi_ref || pi) per token,
+while k2's is that of KL(pi || pi_ref) per token (Tang and Munos 2025, "On a few pitfalls in KL
+divergence gradient estimation for RL", arXiv 2506.09477); neither is the gradient of the
+sequence-level KL (a per-token penalty ignores how a token changes the later ones). Both pull
+the policy towards pi_ref and vanish there, which is what the penalty is for here: with
+ce_weight = 0 nothing else anchors the policy (pure RL, as Polychromic PPO and Poly-EPO, arXiv
+2604.17654, which change only the advantage of PPO/GRPO).
 
 The loose ends, each decided: the log-probabilities are taken in the state of the sampling (no
 dropout; layers that checkpoint activations keep doing so, `without_dropout`), at the sampling
@@ -137,6 +143,14 @@ def k3_kl(policy: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1.0
 
 
+def k2_kl(policy: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-token k2 = (p - q)^2 / 2 (>= 0; its gradient in p is p - q)."""
+    return 0.5 * (policy - reference) ** 2
+
+
+KL_ESTIMATORS = {"k3": k3_kl, "k2": k2_kl}
+
+
 @torch.no_grad()
 def reference_token_logprobs(model: Any, *args: Any) -> torch.Tensor:
     """`reply_token_logprobs` under the base model: the LoRA adapter switched off (peft)."""
@@ -170,8 +184,8 @@ class SampledObjective:
         self.timings: dict[str, float] = defaultdict(float)
         self._cache: dict[str, np.ndarray] = {}
         self.reference_embs = self._reference_embeddings() if settings.reward == "semantic" else {}
-        self.log_fields = ("policy_term", "mean_reward", *self.advantage_fields, "good_fraction",
-                           "advantage_magnitude", "raw_advantage_magnitude",
+        self.log_fields = ("policy_term", "pg_term", "mean_reward", *self.advantage_fields,
+                           "good_fraction", "advantage_magnitude", "raw_advantage_magnitude",
                            *(("kl",) if settings.kl_weight else ()))
 
     def advantages(self, rewards: np.ndarray, embeddings: np.ndarray
@@ -254,10 +268,12 @@ class SampledObjective:
         self.timings["policy_forward"] += time.perf_counter() - tick
         adv = torch.tensor(advantages, dtype=logp.dtype, device=logp.device)
         term = policy_term(adv, logp.view(len(prompts), c.num_samples))
+        stats["pg_term"] = float(term.detach())
         if c.kl_weight:
             tick = time.perf_counter()
             reference = reference_token_logprobs(model, *args)
-            kl = per_reply(k3_kl(tokens, reference) * sample_mask, sample_mask, length).mean()
+            penalty = KL_ESTIMATORS[c.kl_estimator](tokens, reference) * sample_mask
+            kl = per_reply(penalty, sample_mask, length).mean()
             term = term + c.kl_weight * kl
             stats["kl"] = float(kl.detach())
             self.timings["reference_forward"] += time.perf_counter() - tick
@@ -282,12 +298,15 @@ class SampledObjective:
     def extra_loss(self, model: Any, batch: dict, step: Step) -> ExtraLoss | None:
         """lambda * (L_pg + kl_weight * KL) on the step's sampling steps, in a forked RNG stream.
         Under data parallelism the prompts are shared out and each process's term is weighted
-        by its share, so the summed gradient is that of the mean over all prompts."""
+        by its share, so the summed gradient is that of the mean over all prompts; the logged
+        statistics are means over all prompts the same way. `policy_term` is the term lambda
+        multiplies (KL included), `pg_term` L_pg alone."""
         if (step.step - 1) % self.settings.every_n_steps:
             return None
         chosen, prompts = self.prompts_of(batch)
         parallel = step.parallel
         mine, my_prompts = parallel.share(chosen), parallel.share(prompts)
+        share = len(mine) / len(chosen)
         if not mine:
             term, stats = torch.zeros((), device=batch["input_ids"].device), {}
         else:
@@ -295,10 +314,12 @@ class SampledObjective:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(step.seed * 1_000_003 + step.step * 1_009 + parallel.rank)
                 term, stats = self.loss(model, mine, my_prompts)
-            term = term * (len(mine) / len(chosen))
+            term = term * share
         policy = parallel.global_sum(float(term.detach()))
+        logged = {key: parallel.global_sum(stats.get(key, 0.0) * share)
+                  for key in self.log_fields if key != "policy_term"}
         return ExtraLoss(self.settings.lambda_ * term, self.settings.lambda_ * policy,
-                         {"policy_term": policy, **stats},
+                         {"policy_term": policy, **logged},
                          backward_context=lambda: without_dropout(model))
 
     def summary(self) -> dict[str, Any]:

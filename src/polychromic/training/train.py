@@ -224,6 +224,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     row: dict[str, Any] = {"step": step}
     ce_total, extra_value = 0.0, 0.0
     ce_weight = getattr(run.objective, "ce_weight", 1.0)
+    trained = ce_weight > 0  # whether this step has a gradient at all
     for index, batch in enumerate(local):
         with torch.set_grad_enabled(ce_weight > 0):  # logged even when it does not train
             loss = summed_token_loss(run.model, batch) / targets
@@ -236,11 +237,13 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                 if extra.loss.requires_grad:
                     with extra.backward_context():  # its own backward: see ExtraLoss
                         extra.loss.backward()
+                    trained = True
                 extra_value = extra.value
                 row.update(extra.logged)
-    parallel.sum_gradients(run.params)
-    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
-    run.optimizer.step()
+    if trained:  # else (CE off, no sample this step) momentum and decay must not move it
+        parallel.sum_gradients(run.params)
+        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+        run.optimizer.step()
     run.schedule.step()
     run.optimizer.zero_grad(set_to_none=True)
     row["ce"] = parallel.global_sum(ce_total)
@@ -312,6 +315,13 @@ def select_adapter(run: Run) -> int:
     return progress.best_step
 
 
+def adapter_is_initial(model: Any) -> bool:
+    """Whether the adapter is still the initial no-op: every LoRA B matrix exactly zero (peft
+    starts B at zero; the step-0 adapter of best_val_loss, or a run whose updates all had a
+    zero learning rate or no gradient)."""
+    return all(not param.any() for name, param in model.named_parameters() if "lora_B" in name)
+
+
 def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
     """run.json: what was trained, how it ended, and what it cost."""
     progress, job = run.progress, run.job
@@ -320,7 +330,7 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
         "objective": run.experiment.objective, "base_model": model_path(job.base),
         "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
         "checkpoint_selection": run.training.checkpoint_selection,
-        "saved_step": saved_step, "adapter_is_initial": saved_step == 0,
+        "saved_step": saved_step, "adapter_is_initial": adapter_is_initial(run.model),
         "steps_run": progress.step, "resumed_from_step": run.resumed_from,
         "processes": run.parallel.world, "train_examples": len(run.train_examples),
         "val_examples": len(run.val_examples),
@@ -341,12 +351,12 @@ def finish(run: Run, started: float) -> dict[str, Any]:
     """Keep the selected adapter, write adapter, card, log and run.json, drop the checkpoint."""
     saved_step = select_adapter(run)
     result = run_summary(run, saved_step, started)
-    if saved_step == 0:
+    if result["adapter_is_initial"]:
         log.warning("the saved adapter is the initial (zero) LoRA, i.e. the base model: %s",
                     "no checkpoint beat the base model's validation loss (check learning_rate "
                     "and max_steps, or use training.checkpoint_selection: last)"
-                    if run.training.checkpoint_selection == "best_val_loss"
-                    else "no training step ran")
+                    if saved_step == 0 and run.training.checkpoint_selection == "best_val_loss"
+                    else "no training step changed it")
     if not run.parallel.main:
         return result
     adapter = Path(run.job.adapter_dir)
