@@ -10,6 +10,7 @@ from polychromic.evaluation.stats import (
     better,
     bootstrap_ci,
     cohens_d_z,
+    crossed_bootstrap,
     holm,
     paired_test,
     sign_flip_p,
@@ -139,3 +140,31 @@ def test_statistical_tests_family_and_holm() -> None:
     assert tests[0]["higher_is_better"] is False and tests[2]["higher_is_better"] is True
     with pytest.raises(KeyError, match="reference system"):
         statistical_tests(per_prompt, section("evaluation", {"reference_system": "missing"}))
+
+
+def test_crossed_bootstrap_carries_the_seed_spread() -> None:
+    """One seed far from the others: the tweets-only reading (seed means per tweet, seeds held
+    fixed) calls a difference, the crossed bootstrap of seeds and tweets does not."""
+    rng = np.random.default_rng(0)
+    tweets = rng.normal(0, 0.02, 50)
+    diff = np.stack([0.3 + tweets, -0.1 + tweets, -0.1 + tweets])  # mean 0.033, one seed off
+    low, high, p = crossed_bootstrap(diff, 2000, 0)
+    assert low < 0 < high and p > 0.05
+    assert sign_flip_p(diff.mean(axis=0), 10000, 0) < 0.001
+    low_t, high_t = bootstrap_ci(diff.mean(axis=0), 2000, 0)
+    assert high - low > 10 * (high_t - low_t)
+
+
+def test_crossed_bootstrap_without_a_seed_spread_is_the_tweet_bootstrap() -> None:
+    """Identical seeds: resampling seeds changes nothing, so the CI is that of the tweets (up to
+    resampling noise); the same tweets are drawn for every seed, so a shared hard tweet is not
+    averaged away as it would be by independent draws per seed."""
+    rng = np.random.default_rng(1)
+    tweets = rng.normal(0.05, 0.2, 80)
+    diff = np.stack([tweets] * 4)
+    low, high, p = crossed_bootstrap(diff, 4000, 0)
+    low_t, high_t = bootstrap_ci(tweets, 4000, 0)
+    assert (high - low) == pytest.approx(high_t - low_t, rel=0.1)
+    assert (p < 0.05) == (low > 0 or high < 0)
+    assert crossed_bootstrap(np.zeros((3, 5)), 100, 0)[2] == 1.0
+    assert crossed_bootstrap(diff, 500, 7) == crossed_bootstrap(diff, 500, 7)  # seeded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import re
@@ -18,6 +19,7 @@ from polychromic.config import load_settings
 from polychromic.contract import FIGURES
 from polychromic.reporting.paper import build_paper, split_rows, write_tarball
 from polychromic.reporting.significance import Evidence, detect
+from test_data_release import make_release
 from test_report_helpers import (
     HOSTILE,
     REFERENCE,
@@ -86,7 +88,9 @@ def _inputs(root: Path, ablation: bool = False) -> dict:
         study = yaml.safe_load((ROOT / "config" / "study_demo.yaml").read_text(encoding="utf-8"))
         config["experiments"] = study["experiments"]
         config["training"]["checkpoint_selection"] = "last"
-    return {"aggregated": str(aggregated), "table": str(table),
+    (root / "release").mkdir()
+    release, _ = make_release(root / "release")
+    return {"aggregated": str(aggregated), "table": str(table), "release_dir": str(release),
             "ablation_table": str(ablation_table),
             "figures_dir": str(root / "figures"), "split_report": str(split),
             "statistics": [str(Path(dirs[s]) / "statistical_tests.json") for s in SEEDS],
@@ -130,11 +134,11 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 15
+    assert cited <= keys and len(keys) == 16
     for needle in ("Hu, Edward", "Chen, Mark", "Polychromic Objectives", "Texygen",
                    "Diversity-Promoting", "BERTScore", "ROUGE", "Jointly Reinforcing Diversity",
                    "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
-                   "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}"):
+                   "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}", "Pigeonhole"):
         assert needle in bib
 
 
@@ -193,12 +197,19 @@ def test_tarball_flat_and_reproducible(paper: dict, tmp_path: Path) -> None:
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names[0] == "submission" and members[0].isdir() and "submission/main.tex" in names
-    assert all(re.fullmatch(r"submission/[^/]+", name) for name in names[1:])
+    # the paper's files flat, the data release in dataset/ (its card and one Parquet per split)
+    paper_files = [n for n in names[1:] if not n.startswith("submission/dataset")]
+    assert all(re.fullmatch(r"submission/[^/]+", name) for name in paper_files)
+    assert {"submission/dataset/README.md", "submission/dataset/data/train.parquet",
+            "submission/dataset/data/val.parquet", "submission/dataset/data/test.parquet"} <= set(
+        names)
     assert {"submission/results_table.tex", "submission/references.bib",
             "submission/pareto.pdf"} <= set(names)
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members)
-    files = [Path(paper["paper_dir"]) / n.split("/", 1)[1] for n in names[1:]]
-    write_tarball(list(reversed(files)), tmp_path / "again.tar.gz")
+    files = [Path(paper["paper_dir"]) / n.split("/", 1)[1] for n in paper_files
+             if not n.endswith("/")]
+    write_tarball(list(reversed(files)), tmp_path / "again.tar.gz",
+                  release_dir=paper["release_dir"])
     assert (tmp_path / "again.tar.gz").read_bytes() == data
     assert gzip.decompress(data)  # a valid gzip stream
 
@@ -259,12 +270,13 @@ def test_verdict_paragraph_follows_the_numbers(paper: dict) -> None:
     """The matched-baseline verdict (polychromic.reporting.verdict) is in the results."""
     block = _paragraph(paper["main"], "Against a temperature-matched baseline")
     assert r"\texttt{baseline\_lora}" in block and r"\label{tab:verdict}" in block
-    assert re.search(r"\\textbf\{Verdict: (better|worse|mixed|no detectable difference)\.\}",
-                     block)
+    assert re.search(r"\\textbf\{Verdict: (better|worse|mixed|no detectable difference|"
+                     r"inconclusive \(unmatched\))\.\}", block)
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))["verdict"]
     assert f"Verdict: {stored['verdict']}." in block
     assert f"Holm-adjusted over these {stored['family']} comparisons" in block
-    assert f"({stored['n_prompts']} of them)" in block
+    assert f"the {stored['n_prompts']} test tweets, which every seed answers" in block
+    assert "crossed bootstrap that resamples seeds and then tweets" in block
     row = stored["rows"][1]
     assert row["metric"] == "pass@10" and f"${row['diff']:+.3f}$ [${row['ci_low']:+.3f}$" in block
     assert "95 \\% CI {[}" in block  # the sentence's % and brackets escaped
@@ -283,3 +295,16 @@ def test_a_matched_sampling_variant_is_named_with_its_settings(paper: dict, tmp_
     build_paper(**inputs)
     main = (tmp_path / "paper" / "main.tex").read_text(encoding="utf-8")
     assert r"\texttt{baseline\_lora@t1.6m0.1} (sampled at temperature 1.6, min p 0.1)." in main
+
+
+def test_the_submission_holds_the_data_release_without_text(paper: dict) -> None:
+    import pyarrow.parquet as pq
+
+    with tarfile.open(paper["tarball"]) as tar:
+        card = tar.extractfile("submission/dataset/README.md").read().decode("utf-8")
+        table = pq.read_table(io.BytesIO(
+            tar.extractfile("submission/dataset/data/test.parquet").read()))
+    assert "reply" not in table.column_names and "reply_id" in table.column_names
+    assert "## Texts and rehydration" in card
+    assert r"\section*{Data availability}" in paper["main"]
+    assert "not the texts or\nauthor handles" in paper["main"]

@@ -9,8 +9,12 @@ from polychromic.reporting.power import (
     main,
     paired_sd,
     pooled_sd,
+    primary_delta,
+    primary_power,
     primary_sd,
     prompts_needed,
+    prompts_needed_primary,
+    seed_variance,
     study_power,
 )
 
@@ -74,7 +78,32 @@ def test_main_prints_both_rules(tmp_path, capsys) -> None:
     sigma = primary_sd(pilot, REF, BASE)
     assert sigma == pytest.approx(max(pooled_sd(pilot, REF, BASE)[0],
                                       paired_sd(pilot, REF, BASE)[0] / 2 ** 0.5))
+    tau2 = seed_variance(pilot, REF, BASE)
     primary = [line.split() for line in out.splitlines() if line.startswith("primary")]
     assert [row[1] for row in primary] == ["1", "3"]
-    assert int(primary[1][2]) == prompts_needed(sigma, 0.05, 3, 1)
-    assert float(primary[1][4]) == pytest.approx(detectable_delta(150, sigma, 3, 1), abs=1e-3)
+    needed = prompts_needed_primary(2, sigma, tau2, 0.05, 3)
+    assert primary[1][2] == (str(needed) if needed is not None else "more")
+    assert float(primary[1][-1]) == pytest.approx(primary_delta(150, 2, sigma, tau2, 3),
+                                                  abs=1e-3)
+
+
+def test_the_seed_spread_bounds_what_more_tweets_can_give() -> None:
+    """tau^2 = the seed means' variance beyond the tweets' noise; with tau > 0 the power is
+    capped by the seeds, and prompts_needed_primary says so."""
+    def doc(shift: float) -> dict:
+        ref = [0.5 + shift + 0.02 * ((i * 7) % 5 - 2) for i in range(40)]
+        return {"prompt_ids": [f"t{i}" for i in range(40)],
+                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
+                            "baseline_lora": {"pass@10": {"per_prompt": [0.5] * 40}}}}
+    same = [doc(0.05), doc(0.05), doc(0.05)]
+    assert seed_variance(same, REF, BASE) == pytest.approx(0.0, abs=1e-12)
+    spread = [doc(0.0), doc(0.05), doc(0.10)]  # seed means 0, 0.05, 0.10: variance 0.0025
+    tau2 = seed_variance(spread, REF, BASE)
+    assert tau2 == pytest.approx(0.0025, rel=1e-6)  # the tweet pattern is common to the seeds
+    assert prompts_needed_primary(3, 0.1, tau2, 0.05, 3) is None  # 3 seeds cannot do it
+    assert primary_power(10**6, 3, 0.1, tau2, 0.05, 3) < 0.8
+    n = prompts_needed_primary(3, 0.1, 0.0, 0.05, 3)
+    assert primary_power(n, 3, 0.1, 0.0, 0.05, 3) >= 0.8 > primary_power(n - 3, 3, 0.1, 0.0,
+                                                                          0.05, 3)
+    # without a seed spread it is the textbook paired z-test
+    assert n == prompts_needed(0.1, 0.05, 3, 1)

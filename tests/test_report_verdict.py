@@ -87,6 +87,24 @@ def test_matched_baseline_is_the_closest_pass_at_1() -> None:
 )
 def test_verdict_word(directions: list[str], word: str) -> None:
     assert verdict_word(directions) == word
+    assert verdict_word(directions, matched=False) == "inconclusive (unmatched)"
+
+
+def test_a_pass_at_1_gap_beyond_the_tolerance_is_unmatched_even_when_not_detectable() -> None:
+    """pass@1 0.40 vs 0.47 with so much per-tweet noise that the gap is not detectable: still no
+    match at tolerance 0.02; with a tolerance above the gap it is one."""
+    means = {**MEANS, "polychromic_lora": (0.40, 0.95, 0.70)}
+    docs = passk(means, jitter=0.6)
+    block = verdict(aggregate(means), [], docs)
+    gap = block["rows"][0]["diff"]
+    assert not block["rows"][0]["detectable"] and abs(gap) > 0.02
+    assert block["match_tolerance"] == 0.02 and block["verdict"] == "inconclusive (unmatched)"
+    assert f"differs by more than 0.02 ({gap:+.3f})" in block["warnings"][0]
+    evidence = Evidence(aggregate(means), [], [{"passk": doc} for doc in docs],
+                        section("evaluation", {"bootstrap_samples": 2000,
+                                               "match_tolerance": abs(gap) + 0.01}))
+    matched = build_verdict(evidence, "polychromic_lora", "baseline_lora")
+    assert matched["verdict"] != "inconclusive (unmatched)" and not matched["warnings"]
 
 
 def passk(means: dict = MEANS, offsets: dict | None = None, n: int = 40,
@@ -124,17 +142,23 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     assert rows["pass@10"]["ci_low"] == pytest.approx(0.04)
     assert rows["pass@10"]["seed_diffs"] == pytest.approx([0.04] * 3)
     assert rows["pass@10"]["p_holm"] < 0.05 and rows["pass@10"]["seeds_agree"]
-    assert block["verdict"] == "mixed"
+    # pass@1 detectably apart: not a matched comparison, so no word about pass@k is earned
+    assert block["verdict"] == "inconclusive (unmatched)"
+    assert block["sentence"].startswith("The comparison is inconclusive: no baseline variant "
+                                        "matches the pass@1 of polychromic_lora within 0.02")
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     block = verdict(aggregate(equal), statistics({}), passk(equal))
     assert block["matched"] == "baseline_lora@t1.3"
     assert [row["direction"] for row in block["rows"]] == ["none", "better", "better"]
     assert block["verdict"] == "better"
     assert "temperature 1.3" in block["sentence"] and "+0.040" in block["sentence"]
-    assert "Holm p <0.001" in block["sentence"]
+    p_holm = block["rows"][1]["p_holm"]  # the crossed bootstrap's smallest p, times 3
+    assert p_holm < 0.01 and f"Holm p {p_holm:.3f}" in block["sentence"]
     text = markdown(block)
     assert "**Verdict: better.**" in text and "| +0.040, +0.040, +0.040 |" in text
-    assert "40 test tweets, values averaged over 3 seeds; Holm over 3 comparisons" in text
+    assert "40 test tweets x 3 seeds; CI and p: crossed bootstrap" in text
+    assert "Holm over 3 comparisons" in text
+    assert block["uncertainty"].startswith("crossed bootstrap: seeds resampled, then test")
 
 
 def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
@@ -150,7 +174,10 @@ def test_a_difference_carried_by_some_seeds_only_is_not_detectable() -> None:
     equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}  # equal to @t1.3 on average
     offsets = {("polychromic_lora", "pass@10"): [0.08, 0.08, -0.01]}
     row = verdict(aggregate(equal), [], passk(equal, offsets))["rows"][1]
-    assert row["diff"] == pytest.approx(0.05) and row["p_holm"] < 0.05
+    # with the seeds held fixed the tweets would call it; the seeds' spread and the sign rule
+    # do not
+    assert row["diff"] == pytest.approx(0.05) and row["p_tweets"] < 0.05
+    assert row["ci_high"] - row["ci_low"] > row["ci_high_tweets"] - row["ci_low_tweets"]
     assert not row["seeds_agree"] and not row["detectable"] and row["direction"] == "none"
 
 
@@ -217,6 +244,14 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
             system["pass@10"] = {"mean": None, "per_prompt": None, "reason": "k > n"}
         doc["systems"]["polychromic_lora"]["coverage"]["per_prompt"][:5] = [None] * 5
     block = verdict(aggregate(), [], docs)
+    assert block["verdict"] == "inconclusive (unmatched)"  # pass@1 0.45 vs 0.47: detectable
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
+    docs = passk(equal)
+    for doc in docs:
+        for system in doc["systems"].values():
+            system["pass@10"] = {"mean": None, "per_prompt": None, "reason": "k > n"}
+        doc["systems"]["polychromic_lora"]["coverage"]["per_prompt"][:5] = [None] * 5
+    block = verdict(aggregate(equal), [], docs)
     rows = {row["metric"]: row for row in block["rows"]}
     assert rows["pass@10"]["direction"] == "untested" and rows["pass@10"]["p_holm"] is None
     assert block["family"] == 2
@@ -231,6 +266,7 @@ def test_an_unmatched_pass_at_1_is_called_out_with_where_to_add_temperatures() -
     # polychromic's pass@1 0.45 lies between @t1.3 (0.47, the closest) and nothing below: add one
     block = verdict(aggregate(), [], passk())
     assert block["rows"][0]["direction"] == "worse"
+    assert block["verdict"] == "inconclusive (unmatched)"
     (warning,) = block["warnings"]
     assert "no baseline variant matches the pass@1 of polychromic_lora (0.450)" in warning
     assert "the closest, baseline_lora@t1.3, differs detectably (-0.020)" in warning

@@ -172,6 +172,7 @@ class PassKSettings:
 class EvaluationSettings:
     reference_system: str
     baseline_system: str
+    match_tolerance: float  # the largest |pass@1 difference| of a matched comparison
     judge: str
     allow_judge_as_reward: bool
     judge_precision: str  # auto | float32 | bfloat16 (embeddings.resolve_precision)
@@ -186,6 +187,7 @@ class EvaluationSettings:
 class PaperSettings:
     title: str
     author: str
+    release_texts: bool
 
 
 SECTIONS: dict[str, type] = {

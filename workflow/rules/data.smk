@@ -1,4 +1,5 @@
-# Data stage: raw JSONL -> validated -> collection report / review sample -> curated -> splits.
+# Data stage: raw JSONL -> validated -> collection report / review sample -> curated -> splits
+# -> the data release of the submission package.
 
 
 localrules:
@@ -7,6 +8,7 @@ localrules:
     sample_for_review,
     curate,
     split,
+    release,
 
 
 rule validate_raw:
@@ -98,3 +100,24 @@ rule split:
         "../../envs/data.yaml"
     script:
         "../scripts/split.py"
+
+
+rule release:
+    input:
+        train="results/data/splits/train.jsonl",
+        val="results/data/splits/val.jsonl",
+        test="results/data/splits/test.jsonl",
+        manifest="results/data/splits/manifest.json",
+        split_report="results/data/split_report.json",
+        curation_report="results/data/curation_report.json",
+        code=library("release"),
+    output:
+        dataset=directory("results/release/dataset"),
+    params:
+        release_texts=SETTINGS.paper.release_texts,
+    log:
+        "results/logs/release.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/release.py"

@@ -128,6 +128,7 @@ rule paper:
         statistics=expand(
             "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=SEED_FILES["statistics"]
         ),
+        release="results/release/dataset",
         templates=latex_templates(),
         code=library("paper"),
     output:

@@ -11,6 +11,7 @@ run_step(
     figures_dir=snakemake.params.figures_dir,
     split_report=snakemake.input.split_report,
     statistics=list(snakemake.input.statistics),
+    release_dir=snakemake.input.release,
     paper_dir=snakemake.output.paper,
     tarball=snakemake.output.tarball,
     templates_dir=snakemake.params.templates_dir,

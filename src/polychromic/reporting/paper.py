@@ -150,6 +150,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),
         "objectives": objective_settings(settings),
+        "release_texts": settings.paper.release_texts,
         "has_variants": any(is_variant(name) for name in aggregated.get("system_order", [])),
         "generation": as_dict(settings.generation),
         "passk": ((aggregated.get("settings") or {}).get("passk") or {}).get("passk")
@@ -181,14 +182,24 @@ def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str]
     return main, bib
 
 
-def write_tarball(files: list[Path], tarball: str | Path, folder: str = "submission") -> None:
-    """A reproducible .tar.gz of `files` inside one flat `folder/`."""
+def write_tarball(files: list[Path], tarball: str | Path, folder: str = "submission",
+                  release_dir: str | Path | None = None) -> None:
+    """A reproducible .tar.gz of `files` flat inside `folder/`, plus the data release (a folder
+    of its own, `polychromic.data.release`) as `folder/dataset/`."""
+    entries = [(path.name, path) for path in files]
+    if release_dir is not None:
+        root = Path(release_dir)
+        entries += [(f"dataset/{path.relative_to(root).as_posix()}", path)
+                    for path in root.rglob("*") if path.is_file()]
+    folders = sorted({str(Path(name).parent) for name, _ in entries} - {"."})
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(_tarinfo(folder + "/", tarfile.DIRTYPE, 0, 0o755))
-        for path in sorted(files, key=lambda p: p.name):
+        for name in ["", *folders]:
+            tar.addfile(_tarinfo(f"{folder}/{name}/".replace("//", "/"), tarfile.DIRTYPE, 0,
+                                 0o755))
+        for name, path in sorted(entries):
             data = path.read_bytes()
-            tar.addfile(_tarinfo(f"{folder}/{path.name}", tarfile.REGTYPE, len(data), 0o644),
+            tar.addfile(_tarinfo(f"{folder}/{name}", tarfile.REGTYPE, len(data), 0o644),
                         io.BytesIO(data))
     out = Path(tarball)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -257,9 +268,11 @@ def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Path | None:
 
 def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str,
                 statistics: list[str], paper_dir: str, tarball: str, templates_dir: str,
-                settings: Settings, ablation_table: str | None = None) -> None:
-    """Render the paper into `paper_dir`, pack `tarball` and compile when TeX is present.
-    `ablation_table` is copied and included when the aggregate lists ablation systems."""
+                settings: Settings, ablation_table: str | None = None,
+                release_dir: str | None = None) -> None:
+    """Render the paper into `paper_dir`, pack `tarball` (with the data release of
+    `release_dir`) and compile when TeX is present. `ablation_table` is copied and included
+    when the aggregate lists ablation systems."""
     folder = Path(paper_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("main.pdf", "main.log"):  # from an earlier run: never left looking current
@@ -271,6 +284,7 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     data = read_json(aggregated)
     context = _context(data, [read_json(path) for path in statistics],
                        read_json(split_report), figures, settings)
+    context["release"] = release_dir is not None
     if ablation_table is None:
         context["ablations"] = []
     main, bib = render_paper(context, templates_dir)
@@ -285,5 +299,5 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
         shutil.copyfile(ablation_table, folder / AGGREGATE_FILES["ablation_table"])
         files.append(folder / AGGREGATE_FILES["ablation_table"])
     files += [folder / f"{name}.pdf" for name in figures]
-    write_tarball(files, tarball)
+    write_tarball(files, tarball, release_dir=release_dir)
     compile_pdf(folder, files)

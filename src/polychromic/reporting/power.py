@@ -4,12 +4,21 @@ Why: a study should be powered to detect a pass@10 difference of `delta` (0.05, 
 Holm-adjusted 0.05 level. A simple, conservative calculation from a pilot run, for the two
 rules the study uses (`significance.py`):
 
-- **primary** (the verdict): one paired test over P test tweets of the values
-  averaged over seeds, Holm over a family of `family` comparisons (3: pass@1, pass@10,
-  coverage). sigma = the larger of the pilot's std (ddof=1) of the per-tweet differences of the
-  seed means and sigma_seed / sqrt(S), what S seeds with independent noise give: when the
-  per-tweet pass@10 values are mostly 0 or 1, a small pilot's seed-mean std can be a fluke of
-  a few tweets, smaller than independent seeds would give;
+- **primary** (the verdict): the mean difference over S seeds and P test tweets, its
+  uncertainty from the crossed bootstrap of seeds and tweets, Holm over a family of `family`
+  comparisons (3: pass@1, pass@10, coverage). Its standard error has a seed part and a tweet
+  part,
+
+      SE(P, S)^2 = tau^2 / S + sigma^2 / P,
+
+  sigma = the larger of the pilot's std (ddof=1) of the per-tweet differences of the seed means
+  and sigma_seed / sqrt(S), what S seeds with independent noise give (when the per-tweet pass@10
+  values are mostly 0 or 1, a small pilot's seed-mean std can be a fluke of a few tweets);
+  tau^2 = the seeds' variance of their mean difference beyond what the tweets' noise explains,
+  max(0, var_s(dbar_s) - sigma_e^2 / P_pilot), with sigma_e^2 the residual variance of the
+  two-way (seed x tweet) table of differences (`seed_variance`). Power =
+  Phi(delta / SE - z_{1 - alpha'/2}); when tau > 0 it cannot pass Phi(delta sqrt(S) / tau - z)
+  however many tweets there are, and `prompts_needed_primary` says None (more seeds needed);
 - **every-seed** (the tables' daggers): a paired test in *every* seed at
   Holm over that seed's whole family of tests. sigma = std of the per-tweet differences within
   a seed, pooled over the pilot's seeds; every seed must succeed, so the per-seed power is
@@ -19,7 +28,7 @@ In both, Holm's first step is Bonferroni: a single true effect among `family` te
 p < alpha / family, so alpha' = alpha / family (conservative for Holm); the paired sign-flip
 permutation test of the mean difference is approximated by the paired z-test (the two agree
 asymptotically: the permutation distribution of the mean is approximately normal); the power
-of one test is Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra
+of one every-seed test is Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra
 condition, every seed's mean difference of the same sign, is ignored: with a true difference
 delta the chance that one seed's mean over P tweets has the other sign is
 Phi(-delta sqrt(P) / sigma_seed), under 0.002 for sigma_seed = 0.24, delta = 0.05, P = 200.
@@ -80,6 +89,46 @@ def pooled_sd(pilot: Sequence[dict], reference: str, other: str,
     return float(np.std(diffs, ddof=1)), int(diffs.size)
 
 
+def seed_variance(pilot: Sequence[dict], reference: str, other: str,
+                  metric: str = "pass@10") -> float:
+    """tau^2 (module docstring): the between-seed variance of the mean difference beyond the
+    tweets' noise; 0 with one seed."""
+    _, ref = seed_means_per_prompt(pilot, reference, metric)
+    _, oth = seed_means_per_prompt(pilot, other, metric)
+    diffs = ref - oth
+    diffs = diffs[:, ~np.isnan(diffs).any(axis=0)]
+    seeds, prompts = diffs.shape
+    if seeds < 2 or prompts < 2:
+        return 0.0
+    residual = (diffs - diffs.mean(axis=1, keepdims=True) - diffs.mean(axis=0, keepdims=True)
+                + diffs.mean())
+    noise = float((residual ** 2).sum()) / ((seeds - 1) * (prompts - 1))
+    return max(0.0, float(np.var(diffs.mean(axis=1), ddof=1)) - noise / prompts)
+
+
+def primary_power(prompts: int, seeds: int, sigma: float, tau2: float, delta: float,
+                  family: int, alpha: float = 0.05) -> float:
+    """Power of the primary test: Phi(delta / SE(P, S) - z) (module docstring)."""
+    z = norm.ppf(1 - alpha / family / 2)
+    return float(norm.cdf(delta / math.sqrt(tau2 / seeds + sigma ** 2 / prompts) - z))
+
+
+def prompts_needed_primary(seeds: int, sigma: float, tau2: float, delta: float, family: int,
+                           power: float = 0.8, alpha: float = 0.05) -> int | None:
+    """Test tweets for `power` with `seeds` seeds; None when the seeds' spread alone keeps the
+    power below it (more seeds, not tweets, are needed)."""
+    z = norm.ppf(1 - alpha / family / 2) + norm.ppf(power)
+    room = (delta / z) ** 2 - tau2 / seeds
+    return None if room <= 0 else math.ceil(sigma ** 2 / room)
+
+
+def primary_delta(prompts: int, seeds: int, sigma: float, tau2: float, family: int,
+                  power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest difference the primary test detects with `power`."""
+    z = norm.ppf(1 - alpha / family / 2) + norm.ppf(power)
+    return float(z * math.sqrt(tau2 / seeds + sigma ** 2 / prompts))
+
+
 def study_power(prompts: int, sigma: float, delta: float, family: int, seeds: int,
                 alpha: float = 0.05) -> float:
     """Probability that every one of `seeds` tests detects a true difference `delta` (module
@@ -128,18 +177,25 @@ def main(argv: list[str] | None = None) -> int:
     sigma_seed, count = paired_sd(pilot, reference, other)
     sigma_pooled, n_prompts = pooled_sd(pilot, reference, other)
     sigma_primary = primary_sd(pilot, reference, other)
+    tau2 = seed_variance(pilot, reference, other)
     print(f"pilot: {seeds} seeds, {n_prompts} test prompts; std of the per-prompt pass@10 "
           f"difference {reference} - {other}: {sigma_seed:.3f} within a seed ({count} "
           f"differences), {sigma_pooled:.3f} of the seed means; the primary test is sized with "
-          f"{sigma_primary:.3f} (the larger of that and {sigma_seed:.3f} / sqrt({seeds}))")
+          f"sigma {sigma_primary:.3f} (the larger of that and {sigma_seed:.3f} / sqrt({seeds})) "
+          f"and a seed-to-seed std tau {math.sqrt(tau2):.3f}")
     print(f"rule        family  prompts for power 0.8 (delta 0.05)  power at {prompts} prompts"
           f"  delta detected at {prompts} prompts")
-    rows = [("primary", family, 1, sigma_primary) for family in (1, 3)]
-    rows += [("every-seed", family, seeds, sigma_seed) for family in (1, 3, 45, 135)]
-    for rule, family, tests, sigma in rows:
-        print(f"{rule:10s}  {family:6d}  {prompts_needed(sigma, 0.05, family, tests):34d}"
-              f"  {study_power(prompts, sigma, 0.05, family, tests):18.2f}"
-              f"  {detectable_delta(prompts, sigma, family, tests):24.3f}")
+    for family in (1, 3):
+        needed = prompts_needed_primary(seeds, sigma_primary, tau2, 0.05, family)
+        print(f"{'primary':10s}  {family:6d}  "
+              f"{needed if needed is not None else 'more seeds':>34}"
+              f"  {primary_power(prompts, seeds, sigma_primary, tau2, 0.05, family):18.2f}"
+              f"  {primary_delta(prompts, seeds, sigma_primary, tau2, family):24.3f}")
+    for family in (1, 3, 45, 135):
+        needed = prompts_needed(sigma_seed, 0.05, family, seeds)
+        print(f"{'every-seed':10s}  {family:6d}  {needed:34d}"
+              f"  {study_power(prompts, sigma_seed, 0.05, family, seeds):18.2f}"
+              f"  {detectable_delta(prompts, sigma_seed, family, seeds):24.3f}")
     return 0
 
 

@@ -12,12 +12,13 @@ samples at generation.temperature).
 
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
 the means ± std over seeds and the study's primary, pre-registered test (the `primary` rule of
-`significance.py`): per test tweet the value averaged over seeds, the mean paired difference with
-its bootstrap 95 % CI, the sign-flip permutation p Holm-adjusted over these comparisons, and each
-seed's mean difference. A difference is **detectable** when the adjusted p < alpha and every
-seed's difference has the sign of the pooled one. The per-seed Holm-adjusted tests of
-`statistical_tests.json` (the stricter `every_seed` rule of the tables) are kept in each row as
-`seeds`.
+`significance.py`): the mean paired difference over seeds and test tweets with its 95 % CI and
+two-sided p from the crossed bootstrap (seeds, then tweets: `uncertainty` names it), the p
+Holm-adjusted over these comparisons, and each seed's mean difference (the tweets-only reading,
+seeds fixed, is kept as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`). A difference is
+**detectable** when the adjusted p < alpha and every seed's difference has the sign of the
+pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (the stricter
+`every_seed` rule of the tables) are kept in each row as `seeds`.
 
 The verdict word comes from pass@1 and pass@k only (the claim: higher pass@k without losing
 pass@1):
@@ -25,7 +26,10 @@ pass@1):
 - **better**: one of them detectably better and neither detectably worse;
 - **worse**: one of them detectably worse and neither detectably better;
 - **mixed**: one detectably better and the other detectably worse;
-- **no detectable difference**: neither differs detectably.
+- **no detectable difference**: neither differs detectably;
+- **inconclusive (unmatched)**: the closest baseline variant is no match in pass@1 (its mean
+  pass@1 differs by more than `evaluation.match_tolerance`, or detectably), so no word about
+  pass@k is earned at matched pass@1: the sentence says so and points at the frontier figure.
 
 No sentence is written ahead of the numbers: every word of `sentence` is chosen from them.
 `python -m polychromic.reporting.verdict AGGREGATE` prints the paragraph as Markdown (the docs
@@ -40,7 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
-from polychromic.reporting.significance import Evidence, detect, seed_tests
+from polychromic.reporting.significance import UNCERTAINTY, Evidence, detect, seed_tests
 from polychromic.systems import is_variant, parse_system
 
 
@@ -70,7 +74,20 @@ def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
             for test in seed_tests(statistics, metric, ref, other)]
 
 
-def verdict_word(directions: Sequence[str]) -> str:
+UNMATCHED = "inconclusive (unmatched)"
+
+
+def is_matched(pass1: dict[str, Any], tolerance: float) -> bool:
+    """Whether the pass@1 row is a match: |difference| <= tolerance and not detectable."""
+    diff = pass1.get("diff")
+    return diff is not None and abs(diff) <= tolerance and not pass1.get("detectable")
+
+
+def verdict_word(directions: Sequence[str], matched: bool = True) -> str:
+    """better / worse / mixed / no detectable difference from the pass@1 and pass@k rows;
+    `UNMATCHED` when the comparison is not at matched pass@1 (`is_matched`)."""
+    if not matched:
+        return UNMATCHED
     better, worse = "better" in directions, "worse" in directions
     if better and worse:
         return "mixed"
@@ -111,12 +128,12 @@ def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str])
 
 
 def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str, matched: str,
-                      pass1: dict[str, Any]) -> list[str]:
-    """A sentence when even the closest baseline variant differs detectably in pass@1 (the
-    `pass1` row): the comparison is then not at matched pass@1, and the pass@1 row measures the
-    temperature grid rather than the method. It names the variants whose pass@1 bracket the
-    reference's, where temperatures should be added."""
-    if pass1.get("direction") not in ("better", "worse"):
+                      pass1: dict[str, Any], tolerance: float) -> list[str]:
+    """A sentence when even the closest baseline variant is no match in pass@1 (`is_matched`
+    of the `pass1` row): the comparison is then not at matched pass@1, and the pass@1 row
+    measures the sampling grid rather than the method. It names the variants whose pass@1
+    bracket the reference's, where temperatures should be added."""
+    if is_matched(pass1, tolerance) or pass1.get("diff") is None:
         return []
     target = _mean(aggregated, reference, "pass@1")
     variants = sorted((_mean(aggregated, s, "pass@1"), s) for s in aggregated["system_order"]
@@ -133,9 +150,10 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
     else:
         where = (f"it lies above every baseline variant, the highest being {below[-1][1]} "
                  f"({below[-1][0]:.3f}): sample the baseline at a lower temperature")
+    how = "detectably" if pass1.get("detectable") else f"by more than {tolerance:g}"
     return [f"no baseline variant matches the pass@1 of {reference} ({target:.3f}); the closest, "
-            f"{matched}, differs detectably ({pass1['diff']:+.3f}), so the pass@1 row compares "
-            f"points of the temperature grid, not methods at matched pass@1; {where}"]
+            f"{matched}, differs {how} ({pass1['diff']:+.3f}), so the rows compare points of "
+            f"the sampling grid, not methods at matched pass@1; {where}"]
 
 
 def unavailable(reference: str, baseline: str, reason: str) -> dict[str, Any]:
@@ -154,6 +172,8 @@ def verdict_row(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]]
         "other_mean": other_entry.get("mean"), "other_std": other_entry.get("std"),
         "diff": test.get("mean_diff"), "ci_low": test.get("ci_low"),
         "ci_high": test.get("ci_high"), "p": test.get("p"),
+        "ci_low_tweets": test.get("ci_low_tweets"), "ci_high_tweets": test.get("ci_high_tweets"),
+        "p_tweets": test.get("p_tweets"),
         "p_holm": test.get("p_holm"), "cohens_d_z": test.get("cohens_d_z"),
         "n_prompts": test.get("n_prompts"), "n_left_out": test.get("n_left_out"),
         "seed_diffs": test.get("seed_diffs"), "seeds_agree": test.get("seeds_agree"),
@@ -178,10 +198,12 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     metrics = shown_in("verdict", aggregated.get("metric_order") or [])
     rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
             for test in detect(evidence, metrics, reference, matched, "primary")]
+    tolerance = evidence.evaluation.match_tolerance if evidence.evaluation else 0.0
     word = verdict_word([row["direction"] for row in rows
-                         if parse_passk(row["metric"]) is not None])
+                         if parse_passk(row["metric"]) is not None],
+                        is_matched(rows[0], tolerance))
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
-    warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0])
+    warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0], tolerance)
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
@@ -193,14 +215,16 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
         "seed_order": ", ".join(str(seed) for seed in seeds),
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
-        "rows": rows, "verdict": word, "sentence": sentence(reference, matched, word, rows),
+        "match_tolerance": tolerance,
+        "rows": rows, "verdict": word,
+        "sentence": sentence(reference, matched, word, rows, tolerance),
         "warnings": warnings,
+        "uncertainty": UNCERTAINTY,
         "rule": "matched = the baseline system or sampling variant with the closest mean "
-                "pass@1; per test tweet the value averaged over seeds; two-sided paired "
-                "sign-flip permutation p of the mean difference, Holm-adjusted over the tested "
-                "comparisons; detectable when "
-                "the adjusted p < alpha and every seed's mean difference has the pooled sign; "
-                "verdict from pass@1 and pass@k",
+                "pass@1; the mean difference over seeds and test tweets; its CI and two-sided "
+                "p from the crossed bootstrap (seeds, then tweets), Holm-adjusted over the "
+                "tested comparisons; detectable when the adjusted p < alpha and every seed's "
+                "mean difference has the pooled sign; verdict from pass@1 and pass@k",
     }
     block["tweets"] = tweets(block)
     return block
@@ -216,7 +240,8 @@ def _phrase(row: dict[str, Any]) -> str:
             f"{_p(row['p_holm'])}: {state})")
 
 
-def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]) -> str:
+def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]],
+             tolerance: float = 0.0) -> str:
     """One sentence of verdict, every word chosen from the numbers."""
     overrides = parse_system(matched).overrides
     opponent = (f"the baseline sampled at {overrides.describe()} ({matched}), the baseline "
@@ -224,6 +249,11 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
                 f"the baseline ({matched}) at its own sampling temperature, the closest to its "
                 "pass@1")
     details = "; ".join(_phrase(row) for row in rows)
+    if word == UNMATCHED:
+        return (f"The comparison is inconclusive: no baseline variant matches the pass@1 of "
+                f"{reference} within {tolerance:g} without a detectable difference, so its "
+                f"pass@k and coverage are not compared at matched pass@1 (read the frontier "
+                f"figure instead); against {opponent}: {details}.")
     head = {"better": "is better than", "worse": "is worse than",
             "mixed": "is better on one and worse on the other than",
             "no detectable difference": "shows no detectable difference from"}[word]
@@ -257,8 +287,9 @@ def markdown(block: dict[str, Any]) -> str:
             f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
             f"{row['direction'] if row['detectable'] else 'no'} |")
     warnings = "".join(f"\n**Warning:** {text}.\n" for text in block.get("warnings") or [])
-    return ("\n".join(lines) + f"\n\n{tweets(block)} test tweets, values averaged over "
-            f"{block['n_seeds']} seeds; Holm over {block['family']} comparisons.\n\n"
+    return ("\n".join(lines) + f"\n\n{tweets(block)} test tweets x {block['n_seeds']} "
+            f"seeds; CI and p: {block.get('uncertainty', 'n/a')}; Holm over {block['family']} "
+            "comparisons.\n\n"
             f"**Verdict: {block['verdict']}.** {block['sentence']}\n" + warnings)
 
 
