@@ -308,3 +308,21 @@ def test_the_submission_holds_the_data_release_without_text(paper: dict) -> None
     assert "## Texts and rehydration" in card
     assert r"\section*{Data availability}" in paper["main"]
     assert "not the texts or\nauthor handles" in paper["main"]
+
+
+def test_every_objective_gets_its_row(paper: dict, tmp_path: Path) -> None:
+    stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
+    second = {**stored["verdict"], "reference": "bonus_lora", "verdict": "better"}
+    stored["objective_comparisons"] = {"polychromic_lora": stored["verdict"], "bonus_lora": second}
+    aggregated = tmp_path / "aggregated_results.json"
+    aggregated.write_text(json.dumps(stored), encoding="utf-8")
+    inputs = {key: value for key, value in paper.items() if key != "main"}
+    inputs.update(aggregated=str(aggregated), paper_dir=str(tmp_path / "paper"),
+                  tarball=str(tmp_path / "submission.tar.gz"))
+    build_paper(**inputs)
+    main = (tmp_path / "paper" / "main.tex").read_text(encoding="utf-8")
+    assert r"\paragraph{Every objective at matched pass@1.}" in main
+    assert r"\texttt{bonus\_lora} & \texttt{baseline\_lora" in main
+    assert r"\label{tab:objectives}" in main
+    if HAS_TEX:
+        assert (tmp_path / "paper" / "main.pdf").stat().st_size > 10_000

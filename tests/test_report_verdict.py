@@ -10,9 +10,11 @@ import pytest
 from polychromic.reporting.significance import Evidence
 from polychromic.reporting.verdict import (
     build_verdict,
+    comparisons_markdown,
     main,
     markdown,
     matched_baseline,
+    objective_comparisons,
     seed_evidence,
     verdict_word,
 )
@@ -304,3 +306,21 @@ def test_a_min_p_variant_is_matched_and_described() -> None:
     block = verdict(aggregate(plain), [], passk(plain))
     assert block["matched"] == "baseline_lora" and block["matched_sampling"] == {}
     assert "the baseline (baseline_lora) at its own sampling temperature" in block["sentence"]
+
+
+def test_one_matched_comparison_per_objective() -> None:
+    """Each objective's first system gets its own matched baseline and verdict; the baseline
+    and sampling variants get none."""
+    means = {**MEANS, "bonus_lora": (0.60, 0.97, 0.80)}  # matched by the plain baseline (0.60)
+    evidence = Evidence(aggregate(means), [], [{"passk": doc} for doc in passk(means)],
+                        section("evaluation", {"bootstrap_samples": 2000}))
+    blocks = objective_comparisons(evidence, ["baseline_lora", "polychromic_lora",
+                                              "bonus_lora", "baseline_lora@t1.3"],
+                                   "polychromic_lora", "baseline_lora")
+    assert list(blocks) == ["polychromic_lora", "bonus_lora"]
+    assert blocks["polychromic_lora"]["matched"] == "baseline_lora@t1.3"
+    assert blocks["bonus_lora"]["matched"] == "baseline_lora"
+    assert blocks["bonus_lora"]["verdict"] == "better"  # pass@1 equal, pass@10 +0.07
+    table = comparisons_markdown(blocks, "polychromic_lora")
+    assert "| **polychromic_lora** | baseline_lora@t1.3 | inconclusive (unmatched) |" in table
+    assert "| bonus_lora | baseline_lora | better | +0.000" in table and "+0.070 [" in table

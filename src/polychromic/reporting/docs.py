@@ -26,6 +26,7 @@ from polychromic.contract import AGGREGATE_FILES, FIGURES, STATISTICS_FILE
 from polychromic.evaluation.registry import label, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import best_systems, significance_marks
+from polychromic.reporting.verdict import comparisons_markdown
 from polychromic.reporting.verdict import markdown as verdict_markdown
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -120,6 +121,7 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
              f"`{aggregated.get('reference_system')}` by the every-seed rule "
              "(docs/statistics.md).", "",
              "## Verdict (the primary test)", "", verdict_markdown(aggregated.get("verdict") or {}),
+             *objectives_section(aggregated),
              "## Training", "", training_summary(aggregated), "", run_times(results), ""]
     if compare is not None:
         parts += ["## Between runs", "", comparison(aggregated, *compare), ""]
@@ -127,6 +129,21 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
     parts += [f"![{name}]({figures_dir}/{name}.png)" for name in FIGURES
               if (results / "figures" / f"{name}.png").is_file()]
     return "\n".join(parts) + "\n"
+
+
+def objectives_section(aggregated: dict[str, Any]) -> list[str]:
+    """Each objective against the baseline at matched pass@1, when the study has more than
+    the reference objective."""
+    blocks = aggregated.get("objective_comparisons") or {}
+    if len(blocks) < 2:
+        return []
+    return ["## Every objective at matched pass@1", "",
+            "Each objective's first system against the baseline variant closest to its pass@1, "
+            "by the primary rule (differences with the 95 % CI of the crossed bootstrap of "
+            "seeds and tweets; † detectable). The reference system (bold) is the "
+            "pre-registered verdict; the others are secondary readings, each with its own "
+            "Holm family of three.", "",
+            comparisons_markdown(blocks, aggregated.get("reference_system") or ""), ""]
 
 
 def readme_block(aggregated: dict[str, Any], page_path: str) -> str:

@@ -162,6 +162,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
                                for model in reward_models(settings)),
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(evidence, ref, other),
+        "objective_comparisons": aggregated.get("objective_comparisons") or {},
         "verdict": aggregated.get("verdict") or {
             "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),

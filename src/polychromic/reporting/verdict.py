@@ -230,6 +230,35 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     return block
 
 
+def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference: str,
+                          baseline: str) -> dict[str, dict[str, Any]]:
+    """One matched comparison per training objective: `build_verdict` of each of `systems` (the
+    first LoRA system of each objective, `groups.split_systems`' main_lora) other than the
+    baseline, against the baseline's variant closest in pass@1. Each has its own Holm family
+    (its three rows); the reference system's is the study's pre-registered verdict, the others
+    are secondary readings, not corrected across objectives."""
+    return {system: build_verdict(evidence, system, baseline)
+            for system in systems if system != baseline and not is_variant(system)}
+
+
+def comparisons_markdown(blocks: dict[str, dict[str, Any]], reference: str) -> str:
+    """A table: each objective's system, its matched baseline, its verdict and the differences
+    with their crossed-bootstrap 95 % CIs."""
+    lines = ["| system | matched baseline | verdict | pass@1 | pass@k | coverage |",
+             "|---|---|---|---|---|---|"]
+    for system, block in blocks.items():
+        if not block.get("available"):
+            lines.append(f"| {system} | n/a | {block.get('reason')} | | | |")
+            continue
+        cells = [f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, "
+                 f"{_fmt(r['ci_high'], True)}]{' †' if r['detectable'] else ''}"
+                 for r in block["rows"]]
+        name = f"**{system}**" if system == reference else system
+        lines.append(f"| {name} | {block['matched']} | {block['verdict']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _phrase(row: dict[str, Any]) -> str:
     state = {"better": "detectably better", "worse": "detectably worse",
              "none": "no detectable difference", "untested": "not tested"}[row["direction"]]
