@@ -151,13 +151,18 @@ def test_training_sampler_matches_generate_when_deterministic(tiny_base, toy_spl
     assert texts == [g for g in greedy for _ in range(2)]
 
 
+def _generated(settings: System, tiny_base, toy_splits, folder) -> list[dict]:
+    """The generate step's records for one system on the toy test split (seed 1)."""
+    out = folder / f"{settings.name}.jsonl"
+    generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out),
+                    settings, GENERATION, PROMPTS, 1)
+    return read_jsonl(out)
+
+
 def test_temperature_system_samples_at_its_temperature(tiny_base, toy_splits, tmp_path):
     """`zero_shot@t2.0` (polychromic.systems): samples at 2.0, the same greedy replies."""
     def run(settings: System) -> list[dict]:
-        out = tmp_path / f"{settings.name}.jsonl"
-        generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out),
-                        settings, GENERATION, PROMPTS, 1)
-        return read_jsonl(out)
+        return _generated(settings, tiny_base, toy_splits, tmp_path)
 
     plain = run(system("zero_shot", "zero_shot"))
     hot = run(system("zero_shot@t2.0", "zero_shot", temperature=2.0))
@@ -259,10 +264,7 @@ def test_min_p_variant_samples_with_its_overrides(tiny_base, toy_splits, tmp_pat
     """`zero_shot@t2.0m0.5`: temperature and min_p its own, top_p and top_k generation's; the
     greedy replies unchanged; every setting of the sampling recorded."""
     def run(settings: System) -> list[dict]:
-        out = tmp_path / f"{settings.name}.jsonl"
-        generate_system(toy_splits["test"], toy_splits["train"], tiny_base, None, str(out),
-                        settings, GENERATION, PROMPTS, 1)
-        return read_jsonl(out)
+        return _generated(settings, tiny_base, toy_splits, tmp_path)
 
     hot = run(variant("zero_shot@t2.0", "zero_shot"))
     cut = run(variant("zero_shot@t2.0m0.5", "zero_shot"))

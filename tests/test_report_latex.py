@@ -148,15 +148,20 @@ def test_table_compiles(tmp_path: Path) -> None:
                                        "pass@1": [0.1, 0.3]},
     }, [1, 2])
     (tmp_path / "table.tex").write_text(results_table(agg, TEMPLATES), encoding="utf-8")
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-        "\\input{table}\n\\end{document}\n", encoding="utf-8")
-    done = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode",
-                           "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
+    _compile_table(tmp_path)
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
     assert "root:" not in (tmp_path / "doc.log").read_text(errors="replace")
+
+
+def _compile_table(folder: Path) -> None:
+    """pdflatex a one-page document that inputs `folder`/table.tex (shell escape off)."""
+    (folder / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+        "\\begin{document}\n\\input{table}\n\\end{document}\n", encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode",
+                           "-halt-on-error", "doc.tex"], cwd=folder, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
 
 
 def test_variant_names_print_as_they_are() -> None:
@@ -181,11 +186,5 @@ def test_ablation_table_of_variants_compiles(tmp_path: Path) -> None:
                      [1, 2])
     agg.update(main_lora_systems=names[:1], ablation_systems=names[1:])
     (tmp_path / "table.tex").write_text(ablation_table(agg, TEMPLATES), encoding="utf-8")
-    (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
-        "\\begin{document}\n\\input{table}\n\\end{document}\n", encoding="utf-8")
-    done = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode",
-                           "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
+    _compile_table(tmp_path)
     assert "Missing character" not in (tmp_path / "doc.log").read_text(errors="replace")

@@ -282,18 +282,23 @@ def test_verdict_paragraph_follows_the_numbers(paper: dict) -> None:
     assert "95 \\% CI {[}" in block  # the sentence's % and brackets escaped
 
 
+def _rebuilt(paper: dict, stored: dict, folder: Path) -> str:
+    """main.tex of the paper fixture rebuilt in `folder` from an edited aggregate."""
+    aggregated = folder / "aggregated_results.json"
+    aggregated.write_text(json.dumps(stored), encoding="utf-8")
+    inputs = {key: value for key, value in paper.items() if key != "main"}
+    inputs.update(aggregated=str(aggregated), paper_dir=str(folder / "paper"),
+                  tarball=str(folder / "submission.tar.gz"))
+    build_paper(**inputs)
+    return (folder / "paper" / "main.tex").read_text(encoding="utf-8")
+
+
 def test_a_matched_sampling_variant_is_named_with_its_settings(paper: dict, tmp_path: Path
                                                                ) -> None:
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
     stored["verdict"].update(matched="baseline_lora@t1.6m0.1",
                              matched_sampling={"temperature": 1.6, "min_p": 0.1})
-    aggregated = tmp_path / "aggregated_results.json"
-    aggregated.write_text(json.dumps(stored), encoding="utf-8")
-    inputs = {key: value for key, value in paper.items() if key != "main"}
-    inputs.update(aggregated=str(aggregated), paper_dir=str(tmp_path / "paper"),
-                  tarball=str(tmp_path / "submission.tar.gz"))
-    build_paper(**inputs)
-    main = (tmp_path / "paper" / "main.tex").read_text(encoding="utf-8")
+    main = _rebuilt(paper, stored, tmp_path)
     assert r"\texttt{baseline\_lora@t1.6m0.1} (sampled at temperature 1.6, min p 0.1)." in main
 
 
@@ -314,13 +319,7 @@ def test_every_objective_gets_its_row(paper: dict, tmp_path: Path) -> None:
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
     second = {**stored["verdict"], "reference": "bonus_lora", "verdict": "better"}
     stored["objective_comparisons"] = {"polychromic_lora": stored["verdict"], "bonus_lora": second}
-    aggregated = tmp_path / "aggregated_results.json"
-    aggregated.write_text(json.dumps(stored), encoding="utf-8")
-    inputs = {key: value for key, value in paper.items() if key != "main"}
-    inputs.update(aggregated=str(aggregated), paper_dir=str(tmp_path / "paper"),
-                  tarball=str(tmp_path / "submission.tar.gz"))
-    build_paper(**inputs)
-    main = (tmp_path / "paper" / "main.tex").read_text(encoding="utf-8")
+    main = _rebuilt(paper, stored, tmp_path)
     assert r"\paragraph{Every objective at matched pass@1.}" in main
     assert r"\texttt{bonus\_lora} & \texttt{baseline\_lora" in main
     assert r"\label{tab:objectives}" in main
