@@ -18,8 +18,8 @@ import yaml
 from conftest import REPO, SNAKEMAKE, job_counts, snakemake, stand_in_outputs
 
 UPSTREAM = {"validate_raw", "verify_collection", "sample_for_review"}
-DOWNSTREAM = {"curate", "split", "release", "base_model", "calibrate", "train", "generate",
-              "evaluate", "aggregate", "figures", "paper", "all"}
+DOWNSTREAM = {"curate", "split", "release", "base_model", "calibrate", "train", "generate_val",
+              "select_sampling", "generate", "evaluate", "aggregate", "figures", "paper", "all"}
 
 
 @pytest.mark.slow

@@ -325,3 +325,21 @@ def test_every_objective_gets_its_row(paper: dict, tmp_path: Path) -> None:
     assert r"\label{tab:objectives}" in main
     if HAS_TEX:
         assert (tmp_path / "paper" / "main.pdf").stat().st_size > 10_000
+
+
+def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) -> None:
+    assert "no sampling setting is tuned" in paper["main"]  # the fixture has no selection
+    stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
+    stored["selection"] = {
+        "selected_on": "val", "target_system": "baseline_lora", "target_pass@1": 0.6,
+        "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
+        "n_prompts": 40, "systems": {
+            "baseline_lora": {"sampling": {"temperature": 1.0, "min_p": 0.0},
+                              "val_pass@1": 0.6},
+            "polychromic_lora": {"sampling": {"temperature": 1.6, "min_p": 0.1},
+                                 "val_pass@1": 0.62}}}
+    main = _rebuilt(paper, stored, tmp_path)
+    assert "first 40 validation tweets (10 replies each)" in main
+    assert "(temperature 0.7; temperature 1.6, min p 0.1)" in main
+    assert r"\texttt{polychromic\_lora}: temperature 1.6, min-$p$ 0.1 (validation pass@1" in main
+    assert "The test split is generated and scored once" in main

@@ -324,3 +324,17 @@ def test_one_matched_comparison_per_objective() -> None:
     table = comparisons_markdown(blocks, "polychromic_lora")
     assert "| **polychromic_lora** | baseline_lora@t1.3 | inconclusive (unmatched) |" in table
     assert "| bonus_lora | baseline_lora | better | +0.000" in table and "+0.070 [" in table
+
+
+def test_with_a_choice_on_validation_the_test_tweets_choose_nothing() -> None:
+    """With the aggregate's `selection` the opponent is the baseline system itself (both were
+    matched on validation), even where a variant is closer in pass@1 on the test tweets."""
+    equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}  # @t1.3 matches it exactly
+    aggregated = {**aggregate(equal), "selection": {"selected_on": "val"}}
+    assert matched_baseline(aggregated, "polychromic_lora", "baseline_lora") == "baseline_lora"
+    block = verdict(aggregated, [], passk(equal))
+    assert block["matched"] == "baseline_lora" and block["matched_on"] == "val"
+    assert block["candidates"] == ["baseline_lora"]
+    assert "each at the sampling chosen on the validation split" in block["sentence"]
+    assert block["verdict"] == "inconclusive (unmatched)"  # 0.47 vs 0.60 on the test tweets
+    assert verdict(aggregate(equal), [], passk(equal))["matched_on"] == "test"

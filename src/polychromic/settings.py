@@ -169,6 +169,13 @@ class PassKSettings:
 
 
 @dataclass(frozen=True)
+class SelectionSettings:
+    grid: tuple[dict, ...]  # sampling overrides tried besides generation's own; () = off
+    num_samples: int
+    max_prompts: int | None
+
+
+@dataclass(frozen=True)
 class EvaluationSettings:
     reference_system: str
     baseline_system: str
@@ -178,6 +185,7 @@ class EvaluationSettings:
     judge_precision: str  # auto | float32 | bfloat16 (embeddings.resolve_precision)
     bertscore_layer: int | None  # None: the judge's own (encoders.default_layer)
     passk: PassKSettings
+    selection: SelectionSettings
     bootstrap_samples: int
     permutation_samples: int
     stats_seed: int

@@ -23,9 +23,10 @@ purpose: the workflow imports it while it builds the DAG.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -236,3 +237,35 @@ def expand_systems(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
                 raise ValueError(f"{where}: {variant!r} is listed twice")
             expanded[variant] = {**base, **overrides.items(), "base_system": name}
     return expanded
+
+
+def selection_candidates(systems: Mapping[str, System], grid: Sequence[Mapping[str, Any]]
+                         ) -> dict[str, System]:
+    """The candidates of the sampling choice on validation (`polychromic.evaluation.selection`):
+    for every configured system (not its configured variants), the system itself, then one
+    variant per grid entry, named as sampling variants are (`polychromic_lora@t1.3`)."""
+    found: dict[str, System] = {}
+    for name, system in systems.items():
+        if system.base_system is not None:
+            continue
+        found[name] = system
+        for entry in grid:
+            overrides = Overrides.of(entry)
+            variant = variant_system(name, overrides)
+            found[variant] = dataclasses.replace(
+                system, name=variant, base_system=name,
+                **{key: getattr(overrides, key) for key in KEYS})
+    return found
+
+
+def chosen_system(system: System, selection: Mapping[str, Any] | None) -> System:
+    """The system as the test split is generated: a configured system at the sampling chosen
+    for it on validation (`selection`, the content of selection.json); a configured sampling
+    variant, or any system when there is no selection, as it is."""
+    if selection is None or system.base_system is not None:
+        return system
+    entry = (selection.get("systems") or {}).get(system.name)
+    if entry is None:
+        raise ValueError(f"the sampling selection has no choice for system {system.name!r}")
+    overrides = Overrides.of(entry["overrides"])
+    return dataclasses.replace(system, **{key: getattr(overrides, key) for key in KEYS})

@@ -42,8 +42,9 @@ from slurm_helpers import (
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 FAULTS = Path(__file__).with_name("faults.smk")
-SLURM_RULES = {"base_model": 1, "calibrate": 1, "train": 2, "generate": 4, "evaluate": 1}
-GPU_RULES = {"base_model", "train", "generate"}
+SLURM_RULES = {"base_model": 1, "calibrate": 1, "train": 2, "generate": 4, "evaluate": 1,
+               "generate_val": 8, "select_sampling": 1}  # 4 systems x (itself + 1 grid entry)
+GPU_RULES = {"base_model", "train", "generate", "generate_val"}
 LOCAL_RULES = {"validate_raw", "verify_collection", "sample_for_review", "curate", "split",
                "release", "aggregate", "figures", "paper"}  # fmt: skip
 # Files whose numbers are timings, so they differ between any two runs.

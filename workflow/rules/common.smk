@@ -23,6 +23,7 @@ from polychromic.contract import (  # noqa: E402
 from polychromic.dependencies import script_dependencies  # noqa: E402
 from polychromic.config import load_settings  # noqa: E402
 from polychromic.settings import as_dict  # noqa: E402
+from polychromic.systems import selection_candidates  # noqa: E402
 
 # The validated config as typed settings (polychromic.config); a ConfigError names the key.
 SETTINGS = load_settings(config)
@@ -35,12 +36,18 @@ EXPERIMENTS = list(SETTINGS.experiments)
 # Every system, each followed by its sampling variants (`baseline_lora@t1.3`, `@t1.6m0.1`): the typed
 # settings of each (polychromic.systems.System), used by generate and the reporting rules.
 SYSTEMS = list(SETTINGS.systems)
+# The sampling choice on validation (polychromic.evaluation.selection): with a grid, every
+# configured system and its grid variants are the candidates, sampled on the validation split.
+SELECTION = SETTINGS.evaluation.selection
+CANDIDATES = selection_candidates(SETTINGS.systems, SELECTION.grid) if SELECTION.grid else {}
+SELECTION_FILE = "results/selection/selection.json"
 
 
 wildcard_constraints:
     seed=r"\d+",
     experiment="|".join(EXPERIMENTS),
     system="|".join(re.escape(system) for system in SYSTEMS),
+    candidate="|".join(re.escape(name) for name in CANDIDATES) or "(?!x)x",
 
 
 def library(script, extra=()):
@@ -95,3 +102,24 @@ def get_generations(wildcards):
     return {
         system: f"results/generations/seed_{wildcards.seed}/{system}.jsonl" for system in SYSTEMS
     }
+
+
+def get_selection(wildcards):
+    """selection.json, an input of generate and aggregate when the grid is on."""
+    return [SELECTION_FILE] if CANDIDATES else []
+
+
+def candidate_params(wildcards):
+    """The settings of one candidate of the sampling choice, for `params:`."""
+    return as_dict(CANDIDATES[wildcards.candidate])
+
+
+def get_candidate_adapter(wildcards):
+    experiment = CANDIDATES[wildcards.candidate].experiment
+    if experiment is None:
+        return []
+    return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
+
+
+def get_candidate_template(wildcards):
+    return f"{PROMPTS}/{CANDIDATES[wildcards.candidate].prompt}.j2"

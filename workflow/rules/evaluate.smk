@@ -8,6 +8,7 @@ rule generate:
         base="results/models/base/base_model.json",
         adapter=get_adapter,
         template=get_prompt_template,
+        selection=get_selection,
         code=library("generate", ["polychromic.sampling"]),
     output:
         generations="results/generations/seed_{seed}/{system}.jsonl",
@@ -15,6 +16,7 @@ rule generate:
         system=system_params,
         generation=config["generation"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
+        selection=SELECTION_FILE if CANDIDATES else None,
     log:
         "results/logs/generate/seed_{seed}_{system}.log",
     benchmark:
@@ -28,6 +30,63 @@ rule generate:
         "../../envs/model.yaml"
     script:
         "../scripts/generate.py"
+
+
+rule generate_val:
+    input:
+        val="results/data/splits/val.jsonl",
+        train="results/data/splits/train.jsonl",
+        base="results/models/base/base_model.json",
+        adapter=get_candidate_adapter,
+        template=get_candidate_template,
+        code=library("generate_val", ["polychromic.sampling"]),
+    output:
+        generations="results/selection/seed_{seed}/{candidate}.jsonl",
+    params:
+        system=candidate_params,
+        generation={**config["generation"], "num_samples": SELECTION.num_samples},
+        max_prompts=SELECTION.max_prompts,
+        prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
+    log:
+        "results/logs/generate_val/seed_{seed}_{candidate}.log",
+    benchmark:
+        "results/benchmarks/generate_val/seed_{seed}_{candidate}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/generate_val.py"
+
+
+rule select_sampling:
+    input:
+        generations=expand(
+            "results/selection/seed_{seed}/{candidate}.jsonl", seed=SEEDS, candidate=CANDIDATES
+        ),
+        calibration=f"results/evaluation/{CALIBRATION_FILE}",
+        code=library("select_sampling"),
+    output:
+        selection=SELECTION_FILE,
+    params:
+        evaluation=config["evaluation"],
+        generation=config["generation"],
+        systems=config["systems"],
+    log:
+        "results/logs/select_sampling.log",
+    benchmark:
+        "results/benchmarks/select_sampling.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/select_sampling.py"
 
 
 rule calibrate:

@@ -33,6 +33,7 @@ rule aggregate:
             "results/models/{experiment}/seed_{seed}/run.json", experiment=EXPERIMENTS, seed=SEEDS
         ),
         templates=latex_templates(),
+        selection=get_selection,
         code=library("aggregate"),
     output:
         aggregated=report(
@@ -62,6 +63,7 @@ rule aggregate:
         systems=config["systems"],
         experiments=config["experiments"],
         evaluation=config["evaluation"],
+        selection=SELECTION_FILE if CANDIDATES else None,
         runs={
             experiment: {seed: f"results/models/{experiment}/seed_{seed}/run.json" for seed in SEEDS}
             for experiment in EXPERIMENTS

@@ -19,4 +19,5 @@ run_step(
     evaluation=settings.evaluation,
     templates_dir=snakemake.params.templates_dir,
     runs=dict(snakemake.params.runs),
+    selection=snakemake.params.selection,
 )

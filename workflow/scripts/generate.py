@@ -15,4 +15,5 @@ run_step(
     generation=section("generation", snakemake.params.generation),
     prompts_dir=snakemake.params.prompts_dir,
     seed=int(snakemake.wildcards.seed),
+    selection=snakemake.params.selection,
 )

@@ -17,13 +17,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from polychromic.io import read_jsonl, write_jsonl
+from polychromic.io import read_json, read_jsonl, write_jsonl
 from polychromic.models.base import model_path
 from polychromic.models.prompts import few_shot_examples, prompt_tokens
 from polychromic.sampling import open_engine
 from polychromic.sampling.base import Engine, Sampling
 from polychromic.settings import GenerationSettings
-from polychromic.systems import System
+from polychromic.systems import System, chosen_system
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,19 @@ def generation_records(engine: Engine, prompts: list[dict], tokens: list[list[in
 
 def generate_system(test: str, train: str, base: str, adapter: str | None, output: str,
                     system: System, generation: GenerationSettings, prompts_dir: str,
-                    seed: int) -> int:
-    """Write `generations/seed_{seed}/{system}.jsonl`; returns the number of prompts."""
+                    seed: int, max_prompts: int | None = None,
+                    selection: str | None = None) -> int:
+    """Write `generations/seed_{seed}/{system}.jsonl` for the tweets of the split file `test`
+    (the validation split for the sampling choice of `evaluation.selection`, where
+    `max_prompts` keeps the first tweets by id); with `selection` (selection.json) the system
+    samples at the setting chosen for it on validation. Returns the number of prompts."""
+    system = chosen_system(system, read_json(selection) if selection else None)
     engine = open_engine(generation.engine, base, adapter)
     prompts = group_test_prompts(read_jsonl(test))
     if not prompts:
-        raise ValueError(f"the test split {test} is empty")
+        raise ValueError(f"the split {test} is empty")
+    if max_prompts is not None:
+        prompts = sorted(prompts, key=lambda prompt: prompt["prompt_id"])[:max_prompts]
     tokens = token_prompts(engine.tokenizer, prompts, system, train, prompts_dir, seed)
     sampling = system_sampling(system, generation)
     n = generation.num_samples

@@ -200,16 +200,19 @@ def load_seeds(evaluation_dirs: dict[int, str], seeds: list[int]) -> dict[int, d
 def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: list[int],
               systems: dict[str, System], experiments: dict[str, Experiment],
               evaluation: EvaluationSettings, templates_dir: str,
-              runs: dict[str, dict[int, str]] | None = None) -> dict:
+              runs: dict[str, dict[int, str]] | None = None,
+              selection: str | None = None) -> dict:
     """Write `outputs` (`aggregated`: aggregated_results.json, `table`: results_table.tex and,
     when given, `ablation_table`) from every seed's evaluation and every run's run.json
-    (`runs`: {experiment: {seed: path}})."""
+    (`runs`: {experiment: {seed: path}}); `selection` (selection.json, the sampling chosen on
+    validation) is copied in as `selection`, null without a grid."""
     seeds = [int(seed) for seed in seeds]
     per_seed = load_seeds(evaluation_dirs, seeds)
     reference, baseline = evaluation.reference_system, evaluation.baseline_system
     groups = split_systems(systems, experiments, reference)
     result = build_aggregate(per_seed, seeds, list(systems), groups)
-    result.update(reference_system=reference, baseline_system=baseline)
+    result.update(reference_system=reference, baseline_system=baseline,
+                  selection=read_json(selection) if selection else None)
     if runs is not None:
         result["experiments"] = summarise_runs(
             {name: {int(seed): path for seed, path in paths.items()}

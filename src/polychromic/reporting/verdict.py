@@ -55,8 +55,13 @@ def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
 
 def matched_baseline(aggregated: dict[str, Any], reference: str, baseline: str,
                      metric: str = "pass@1") -> str | None:
-    """The baseline system or sampling variant whose mean `metric` is closest to the
-    reference's (the plain baseline first on ties); None when nothing can be matched."""
+    """The opponent at matched pass@1. With a sampling choice on validation (the aggregate's
+    `selection`), the baseline system itself: the systems were matched on validation and no
+    choice is made on the test tweets. Without one, the baseline system or sampling variant
+    whose mean `metric` on the test tweets is closest to the reference's (the plain baseline
+    first on ties). None when nothing can be matched."""
+    if aggregated.get("selection"):
+        return baseline if _mean(aggregated, baseline, metric) is not None else None
     target = _mean(aggregated, reference, metric)
     candidates = [s for s in aggregated.get("system_order", [])
                   if parse_system(s).base == baseline and _mean(aggregated, s, metric) is not None]
@@ -207,21 +212,26 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
+        "matched_on": "val" if aggregated.get("selection") else "test",
         "matched_temperature": parse_system(matched).overrides.temperature,
         "matched_sampling": parse_system(matched).overrides.items(),
-        "candidates": [s for s in aggregated.get("system_order", [])
-                       if parse_system(s).base == baseline],
+        "candidates": [baseline] if aggregated.get("selection") else [
+            s for s in aggregated.get("system_order", []) if parse_system(s).base == baseline],
         "passk_metric": passk_metric, "alpha": evidence.alpha, "n_seeds": len(seeds),
         "seed_order": ", ".join(str(seed) for seed in seeds),
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
         "match_tolerance": tolerance,
         "rows": rows, "verdict": word,
-        "sentence": sentence(reference, matched, word, rows, tolerance),
+        "sentence": sentence(reference, matched, word, rows, tolerance,
+                             bool(aggregated.get("selection"))),
         "warnings": warnings,
         "uncertainty": UNCERTAINTY,
-        "rule": "matched = the baseline system or sampling variant with the closest mean "
-                "pass@1; the mean difference over seeds and test tweets; its CI and two-sided "
+        "rule": ("matched = the baseline system, each system at the sampling chosen on "
+                 "validation to match pass@1" if aggregated.get("selection") else
+                 "matched = the baseline system or sampling variant with the closest mean "
+                 "pass@1 on the test tweets")
+                + "; the mean difference over seeds and test tweets; its CI and two-sided "
                 "p from the crossed bootstrap (seeds, then tweets), Holm-adjusted over the "
                 "tested comparisons; detectable when the adjusted p < alpha and every seed's "
                 "mean difference has the pooled sign; verdict from pass@1 and pass@k",
@@ -270,13 +280,18 @@ def _phrase(row: dict[str, Any]) -> str:
 
 
 def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]],
-             tolerance: float = 0.0) -> str:
+             tolerance: float = 0.0, on_validation: bool = False) -> str:
     """One sentence of verdict, every word chosen from the numbers."""
     overrides = parse_system(matched).overrides
-    opponent = (f"the baseline sampled at {overrides.describe()} ({matched}), the baseline "
-                "closest to its pass@1" if overrides.items() else
-                f"the baseline ({matched}) at its own sampling temperature, the closest to its "
-                "pass@1")
+    if on_validation:
+        opponent = (f"the baseline ({matched}), each at the sampling chosen on the validation "
+                    "split to match pass@1")
+    elif overrides.items():
+        opponent = (f"the baseline sampled at {overrides.describe()} ({matched}), the baseline "
+                    "closest to its pass@1")
+    else:
+        opponent = (f"the baseline ({matched}) at its own sampling temperature, the closest to "
+                    "its pass@1")
     details = "; ".join(_phrase(row) for row in rows)
     if word == UNMATCHED:
         return (f"The comparison is inconclusive: no baseline variant matches the pass@1 of "

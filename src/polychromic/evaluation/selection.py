@@ -1,0 +1,135 @@
+"""Every sampling choice made on the validation split, for every system alike.
+
+Why: picking the baseline's temperature by its pass@1 on the test tweets, and giving only the
+baseline a grid, makes the comparison's own choice depend on the numbers it then reports. The
+protocol (`evaluation.selection` with a non-empty grid):
+
+1. every configured system (zero-shot, few-shot and every LoRA system alike) is sampled on the
+   validation split at generation's own settings and at each entry of the grid
+   (`polychromic.systems.selection_candidates`: the system and its variants `<system>@t1.3`,
+   named as sampling variants are named), `num_samples` replies for each of the first
+   `max_prompts` validation tweets;
+2. the judge, with the pass threshold calibrated on the validation split, gives each candidate
+   its validation pass@1: the mean over tweets of the share of passing replies, averaged over
+   the seeds (`validation_pass_rates`);
+3. the target is the baseline system's validation pass@1 at generation's settings, the
+   single-answer quality of plain LoRA as practised ("without losing single-answer quality");
+4. every system takes the candidate whose validation pass@1 is closest to the target (ties: the
+   first in grid order, generation's own first) (`choose`);
+5. the test split is then generated and scored once, each system at its chosen setting
+   (`polychromic.systems.chosen_system`, applied by the `generate` step); no choice reads a
+   test file.
+
+The checkpoint rule (`training.checkpoint_selection`) and the pass threshold (calibrated on
+validation) are the same for every system too; `selection.json` records every choice with
+`selected_on: val`, and the aggregate copies it. The verdict then checks on the test tweets that
+the pass@1 of the compared systems agree within `evaluation.match_tolerance`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from polychromic.evaluation import passk as pk
+from polychromic.evaluation.calibration import RULE as CALIBRATION_RULE
+from polychromic.evaluation.judging import Judging, encode, load_generations, split_rows
+from polychromic.io import read_json, write_json
+from polychromic.settings import EvaluationSettings, GenerationSettings
+from polychromic.systems import KEYS, System, selection_candidates
+
+RULE = ("each system at the candidate (generation's settings, or a grid entry) whose "
+        "validation pass@1 is closest to the baseline system's validation pass@1 at "
+        "generation's settings; ties to the earlier candidate")
+
+
+def effective_sampling(system: System, generation: GenerationSettings) -> dict[str, Any]:
+    """The sampling a system is generated with: its overrides over generation's values."""
+    return {key: getattr(system, key) if getattr(system, key) is not None
+            else getattr(generation, key) for key in KEYS}
+
+
+def pass_rates(records: Sequence[dict[str, Any]], judging: Any, encoder: Any) -> list[float]:
+    """Per tweet, the share of replies that pass (the pass@1 estimate) under `judging`."""
+    samples = [record["samples"] for record in records]
+    references = [record["references"] for record in records]
+    embeddings = ref_embeddings = None
+    if judging.criterion == "semantic":  # one batched call each over the unique texts
+        embeddings = split_rows(encode(encoder, [s for group in samples for s in group]),
+                                [len(group) for group in samples])
+        ref_embeddings = split_rows(encode(encoder, [r for group in references for r in group]),
+                                    [len(group) for group in references])
+    similarities = pk.best_reference_similarities(
+        judging.criterion, samples, references, embeddings, ref_embeddings,
+        judging.judge["path"], judging.layer)
+    counts = pk.pass_counts(similarities, samples, judging.threshold)
+    return [count / len(group) for count, group in zip(counts, samples, strict=True)]
+
+
+def validation_pass1(generations: Mapping[int, Mapping[str, str]], settings: EvaluationSettings,
+                     calibration: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """{candidate: {pass@1 (mean over seeds), per_seed, n_prompts}} from every seed's
+    validation generations ({seed: {candidate: path}})."""
+    from polychromic.embeddings import get_encoder
+    judging = Judging.from_settings(settings, calibration)
+    encoder = get_encoder(judging.judge["path"], precision=judging.judge["precision"])
+    per_seed: dict[str, list[float]] = {}
+    prompts = 0
+    for seed, paths in generations.items():
+        loaded = load_generations(dict(paths), int(seed))
+        for name, records in loaded.items():
+            rates = pass_rates(records, judging, encoder)
+            per_seed.setdefault(name, []).append(float(np.mean(rates)))
+            prompts = len(records)
+    return {name: {"pass@1": float(np.mean(values)), "per_seed": values, "n_prompts": prompts}
+            for name, values in per_seed.items()}
+
+
+def choose(pass1: Mapping[str, float], options: Mapping[str, System],
+           baseline: str) -> tuple[float, dict[str, str]]:
+    """(target, {configured system: chosen candidate}) by `RULE`; `options` in candidate
+    order (each system, then its grid variants)."""
+    if baseline not in pass1:
+        raise ValueError(f"the baseline system {baseline!r} has no validation pass@1")
+    target = pass1[baseline]
+    chosen: dict[str, str] = {}
+    for name, system in options.items():
+        owner = system.base_system or name
+        best = chosen.get(owner)
+        if best is None or abs(pass1[name] - target) < abs(pass1[best] - target):
+            chosen[owner] = name
+    return target, chosen
+
+
+def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
+                    systems: Mapping[str, System], generation: GenerationSettings,
+                    settings: EvaluationSettings, calibration: str | None) -> dict[str, Any]:
+    """Write selection.json (module docstring) from every seed's validation generations."""
+    options = selection_candidates(systems, settings.selection.grid)
+    missing = sorted(set(options) - {name for paths in generations.values() for name in paths})
+    if missing:
+        raise ValueError(f"no validation generations of {missing}")
+    measured = validation_pass1(generations, settings, read_json(calibration)
+                                if calibration else None)
+    target, chosen = choose({name: entry["pass@1"] for name, entry in measured.items()},
+                            options, settings.baseline_system)
+    result = {
+        "selected_on": "val", "rule": RULE, "calibration_rule": CALIBRATION_RULE,
+        "target_system": settings.baseline_system, "target_pass@1": target,
+        "grid": [dict(entry) for entry in settings.selection.grid],
+        "num_samples": settings.selection.num_samples,
+        "n_prompts": next(iter(measured.values()))["n_prompts"],
+        "seeds": sorted(int(seed) for seed in generations),
+        "systems": {owner: {"chosen": name,
+                            "overrides": options[name].overrides.items(),
+                            "sampling": effective_sampling(options[name], generation),
+                            "val_pass@1": measured[name]["pass@1"],
+                            "candidates": {option: measured[option]["pass@1"]
+                                           for option, system in options.items()
+                                           if (system.base_system or option) == owner}}
+                    for owner, name in chosen.items()},
+    }
+    write_json(output, result)
+    return result
