@@ -343,3 +343,10 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
     assert "(temperature 0.7; temperature 1.6, min p 0.1)" in main
     assert r"\texttt{polychromic\_lora}: temperature 1.6, min-$p$ 0.1 (validation pass@1" in main
     assert "The test split is generated and scored once" in main
+
+
+def test_the_testbed_check_is_in_the_paper(paper: dict) -> None:
+    stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))["testbed"]
+    assert stored["available"] and {row["system"] for row in stored["rows"]} >= {"zero_shot"}
+    assert r"\paragraph{Does fine-tuning have room?}" in paper["main"]
+    assert r"(\texttt{zero\_shot}, Holm $p$" in paper["main"]

@@ -15,6 +15,8 @@ from polychromic.reporting.verdict import (
     markdown,
     matched_baseline,
     objective_comparisons,
+    room_check,
+    room_markdown,
     seed_evidence,
     verdict_word,
 )
@@ -338,3 +340,18 @@ def test_with_a_choice_on_validation_the_test_tweets_choose_nothing() -> None:
     assert "each at the sampling chosen on the validation split" in block["sentence"]
     assert block["verdict"] == "inconclusive (unmatched)"  # 0.47 vs 0.60 on the test tweets
     assert verdict(aggregate(equal), [], passk(equal))["matched_on"] == "test"
+
+
+def test_the_room_check_asks_whether_fine_tuning_has_room() -> None:
+    means = {**MEANS, "zero_shot": (0.30, 0.80, 0.40), "few_shot": (0.60, 0.85, 0.45)}
+    evidence = Evidence(aggregate(means), [], [{"passk": doc} for doc in passk(means)],
+                        section("evaluation", {"bootstrap_samples": 2000}))
+    block = room_check(evidence, "baseline_lora", ["zero_shot", "few_shot"])
+    rows = {row["system"]: row for row in block["rows"]}
+    assert rows["zero_shot"]["diff"] == pytest.approx(0.30) and rows["zero_shot"]["detectable"]
+    assert rows["few_shot"]["diff"] == pytest.approx(0.0) and not rows["few_shot"]["detectable"]
+    assert not block["room"]  # no room over few-shot
+    assert "no detectable room" in room_markdown(block)
+    block = room_check(evidence, "baseline_lora", ["zero_shot"])
+    assert block["room"] and "Fine-tuning has room" in room_markdown(block)
+    assert "| zero_shot | +0.300 |" in room_markdown(block)

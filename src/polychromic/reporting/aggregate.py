@@ -35,7 +35,7 @@ from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
 from polychromic.reporting.significance import Evidence
-from polychromic.reporting.verdict import build_verdict, objective_comparisons
+from polychromic.reporting.verdict import build_verdict, objective_comparisons, room_check
 from polychromic.settings import EvaluationSettings
 from polychromic.systems import System
 
@@ -222,6 +222,9 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
     result["verdict"] = build_verdict(evidence, reference, baseline)
     result["objective_comparisons"] = objective_comparisons(evidence, groups["main_lora"],
                                                             reference, baseline)
+    result["testbed"] = room_check(evidence, baseline, [
+        name for name, system in systems.items()
+        if system.experiment is None and system.base_system is None])
     write_json(outputs["aggregated"], result)
     write_text(outputs["table"], results_table(result, templates_dir, statistics=statistics))
     if outputs.get("ablation_table"):

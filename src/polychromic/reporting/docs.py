@@ -26,7 +26,7 @@ from polychromic.contract import AGGREGATE_FILES, FIGURES, STATISTICS_FILE
 from polychromic.evaluation.registry import label, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import best_systems, significance_marks
-from polychromic.reporting.verdict import comparisons_markdown
+from polychromic.reporting.verdict import comparisons_markdown, room_markdown
 from polychromic.reporting.verdict import markdown as verdict_markdown
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -122,6 +122,8 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
              "(docs/statistics.md).", "",
              "## Verdict (the primary test)", "", verdict_markdown(aggregated.get("verdict") or {}),
              *objectives_section(aggregated),
+             "## Testbed check: does fine-tuning have room?", "",
+             room_markdown(aggregated.get("testbed") or {}), "",
              "## Training", "", training_summary(aggregated), "", run_times(results), ""]
     if compare is not None:
         parts += ["## Between runs", "", comparison(aggregated, *compare), ""]

@@ -164,6 +164,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "comparisons": main_comparisons(evidence, ref, other),
         "objective_comparisons": aggregated.get("objective_comparisons") or {},
         "selection": aggregated.get("selection"),
+        "testbed": aggregated.get("testbed") or {"available": False},
         "verdict": aggregated.get("verdict") or {
             "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),

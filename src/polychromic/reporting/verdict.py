@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
+from polychromic.evaluation.stats import holm
 from polychromic.reporting.significance import UNCERTAINTY, Evidence, detect, seed_tests
 from polychromic.systems import is_variant, parse_system
 
@@ -249,6 +250,52 @@ def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference:
     are secondary readings, not corrected across objectives."""
     return {system: build_verdict(evidence, system, baseline)
             for system in systems if system != baseline and not is_variant(system)}
+
+
+def room_check(evidence: Evidence, baseline: str, systems: Sequence[str]) -> dict[str, Any]:
+    """Does fine-tuning have room? The baseline LoRA system against every system without an
+    adapter (zero-shot, few-shot) on pass@1, by the primary rule (crossed bootstrap, Holm over
+    these comparisons): a testbed whose untuned base model already answers as well as the
+    fine-tuned one cannot show what an objective adds. `room` is true when the baseline is
+    detectably better than every one of them."""
+    aggregated = evidence.aggregated
+    if not evidence.seed_documents or _mean(aggregated, baseline, "pass@1") is None:
+        return {"available": False, "reason": f"no pass@1 of {baseline}"}
+    rows = []
+    for other in systems:
+        if _mean(aggregated, other, "pass@1") is None:
+            continue
+        (test,) = detect(evidence, ["pass@1"], baseline, other, "primary")
+        rows.append({"system": other, "baseline_pass@1": _mean(aggregated, baseline, "pass@1"),
+                     "other_pass@1": _mean(aggregated, other, "pass@1"),
+                     **{key: test.get(key) for key in ("diff", "ci_low", "ci_high", "p",
+                                                       "seeds_agree", "seed_diffs")}})
+    adjusted = holm([row["p"] for row in rows])
+    for row, p in zip(rows, adjusted, strict=True):
+        row["p_holm"] = p
+        row["detectable"] = bool(p is not None and p < evidence.alpha and row["seeds_agree"]
+                                 and row["diff"] > 0)
+    return {"available": bool(rows), "baseline": baseline, "rows": rows,
+            "room": bool(rows) and all(row["detectable"] for row in rows),
+            "rule": "pass@1 of the baseline minus each system without an adapter, over seeds "
+                    "and test tweets; crossed-bootstrap CI and p, Holm over the rows; room "
+                    "when the baseline is detectably better than each"}
+
+
+def room_markdown(block: dict[str, Any]) -> str:
+    """The testbed check as a sentence and a table."""
+    if not block.get("available"):
+        return f"No testbed check: {block.get('reason', 'no system without an adapter')}."
+    lines = [f"| {block['baseline']} minus | pass@1 difference | 95 % CI | Holm p | room |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['system']} | {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
+              f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | "
+              f"{'yes' if row['detectable'] else 'no'} |" for row in block["rows"]]
+    verdict = ("Fine-tuning has room: the baseline LoRA system's pass@1 is detectably above "
+               "every system without an adapter." if block["room"] else
+               "**Fine-tuning has no detectable room** over at least one system without an "
+               "adapter: the testbed cannot show what an objective adds there.")
+    return "\n".join(lines) + "\n\n" + verdict
 
 
 def comparisons_markdown(blocks: dict[str, dict[str, Any]], reference: str) -> str:
