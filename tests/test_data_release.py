@@ -18,7 +18,8 @@ def record(i: int, split: str) -> dict:
             "tweet_likes": i, "reply_id": f"{split}-r{i}", "reply": f"reply text {i}",
             "reply_author": "bob", "reply_likes": 2 * i, "reply_time_diff_seconds": 30 + i,
             "tweet_created_at": "2024-02-24T03:57:25Z", "stance": "agree" if i % 2 else None,
-            "source_file": "/home/me/raw.jsonl", "source_line": i + 1, "scores": [1, 2]}
+            "source_file": "/home/me/raw.jsonl", "source_line": i + 1, "scores": [1, 2],
+            "tweet_url": f"https://x.com/amy/status/{i}"}
 
 
 def make_release(root: Path, include_texts: bool = False) -> tuple[Path, dict]:
@@ -57,7 +58,8 @@ def test_no_text_by_default_and_everything_left_out_is_named(tmp_path):
     assert {"tweet_id", "reply_id", "tweet_likes", "reply_likes", "stance"} <= set(columns)
     assert not {"tweet", "reply", "tweet_author", "reply_author", "source_file"} & set(columns)
     assert set(facts["left_out"]) == {"tweet", "reply", "tweet_author", "reply_author",
-                                      "source_file", "source_line", "scores"}
+                                      "source_file", "source_line", "scores", "tweet_url"}
+    assert "it may hold text" in facts["left_out"]["tweet_url"]
     card = (out / "README.md").read_text(encoding="utf-8")
     for name, reason in facts["left_out"].items():
         assert f"- `{name}`: {reason}" in card

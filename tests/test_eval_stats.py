@@ -10,7 +10,7 @@ from polychromic.evaluation.stats import (
     better,
     bootstrap_ci,
     cohens_d_z,
-    crossed_bootstrap,
+    crossed_t_test,
     holm,
     paired_test,
     sign_flip_p,
@@ -142,29 +142,44 @@ def test_statistical_tests_family_and_holm() -> None:
         statistical_tests(per_prompt, section("evaluation", {"reference_system": "missing"}))
 
 
-def test_crossed_bootstrap_carries_the_seed_spread() -> None:
+def test_crossed_t_carries_the_seed_spread() -> None:
     """One seed far from the others: the tweets-only reading (seed means per tweet, seeds held
-    fixed) calls a difference, the crossed bootstrap of seeds and tweets does not."""
+    fixed) calls a difference, the crossed t of seeds and tweets does not."""
     rng = np.random.default_rng(0)
     tweets = rng.normal(0, 0.02, 50)
     diff = np.stack([0.3 + tweets, -0.1 + tweets, -0.1 + tweets])  # mean 0.033, one seed off
-    low, high, p = crossed_bootstrap(diff, 2000, 0)
+    low, high, p = crossed_t_test(diff)
     assert low < 0 < high and p > 0.05
     assert sign_flip_p(diff.mean(axis=0), 10000, 0) < 0.001
     low_t, high_t = bootstrap_ci(diff.mean(axis=0), 2000, 0)
     assert high - low > 10 * (high_t - low_t)
 
 
-def test_crossed_bootstrap_without_a_seed_spread_is_the_tweet_bootstrap() -> None:
-    """Identical seeds: resampling seeds changes nothing, so the CI is that of the tweets (up to
-    resampling noise); the same tweets are drawn for every seed, so a shared hard tweet is not
-    averaged away as it would be by independent draws per seed."""
+def test_crossed_t_by_hand_and_without_a_seed_spread_it_is_the_paired_t() -> None:
+    """2 seeds x 3 tweets by hand; identical seeds give scipy's one-sample t over tweets."""
+    diff = np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]])
+    seed_part = np.var([0.2, 0.4], ddof=1) / 2  # 0.01
+    tweet_part = np.var([0.2, 0.3, 0.4], ddof=1) / 3  # 0.00333
+    se = np.sqrt(seed_part + tweet_part)
+    df = (seed_part + tweet_part) ** 2 / (seed_part ** 2 / 1 + tweet_part ** 2 / 2)
+    low, high, p = crossed_t_test(diff)
+    assert p == pytest.approx(2 * stats.t.sf(0.3 / se, df))
+    assert (low, high) == pytest.approx((0.3 - stats.t.ppf(0.975, df) * se,
+                                         0.3 + stats.t.ppf(0.975, df) * se))
     rng = np.random.default_rng(1)
     tweets = rng.normal(0.05, 0.2, 80)
-    diff = np.stack([tweets] * 4)
-    low, high, p = crossed_bootstrap(diff, 4000, 0)
-    low_t, high_t = bootstrap_ci(tweets, 4000, 0)
-    assert (high - low) == pytest.approx(high_t - low_t, rel=0.1)
-    assert (p < 0.05) == (low > 0 or high < 0)
-    assert crossed_bootstrap(np.zeros((3, 5)), 100, 0)[2] == 1.0
-    assert crossed_bootstrap(diff, 500, 7) == crossed_bootstrap(diff, 500, 7)  # seeded
+    low, high, p = crossed_t_test(np.stack([tweets] * 4))
+    reference = stats.ttest_1samp(tweets, 0.0)
+    assert p == pytest.approx(reference.pvalue)
+    assert (low, high) == pytest.approx(tuple(reference.confidence_interval(0.95)))
+    assert crossed_t_test(np.zeros((3, 5)))[2] == 1.0
+    assert crossed_t_test(np.full((3, 5), 0.2)) == pytest.approx((0.2, 0.2, 0.0))
+
+
+def test_crossed_t_keeps_its_level_with_three_noisy_seeds() -> None:
+    """No true difference, 3 seeds with a seed-to-seed spread: the false positives stay near
+    alpha (a bootstrap over 3 seeds rejected about 1 in 5 here)."""
+    rng = np.random.default_rng(2)
+    rejected = [crossed_t_test(rng.normal(0, 0.15, (3, 1)) + rng.normal(0, 0.2, 100)
+                               + rng.normal(0, 0.3, (3, 100)))[2] < 0.05 for _ in range(300)]
+    assert np.mean(rejected) < 0.1

@@ -1,12 +1,12 @@
-"""The primary rule: the mean difference over seeds and tweets, a crossed bootstrap of both,
-Holm; the tweets-only reading (seeds fixed) kept next to it."""
+"""The primary rule: the mean difference over seeds and tweets, seeds and tweets as crossed
+random factors, Holm; the tweets-only reading (seeds fixed) kept next to it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from polychromic.evaluation.stats import crossed_bootstrap, sign_flip_p
+from polychromic.evaluation.stats import crossed_t_test, sign_flip_p
 from polychromic.reporting.significance import adjust, pooled_test, seed_means_per_prompt
 from polychromic.settings import section
 
@@ -20,13 +20,13 @@ def doc(seed: int, ref: list, other: list, ids: list[str] | None = None) -> dict
 SETTINGS = section("evaluation", {"bootstrap_samples": 500, "permutation_samples": 5000})
 
 
-def test_pooled_test_is_the_crossed_bootstrap_with_the_tweets_only_reading_kept() -> None:
+def test_pooled_test_is_the_crossed_t_with_the_tweets_only_reading_kept() -> None:
     rng = np.random.default_rng(3)
     ref = rng.uniform(0, 1, (3, 30))
     other = np.clip(ref - 0.1 + rng.normal(0, 0.2, (3, 30)), 0, 1)
     docs = [doc(s, ref[i].tolist(), other[i].tolist()) for i, s in enumerate([1, 2, 3])]
     result = pooled_test(docs, "pass@10", "a", "b", SETTINGS)
-    low, high, p = crossed_bootstrap(ref - other, 500, 0)
+    low, high, p = crossed_t_test(ref - other)
     assert (result["ci_low"], result["ci_high"], result["p"]) == pytest.approx((low, high, p))
     assert result["p_tweets"] == pytest.approx(sign_flip_p(ref.mean(0) - other.mean(0), 5000, 0))
     assert result["mean_diff"] == pytest.approx((ref.mean(0) - other.mean(0)).mean())
@@ -34,7 +34,7 @@ def test_pooled_test_is_the_crossed_bootstrap_with_the_tweets_only_reading_kept(
     assert result["ci_low_tweets"] < result["mean_diff"] < result["ci_high_tweets"]
     assert result["seed_diffs"] == pytest.approx((ref - other).mean(axis=1).tolist())
     assert result["n_prompts"] == 30 and result["n_seeds"] == 3 and result["n_left_out"] == 0
-    assert result["uncertainty"].startswith("crossed bootstrap")
+    assert result["uncertainty"].startswith("seeds and test tweets as crossed random factors")
 
 
 def test_a_tweet_with_a_null_in_any_seed_is_left_out_and_counted() -> None:

@@ -16,6 +16,7 @@ from polychromic.reporting.verdict import (
     matched_baseline,
     objective_comparisons,
     room_check,
+    room_check_on_validation,
     room_markdown,
     seed_evidence,
     verdict_word,
@@ -149,20 +150,19 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     # pass@1 detectably apart: not a matched comparison, so no word about pass@k is earned
     assert block["verdict"] == "inconclusive (unmatched)"
     assert block["sentence"].startswith("The comparison is inconclusive: no baseline variant "
-                                        "matches the pass@1 of polychromic_lora within 0.02")
+                                        "matches its pass@1 within 0.02")
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     block = verdict(aggregate(equal), statistics({}), passk(equal))
     assert block["matched"] == "baseline_lora@t1.3"
     assert [row["direction"] for row in block["rows"]] == ["none", "better", "better"]
     assert block["verdict"] == "better"
     assert "temperature 1.3" in block["sentence"] and "+0.040" in block["sentence"]
-    p_holm = block["rows"][1]["p_holm"]  # the crossed bootstrap's smallest p, times 3
-    assert p_holm < 0.01 and f"Holm p {p_holm:.3f}" in block["sentence"]
+    assert block["rows"][1]["p_holm"] < 0.001 and "Holm p <0.001" in block["sentence"]
     text = markdown(block)
     assert "**Verdict: better.**" in text and "| +0.040, +0.040, +0.040 |" in text
-    assert "40 test tweets x 3 seeds; CI and p: crossed bootstrap" in text
+    assert "40 test tweets x 3 seeds; CI and p: seeds and test tweets as crossed" in text
     assert "Holm over 3 comparisons" in text
-    assert block["uncertainty"].startswith("crossed bootstrap: seeds resampled, then test")
+    assert block["uncertainty"].startswith("seeds and test tweets as crossed random factors")
 
 
 def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
@@ -317,8 +317,7 @@ def test_one_matched_comparison_per_objective() -> None:
     evidence = Evidence(aggregate(means), [], [{"passk": doc} for doc in passk(means)],
                         section("evaluation", {"bootstrap_samples": 2000}))
     blocks = objective_comparisons(evidence, ["baseline_lora", "polychromic_lora",
-                                              "bonus_lora", "baseline_lora@t1.3"],
-                                   "polychromic_lora", "baseline_lora")
+                                              "bonus_lora"], "polychromic_lora", "baseline_lora")
     assert list(blocks) == ["polychromic_lora", "bonus_lora"]
     assert blocks["polychromic_lora"]["matched"] == "baseline_lora@t1.3"
     assert blocks["bonus_lora"]["matched"] == "baseline_lora"
@@ -355,3 +354,17 @@ def test_the_room_check_asks_whether_fine_tuning_has_room() -> None:
     block = room_check(evidence, "baseline_lora", ["zero_shot"])
     assert block["room"] and "Fine-tuning has room" in room_markdown(block)
     assert "| zero_shot | +0.300 |" in room_markdown(block)
+
+
+def test_with_a_choice_on_validation_the_testbed_check_runs_on_validation_untuned() -> None:
+    selection = {"default_per_prompt": {
+        "baseline_lora": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7]],
+        "zero_shot": [[0.1, 0.2, 0.1, 0.3], [0.2, 0.1, 0.2, 0.1]],
+        "few_shot": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7]]}}
+    block = room_check_on_validation(selection, "baseline_lora", ["zero_shot", "few_shot"], 0.05)
+    rows = {row["system"]: row for row in block["rows"]}
+    assert block["split"] == "val" and not block["room"]
+    assert rows["zero_shot"]["diff"] == pytest.approx(0.6875 - 0.1625)  # the means
+    assert rows["zero_shot"]["detectable"]
+    assert rows["few_shot"]["diff"] == 0.0 and not rows["few_shot"]["detectable"]
+    assert room_check_on_validation({}, "baseline_lora", ["zero_shot"], 0.05)["available"] is False

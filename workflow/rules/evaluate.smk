@@ -72,9 +72,16 @@ rule select_sampling:
     output:
         selection=SELECTION_FILE,
     params:
-        evaluation=config["evaluation"],
+        # what the choice reads: editing another evaluation setting does not redo it (and so
+        # every test generation after it)
+        evaluation={
+            key: config["evaluation"][key]
+            for key in (
+                "judge", "judge_precision", "bertscore_layer", "passk", "selection",
+                "baseline_system", "match_tolerance",
+            )
+        },
         generation=config["generation"],
-        systems=config["systems"],
     log:
         "results/logs/select_sampling.log",
     benchmark:

@@ -18,8 +18,10 @@ DatasetDict with splits train, val and test, offline):
     data/test.parquet
 
 Nothing is dropped silently: a record field that is not released is named in the card with the
-reason (the texts: the terms; `source_file`, `source_line`: local provenance; any other field
-that is not a string, a count or a date: listed as not released). The Parquet bytes depend only
+reason (the texts: the terms; `source_file`, `source_line`: local provenance). The release is
+an allow-list (ids, counts, the reply delay, dates, the topic and stance labels): any other
+field of a collection, which may hold text (a URL, a quoted tweet, a display name), is listed
+as not released. The Parquet bytes depend only
 on the records and the pyarrow version (no time stamps), so a re-run rewrites identical files.
 """
 
@@ -63,10 +65,8 @@ def released_fields(records: list[dict[str, Any]], include_texts: bool
             left_out[name] = "text or handle: the platform's terms allow sharing ids only"
         elif name in PROVENANCE_FIELDS:
             left_out[name] = "local provenance (a path on the collecting machine)"
-        elif all(isinstance(r.get(name), str | None) for r in records):
-            fields[name] = "string"
-        else:
-            left_out[name] = "not a string, count or date: not released"
+        else:  # an allow-list: an unknown field may hold text (a URL, a quote, a name)
+            left_out[name] = "not in the release's list of fields (it may hold text)"
     return fields, left_out
 
 

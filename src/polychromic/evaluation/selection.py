@@ -22,8 +22,10 @@ protocol (`evaluation.selection` with a non-empty grid):
 
 The checkpoint rule (`training.checkpoint_selection`) and the pass threshold (calibrated on
 validation) are the same for every system too; `selection.json` records every choice with
-`selected_on: val`, and the aggregate copies it. The verdict then checks on the test tweets that
-the pass@1 of the compared systems agree within `evaluation.match_tolerance`.
+`selected_on: val`, each system's `val_gap` to the target and whether it is within
+`evaluation.match_tolerance` (`matched`: a system none of whose candidates comes that close is
+kept at its closest and flagged, never dropped); the aggregate copies it. The verdict then checks
+on the test tweets that the pass@1 of the compared systems agree within the same tolerance.
 """
 
 from __future__ import annotations
@@ -75,16 +77,14 @@ def validation_pass1(generations: Mapping[int, Mapping[str, str]], settings: Eva
     from polychromic.embeddings import get_encoder
     judging = Judging.from_settings(settings, calibration)
     encoder = get_encoder(judging.judge["path"], precision=judging.judge["precision"])
-    per_seed: dict[str, list[float]] = {}
-    prompts = 0
-    for seed, paths in generations.items():
-        loaded = load_generations(dict(paths), int(seed))
+    per_seed: dict[str, list[list[float]]] = {}
+    for seed in sorted(generations):
+        loaded = load_generations(dict(generations[seed]), int(seed))
         for name, records in loaded.items():
-            rates = pass_rates(records, judging, encoder)
-            per_seed.setdefault(name, []).append(float(np.mean(rates)))
-            prompts = len(records)
-    return {name: {"pass@1": float(np.mean(values)), "per_seed": values, "n_prompts": prompts}
-            for name, values in per_seed.items()}
+            per_seed.setdefault(name, []).append(pass_rates(records, judging, encoder))
+    return {name: {"pass@1": float(np.mean(rows)), "per_seed": [float(np.mean(r)) for r in rows],
+                   "per_prompt": rows, "n_prompts": len(rows[0])}
+            for name, rows in per_seed.items()}
 
 
 def choose(pass1: Mapping[str, float], options: Mapping[str, System],
@@ -122,10 +122,16 @@ def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
         "num_samples": settings.selection.num_samples,
         "n_prompts": next(iter(measured.values()))["n_prompts"],
         "seeds": sorted(int(seed) for seed in generations),
+        # per seed, per validation tweet, the pass rate of every system at generation's own
+        # settings (the testbed check reads them: untuned, on validation)
+        "default_per_prompt": {owner: measured[owner]["per_prompt"] for owner in chosen},
         "systems": {owner: {"chosen": name,
                             "overrides": options[name].overrides.items(),
                             "sampling": effective_sampling(options[name], generation),
                             "val_pass@1": measured[name]["pass@1"],
+                            "val_gap": measured[name]["pass@1"] - target,
+                            "matched": abs(measured[name]["pass@1"] - target)
+                            <= settings.match_tolerance,
                             "candidates": {option: measured[option]["pass@1"]
                                            for option, system in options.items()
                                            if (system.base_system or option) == owner}}

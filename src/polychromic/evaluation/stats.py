@@ -87,36 +87,44 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def crossed_bootstrap(diff: np.ndarray, samples: int, seed: int, ci: float = CI,
-                      chunk: int = 64) -> tuple[float, float, float]:
+def crossed_t_test(diff: np.ndarray, ci: float = CI) -> tuple[float, float, float]:
     """(CI low, CI high, two-sided p) of the mean of `diff`, a seeds x tweets matrix of paired
-    differences (no NaN), resampling seeds and then tweets.
+    differences (no NaN), with seeds and tweets as crossed random factors.
 
-    Every seed answers the same test tweets, so seeds and tweets are crossed factors: each of
-    `samples` resamples draws S seeds with replacement and then T tweets with replacement, the
-    same tweets for every drawn seed, and takes the mean of the S x T drawn cells (the
-    pigeonhole bootstrap of crossed random effects; Owen 2007, "The pigeonhole bootstrap", Ann.
-    Appl. Stat. 1(2), mildly conservative). Its variance carries the seed-to-seed spread of the
-    training runs and the tweet-to-tweet spread; resampling tweets independently within each
-    seed would miss that a hard tweet is hard in every seed. CI: the percentiles of the
-    resampled means; p: the share of resampled means on the far side of 0, doubled, (1 +
-    count) / (B + 1), the p-value that matches the CI (0 outside the 95 % CI iff p < 0.05, up to
-    resampling noise); 1.0 when every difference is 0. `numpy.random.default_rng([seed, 2])`.
+    Every seed answers the same test tweets, so the mean over the S x T cells varies with the
+    seeds (training runs) and with the tweets. Its variance is estimated by the method of
+    moments as
+
+        SE^2 = var_s(dbar_s.) / S + var_t(dbar_.t) / T
+
+    (the variance of the seed means over S, plus that of the tweet means over T; it counts the
+    interaction noise twice, so it errs wide), and the reference distribution is Student's t
+    with Satterthwaite's degrees of freedom (Satterthwaite 1946, "An approximate distribution of
+    estimates of variance components"),
+
+        df = SE^4 / ( (var_s/S)^2 / (S-1) + (var_t/T)^2 / (T-1) ),
+
+    so that with few seeds and a real seed-to-seed spread df falls towards S - 1 and the
+    interval widens as it should; with identical seeds it is the paired t over tweets.
+    CI = mean -+ t_{df, (1+ci)/2} SE; p = 2 P(T_df >= |mean| / SE). A zero SE (every cell the
+    same) gives p = 1.0 for a zero mean and 0.0 otherwise, with the interval a point.
+    A percentile bootstrap that resamples seeds is anticonservative with 3 seeds (it shrinks the
+    seed variance by (S-1)/S and has no small-sample widening), which is why this rule is a t.
     """
+    from scipy import stats as st
+
     n_seeds, n_tweets = diff.shape
-    rng = np.random.default_rng([seed, 2])
-    means = np.empty(samples)
-    for start in range(0, samples, chunk):
-        size = min(chunk, samples - start)
-        seeds = rng.integers(0, n_seeds, size=(size, n_seeds))
-        tweets = rng.integers(0, n_tweets, size=(size, n_tweets))
-        means[start:start + size] = diff[seeds[:, :, None], tweets[:, None, :]].mean(axis=(1, 2))
-    tail = (1.0 - ci) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    if not np.any(diff):
-        return float(low), float(high), 1.0
-    far = min(int(np.sum(means <= 0)), int(np.sum(means >= 0)))
-    return float(low), float(high), min(1.0, 2 * (1 + far) / (samples + 1))
+    mean = float(diff.mean())
+    seed_part = float(np.var(diff.mean(axis=1), ddof=1)) / n_seeds if n_seeds > 1 else 0.0
+    tweet_part = float(np.var(diff.mean(axis=0), ddof=1)) / n_tweets if n_tweets > 1 else 0.0
+    se = math.sqrt(seed_part + tweet_part)
+    if se == 0.0:
+        return mean, mean, 1.0 if mean == 0.0 else 0.0
+    denominator = ((seed_part ** 2 / (n_seeds - 1) if n_seeds > 1 else 0.0)
+                   + (tweet_part ** 2 / (n_tweets - 1) if n_tweets > 1 else 0.0))
+    df = (seed_part + tweet_part) ** 2 / denominator
+    half = float(st.t.ppf((1.0 + ci) / 2.0, df)) * se
+    return mean - half, mean + half, float(2.0 * st.t.sf(abs(mean) / se, df))
 
 
 def sign_flip_p(diff: np.ndarray, samples: int, seed: int, chunk: int = 4096) -> float:

@@ -35,7 +35,12 @@ from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table
 from polychromic.reporting.significance import Evidence
-from polychromic.reporting.verdict import build_verdict, objective_comparisons, room_check
+from polychromic.reporting.verdict import (
+    build_verdict,
+    objective_comparisons,
+    room_check,
+    room_check_on_validation,
+)
 from polychromic.settings import EvaluationSettings
 from polychromic.systems import System
 
@@ -220,11 +225,14 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
     evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds], evaluation)
     result["verdict"] = build_verdict(evidence, reference, baseline)
-    result["objective_comparisons"] = objective_comparisons(evidence, groups["main_lora"],
-                                                            reference, baseline)
-    result["testbed"] = room_check(evidence, baseline, [
-        name for name, system in systems.items()
-        if system.experiment is None and system.base_system is None])
+    lora = [name for name, system in systems.items()
+            if system.experiment is not None and system.base_system is None]
+    result["objective_comparisons"] = objective_comparisons(evidence, lora, reference, baseline)
+    untuned = [name for name, system in systems.items()
+               if system.experiment is None and system.base_system is None]
+    result["testbed"] = (room_check_on_validation(result["selection"], baseline, untuned,
+                                                  evidence.alpha)
+                         if result["selection"] else room_check(evidence, baseline, untuned))
     write_json(outputs["aggregated"], result)
     write_text(outputs["table"], results_table(result, templates_dir, statistics=statistics))
     if outputs.get("ablation_table"):

@@ -139,12 +139,14 @@ def objectives_section(aggregated: dict[str, Any]) -> list[str]:
     blocks = aggregated.get("objective_comparisons") or {}
     if len(blocks) < 2:
         return []
-    return ["## Every objective at matched pass@1", "",
-            "Each objective's first system against the baseline variant closest to its pass@1, "
-            "by the primary rule (differences with the 95 % CI of the crossed bootstrap of "
-            "seeds and tweets; † detectable). The reference system (bold) is the "
-            "pre-registered verdict; the others are secondary readings, each with its own "
-            "Holm family of three.", "",
+    return ["## Every LoRA system at matched pass@1", "",
+            "Each LoRA system against its matched baseline (the verdict's rule: the baseline "
+            "itself when the sampling was chosen on validation, else the baseline variant "
+            "closest in pass@1), by the primary rule (differences with their 95 % CIs, seeds "
+            "and tweets as crossed random factors; † detectable; the verdict word is "
+            "'inconclusive (unmatched)' where pass@1 does not match). The reference system "
+            "(bold) is the pre-registered verdict; the others are secondary readings, each "
+            "with its own Holm family over its rows.", "",
             comparisons_markdown(blocks, aggregated.get("reference_system") or ""), ""]
 
 

@@ -5,9 +5,10 @@ Holm-adjusted 0.05 level. A simple, conservative calculation from a pilot run, f
 rules the study uses (`significance.py`):
 
 - **primary** (the verdict): the mean difference over S seeds and P test tweets, its
-  uncertainty from the crossed bootstrap of seeds and tweets, Holm over a family of `family`
-  comparisons (3: pass@1, pass@10, coverage). Its standard error has a seed part and a tweet
-  part,
+  uncertainty with seeds and tweets as crossed random factors (`stats.crossed_t_test`), Holm
+  over a family of `family` comparisons (3: pass@1, pass@10, coverage). Its standard error has
+  a seed part and a tweet part (the z approximation below ignores the t's few degrees of
+  freedom with few seeds, so it errs optimistic there),
 
       SE(P, S)^2 = tau^2 / S + sigma^2 / P,
 
@@ -25,9 +26,9 @@ rules the study uses (`significance.py`):
   raised to the power of the number of seeds (seeds treated as independent replications).
 
 In both, Holm's first step is Bonferroni: a single true effect among `family` tests needs
-p < alpha / family, so alpha' = alpha / family (conservative for Holm); the paired sign-flip
-permutation test of the mean difference is approximated by the paired z-test (the two agree
-asymptotically: the permutation distribution of the mean is approximately normal); the power
+p < alpha / family, so alpha' = alpha / family (conservative for Holm); the tests (the
+every-seed rule's paired sign-flip permutation test, the primary rule's crossed t) are
+approximated by z-tests (they agree asymptotically); the power
 of one every-seed test is Phi(delta sqrt(P) / sigma - z_{1 - alpha'/2}). The primary rule's extra
 condition, every seed's mean difference of the same sign, is ignored: with a true difference
 delta the chance that one seed's mean over P tweets has the other sign is

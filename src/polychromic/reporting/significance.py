@@ -12,18 +12,18 @@ all metrics x systems). Over S seeds the study uses two rules, and only these tw
   null in any seed or system is left out and counted (`n_left_out`);
 - the statistic: their mean over seeds and tweets (= the mean over tweets of the per-tweet
   seed means);
-- its 95 % CI and two-sided p: the crossed bootstrap of `stats.crossed_bootstrap`, which
-  resamples seeds and then tweets (the same tweets for every drawn seed), so the uncertainty
-  carries the spread between training seeds as well as between tweets (Owen 2007); the
-  tweets-only reading with the seeds held fixed (bootstrap CI and sign-flip permutation p of
-  the per-tweet seed means, `stats.paired_test`) is kept next to it as `ci_low_tweets`,
-  `ci_high_tweets`, `p_tweets`, with Cohen's d_z of the seed means;
+- its 95 % CI and two-sided p: `stats.crossed_t_test`, seeds and tweets as crossed random
+  factors (SE^2 = var of the seed means / S + var of the tweet means / T, Student's t with
+  Satterthwaite's df), so the uncertainty carries the spread between training seeds as well as
+  between tweets, and with few seeds the interval widens; the tweets-only reading with the seeds
+  held fixed (bootstrap CI and sign-flip permutation p of the per-tweet seed means,
+  `stats.paired_test`) is kept next to it as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`,
+  with Cohen's d_z of the seed means;
 - family: Holm over the comparisons tested together (the verdict's pass@1, pass@k, coverage);
 - detectable when the Holm-adjusted p < alpha *and* every seed's mean difference has the
   (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called.
-With few seeds the seed resampling has few distinct draws (3 seeds: 10), and a seed-to-seed
-spread widens the CI however many tweets there are: more seeds, not more tweets, narrow it
-(`reporting.power`).
+A seed-to-seed spread widens the CI however many tweets there are: more seeds, not more tweets,
+narrow it (`reporting.power`).
 
 **every_seed** (the tables' daggers and the paper's sentences): stricter, with no pooling.
 - detectable when every seed of the study has a Holm-adjusted permutation p < alpha for the pair
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from polychromic.evaluation.registry import get_metric
-from polychromic.evaluation.stats import crossed_bootstrap, holm, paired_test
+from polychromic.evaluation.stats import crossed_t_test, holm, paired_test
 from polychromic.settings import EvaluationSettings
 
 ALPHA = 0.05
@@ -177,8 +177,10 @@ def seed_means_per_prompt(docs: Sequence[dict[str, Any]], system: str,
     return ids, np.array(rows, dtype=np.float64)
 
 
-UNCERTAINTY = ("crossed bootstrap: seeds resampled, then test tweets (the same tweets for "
-               "every drawn seed); percentile 95 % CI and two-sided p of the mean difference")
+UNCERTAINTY = ("seeds and test tweets as crossed random factors: standard error from the "
+               "variances of the seed means and of the tweet means, Student's t with "
+               "Satterthwaite's degrees of freedom; 95 % CI and two-sided p of the mean "
+               "difference")
 
 
 def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, other: str,
@@ -195,8 +197,7 @@ def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, oth
     result.update(ci_low_tweets=result.get("ci_low"), ci_high_tweets=result.get("ci_high"),
                   p_tweets=result.get("p"), uncertainty=UNCERTAINTY)
     if keep.any():
-        low, high, p = crossed_bootstrap((ref - oth)[:, keep], evaluation.bootstrap_samples,
-                                         evaluation.stats_seed)
+        low, high, p = crossed_t_test((ref - oth)[:, keep])
         result.update(ci_low=low, ci_high=high, p=p)
     result.update(metric=metric, system=reference, other=other, n_seeds=len(docs),
                   n_left_out=int((~keep).sum()),

@@ -13,7 +13,7 @@ samples at generation.temperature).
 Against it, on pass@1, pass@k (pass@10, else the largest k) and coverage, this module reports
 the means ± std over seeds and the study's primary, pre-registered test (the `primary` rule of
 `significance.py`): the mean paired difference over seeds and test tweets with its 95 % CI and
-two-sided p from the crossed bootstrap (seeds, then tweets: `uncertainty` names it), the p
+two-sided p with seeds and tweets as crossed random factors (`uncertainty` names it), the p
 Holm-adjusted over these comparisons, and each seed's mean difference (the tweets-only reading,
 seeds fixed, is kept as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`). A difference is
 **detectable** when the adjusted p < alpha and every seed's difference has the sign of the
@@ -43,8 +43,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
-from polychromic.evaluation.stats import holm
+from polychromic.evaluation.stats import crossed_t_test, holm
 from polychromic.reporting.significance import UNCERTAINTY, Evidence, detect, seed_tests
 from polychromic.systems import is_variant, parse_system
 
@@ -142,6 +144,15 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
     if is_matched(pass1, tolerance) or pass1.get("diff") is None:
         return []
     target = _mean(aggregated, reference, "pass@1")
+    how = "detectably" if pass1.get("detectable") else f"by more than {tolerance:g}"
+    chosen = ((aggregated.get("selection") or {}).get("systems") or {}).get(reference)
+    if chosen is not None:
+        return [f"the pass@1 of {reference} ({target:.3f}) differs {how} from {matched}'s on the "
+                f"test tweets ({pass1['diff']:+.3f}; on validation the gap was "
+                f"{chosen.get('val_gap', float('nan')):+.3f}), so the rows compare the systems "
+                "at different single-answer quality: add settings to evaluation.selection.grid "
+                f"that bring {reference}'s pass@1 to the baseline's (a higher temperature lowers "
+                "it)"]
     variants = sorted((_mean(aggregated, s, "pass@1"), s) for s in aggregated["system_order"]
                        if parse_system(s).base == baseline
                        and _mean(aggregated, s, "pass@1") is not None)
@@ -156,7 +167,6 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
     else:
         where = (f"it lies above every baseline variant, the highest being {below[-1][1]} "
                  f"({below[-1][0]:.3f}): sample the baseline at a lower temperature")
-    how = "detectably" if pass1.get("detectable") else f"by more than {tolerance:g}"
     return [f"no baseline variant matches the pass@1 of {reference} ({target:.3f}); the closest, "
             f"{matched}, differs {how} ({pass1['diff']:+.3f}), so the rows compare points of "
             f"the sampling grid, not methods at matched pass@1; {where}"]
@@ -205,11 +215,12 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
             for test in detect(evidence, metrics, reference, matched, "primary")]
     tolerance = evidence.evaluation.match_tolerance if evidence.evaluation else 0.0
+    pass1 = next(row for row in rows if row["metric"] == "pass@1")
     word = verdict_word([row["direction"] for row in rows
                          if parse_passk(row["metric"]) is not None],
-                        is_matched(rows[0], tolerance))
+                        is_matched(pass1, tolerance))
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
-    warnings += unmatched_warning(aggregated, reference, baseline, matched, rows[0], tolerance)
+    warnings += unmatched_warning(aggregated, reference, baseline, matched, pass1, tolerance)
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
@@ -233,7 +244,7 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
                  "matched = the baseline system or sampling variant with the closest mean "
                  "pass@1 on the test tweets")
                 + "; the mean difference over seeds and test tweets; its CI and two-sided "
-                "p from the crossed bootstrap (seeds, then tweets), Holm-adjusted over the "
+                "p with seeds and tweets as crossed random factors, Holm-adjusted over the "
                 "tested comparisons; detectable when the adjusted p < alpha and every seed's "
                 "mean difference has the pooled sign; verdict from pass@1 and pass@k",
     }
@@ -243,19 +254,19 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
 
 def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference: str,
                           baseline: str) -> dict[str, dict[str, Any]]:
-    """One matched comparison per training objective: `build_verdict` of each of `systems` (the
-    first LoRA system of each objective, `groups.split_systems`' main_lora) other than the
-    baseline, against the baseline's variant closest in pass@1. Each has its own Holm family
-    (its three rows); the reference system's is the study's pre-registered verdict, the others
-    are secondary readings, not corrected across objectives."""
+    """One matched comparison per LoRA system: `build_verdict` of each of `systems` (every
+    configured LoRA system, so each objective and each of its settings, the pure set-RL one
+    included) other than the baseline, against its matched baseline (`matched_baseline`). Each
+    has its own Holm family (its rows); the reference system's is the study's pre-registered
+    verdict, the others are secondary readings, not corrected across systems."""
     return {system: build_verdict(evidence, system, baseline)
-            for system in systems if system != baseline and not is_variant(system)}
+            for system in systems if system != baseline}
 
 
 def room_check(evidence: Evidence, baseline: str, systems: Sequence[str]) -> dict[str, Any]:
     """Does fine-tuning have room? The baseline LoRA system against every system without an
-    adapter (zero-shot, few-shot) on pass@1, by the primary rule (crossed bootstrap, Holm over
-    these comparisons): a testbed whose untuned base model already answers as well as the
+    adapter (zero-shot, few-shot) on pass@1, by the primary rule (seeds and tweets crossed, Holm
+    over these comparisons): a testbed whose untuned base model already answers as well as the
     fine-tuned one cannot show what an objective adds. `room` is true when the baseline is
     detectably better than every one of them."""
     aggregated = evidence.aggregated
@@ -275,11 +286,43 @@ def room_check(evidence: Evidence, baseline: str, systems: Sequence[str]) -> dic
         row["p_holm"] = p
         row["detectable"] = bool(p is not None and p < evidence.alpha and row["seeds_agree"]
                                  and row["diff"] > 0)
-    return {"available": bool(rows), "baseline": baseline, "rows": rows,
+    return {"available": bool(rows), "baseline": baseline, "rows": rows, "split": "test",
             "room": bool(rows) and all(row["detectable"] for row in rows),
             "rule": "pass@1 of the baseline minus each system without an adapter, over seeds "
                     "and test tweets; crossed-bootstrap CI and p, Holm over the rows; room "
                     "when the baseline is detectably better than each"}
+
+
+def room_check_on_validation(selection: dict[str, Any], baseline: str, systems: Sequence[str],
+                             alpha: float) -> dict[str, Any]:
+    """`room_check` where the sampling was chosen on validation: every system is then tuned
+    towards the baseline's pass@1 on the test tweets, so the check runs on the validation split
+    at generation's own settings (selection.json's `default_per_prompt`: per seed, per tweet, the
+    share of passing replies), with the same crossed t and Holm."""
+    rates = selection.get("default_per_prompt") or {}
+    if baseline not in rates:
+        return {"available": False, "reason": f"no validation pass rates of {baseline}"}
+    base = np.array(rates[baseline], dtype=np.float64)
+    rows = []
+    for other in (name for name in systems if name in rates):
+        matrix = base - np.array(rates[other], dtype=np.float64)
+        low, high, p = crossed_t_test(matrix)
+        seed_diffs = [float(d) for d in matrix.mean(axis=1)]
+        rows.append({"system": other, "baseline_pass@1": float(base.mean()),
+                     "other_pass@1": float(np.mean(rates[other])),
+                     "diff": float(matrix.mean()), "ci_low": low, "ci_high": high, "p": p,
+                     "seed_diffs": seed_diffs,
+                     "seeds_agree": all(d > 0 for d in seed_diffs) or all(d < 0 for d in
+                                                                           seed_diffs)})
+    for row, p in zip(rows, holm([row["p"] for row in rows]), strict=True):
+        row["p_holm"] = p
+        row["detectable"] = bool(p < alpha and row["seeds_agree"] and row["diff"] > 0)
+    return {"available": bool(rows), "baseline": baseline, "rows": rows, "split": "val",
+            "room": bool(rows) and all(row["detectable"] for row in rows),
+            "rule": "pass@1 on the validation split at generation's own settings (the systems "
+                    "are tuned towards the baseline on the test split); seeds and tweets as "
+                    "crossed random factors, Holm over the rows; room when the baseline is "
+                    "detectably better than each"}
 
 
 def room_markdown(block: dict[str, Any]) -> str:
@@ -341,10 +384,12 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
                     "its pass@1")
     details = "; ".join(_phrase(row) for row in rows)
     if word == UNMATCHED:
-        return (f"The comparison is inconclusive: no baseline variant matches the pass@1 of "
-                f"{reference} within {tolerance:g} without a detectable difference, so its "
-                f"pass@k and coverage are not compared at matched pass@1 (read the frontier "
-                f"figure instead); against {opponent}: {details}.")
+        what = ("its pass@1 and the baseline's do not agree" if on_validation else
+                "no baseline variant matches its pass@1")
+        return (f"The comparison is inconclusive: {what} within {tolerance:g} without a "
+                f"detectable difference on the test tweets, so the pass@k and coverage of "
+                f"{reference} are not compared at matched pass@1 (read the frontier figure "
+                f"instead); against {opponent}: {details}.")
     head = {"better": "is better than", "worse": "is worse than",
             "mixed": "is better on one and worse on the other than",
             "no detectable difference": "shows no detectable difference from"}[word]
