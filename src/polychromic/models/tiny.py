@@ -12,9 +12,12 @@ No weights can be downloaded, so the demo builds its own stand-in:
    The replies are STANCE-BALANCED (`balanced_reply_ids`): when every record has a `stance`
    (the demo corpus), each stance is downsampled to the count of the rarest one, so the base
    model learns how each kind of reply is worded but not how often each is given (the demo's
-   ~60% `agree`), which is the reply distribution that pass@k tests and fine-tuning must learn.
-   Pretrained on all replies, the base model already had it: on the 2,000-tweet study corpus
-   zero-shot pass@1 equalled baseline LoRA's, leaving fine-tuning nothing to show. Pretraining
+   dominant `agree`), which is the reply distribution that pass@k tests and fine-tuning must
+   learn. Pretrained on all replies, the base model already had it: on the demo study's corpus
+   zero-shot pass@1 equalled baseline LoRA's, leaving fine-tuning nothing to show (the testbed
+   check of the aggregate, `reporting.verdict.room_check`, now asks this of every run). The
+   balancing is global, not per topic, so a topic's stance mix in pretraining is that of a
+   random cut. Pretraining
    on tweets only is no alternative: the reply-only tokens' embeddings stay untrained and LoRA
    (which does not train embeddings) cannot learn to write replies at all.
 
