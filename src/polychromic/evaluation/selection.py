@@ -70,17 +70,40 @@ def pass_rates(records: Sequence[dict[str, Any]], judging: Any, encoder: Any) ->
     return [count / len(group) for count, group in zip(counts, samples, strict=True)]
 
 
+class EmbeddingTable:
+    """Embeddings looked up by text (an encoder's `encode` for texts embedded beforehand)."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        self.rows = {text: vector for text, vector in zip(texts, vectors, strict=True)}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.rows[text] for text in texts])
+
+
+def embedded_texts(loaded: Mapping[int, Mapping[str, Sequence[dict[str, Any]]]],
+                   judging: Any) -> EmbeddingTable:
+    """Every sample and reference of every seed and candidate, embedded by the judge in one
+    batched call over the unique texts (candidates repeat many replies and every reference)."""
+    from polychromic.embeddings import get_encoder
+
+    texts = sorted({text for systems in loaded.values() for records in systems.values()
+                    for record in records for text in (*record["samples"],
+                                                       *record["references"])})
+    encoder = get_encoder(judging.judge["path"], precision=judging.judge["precision"])
+    return EmbeddingTable(texts, encode(encoder, texts))
+
+
 def validation_pass1(generations: Mapping[int, Mapping[str, str]], settings: EvaluationSettings,
                      calibration: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """{candidate: {pass@1 (mean over seeds), per_seed, n_prompts}} from every seed's
     validation generations ({seed: {candidate: path}})."""
-    from polychromic.embeddings import get_encoder
     judging = Judging.from_settings(settings, calibration)
-    encoder = get_encoder(judging.judge["path"], precision=judging.judge["precision"])
+    loaded = {seed: load_generations(dict(generations[seed]), int(seed))
+              for seed in sorted(generations)}
+    encoder = embedded_texts(loaded, judging) if judging.criterion == "semantic" else None
     per_seed: dict[str, list[list[float]]] = {}
-    for seed in sorted(generations):
-        loaded = load_generations(dict(generations[seed]), int(seed))
-        for name, records in loaded.items():
+    for systems in loaded.values():
+        for name, records in systems.items():
             per_seed.setdefault(name, []).append(pass_rates(records, judging, encoder))
     return {name: {"pass@1": float(np.mean(rows)), "per_seed": [float(np.mean(r)) for r in rows],
                    "per_prompt": rows, "n_prompts": len(rows[0])}
