@@ -3,7 +3,7 @@
 
 rule generate:
     input:
-        test="results/data/splits/test.jsonl",
+        split="results/data/splits/test.jsonl",
         train="results/data/splits/train.jsonl",
         base="results/models/base/base_model.json",
         adapter=get_adapter,
@@ -16,6 +16,7 @@ rule generate:
         system=system_params,
         generation=config["generation"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
+        max_prompts=None,
         selection=SELECTION_FILE if CANDIDATES else None,
     log:
         "results/logs/generate/seed_{seed}_{system}.log",
@@ -34,12 +35,12 @@ rule generate:
 
 rule generate_val:
     input:
-        val="results/data/splits/val.jsonl",
+        split="results/data/splits/val.jsonl",
         train="results/data/splits/train.jsonl",
         base="results/models/base/base_model.json",
         adapter=get_candidate_adapter,
         template=get_candidate_template,
-        code=library("generate_val", ["polychromic.sampling"]),
+        code=library("generate", ["polychromic.sampling"]),
     output:
         generations="results/selection/seed_{seed}/{candidate}.jsonl",
     params:
@@ -47,6 +48,7 @@ rule generate_val:
         generation={**config["generation"], "num_samples": SELECTION.num_samples},
         max_prompts=SELECTION.max_prompts,
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
+        selection=None,  # the choice is what this rule feeds
     log:
         "results/logs/generate_val/seed_{seed}_{candidate}.log",
     benchmark:
@@ -59,7 +61,7 @@ rule generate_val:
     conda:
         "../../envs/model.yaml"
     script:
-        "../scripts/generate_val.py"
+        "../scripts/generate.py"
 
 
 rule select_sampling:
