@@ -115,7 +115,7 @@ def direction(detectable: bool | None, diff: float | None, metric: str) -> str:
     return "better" if (diff > 0) == get_metric(metric).higher_is_better else "worse"
 
 
-def _signs_agree(diffs: Sequence[float | None], diff: float | None) -> bool:
+def signs_agree(diffs: Sequence[float | None], diff: float | None) -> bool:
     """Every per-seed difference non-zero with the (non-zero) sign of `diff`."""
     if not diff or not diffs:
         return False
@@ -136,7 +136,7 @@ def every_seed(evidence: Evidence, metric: str, ref: str, other: str) -> dict[st
     elif len(p_values) < evidence.n_seeds:
         detectable = False
     else:
-        detectable = max(p_values) < evidence.alpha and _signs_agree(
+        detectable = max(p_values) < evidence.alpha and signs_agree(
             [t["diff"] for t in tests], diff)
     return {"metric": metric, "rule": "every_seed", "system": ref, "other": other,
             "diff": diff, "p_holm": max(p_values) if p_values else None,
@@ -224,7 +224,7 @@ def adjust(results: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
     for result, p in zip(results, holm([r.get("p") for r in results]), strict=True):
         diff = result.get("mean_diff")
         result.update(rule="primary", diff=diff, p_holm=p,
-                      seeds_agree=_signs_agree(result.get("seed_diffs") or [], diff))
+                      seeds_agree=signs_agree(result.get("seed_diffs") or [], diff))
         result["detectable"] = None if p is None else p < alpha and result["seeds_agree"]
         if "metric" in result:
             result["direction"] = direction(result["detectable"], diff, result["metric"])

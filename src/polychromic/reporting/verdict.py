@@ -47,7 +47,13 @@ import numpy as np
 
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.evaluation.stats import crossed_t_test, holm
-from polychromic.reporting.significance import UNCERTAINTY, Evidence, detect, seed_tests
+from polychromic.reporting.significance import (
+    UNCERTAINTY,
+    Evidence,
+    detect,
+    seed_tests,
+    signs_agree,
+)
 from polychromic.systems import is_variant, parse_system
 
 
@@ -281,16 +287,10 @@ def room_check(evidence: Evidence, baseline: str, systems: Sequence[str]) -> dic
                      "other_pass@1": _mean(aggregated, other, "pass@1"),
                      **{key: test.get(key) for key in ("diff", "ci_low", "ci_high", "p",
                                                        "seeds_agree", "seed_diffs")}})
-    adjusted = holm([row["p"] for row in rows])
-    for row, p in zip(rows, adjusted, strict=True):
-        row["p_holm"] = p
-        row["detectable"] = bool(p is not None and p < evidence.alpha and row["seeds_agree"]
-                                 and row["diff"] > 0)
-    return {"available": bool(rows), "baseline": baseline, "rows": rows, "split": "test",
-            "room": bool(rows) and all(row["detectable"] for row in rows),
-            "rule": "pass@1 of the baseline minus each system without an adapter, over seeds "
-                    "and test tweets; crossed-bootstrap CI and p, Holm over the rows; room "
-                    "when the baseline is detectably better than each"}
+    return room_block(rows, baseline, evidence.alpha, "test",
+                      "pass@1 of the baseline minus each system without an adapter, over "
+                      "seeds and test tweets; seeds and tweets as crossed random factors, Holm "
+                      "over the rows; room when the baseline is detectably better than each")
 
 
 def room_check_on_validation(selection: dict[str, Any], baseline: str, systems: Sequence[str],
@@ -312,17 +312,24 @@ def room_check_on_validation(selection: dict[str, Any], baseline: str, systems: 
                      "other_pass@1": float(np.mean(rates[other])),
                      "diff": float(matrix.mean()), "ci_low": low, "ci_high": high, "p": p,
                      "seed_diffs": seed_diffs,
-                     "seeds_agree": all(d > 0 for d in seed_diffs) or all(d < 0 for d in
-                                                                           seed_diffs)})
+                     "seeds_agree": signs_agree(seed_diffs, float(matrix.mean()))})
+    return room_block(rows, baseline, alpha, "val",
+                      "pass@1 on the validation split at generation's own settings (the "
+                      "systems are tuned towards the baseline on the test split); seeds and "
+                      "tweets as crossed random factors, Holm over the rows; room when the "
+                      "baseline is detectably better than each")
+
+
+def room_block(rows: list[dict[str, Any]], baseline: str, alpha: float, split: str,
+               rule: str) -> dict[str, Any]:
+    """The testbed block of both checks: Holm over the rows, each row detectable when its
+    adjusted p < alpha, its seeds agree and the baseline is ahead; room when every row is."""
     for row, p in zip(rows, holm([row["p"] for row in rows]), strict=True):
         row["p_holm"] = p
-        row["detectable"] = bool(p < alpha and row["seeds_agree"] and row["diff"] > 0)
-    return {"available": bool(rows), "baseline": baseline, "rows": rows, "split": "val",
-            "room": bool(rows) and all(row["detectable"] for row in rows),
-            "rule": "pass@1 on the validation split at generation's own settings (the systems "
-                    "are tuned towards the baseline on the test split); seeds and tweets as "
-                    "crossed random factors, Holm over the rows; room when the baseline is "
-                    "detectably better than each"}
+        row["detectable"] = bool(p is not None and p < alpha and row["seeds_agree"]
+                                 and row["diff"] > 0)
+    return {"available": bool(rows), "baseline": baseline, "rows": rows, "split": split,
+            "room": bool(rows) and all(row["detectable"] for row in rows), "rule": rule}
 
 
 def room_markdown(block: dict[str, Any]) -> str:
