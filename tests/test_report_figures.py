@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from polychromic.contract import FIGURES as FIGURE_NAMES
 from polychromic.reporting.figures import (
@@ -26,6 +27,11 @@ from polychromic.reporting.figures import (
     render_figure,
     system_palette,
     training_figure,
+)
+from polychromic.reporting.selection_figure import (
+    curve_metric,
+    selection_points,
+    validation_frontier_figure,
 )
 from polychromic.systems import parse_system
 from test_report_helpers import (
@@ -310,3 +316,46 @@ def test_frontier_draws_min_p_variants_as_their_own_curves(tmp_path: Path) -> No
     temperature_only = {**data, "system_order": systems[:3]}
     labels = frontier_figure(temperature_only, palette, 1.0).axes[0].get_legend_handles_labels()
     assert "same system, other min-p / top-p / top-k" not in labels[1]
+
+
+def _selection() -> dict:
+    def candidate(p1: float, p10: float, **overrides) -> dict:
+        return {"overrides": overrides, "pass@1": p1, "pass@10": p10}
+    return {"selected_on": "val", "target_system": "baseline_lora", "target_pass@1": 0.6,
+            "match_tolerance": 0.02, "systems": {
+                "baseline_lora": {"chosen": "baseline_lora", "candidates": {
+                    "baseline_lora": candidate(0.6, 0.9),
+                    "baseline_lora@t1.3": candidate(0.45, 0.93, temperature=1.3),
+                    "baseline_lora@t0.7": candidate(0.7, 0.85, temperature=0.7)}},
+                "polychromic_lora": {"chosen": "polychromic_lora@t1.6m0.1", "candidates": {
+                    "polychromic_lora": candidate(0.8, 0.9),
+                    "polychromic_lora@t1.6m0.1": candidate(0.57, 0.97, temperature=1.6,
+                                                           min_p=0.1),
+                    "polychromic_lora@t1.3": candidate(0.7, 0.95, temperature=1.3)}}}}
+
+
+def test_validation_frontier_draws_every_candidate_and_rings_the_chosen(tmp_path: Path) -> None:
+    selection = _selection()
+    assert curve_metric(selection) == "pass@10"
+    curves = selection_points(selection, "pass@10", 1.0)
+    assert [p["candidate"] for p in curves["baseline_lora"]] == [
+        "baseline_lora@t0.7", "baseline_lora", "baseline_lora@t1.3"]  # temperature order
+    assert [p["chosen"] for p in curves["polychromic_lora"]] == [False, False, True]
+    assert curves["polychromic_lora"][-1]["dashed"]  # it sets min-p: a curve of its own
+    data = {"system_order": ["baseline_lora", "polychromic_lora"], "selection": selection}
+    palette = figure_palette(data["system_order"])
+    written = render_figure("validation_frontier", data, {}, palette, tmp_path, None,
+                            sampling_temperature=1.0)
+    assert sorted(Path(path).name for path in written) == [
+        "validation_frontier.pdf", "validation_frontier.png"]
+    fig = validation_frontier_figure(data, palette, 1.0, 3.5, Figure())
+    ax = fig.axes[0]
+    rings = [line for line in ax.get_lines() if line.get_markersize() == 7
+             and len(line.get_xdata()) == 1]
+    assert sorted(float(line.get_xdata()[0]) for line in rings) == [0.57, 0.6]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "match tolerance (±0.02)" in labels and "chosen sampling" in labels
+    off = validation_frontier_figure({"system_order": []}, palette, 1.0, 3.5, Figure())
+    assert "no validation selection" in off.axes[0].texts[0].get_text()
+    del selection["systems"]["baseline_lora"]["candidates"]["baseline_lora"]["pass@10"]
+    assert curve_metric(selection) is None  # pass@10 must exist for every candidate

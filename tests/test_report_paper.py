@@ -333,7 +333,7 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
     stored["selection"] = {
         "selected_on": "val", "target_system": "baseline_lora", "target_pass@1": 0.6,
-        "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
+        "match_tolerance": 0.02, "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
         "n_prompts": 40, "systems": {
             "baseline_lora": {"sampling": {"temperature": 1.0, "min_p": 0.0},
                               "val_pass@1": 0.6},
@@ -344,6 +344,8 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
     assert "(temperature 0.7; temperature 1.6, min p 0.1)" in main
     assert r"\texttt{polychromic\_lora}: temperature 1.6, min-$p$ 0.1 (validation pass@1" in main
     assert "The test split is generated and scored once" in main
+    assert r"\paragraph{At matched pass@1.}" in main and "within a tolerance of 0.02" in main
+    assert "Against a temperature-matched baseline" not in main
 
 
 def test_the_testbed_check_is_in_the_paper(paper: dict) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from polychromic.reporting.power import (
+    describe_power,
     detectable_delta,
+    final_test_power,
     main,
     paired_sd,
     pooled_sd,
@@ -15,6 +17,7 @@ from polychromic.reporting.power import (
     prompts_needed,
     prompts_needed_primary,
     seed_variance,
+    seeds_needed_primary,
     study_power,
 )
 
@@ -107,3 +110,28 @@ def test_the_seed_spread_bounds_what_more_tweets_can_give() -> None:
                                                                           0.05, 3)
     # without a seed spread it is the textbook paired z-test
     assert n == prompts_needed(0.1, 0.05, 3, 1)
+
+
+def test_the_final_tests_power_is_redone_on_the_studys_own_numbers() -> None:
+    """final_test_power reads a finished run's per-seed pass@k: the sigmas, the difference it
+    could detect, its power, and the tweets or seeds a target would need (None when the seeds'
+    spread, or the tweets' noise, makes that way impossible)."""
+    def doc(shift: float) -> dict:
+        ref = [0.5 + shift + 0.05 * ((i * 7) % 5 - 2) for i in range(60)]
+        return {"prompt_ids": [f"t{i}" for i in range(60)],
+                "systems": {REF: {"pass@10": {"per_prompt": ref}},
+                            BASE: {"pass@10": {"per_prompt": [0.5] * 60}}}}
+    runs = [doc(0.0), doc(0.02), doc(0.04)]
+    result = final_test_power(runs, REF, BASE, "pass@10")
+    sigma, tau2 = primary_sd(runs, REF, BASE), seed_variance(runs, REF, BASE)
+    assert (result["seeds"], result["prompts"]) == (3, 60)
+    assert result["sigma"] == pytest.approx(sigma) and result["tau"] ** 2 == pytest.approx(tau2)
+    assert result["detectable_delta"] == pytest.approx(primary_delta(60, 3, sigma, tau2, 3))
+    assert result["power"] == pytest.approx(primary_power(60, 3, sigma, tau2, 0.05, 3))
+    assert result["prompts_needed"] == prompts_needed_primary(3, sigma, tau2, 0.05, 3)
+    seeds = result["seeds_needed"]
+    assert seeds is not None and primary_power(60, seeds, sigma, tau2, 0.05, 3) >= 0.8
+    assert primary_power(60, seeds - 1, sigma, tau2, 0.05, 3) < 0.8 or seeds == 2
+    text = describe_power(result)
+    assert f"{result['detectable_delta']:.3f}" in text and "3 seeds x 60 test tweets" in text
+    assert seeds_needed_primary(10, 1.0, 0.0, 0.05, 3) is None  # the tweets' noise alone

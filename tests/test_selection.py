@@ -90,8 +90,11 @@ def test_the_protocol_runs_through_the_workflow(tmp_path):
                                          "polychromic_lora"}
     target = selection["target_pass@1"]
     for name, entry in selection["systems"].items():
-        best = min(entry["candidates"].values(), key=lambda v: abs(v - target))
+        pass1 = [candidate["pass@1"] for candidate in entry["candidates"].values()]
+        best = min(pass1, key=lambda v: abs(v - target))
         assert abs(entry["val_pass@1"] - target) == pytest.approx(abs(best - target))
+        for candidate in entry["candidates"].values():  # the validation frontier's points
+            assert candidate["pass@2"] >= candidate["pass@1"] and "pass@3" not in candidate
         records = read_jsonl(tmp_path / "results" / "generations" / "seed_42" / f"{name}.jsonl")
         assert records[0]["settings"]["temperature"] == entry["sampling"]["temperature"]
     val = read_jsonl(tmp_path / "results" / "selection" / "seed_42" / "baseline_lora@t2.5.jsonl")

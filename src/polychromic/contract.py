@@ -34,4 +34,5 @@ FIGURES = (
     "pareto",
     "training_curves",
     "frontier",
+    "validation_frontier",
 )

@@ -88,7 +88,7 @@ rule select_sampling:
         "results/logs/select_sampling.log",
     benchmark:
         "results/benchmarks/select_sampling.tsv"
-    threads: 1
+    threads: 2  # the judge over every validation candidate: the critical path
     resources:
         mem_mb=8000,
         runtime=60,

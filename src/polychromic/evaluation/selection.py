@@ -11,7 +11,8 @@ protocol (`evaluation.selection` with a non-empty grid):
    `max_prompts` validation tweets;
 2. the judge, with the pass threshold calibrated on the validation split, gives each candidate
    its validation pass@1: the mean over tweets of the share of passing replies, averaged over
-   the seeds (`validation_pass_rates`);
+   the seeds, and its validation pass@k for each configured k up to `num_samples`
+   (`validation_passk`; the validation frontier figure draws each system's candidates);
 3. the target is the baseline system's validation pass@1 at generation's settings, the
    single-answer quality of plain LoRA as practised ("without losing single-answer quality");
 4. every system takes the candidate whose validation pass@1 is closest to the target (ties: the
@@ -53,8 +54,10 @@ def effective_sampling(system: System, generation: GenerationSettings) -> dict[s
             else getattr(generation, key) for key in KEYS}
 
 
-def pass_rates(records: Sequence[dict[str, Any]], judging: Any, encoder: Any) -> list[float]:
-    """Per tweet, the share of replies that pass (the pass@1 estimate) under `judging`."""
+def pass_counts(records: Sequence[dict[str, Any]], judging: Any,
+                encoder: Any) -> list[tuple[int, int]]:
+    """Per tweet, (passing replies, replies) under `judging`: the pass@1 estimate is their
+    ratio, pass@k the unbiased estimator of Chen et al. (2021) on them."""
     samples = [record["samples"] for record in records]
     references = [record["references"] for record in records]
     embeddings = ref_embeddings = None
@@ -67,7 +70,7 @@ def pass_rates(records: Sequence[dict[str, Any]], judging: Any, encoder: Any) ->
         judging.criterion, samples, references, embeddings, ref_embeddings,
         judging.judge["path"], judging.layer)
     counts = pk.pass_counts(similarities, samples, judging.threshold)
-    return [count / len(group) for count, group in zip(counts, samples, strict=True)]
+    return [(int(count), len(group)) for count, group in zip(counts, samples, strict=True)]
 
 
 class EmbeddingTable:
@@ -93,21 +96,31 @@ def embedded_texts(loaded: Mapping[int, Mapping[str, Sequence[dict[str, Any]]]],
     return EmbeddingTable(texts, encode(encoder, texts))
 
 
-def validation_pass1(generations: Mapping[int, Mapping[str, str]], settings: EvaluationSettings,
+def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: EvaluationSettings,
                      calibration: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{candidate: {pass@1 (mean over seeds), per_seed, n_prompts}} from every seed's
-    validation generations ({seed: {candidate: path}})."""
+    """{candidate: {pass@1, pass@k for each configured k <= num_samples (means over seeds and
+    tweets), per_seed (pass@1), per_prompt (pass@1 per seed and tweet), n_prompts}} from every
+    seed's validation generations ({seed: {candidate: path}})."""
     judging = Judging.from_settings(settings, calibration)
     loaded = {seed: load_generations(dict(generations[seed]), int(seed))
               for seed in sorted(generations)}
     encoder = embedded_texts(loaded, judging) if judging.criterion == "semantic" else None
-    per_seed: dict[str, list[list[float]]] = {}
+    counted: dict[str, list[list[tuple[int, int]]]] = {}
     for systems in loaded.values():
         for name, records in systems.items():
-            per_seed.setdefault(name, []).append(pass_rates(records, judging, encoder))
-    return {name: {"pass@1": float(np.mean(rows)), "per_seed": [float(np.mean(r)) for r in rows],
-                   "per_prompt": rows, "n_prompts": len(rows[0])}
-            for name, rows in per_seed.items()}
+            counted.setdefault(name, []).append(pass_counts(records, judging, encoder))
+    n = min(size for rows in counted.values() for row in rows for _, size in row)
+    ks = [k for k in settings.passk.k if 1 < k <= n]
+    result = {}
+    for name, rows in counted.items():
+        pass1 = [[c / size for c, size in row] for row in rows]
+        result[name] = {"pass@1": float(np.mean(pass1)),
+                        **{f"pass@{k}": float(np.mean([[pk.pass_at_k(size, c, k) for c, size
+                                                         in row] for row in rows]))
+                           for k in ks},
+                        "per_seed": [float(np.mean(r)) for r in pass1], "per_prompt": pass1,
+                        "n_prompts": len(rows[0])}
+    return result
 
 
 def choose(pass1: Mapping[str, float], options: Mapping[str, System],
@@ -126,6 +139,12 @@ def choose(pass1: Mapping[str, float], options: Mapping[str, System],
     return target, chosen
 
 
+def _candidate(measured: Mapping[str, Any], system: System) -> dict[str, Any]:
+    """A candidate's entry in selection.json: its overrides and its validation pass@k."""
+    return {"overrides": system.overrides.items(),
+            **{key: value for key, value in measured.items() if key.startswith("pass@")}}
+
+
 def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
                     systems: Mapping[str, System], generation: GenerationSettings,
                     settings: EvaluationSettings, calibration: str | None) -> dict[str, Any]:
@@ -134,13 +153,14 @@ def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
     missing = sorted(set(options) - {name for paths in generations.values() for name in paths})
     if missing:
         raise ValueError(f"no validation generations of {missing}")
-    measured = validation_pass1(generations, settings, read_json(calibration)
+    measured = validation_passk(generations, settings, read_json(calibration)
                                 if calibration else None)
     target, chosen = choose({name: entry["pass@1"] for name, entry in measured.items()},
                             options, settings.baseline_system)
     result = {
         "selected_on": "val", "rule": RULE, "calibration_rule": CALIBRATION_RULE,
         "target_system": settings.baseline_system, "target_pass@1": target,
+        "match_tolerance": settings.match_tolerance,
         "grid": [dict(entry) for entry in settings.selection.grid],
         "num_samples": settings.selection.num_samples,
         "n_prompts": next(iter(measured.values()))["n_prompts"],
@@ -155,7 +175,7 @@ def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
                             "val_gap": measured[name]["pass@1"] - target,
                             "matched": abs(measured[name]["pass@1"] - target)
                             <= settings.match_tolerance,
-                            "candidates": {option: measured[option]["pass@1"]
+                            "candidates": {option: _candidate(measured[option], system)
                                            for option, system in options.items()
                                            if (system.base_system or option) == owner}}
                     for owner, name in chosen.items()},

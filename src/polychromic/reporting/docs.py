@@ -6,10 +6,12 @@
 Why: a number typed into a document by hand is wrong after the next run. Every number on these
 pages is read from the results folder: the main table (the registry's "table" metrics, the
 every-seed daggers of `significance.py`), the verdict (`verdict.markdown`), the training
-summary, the run time of each heavy rule (its `benchmark:` file), and, with `--compare OTHER`,
-how far the headline means of another run of the same config (another machine, another
-number of cores) lie from these. The figures are copied next to the page. In the README, the
-text between `<!-- results:begin -->` and `<!-- results:end -->` is replaced.
+summary, the power of the final test redone on the run's own numbers
+(`power.final_test_power`), the run time of each heavy rule (its `benchmark:` file), and,
+with `--compare OTHER`, how far the headline means of another run of the same config
+(another machine, another number of cores) lie from these. The figures are copied next to
+the page. In the README, the text between `<!-- results:begin -->` and
+`<!-- results:end -->` is replaced.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from polychromic.contract import AGGREGATE_FILES, FIGURES, STATISTICS_FILE
-from polychromic.evaluation.registry import label, shown_in
+from polychromic.contract import AGGREGATE_FILES, EVALUATION_FILES, FIGURES, STATISTICS_FILE
+from polychromic.evaluation.registry import label, main_passk, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting.latex import best_systems, significance_marks
+from polychromic.reporting.power import describe_power, final_test_power
 from polychromic.reporting.verdict import comparisons_markdown, room_markdown
 from polychromic.reporting.verdict import markdown as verdict_markdown
 
@@ -124,6 +127,7 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
              *objectives_section(aggregated),
              "## Testbed check: does fine-tuning have room?", "",
              room_markdown(aggregated.get("testbed") or {}), "",
+             "## Power of the final test", "", power_section(results, aggregated), "",
              "## Training", "", training_summary(aggregated), "", run_times(results), ""]
     if compare is not None:
         parts += ["## Between runs", "", comparison(aggregated, *compare), ""]
@@ -131,6 +135,22 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
     parts += [f"![{name}]({figures_dir}/{name}.png)" for name in FIGURES
               if (results / "figures" / f"{name}.png").is_file()]
     return "\n".join(parts) + "\n"
+
+
+def power_section(results: Path, aggregated: dict[str, Any]) -> str:
+    """The power calculation redone on this run's own per-seed pass@k (`final_test_power`) for
+    the verdict's comparison on its headline pass@k; a sentence saying why where it cannot."""
+    verdict = aggregated.get("verdict") or {}
+    metric = main_passk(aggregated.get("metric_order") or [])
+    if not verdict.get("available") or metric is None:
+        return "Not computed: the run has no verdict on a pass@k."
+    runs = [read_json(path) for path in sorted(
+        (results / "evaluation").glob(f"seed_*/{EVALUATION_FILES['passk']}"))]
+    try:
+        result = final_test_power(runs, verdict["reference"], verdict["matched"], metric)
+    except (KeyError, ValueError) as error:
+        return f"Not computed: {error}."
+    return describe_power(result)
 
 
 def objectives_section(aggregated: dict[str, Any]) -> list[str]:

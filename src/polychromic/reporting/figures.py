@@ -36,6 +36,7 @@ from polychromic.contract import FIGURES
 from polychromic.evaluation.passk import pass_at_k
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.io import read_json
+from polychromic.reporting.selection_figure import validation_frontier_figure
 from polychromic.systems import is_variant, parse_system
 
 log = logging.getLogger(__name__)
@@ -538,6 +539,9 @@ def render_figure(name: str, data: dict[str, Any], curves: dict[str, dict],
             fig = metric_panels(data, _present(data, "quality_figure"), main_palette)
         elif name == "passk_curves":
             fig = passk_figure(curves, main_palette)
+        elif name == "validation_frontier":
+            fig = validation_frontier_figure(data, palette, sampling_temperature, WIDTH_IN,
+                                             _figure(WIDTH_IN, 3.6))
         elif name == "training_curves":
             fig = training_figure(*(training or ({}, {})))
         else:

@@ -48,6 +48,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import norm
@@ -152,6 +153,56 @@ def detectable_delta(prompts: int, sigma: float, family: int, seeds: int, power:
     """The smallest difference detected with `power` by `prompts` test prompts."""
     z = norm.ppf(1 - alpha / family / 2) + norm.ppf(power ** (1.0 / seeds))
     return float(z * sigma / math.sqrt(prompts))
+
+
+def seeds_needed_primary(prompts: int, sigma: float, tau2: float, delta: float, family: int,
+                         power: float = 0.8, alpha: float = 0.05, most: int = 100) -> int | None:
+    """The fewest seeds (up to `most`) for `power` with `prompts` tweets; None when no number
+    of seeds reaches it (the tweets' part of the error alone is too large)."""
+    for seeds in range(2, most + 1):
+        if primary_power(prompts, seeds, sigma, tau2, delta, family, alpha) >= power:
+            return seeds
+    return None
+
+
+def final_test_power(runs: Sequence[dict], reference: str, other: str, metric: str,
+                     delta: float = 0.05, family: int = 3, power: float = 0.8,
+                     alpha: float = 0.05) -> dict[str, float | int | None]:
+    """The power calculation redone on a study's own passk_results.json (one per seed) for its
+    final, primary test: the sigmas it saw, the difference it could detect with `power`, its
+    power for `delta`, and the tweets (at its seeds) or seeds (at its tweets) that `delta`
+    would need (None: not reachable that way)."""
+    sigma, prompts = primary_sd(runs, reference, other, metric), pooled_sd(
+        runs, reference, other, metric)[1]
+    tau2, seeds = seed_variance(runs, reference, other, metric), len(runs)
+    return {"metric": metric, "reference": reference, "baseline": other, "seeds": seeds,
+            "prompts": prompts, "sigma": sigma, "tau": math.sqrt(tau2), "delta": delta,
+            "family": family, "alpha": alpha, "target_power": power,
+            "detectable_delta": primary_delta(prompts, seeds, sigma, tau2, family, power, alpha),
+            "power": primary_power(prompts, seeds, sigma, tau2, delta, family, alpha),
+            "prompts_needed": prompts_needed_primary(seeds, sigma, tau2, delta, family, power,
+                                                     alpha),
+            "seeds_needed": seeds_needed_primary(prompts, sigma, tau2, delta, family, power,
+                                                 alpha)}
+
+
+def describe_power(result: dict[str, Any]) -> str:
+    """`final_test_power` in two sentences, for the results page."""
+    tweets = result["prompts_needed"]
+    seeds = result["seeds_needed"]
+    return (f"On this run's own {result['metric']} differences ({result['reference']} minus "
+            f"{result['baseline']}, {result['seeds']} seeds x {result['prompts']} test tweets) "
+            f"the primary test (Holm over {result['family']}, alpha {result['alpha']:g}) has "
+            f"sigma {result['sigma']:.3f} over tweets and a seed-to-seed std tau "
+            f"{result['tau']:.3f}: it detects a difference of {result['detectable_delta']:.3f} "
+            f"with power {result['target_power']:g}, and has power {result['power']:.2f} for "
+            f"{result['delta']:g}. Power {result['target_power']:g} for {result['delta']:g} "
+            f"would take "
+            + (f"{tweets} test tweets at {result['seeds']} seeds" if tweets is not None
+               else f"more seeds, not more tweets, at {result['seeds']} seeds")
+            + (f", or {seeds} seeds at {result['prompts']} tweets." if seeds is not None
+               else f"; no number of seeds reaches it at {result['prompts']} tweets.")
+            + " (docs/statistics.md, `polychromic.reporting.power`)")
 
 
 def main(argv: list[str] | None = None) -> int:

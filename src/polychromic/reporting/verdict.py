@@ -393,9 +393,10 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
     if word == UNMATCHED:
         what = ("its pass@1 and the baseline's do not agree" if on_validation else
                 "no baseline variant matches its pass@1")
+        figure = "validation frontier figure" if on_validation else "frontier figure"
         return (f"The comparison is inconclusive: {what} within {tolerance:g} without a "
                 f"detectable difference on the test tweets, so the pass@k and coverage of "
-                f"{reference} are not compared at matched pass@1 (read the frontier figure "
+                f"{reference} are not compared at matched pass@1 (read the {figure} "
                 f"instead); against {opponent}: {details}.")
     head = {"better": "is better than", "worse": "is worse than",
             "mixed": "is better on one and worse on the other than",
