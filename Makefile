@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
 # The larger demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written byte for
-# byte by its generator, and every objective under the validation protocol. It runs in its own working
-# folder, studies/demo/ (its corpus in studies/demo/resources/, its results in
+# byte by its generator, and every objective under the validation protocol. It runs in its own
+# working folder, studies/demo/ (its corpus in studies/demo/resources/, its results in
 # studies/demo/results/), so it never touches the default run's results/; then it writes its
 # report, docs/study.md.
 STUDY_DIR := studies/demo
