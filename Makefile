@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m polychromic.encoders --assemble   # the judge's folder, once
 	touch $(STAMP)
 
+# ARGS: more snakemake options, e.g. `make run ARGS=--rerun-incomplete` after a killed run.
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) $(ARGS)
 
 # The larger demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written byte for
 # byte by its generator, and every objective under the validation protocol. It runs in its own
@@ -34,7 +35,8 @@ $(STUDY_RAW): $(STAMP)
 	$(BIN)/python -m polychromic.data.demo --n-tweets 2000 --seed 0 --out $(STUDY_RAW)
 
 study: $(STAMP) $(STUDY_RAW)
-	$(BIN)/snakemake --cores $(CORES) --directory $(STUDY_DIR) --configfile config/study_demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --directory $(STUDY_DIR) --configfile config/study_demo.yaml \
+	  $(ARGS)
 	$(BIN)/python -m polychromic.reporting.docs $(STUDY_DIR)/results --out docs/study.md \
 	  --title "The demo study (config/study_demo.yaml)"
 

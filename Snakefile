@@ -3,7 +3,7 @@
 #   snakemake --cores 2            run the study (make run)
 #   snakemake -n                   list pending jobs
 #   snakemake --profile profiles/slurm   on a SLURM cluster
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -11,12 +11,8 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# `--config seeds=[42]` arrives as strings; seeds are integers.
-if "seeds" in config:
-    config["seeds"] = [int(seed) for seed in config["seeds"]]
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
+# workflow/rules/common.smk validates the config against workflow/schemas/config.schema.yaml
+# (filling its defaults) and builds the typed settings.
 
 
 include: "workflow/rules/common.smk"

@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from polychromic import objectives
-from polychromic.config import load_settings
+from polychromic.config import command_line_seeds, load_settings
 from polychromic.settings import SECTIONS, ConfigError, TrainingSettings, schema, section
 
 from conftest import REPO
@@ -254,3 +254,25 @@ def test_an_extra_experiment_is_a_config_entry(tmp_path):
         and len(line.split()) == 2 and line.split()[1].isdigit()
     )  # fmt: skip
     assert counts["train"] == str(3 * 3) and counts["generate"] == str(3 * 5)
+
+
+@pytest.mark.parametrize("seeds", [[42.9, 7.5], [True], ["forty-two"], ["42.9"], "42"])
+def test_seeds_are_validated_as_integers_before_any_cast(seeds):
+    """42.9 used to become 42 and true 1 (an int() before validation); now the schema refuses
+    them, naming seeds. Integer literals from `--config seeds=[42]` still become integers."""
+    config = default_config()
+    config["seeds"] = command_line_seeds(seeds)
+    with pytest.raises(ConfigError, match=r"^seeds"):
+        load_settings(config)
+    with pytest.raises(WorkflowError, match=r"seeds"):
+        validate(copy.deepcopy(config), str(REPO / "workflow" / "schemas" /
+                                            "config.schema.yaml"))
+
+
+def test_integer_literals_from_the_command_line_become_seeds():
+    config = default_config()
+    config["seeds"] = command_line_seeds(["42", " 7", 3])
+    assert load_settings(config).seeds == (42, 7, 3)
+    config["seeds"] = [42.0]  # an integral float passes the schema as an integer
+    assert load_settings(config).seeds == (42,) and isinstance(load_settings(config).seeds[0],
+                                                                 int)

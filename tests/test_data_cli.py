@@ -95,6 +95,28 @@ def test_limit_and_missing_input(tmp_path):
     assert status == 2 and "no validated records" in out.getvalue()
 
 
+def test_a_decisions_file_without_a_final_newline_is_appended_to_safely(tmp_path):
+    """A hand-edited decisions file whose last line has no newline: the next answer goes on a
+    line of its own (it used to join the last line, and every later read failed)."""
+    _, decisions = setup(tmp_path)
+    decisions.write_text('{"reply_id": "r0", "decision": "keep"}', encoding="utf-8")
+    status, text = session(tmp_path, "d\nq\n")
+    assert status == 0 and "1 already decided" in text
+    assert decided(decisions) == [("r0", "keep"), ("r1", "discard")]
+    assert decisions.read_text(encoding="utf-8").count("\n") == 2
+    status, text = session(tmp_path, "k\nq\n")  # and the file stays readable
+    assert decided(decisions)[-1] == ("r2", "keep")
+
+
+def test_limit_must_be_positive(tmp_path, capsys):
+    setup(tmp_path)
+    import pytest
+
+    with pytest.raises(SystemExit):
+        session(tmp_path, "k\n", "--limit", "-1")
+    assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_console_script_runs_with_piped_stdin(tmp_path):
     config, decisions = setup(tmp_path)
     script = Path(sys.executable).with_name("polychromic")

@@ -119,7 +119,9 @@ def test_whole_data_chain_on_demo(demo, tmp_path):
     split_cfg = config["split"]
     result = split_dataset(str(out / "cur.jsonl"), str(out / "train.jsonl"),
                            str(out / "val.jsonl"), str(out / "test.jsonl"), str(out / "s.json"),
-                           str(out / "m.json"), split_cfg, split_cfg["seed"],
-                           split_cfg["group_by"])
+                           str(out / "m.json"),
+                           {name: split_cfg[name] for name in ("train", "val", "test")},
+                           split_cfg["seed"], split_cfg["group_by"],
+                           min_tweets=split_cfg["min_tweets"])
     assert result["test_topics_missing_from_train"]["count"] == 0
     assert result["splits"]["test"]["tweets"] >= 30

@@ -189,3 +189,26 @@ def test_split_refuses_to_write_a_leak(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="split leakage"):
         run(tmp_path, corpus())
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_split_with_too_few_tweets_fails_naming_it(tmp_path):
+    """Two tweets used to split into an empty split with only a log warning; the failure came
+    at generate, after every fine-tune. Now the split step fails and names the split."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    write_jsonl(folder / "curated.jsonl", corpus(n_tweets=2))
+    paths = [str(folder / f"{name}.jsonl") for name in ("train", "val", "test")]
+    with pytest.raises(ValueError, match=r"too few tweets in split\(s\) .*0.*min_tweets: 1"):
+        split_dataset(str(folder / "curated.jsonl"), *paths, str(folder / "report.json"),
+                      str(folder / "manifest.json"), RATIOS, 42)
+    assert not (folder / "test.jsonl").exists()  # nothing written
+    write_jsonl(folder / "curated.jsonl", corpus(n_tweets=60))
+    with pytest.raises(ValueError) as caught:
+        split_dataset(str(folder / "curated.jsonl"), *paths, str(folder / "report.json"),
+                      str(folder / "manifest.json"), RATIOS, 42, min_tweets=20)
+    message = str(caught.value)
+    assert "val 6" in message and "test 6" in message and "train" not in message.split(":")[0]
+    assert "of 60 tweets" in message
+    report = split_dataset(str(folder / "curated.jsonl"), *paths, str(folder / "report.json"),
+                           str(folder / "manifest.json"), RATIOS, 42, min_tweets=6)
+    assert min(entry["tweets"] for entry in report["splits"].values()) == 6

@@ -230,3 +230,119 @@ def test_same_file_twice_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="more than once"):
         validate_raw([str(path), str(path)], str(tmp_path / "v.jsonl"),
                      str(tmp_path / "r.jsonl"), str(tmp_path / "rep.json"), 0.5)
+
+
+def test_a_failed_run_keeps_its_evidence_where_a_failed_job_cannot_delete_it(tmp_path):
+    """120 good lines and 20 cut ones: the run fails, and the rejected lines it tells the user
+    to open are in the evidence folder (Snakemake deletes a failed job's outputs); a later run
+    that passes removes that stale copy."""
+    path = tmp_path / "raw.jsonl"
+    bad = '{"tweet_id": "x0", "tweet": "t"'
+    path.write_text("".join(line(rec(i)) + "\n" for i in range(120)) + (bad + "\n") * 20)
+    evidence = tmp_path / "logs" / "validate_raw"
+    with pytest.raises(ValueError) as caught:
+        validate_raw([str(path)], str(tmp_path / "v.jsonl"), str(tmp_path / "r.jsonl"),
+                     str(tmp_path / "rep.json"), 0.1, evidence=str(evidence))
+    assert str(evidence / "rejected.jsonl") in str(caught.value)
+    assert str(evidence / "validation_report.json") in str(caught.value)
+    for output in ("v.jsonl", "r.jsonl", "rep.json"):  # what Snakemake then deletes
+        (tmp_path / output).unlink()
+    copied = read_jsonl(evidence / "rejected.jsonl")
+    assert len(copied) == 20 and copied[0]["line"] == 121 and copied[0]["reason"] == "not JSON"
+    assert not read_json(evidence / "validation_report.json")["passed"]
+    validate_raw([str(path)], str(tmp_path / "v.jsonl"), str(tmp_path / "r.jsonl"),
+                 str(tmp_path / "rep.json"), 0.2, evidence=str(evidence))
+    assert not (evidence / "rejected.jsonl").exists()
+    assert not (evidence / "validation_report.json").exists()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "bz2", "lzma"])
+def test_compressed_input_is_read_transparently(tmp_path, compression):
+    import importlib
+
+    module = importlib.import_module(compression)
+    plain = "".join(line(rec(i)) + "\n" for i in range(120)).encode()
+    packed = tmp_path / "raw.jsonl.gz"
+    packed.write_bytes(module.compress(plain))
+    other = tmp_path / "other.jsonl"
+    other.write_text(line(rec(200)) + "\n")
+    report, kept, rejected = run(tmp_path, [packed, other])
+    assert len(kept) == 121 and rejected == []
+    assert report["files"][0]["lines_read"] == 120
+    assert any("compressed file decompressed" in note for note in report["files"][0]["notes"])
+    assert_identity(report)
+
+
+def test_a_zip_or_a_cut_gzip_is_refused_by_name(tmp_path):
+    import gzip
+    import zipfile
+
+    archive = tmp_path / "raw.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("raw.jsonl", line(rec(0)) + "\n")
+    with pytest.raises(ValueError, match=r"raw\.zip: a zip archive"):
+        run(tmp_path, [archive])
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(("".join(line(rec(i)) + "\n" for i in range(50))).encode())
+                    [:-30])
+    with pytest.raises(ValueError, match=r"cut\.jsonl\.gz: a gzip file that does not "
+                                         r"decompress"):
+        run(tmp_path, [cut])
+
+
+def test_one_tweet_id_with_two_texts_is_rejected_naming_both_lines(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    lines = [rec(0), rec(1), {**rec(2), "tweet": "A different tweet under the same id"},
+             {**rec(3), "tweet_id": "t0", "tweet": "  Tweet number 0   about coffee "}]
+    path.write_text("".join(line(obj) + "\n" for obj in lines))
+    report, kept, rejected = run(tmp_path, [path])
+    assert [r["reply_id"] for r in kept] == ["r0", "r1", "r3"]  # white space is no conflict
+    assert [(r["line"], r["reason"]) for r in rejected] == [(3, "conflicting tweet text")]
+    assert f"{path}:1" in rejected[0]["detail"]
+    assert_identity(report)
+
+
+def test_ids_are_stripped_before_any_check(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    lines = [rec(0, tweet_author=" alice "), {**rec(1), "tweet_id": "t0 "},
+             {**rec(0), "reply_id": " r0"}]
+    path.write_text("".join(line(obj) + "\n" for obj in lines))
+    report, kept, rejected = run(tmp_path, [path])
+    assert [(r["tweet_id"], r["reply_id"]) for r in kept] == [("t0", "r0"), ("t0", "r1")]
+    assert kept[0]["tweet_author"] == "alice"
+    assert [(r["line"], r["reason"]) for r in rejected] == [(3, "duplicate reply_id")]
+
+
+def test_messages_name_a_directory_keep_the_json_column_and_treat_nul_alike(tmp_path):
+    with pytest.raises(IsADirectoryError, match="names a directory, not a file"):
+        run(tmp_path, [tmp_path])
+    path = tmp_path / "raw.jsonl"
+    escaped = line(rec(1, reply="Reply with a \x00 inside"))
+    assert "\\u0000" in escaped
+    path.write_bytes((line(rec(0)) + "\n" + escaped + "\n").encode()
+                     + line(rec(2, reply="raw \x00 byte")).replace("\\u0000", "\x00").encode()
+                     + b"\n" + b'{"tweet_id": "t9", "tweet": "unterminated\n')
+    report, kept, rejected = run(tmp_path, [path])
+    assert [r["reply_id"] for r in kept] == ["r0"]
+    reasons = {r["line"]: (r["reason"], r["detail"]) for r in rejected}
+    assert reasons[2][0] == reasons[3][0] == "NUL character"
+    assert "escape" in reasons[2][1] and "raw NUL byte at position" in reasons[3][1]
+    assert reasons[4][0] == "not JSON" and "column" in reasons[4][1]
+    assert_identity(report)
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write(tmp_path):
+    """A kill mid-write left `.validated.jsonl.XXXX.tmp` (0 bytes) forever; the next write of
+    the same output removes it (and only its own)."""
+    from polychromic.io import write_jsonl
+
+    target = tmp_path / "validated.jsonl"
+    stale = tmp_path / ".validated.jsonl.k1ll3d.tmp"
+    stale.write_bytes(b"")
+    other = tmp_path / ".rejected.jsonl.abcd.tmp"
+    other.write_bytes(b"")
+    write_jsonl(target, [rec(0)])
+    assert not stale.exists() and other.exists()
+    assert read_jsonl(target) == [rec(0)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".rejected.jsonl.abcd.tmp",
+                                                           "validated.jsonl"]

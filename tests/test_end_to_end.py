@@ -29,6 +29,7 @@ def small_config(raw: str) -> dict:
     config["seeds"] = [42]
     config["data"]["raw"] = [raw]
     config["data"]["thresholds"] = {"min_pairs": 10, "min_authors": 5}
+    config["split"]["min_tweets"] = 5  # a 90-tweet smoke corpus: about 9 test tweets
     config["curation"]["decisions"] = "no_decisions.jsonl"
     config["model"]["tiny"].update(
         hidden_size=32,

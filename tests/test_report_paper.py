@@ -333,7 +333,8 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
     stored["selection"] = {
         "selected_on": "val", "target_system": "baseline_lora", "target_pass@1": 0.6,
-        "match_tolerance": 0.02, "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
+        "match_tolerance": 0.02,
+        "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
         "n_prompts": 40, "systems": {
             "baseline_lora": {"sampling": {"temperature": 1.0, "min_p": 0.0},
                               "val_pass@1": 0.6},

@@ -96,12 +96,27 @@ def format_pair(record: dict[str, Any], position: int, total: int,
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def append_decision(path: str | Path, entry: dict[str, Any]) -> None:
-    """Append one decision line and force it to disk (a crash must not lose an answer)."""
+    """Append one decision line and force it to disk (a crash must not lose an answer). A
+    file whose last line has no newline (edited by hand, cut by a crash) gets one first, so
+    the new line never joins it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    with open(path, "ab+") as handle:
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -271,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="name recorded with each decision (default: $USER)")
     curate.add_argument("--revisit-skipped", action="store_true",
                         help="ask again about replies that were skipped")
-    curate.add_argument("--limit", type=int, default=None,
+    curate.add_argument("--limit", type=_positive_int, default=None,
                         help="review at most this many pairs in this session")
     importer = commands.add_parser(
         "import", help="convert scraper exports (Apify, Twitter API v2) to raw JSONL",

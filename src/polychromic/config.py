@@ -11,6 +11,7 @@ command build it from the config too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,16 @@ class Settings:
     paper: PaperSettings
 
 
+def command_line_seeds(seeds: Any) -> Any:
+    """`--config seeds=[42]` may bring the seeds as strings: an integer literal becomes the
+    integer; anything else is left as it is, for the schema to refuse naming `seeds` (a
+    cast here turned 42.9 into 42, true into 1, and "forty-two" into a bare int() error)."""
+    if not isinstance(seeds, list):
+        return seeds
+    return [int(seed) if isinstance(seed, str) and re.fullmatch(r"\s*[+-]?\d+\s*", seed)
+            else seed for seed in seeds]
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the whole config (defaults filled in), build every section, check relations."""
     filled = validated(schema(), dict(config), "")
@@ -87,7 +98,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     systems = {name: System.from_config(name, values)
                for name, values in expand_systems(filled["systems"]).items()}
     settings = Settings(
-        seeds=tuple(filled["seeds"]), experiments=experiments, systems=systems,
+        seeds=tuple(int(seed) for seed in filled["seeds"]),  # 42.0 passes as an integer
+        experiments=experiments, systems=systems,
         **{name: build(cls, filled[name]) for name, cls in SECTIONS.items()})
     check_relations(settings)
     return settings

@@ -1,11 +1,13 @@
 """Small, strict file helpers shared by every stage: JSONL and JSON in and out.
 
 Writes go through a temporary file and an atomic rename, so a killed job never leaves a
-half-written output that looks complete.
+half-written output that looks complete; the temporary file a killed write leaves is removed
+by the next write of the same output.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -35,10 +37,24 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Remove the temporary files (`.{name}.XXXX.tmp`) that killed writes of `path` left
+    behind; called before each new write of it, so one is never kept past the next run
+    (an output has one writer: its rule's job). Returns how many were removed."""
+    path = Path(path)
+    removed = 0
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def write_text(path: str | Path, text: str) -> None:
-    """Write `text` atomically (temporary file in the same folder, then rename)."""
+    """Write `text` atomically (temporary file in the same folder, then rename); a temporary
+    file of an earlier, killed write of `path` is removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

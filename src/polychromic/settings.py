@@ -96,6 +96,7 @@ class SplitSettings:
     val: float
     test: float
     seed: int
+    min_tweets: int
     group_by: str
     stratify: str
 

@@ -20,12 +20,20 @@ from polychromic.contract import (  # noqa: E402
     FIGURES,
     SEED_FILES,
 )
+from snakemake.utils import validate  # noqa: E402
+
 from polychromic.dependencies import script_dependencies  # noqa: E402
-from polychromic.config import load_settings  # noqa: E402
+from polychromic.config import command_line_seeds, load_settings  # noqa: E402
 from polychromic.settings import as_dict  # noqa: E402
 from polychromic.systems import selection_candidates  # noqa: E402
 
-# The validated config as typed settings (polychromic.config); a ConfigError names the key.
+# `--config seeds=[42]` may bring strings: integer literals become integers, nothing else is
+# cast, so the schema refuses 42.9, true or "forty-two" naming `seeds`.
+if "seeds" in config:
+    config["seeds"] = command_line_seeds(config["seeds"])
+# The config against the schema, its defaults filled in (the rules read `config`), then the
+# typed settings (polychromic.config); a ConfigError names the key.
+validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 SETTINGS = load_settings(config)
 
 PROMPTS = str(ROOT / "resources" / "prompts")

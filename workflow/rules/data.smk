@@ -22,6 +22,9 @@ rule validate_raw:
     params:
         # the part of config `data` this rule reads (a change to the rest does not re-run it)
         data={key: config["data"][key] for key in ("max_rejected_fraction", "format")},
+        # where a failing run copies its report and rejected lines: Snakemake deletes the
+        # outputs of a failed job, and the error message sends the user to these
+        evidence="results/logs/validate_raw",
     log:
         "results/logs/validate_raw.log",
     conda:

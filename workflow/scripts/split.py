@@ -16,4 +16,5 @@ run_step(
     seed=split.seed,
     group_by=split.group_by,
     stratify=split.stratify,
+    min_tweets=split.min_tweets,
 )

@@ -12,4 +12,5 @@ run_step(
     report=snakemake.output.report,
     max_rejected_fraction=data.max_rejected_fraction,
     input_format=data.format,
+    evidence=snakemake.params.evidence,
 )

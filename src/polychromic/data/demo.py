@@ -39,6 +39,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polychromic.io import remove_stale_temporaries
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -535,6 +537,7 @@ def generate_demo(path: str | os.PathLike, n_tweets: int = 400, seed: int = 0) -
         )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:

@@ -4,7 +4,8 @@ Why: every later stage reads `validated.jsonl` and must be able to trust it. Thi
 what a usable tweet -> reply record is, and turns the formats that scrapers and exports really
 produce into one: counts such as ``"1.2K"``, ``"3,400"`` or ``"17"`` become integers, datetimes
 in RFC 2822 or in the Twitter API's ``"Wed Oct 10 20:19:24 +0000 2018"`` form become ISO 8601
-(an ISO 8601 string is kept as written). Integer ids become strings.
+(an ISO 8601 string is kept as written). Integer ids become strings; ids and author names are
+stripped of surrounding white space before any check (`"t0001 "` is `"t0001"`).
 
 Besides the raw fields documented in docs/file_contract.md, `tweet_author_followers` (filled by
 the importers of scraper exports) is checked and coerced like the other counts.
@@ -173,6 +174,8 @@ def normalize_record(obj: Any) -> dict[str, Any]:
             raise SchemaError(
                 f"wrong type for {name}", f"expected a string, got {type(value).__name__}"
             )
+    for name in ID_FIELDS:  # "t0001 " and "t0001" are one tweet: ids compare stripped
+        record[name] = record[name].strip()
     for name in REQUIRED_FIELDS:
         if not record[name].strip():
             raise SchemaError(f"empty required field {name}")
@@ -186,6 +189,8 @@ def normalize_record(obj: Any) -> dict[str, Any]:
                     record[name] = str(value)
                 elif not isinstance(value, str):
                     raise ValueError(f"{type(value).__name__} is not a string")
+                else:
+                    record[name] = value.strip()
             elif name in COUNT_FIELDS:
                 record[name] = coerce_count(value)
             elif name in NUMBER_FIELDS:

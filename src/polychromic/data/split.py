@@ -251,10 +251,12 @@ def split_dataset(
     seed: int,
     group_by: str = "tweet",
     stratify: str = "none",
+    min_tweets: int = 1,
 ) -> dict[str, Any]:
     """Split `curated` into train/val/test JSONL, write report and manifest; return the report.
 
-    Raises ValueError on leakage (nothing is written then) or an empty input.
+    Raises ValueError on leakage, an empty input, or a split of fewer than `min_tweets`
+    tweets (`split.min_tweets`; nothing is written then).
     """
     values = check_ratios(ratios)
     if stratify not in STRATIFY:
@@ -281,9 +283,7 @@ def split_dataset(
     if strata is not None:
         _add_strata_counts(result, strata, assigned)
     _add_topic_coverage(result, records, splits)
-    for name in SPLITS:
-        if values[name] > 0 and not splits[name]:
-            log.warning("split %s is empty (only %d groups)", name, len(groups))
+    _check_sizes(result, min_tweets, curated)
     paths = {"train": train, "val": val, "test": test}
     for name in SPLITS:
         write_jsonl(paths[name], splits[name])
@@ -294,6 +294,22 @@ def split_dataset(
     log.info("split %d pairs in %d groups: %s", len(records), len(groups),
              ", ".join(f"{name} {len(splits[name])}" for name in SPLITS))
     return result
+
+
+def _check_sizes(result: dict[str, Any], min_tweets: int, curated: str) -> None:
+    """Raise ValueError naming every split of fewer than `min_tweets` tweets: a test or
+    validation split that small passes the data stage and fails (or means nothing) only
+    after pretraining and every fine-tune."""
+    small = {name: entry["tweets"] for name, entry in result["splits"].items()
+             if entry["tweets"] < min_tweets}
+    if small:
+        sizes = ", ".join(f"{name} {count}" for name, count in small.items())
+        tweets = sum(entry["tweets"] for entry in result["splits"].values())
+        raise ValueError(
+            f"too few tweets in split(s) {sizes} (split.min_tweets: {min_tweets}): "
+            f"{curated} holds {result['input']} pairs of {tweets} tweets in {result['groups']} "
+            f"{result['group_by']} groups, split by {result['ratios']}; collect more, "
+            "or change split's ratios or min_tweets")
 
 
 def _records_by_split(records: list[dict[str, Any]], groups: list[list[int]],

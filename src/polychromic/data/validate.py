@@ -8,6 +8,9 @@ and in total (``used_as_tweet`` is only non-zero for scraper exports, see below)
 
 Reading a file (`read_items`):
 
+- a gzip, bzip2 or xz file (by its magic bytes) is decompressed first; a zip archive, or a
+  compressed file cut short, is refused by name (ValueError): compressed bytes are never read
+  as lines;
 - a UTF-8 byte-order mark is stripped (also in the middle of a file, where ``cat`` puts one),
   a UTF-16 file (by its byte-order mark) is decoded, "\\r\\n" line ends are accepted;
 - an empty file (or one of blank lines only) is reported as ``empty file``;
@@ -16,27 +19,35 @@ Reading a file (`read_items`):
   says so. An array cut short (an interrupted download) keeps its complete elements and rejects
   the rest as one ``truncated JSON array`` entry;
 - otherwise the file is JSONL: a line that is not valid UTF-8 -> ``non-UTF-8 bytes``; not JSON
-  -> ``not JSON``, or ``truncated last line`` for a last line without newline that does not
-  parse; a ``\\ud83d``-style escape of half a character -> ``lone surrogate escape``; blank lines
-  are counted as ``blank``.
+  -> ``not JSON`` (the detail keeps the parser's column), or ``truncated last line`` for a
+  last line without newline that does not parse; a ``\\ud83d``-style escape of half a character
+  -> ``lone surrogate escape``; a NUL character, as a raw byte or as a ``\\u0000`` escape alike
+  -> ``NUL character``; blank lines are counted as ``blank``.
 
 Formats (`data.format`, see `polychromic.data.importers`): ``auto`` looks at the first objects
 of each file. Raw records are checked one by one (`schema.normalize_record`: ``not an object``,
 missing / wrong type / empty required fields, wrong types of expected fields, with counts
-coerced: "1.2K" -> 1200); a `reply_id` seen before (in any file) -> ``duplicate reply_id`` (the
-first one is kept). Scraper exports (Apify, Twitter API v2) are items that are tweets: replies
-are paired with their tweets across all export files, and each item ends as a record (then
-checked as above), as the tweet of at least one pair (``used_as_tweet``), or rejected (``tweet
-without reply``, ``reply whose tweet is missing``, ``duplicate tweet id``, ...). An API v2 page
-without tweets counts as ``blank``.
+coerced: "1.2K" -> 1200; ids stripped of surrounding white space); a `reply_id` seen before
+(in any file) -> ``duplicate reply_id`` (the first one is kept); a `tweet_id` seen before with
+another text (white space aside) -> ``conflicting tweet text``, naming the first one's file and
+line (the first is kept: its replies would otherwise become references of the wrong tweet).
+Scraper exports (Apify, Twitter API v2) are items that are tweets: replies are paired with
+their tweets across all export files, and each item ends as a record (then checked as above),
+as the tweet of at least one pair (``used_as_tweet``), or rejected (``tweet without reply``,
+``reply whose tweet is missing``, ``duplicate tweet id``, ...). An API v2 page without tweets
+counts as ``blank``.
 
 The rule fails (ValueError) when the rejected fraction, rejected / (kept + rejected), exceeds
 `max_rejected_fraction`, naming the three most frequent reasons, or when nothing is kept at all.
-The outputs are written before it fails, so the rejected lines can be inspected.
+The outputs are written before it fails; and since Snakemake deletes the outputs of a failed
+job, the report and the rejected lines are also written to `evidence` (a folder under
+results/logs/, which Snakemake leaves alone), and the error names those copies. A run that
+passes removes an earlier failure's copies, so they never outlive what they describe.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections import Counter
@@ -61,8 +72,14 @@ from polychromic.io import write_json, write_jsonl
 log = logging.getLogger(__name__)
 
 BOM = b"\xef\xbb\xbf"
+# (name, magic bytes, the standard-library module whose decompress() reads it)
+COMPRESSIONS = (("gzip", b"\x1f\x8b", "gzip"), ("bzip2", b"BZh", "bz2"),
+                ("xz", b"\xfd7zXZ\x00", "lzma"))
+ZIP_MAGIC = b"PK\x03\x04"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-RAW_PREVIEW_CHARS = 2000  # a rejected line's `raw` is cut to this length
+RAW_PREVIEW_CHARS = 2000
+NUL_DETAIL = ("{} (U+0000 has no place in a tweet; a file full of them is often UTF-16 "
+              "without a byte-order mark)")  # a rejected line's `raw` is cut to this length
 
 
 @dataclass
@@ -162,11 +179,30 @@ def _looks_like_jsonl(data: bytes) -> bool:
     return parsed >= 2 and 2 * parsed >= len(lines)
 
 
+def _decompressed(path: str, data: bytes, stats: dict[str, Any]) -> bytes:
+    """`data` decompressed when it is a gzip, bzip2 or xz file (by its magic bytes, whatever
+    its name); a zip archive, or a compressed file that does not decompress, is refused by
+    name (ValueError): its bytes are never read as lines."""
+    for name, magic, module in COMPRESSIONS:
+        if data.startswith(magic):
+            try:
+                data = importlib.import_module(module).decompress(data)
+            except (OSError, EOFError, ValueError) as error:  # truncated or corrupt
+                raise ValueError(f"{path}: a {name} file that does not decompress ({error}); "
+                                 "nothing of it was read") from error
+            stats["notes"].append(f"{name}-compressed file decompressed")
+            return data
+    if data.startswith(ZIP_MAGIC):
+        raise ValueError(f"{path}: a zip archive, which is not read (it may hold several "
+                         "files): unpack it and list its JSONL files in data.raw, or gzip them")
+    return data
+
+
 def read_items(path: str) -> tuple[dict[str, Any], list[Item]]:
     """The items of one file and its reading stats (format, blank lines, notes)."""
-    data = Path(path).read_bytes()
     stats: dict[str, Any] = {"file": path, "format": "jsonl", "unit": "line", "blank": 0,
                              "notes": []}
+    data = _decompressed(path, Path(path).read_bytes(), stats)
     data = _without_byte_order_mark(data, stats)
     if not data.strip():
         stats["notes"].append("empty file")
@@ -240,6 +276,11 @@ def _jsonl_items(data: bytes, stats: dict[str, Any]) -> list[Item]:
     for number, raw_bytes in enumerate(lines, start=1):
         if raw_bytes.startswith(BOM):
             raw_bytes = raw_bytes[len(BOM):]
+        if b"\x00" in raw_bytes:
+            items.append(Item(number, raw=raw_bytes.decode("utf-8", errors="backslashreplace"),
+                              reason="NUL character", detail=NUL_DETAIL.format(
+                                  f"a raw NUL byte at position {raw_bytes.index(0)}")))
+            continue
         try:
             line = raw_bytes.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -255,20 +296,35 @@ def _jsonl_items(data: bytes, stats: dict[str, Any]) -> list[Item]:
         except ValueError as error:  # includes NaN / Infinity: not writable as strict JSON
             last = number == len(lines) and not ends_with_newline
             items.append(Item(number, raw=line, reason="truncated last line" if last
-                              else "not JSON", detail=str(getattr(error, "msg", error))))
+                              else "not JSON", detail=str(error)))  # with its column
             continue
         items.append(_checked(Item(number, obj=obj, raw=line), from_bytes=False))
     return items
 
 
 def _checked(item: Item, from_bytes: bool) -> Item:
-    """Reject an item holding undecodable bytes or half a UTF-16 pair (unwritable as UTF-8)."""
+    """Reject an item holding undecodable bytes or half a UTF-16 pair (unwritable as UTF-8),
+    or a NUL character (as a \\u0000 escape: the same reason as a raw NUL byte)."""
     if item.reason is None and _has_surrogates(item.obj):
         item.reason = "non-UTF-8 bytes" if from_bytes else "lone surrogate escape"
         item.detail = ("invalid UTF-8 bytes inside the element" if from_bytes
                        else "a \\uXXXX escape of half a character (a cut emoji?)")
         item.obj = None
+    elif item.reason is None and _has_nul(item.obj):
+        item.reason, item.obj = "NUL character", None
+        item.detail = NUL_DETAIL.format("a \\u0000 escape")
     return item
+
+
+def _has_nul(value: Any) -> bool:
+    """True when a string (or a key) anywhere in `value` holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class _Collector:
@@ -279,6 +335,8 @@ class _Collector:
         self.kept: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
         self.seen_reply_ids: dict[str, tuple[str, int]] = {}
+        # tweet_id -> (its text, white space collapsed; file; line) as first kept
+        self.seen_tweets: dict[str, tuple[str, str, int]] = {}
 
     def reject(self, stats: dict[str, Any], file: str, line: int, reason: str, raw: str,
                detail: str = "", item: int | None = None) -> None:
@@ -301,13 +359,21 @@ class _Collector:
         except SchemaError as error:
             self.reject(stats, file, line, error.reason, raw, error.detail, item)
             return
-        reply_id = record["reply_id"]
+        reply_id, tweet_id = record["reply_id"], record["tweet_id"]
+        text = " ".join(record["tweet"].split())
+        first = self.seen_tweets.get(tweet_id)
+        if first is not None and first[0] != text:
+            self.reject(stats, file, line, "conflicting tweet text", raw,
+                        f"tweet_id {tweet_id!r} has another text at {first[1]}:{first[2]} "
+                        f"({first[0][:80]!r}); the first one is kept", item)
+            return
         if reply_id in self.seen_reply_ids:
             first_file, first_line = self.seen_reply_ids[reply_id]
             self.reject(stats, file, line, "duplicate reply_id", raw,
                         f"{reply_id!r} first seen at {first_file}:{first_line}", item)
             return
         self.seen_reply_ids[reply_id] = (file, line)
+        self.seen_tweets.setdefault(tweet_id, (text, file, line))
         record["source_file"] = file
         record["source_line"] = line
         if item is not None:
@@ -397,6 +463,9 @@ def _checked_inputs(raw_files: Any, max_rejected_fraction: float, input_format: 
     if input_format not in FORMATS:
         raise ValueError(f"data.format must be one of {list(FORMATS)}, got {input_format!r}")
     for path in raw_files:
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"data.raw names a directory, not a file: {path} (list "
+                                    "the JSONL files inside it)")
         if not Path(path).is_file():
             raise FileNotFoundError(f"raw input file not found: {path}")
     twice = sorted({str(p) for p in raw_files if list(map(str, raw_files)).count(str(p)) > 1})
@@ -529,21 +598,35 @@ def _report(run: _Run, per_file: list[dict[str, Any]], pairing: Pairing | None
     }
 
 
-def _raise_if_failed(run: _Run, totals: dict[str, Any], n_files: int) -> None:
-    """Raise ValueError when nothing is kept or too large a fraction is rejected."""
+def _failure(run: _Run, totals: dict[str, Any], n_files: int) -> str | None:
+    """Why the run fails (nothing kept, or too large a fraction rejected), or None."""
     fraction, considered = _rejected_fraction(totals)
     if totals["kept"] == 0:
-        raise ValueError(
-            f"no valid record in {n_files} raw file(s) ({totals['lines_read']} lines read); "
-            f"see {run.rejected}"
-        )
+        return f"no valid record in {n_files} raw file(s) ({totals['lines_read']} lines read)"
     if fraction > run.max_rejected_fraction:
         named = ", ".join(f"{w['reason']} ({w['count']})" for w in _worst_reasons(totals))
-        raise ValueError(
-            f"rejected fraction {fraction:.4f} exceeds max_rejected_fraction "
-            f"{run.max_rejected_fraction}: {totals['rejected']} of {considered} records "
-            f"rejected; worst reasons: {named}; see {run.rejected}"
-        )
+        return (f"rejected fraction {fraction:.4f} exceeds max_rejected_fraction "
+                f"{run.max_rejected_fraction}: {totals['rejected']} of {considered} records "
+                f"rejected; worst reasons: {named}")
+    return None
+
+
+def _keep_evidence(evidence: str | None, failure: str | None, rejected: list[dict[str, Any]],
+                   report: dict[str, Any]) -> str | None:
+    """On failure, the rejected lines and the report copied into `evidence` (where a failed
+    job's clean-up cannot reach them); the path of the copied lines, or None. On success an
+    earlier failure's copies are removed."""
+    if evidence is None:
+        return None
+    folder = Path(evidence)
+    copies = (folder / "rejected.jsonl", folder / "validation_report.json")
+    if failure is None:
+        for path in copies:
+            path.unlink(missing_ok=True)
+        return None
+    write_jsonl(copies[0], rejected)
+    write_json(copies[1], report)
+    return str(copies[0])
 
 
 def validate_raw(
@@ -553,12 +636,14 @@ def validate_raw(
     report: str,
     max_rejected_fraction: float,
     input_format: str = "auto",
+    evidence: str | None = None,
 ) -> dict[str, Any]:
     """Validate `raw_files` into `validated` / `rejected` JSONL and a JSON `report`; return it.
 
     `input_format` is ``auto`` (detected per file), ``raw``, ``apify`` or ``twitter_v2``.
     Raises ValueError when the rejected fraction exceeds `max_rejected_fraction` or when no
-    record is kept (outputs are written first), FileNotFoundError for a missing input.
+    record is kept (outputs are written first, and copied into `evidence`),
+    FileNotFoundError for a missing input.
     """
     paths = _checked_inputs(raw_files, max_rejected_fraction, input_format)
     run = _Run(validated, rejected, report, max_rejected_fraction, input_format)
@@ -574,5 +659,10 @@ def validate_raw(
     log.info("validation: %d kept, %d rejected (%.2f%%), %d blank, %d used as tweet of %d",
              totals["kept"], totals["rejected"], 100 * _rejected_fraction(totals)[0],
              totals["blank"], totals["used_as_tweet"], totals["lines_read"])
-    _raise_if_failed(run, totals, len(paths))
+    failure = _failure(run, totals, len(paths))
+    kept = _keep_evidence(evidence, failure, collector.rejected, result)
+    if failure is not None:
+        raise ValueError(f"{failure}; see {kept or run.rejected}"
+                         + (f" (a copy of {run.rejected}, which a failed job loses) and "
+                            f"{Path(kept).with_name('validation_report.json')}" if kept else ""))
     return result
