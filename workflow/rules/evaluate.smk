@@ -28,7 +28,7 @@ rule generate:
         mem_mb=16000,
         runtime=120,
     conda:
-        "../../envs/model.yaml"
+        GENERATE_ENV
     script:
         "../scripts/generate.py"
 
@@ -59,7 +59,7 @@ rule generate_val:
         mem_mb=16000,
         runtime=60,
     conda:
-        "../../envs/model.yaml"
+        GENERATE_ENV
     script:
         "../scripts/generate.py"
 

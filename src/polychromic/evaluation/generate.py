@@ -116,7 +116,7 @@ def generate_system(test: str, train: str, base: str, adapter: str | None, outpu
         "prompt": system.prompt, "shots": system.shots, "model": model_path(base),
         "adapter": adapter, "engine": generation.engine,
     }
-    engine.seed(seed)
+    engine.seed(seed, system.name)
     records = generation_records(engine, prompts, tokens, n, sampling,
                                  max(1, generation.batch_size // max(n, 1)))
     for record in records:

@@ -43,6 +43,9 @@ unregister = ENGINES.unregister
 register("transformers", "polychromic.sampling.hf:TransformersEngine",
          "polychromic.sampling.hf:TransformersSampler",
          "transformers' generate, batched with left padding, on the job's device")
+register("vllm", "polychromic.sampling.vllm:open_vllm_engine", None,
+         "vLLM with the adapter as a LoRARequest, in its own environment (make vllm-env, "
+         "envs/vllm.yaml); training keeps sampling with transformers")
 
 
 def open_engine(name: str, base: str, adapter: str | None) -> Any:

@@ -33,8 +33,10 @@ class Engine(Protocol):
 
     tokenizer: Any
 
-    def seed(self, seed: int) -> None:
-        """Seed the engine's sampling (once per job, before the first call)."""
+    def seed(self, seed: int, system: str = "") -> None:
+        """Seed the engine's sampling (once per job, before the first call); `system` names
+        the job's system, for engines that give each (seed, system, prompt) a stream of its
+        own (vLLM); the transformers engine draws from one torch stream per job."""
 
     def greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
         """The greedy reply to each prompt."""

@@ -56,8 +56,8 @@ class TransformersEngine:
         self.tokenizer = load_tokenizer(base)
         self.model = load_model(base, adapter)
 
-    def seed(self, seed: int) -> None:
-        torch.manual_seed(seed)
+    def seed(self, seed: int, system: str = "") -> None:
+        torch.manual_seed(seed)  # one stream per job: the system is not needed
 
     @torch.no_grad()
     def _generate(self, prompts: list[list[int]], num_return: int, max_new_tokens: int,
