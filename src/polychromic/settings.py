@@ -181,6 +181,7 @@ class EvaluationSettings:
     reference_system: str
     baseline_system: str
     match_tolerance: float  # the largest |pass@1 difference| of a matched comparison
+    degenerate_share: float  # ties at a bound on this share of tweets: no test (validity.py)
     judge: str
     allow_judge_as_reward: bool
     judge_precision: str  # auto | float32 | bfloat16 (embeddings.resolve_precision)

@@ -29,7 +29,12 @@ pass@1):
 - **no detectable difference**: neither differs detectably;
 - **inconclusive (unmatched)**: the closest baseline variant is no match in pass@1 (its mean
   pass@1 differs by more than `evaluation.match_tolerance`, or detectably), so no word about
-  pass@k is earned at matched pass@1: the sentence says so and points at the frontier figure.
+  pass@k is earned at matched pass@1: the sentence says so and points at the frontier figure;
+- **inconclusive (degenerate)**: pass@1 or pass@k sits at 0 (or 1) for both systems on nearly
+  every test tweet, or has no variance (`reporting.validity`): the sentence gives the reason
+  and no test is read;
+- **void**: one of the two is the untouched base model in every seed, or both are one model at
+  one sampling (`reporting.validity`).
 
 No sentence is written ahead of the numbers: every word of `sentence` is chosen from them.
 `python -m polychromic.reporting.verdict AGGREGATE` prints the paragraph as Markdown (the docs
@@ -53,6 +58,13 @@ from polychromic.reporting.significance import (
     detect,
     seed_tests,
     signs_agree,
+)
+from polychromic.reporting.validity import (
+    DEGENERATE,
+    VOID,
+    degenerate_reason,
+    identical_reason,
+    void_reason,
 )
 from polychromic.systems import is_variant, parse_system
 
@@ -222,9 +234,7 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
             for test in detect(evidence, metrics, reference, matched, "primary")]
     tolerance = evidence.evaluation.match_tolerance if evidence.evaluation else 0.0
     pass1 = next(row for row in rows if row["metric"] == "pass@1")
-    word = verdict_word([row["direction"] for row in rows
-                         if parse_passk(row["metric"]) is not None],
-                        is_matched(pass1, tolerance))
+    word, reason = judged_word(evidence, rows, reference, matched, tolerance)
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
     warnings += unmatched_warning(aggregated, reference, baseline, matched, pass1, tolerance)
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
@@ -240,9 +250,9 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
         "match_tolerance": tolerance,
-        "rows": rows, "verdict": word,
+        "rows": rows, "verdict": word, "reason": reason,
         "sentence": sentence(reference, matched, word, rows, tolerance,
-                             bool(aggregated.get("selection"))),
+                             bool(aggregated.get("selection")), reason),
         "warnings": warnings,
         "uncertainty": UNCERTAINTY,
         "rule": ("matched = the baseline system, each system at the sampling chosen on "
@@ -256,6 +266,34 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
     }
     block["tweets"] = tweets(block)
     return block
+
+
+def judged_word(evidence: Evidence, rows: list[dict[str, Any]], reference: str, matched: str,
+                tolerance: float) -> tuple[str, str | None]:
+    """(verdict word, the reason when it is void or degenerate): `VOID` when one system is the
+    base model or both are one model (`validity.void_reason`); `DEGENERATE` when the pass@1 or
+    pass@k row cannot separate them (`validity.degenerate_reason`, each row's `degenerate`) or
+    both rows are identical (`validity.identical_reason`);
+    else `verdict_word` of the rows."""
+    share = evidence.evaluation.degenerate_share if evidence.evaluation else 1.0
+    for row in rows:
+        row["degenerate"] = degenerate_reason(evidence, row["metric"], reference, matched,
+                                              share)
+    void = void_reason(evidence.aggregated, reference, matched)
+    if void is not None:
+        return VOID, void
+    decisive = [row for row in rows if parse_passk(row["metric"]) is not None]
+    degenerate = next((row["degenerate"] for row in decisive if row["degenerate"]), None)
+    if degenerate is not None:
+        return DEGENERATE, degenerate
+    same = identical_reason(evidence, [row["metric"] for row in decisive], reference, matched)
+    if same is not None:
+        for row in decisive:
+            row["degenerate"] = same
+        return DEGENERATE, same
+    pass1 = next(row for row in rows if row["metric"] == "pass@1")
+    return verdict_word([row["direction"] for row in decisive],
+                        is_matched(pass1, tolerance)), None
 
 
 def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference: str,
@@ -359,7 +397,7 @@ def comparisons_markdown(blocks: dict[str, dict[str, Any]], reference: str) -> s
             continue
         cells = [f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, "
                  f"{_fmt(r['ci_high'], True)}]{' †' if r['detectable'] else ''}"
-                 for r in block["rows"]]
+                 f"{' ‡' if r.get('degenerate') else ''}" for r in block["rows"]]
         name = f"**{system}**" if system == reference else system
         lines.append(f"| {name} | {block['matched']} | {block['verdict']} | "
                      + " | ".join(cells) + " |")
@@ -377,8 +415,14 @@ def _phrase(row: dict[str, Any]) -> str:
 
 
 def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]],
-             tolerance: float = 0.0, on_validation: bool = False) -> str:
+             tolerance: float = 0.0, on_validation: bool = False,
+             reason: str | None = None) -> str:
     """One sentence of verdict, every word chosen from the numbers."""
+    if word == VOID:
+        return f"The comparison of {reference} with {matched} is void: {reason}."
+    if word == DEGENERATE:
+        return (f"The comparison of {reference} with {matched} is inconclusive, and no test "
+                f"was read: {reason}.")
     overrides = parse_system(matched).overrides
     if on_validation:
         opponent = (f"the baseline ({matched}), each at the sampling chosen on the validation "
@@ -415,6 +459,12 @@ def tweets(block: dict[str, Any]) -> str:
     return ", ".join(f"{n} ({label})" for label, n in counts)
 
 
+def _detectable_cell(row: dict[str, Any]) -> str:
+    if row.get("degenerate"):
+        return "degenerate ‡"
+    return row["direction"] if row["detectable"] else "no"
+
+
 def markdown(block: dict[str, Any]) -> str:
     """The paragraph and table for the README, from `build_verdict`'s block."""
     if not block.get("available"):
@@ -429,7 +479,10 @@ def markdown(block: dict[str, Any]) -> str:
             f"| {_fmt(row['other_mean'])} ± {_fmt(row['other_std'])} "
             f"| {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
             f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
-            f"{row['direction'] if row['detectable'] else 'no'} |")
+            f"{_detectable_cell(row)} |")
+    if any(row.get("degenerate") for row in block["rows"]):
+        lines += ["", "‡ degenerate: " + "; ".join(row["degenerate"] for row in block["rows"]
+                                                   if row.get("degenerate")) + "."]
     warnings = "".join(f"\n**Warning:** {text}.\n" for text in block.get("warnings") or [])
     return ("\n".join(lines) + f"\n\n{tweets(block)} test tweets x {block['n_seeds']} "
             f"seeds; CI and p: {block.get('uncertainty', 'n/a')}; Holm over {block['family']} "
