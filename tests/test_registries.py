@@ -105,7 +105,7 @@ class EchoEngine:
 
         self.tokenizer = load_tokenizer(base)
 
-    def seed(self, seed: int) -> None:
+    def seed(self, seed: int, system: str = "") -> None:
         self.offset = seed
 
     def greedy(self, prompts, max_new_tokens):

@@ -354,3 +354,17 @@ def test_the_testbed_check_is_in_the_paper(paper: dict) -> None:
     assert stored["available"] and {row["system"] for row in stored["rows"]} >= {"zero_shot"}
     assert r"\paragraph{Does fine-tuning have room?}" in paper["main"]
     assert r"(\texttt{zero\_shot}, Holm $p$" in paper["main"]
+
+
+def test_snakemakes_folder_marker_stays_out_of_the_data_release(tmp_path: Path) -> None:
+    release = tmp_path / "dataset"
+    (release / "data").mkdir(parents=True)
+    (release / "README.md").write_text("card", encoding="utf-8")
+    (release / ".snakemake_timestamp").write_text("", encoding="utf-8")
+    paper_file = tmp_path / "main.tex"
+    paper_file.write_text("paper", encoding="utf-8")
+    write_tarball([paper_file], tmp_path / "s.tar.gz", release_dir=release)
+    with tarfile.open(tmp_path / "s.tar.gz") as tar:
+        names = tar.getnames()
+    assert "submission/dataset/README.md" in names
+    assert not any(name.endswith(".snakemake_timestamp") for name in names)

@@ -83,15 +83,18 @@ def test_every_rule_names_a_pinned_conda_environment():
     for rule, text in rules().items():
         if rule == "all":
             continue
-        match = re.search(r"^\s+conda:\n\s+\"([^\"]+)\"", text, re.M)
+        match = re.search(r"^\s+conda:\n\s+(?:\"([^\"]+)\"|(GENERATE_ENV)$)", text, re.M)
         assert match, f"rule {rule} names no conda environment"
-        env = (RULES / match[1]).resolve()
-        assert env.parent == REPO / "envs" and env.is_file(), (rule, env)
-        spec = yaml.safe_load(env.read_text())
-        pins = [d for d in spec["dependencies"] if isinstance(d, str) and d != "pip"]
-        pins += [p for d in spec["dependencies"] if isinstance(d, dict) for p in d["pip"]]
-        for pin in pins:
-            assert re.fullmatch(r"[\w.\-\[\]]+==?[\w.+]+", pin), (env.name, pin)
+        # GENERATE_ENV (common.smk): the generate rules' environment, by generation.engine
+        envs = ([(RULES / match[1]).resolve()] if match[1] else
+                [REPO / "envs" / "model.yaml", REPO / "envs" / "vllm.yaml"])
+        for env in envs:
+            assert env.parent == REPO / "envs" and env.is_file(), (rule, env)
+            spec = yaml.safe_load(env.read_text())
+            pins = [d for d in spec["dependencies"] if isinstance(d, str) and d != "pip"]
+            pins += [p for d in spec["dependencies"] if isinstance(d, dict) for p in d["pip"]]
+            for pin in pins:
+                assert re.fullmatch(r"[\w.\-\[\]]+==?[\w.+]+", pin), (env.name, pin)
 
 
 @pytest.fixture(scope="module")

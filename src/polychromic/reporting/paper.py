@@ -193,7 +193,8 @@ def write_tarball(files: list[Path], tarball: str | Path, folder: str = "submiss
     if release_dir is not None:
         root = Path(release_dir)
         entries += [(f"dataset/{path.relative_to(root).as_posix()}", path)
-                    for path in root.rglob("*") if path.is_file()]
+                    for path in root.rglob("*") if path.is_file()
+                    and path.name != ".snakemake_timestamp"]  # Snakemake's folder marker
     folders = sorted({str(Path(name).parent) for name, _ in entries} - {"."})
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
