@@ -7,7 +7,9 @@ trained for a few steps rarely says anything close to it: the measurement may we
 floor. The test asserts that the run finishes and that every verdict names what it could not
 measure: where pass@1 or pass@k is at the same bound for both systems on nearly every tweet the
 word is "inconclusive (degenerate)" with the reason, where a system is the base model it is
-"void", and the paper then says there is no finding.
+"void", and the paper then says there is no finding. Then the pass threshold is set where no
+reply reaches it (a criterion that never fires, the case a mis-set threshold gives): every
+pass@k is 0, and the verdict must say inconclusive (degenerate) with that reason.
 """
 
 from __future__ import annotations
@@ -77,3 +79,20 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
     if verdict["verdict"] in (DEGENERATE, VOID):
         assert r"\paragraph{No finding.}" in main
         assert f"Verdict: {verdict['verdict']}." in main
+
+    # a criterion that never fires (a pass threshold no reply reaches): every pass@k is 0
+    config["evaluation"]["passk"]["threshold"] = 0.9999
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"],
+        capture_output=True, text=True, timeout=1500, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text())
+    verdict = aggregated["verdict"]
+    assert verdict["verdict"] == DEGENERATE, verdict["verdict"]
+    assert verdict["reason"].startswith("pass@1 is 0 for 100% of test tweets in both systems")
+    assert "calibrate the pass threshold" in verdict["sentence"]
+    main = (results / "paper" / "main.tex").read_text(encoding="utf-8")
+    assert r"\paragraph{No finding.}" in main and "no detectable difference" not in main.split(
+        r"\paragraph{No finding.}")[1].split("\n\n")[0]
