@@ -42,6 +42,16 @@ def cannot_separate(results, seeds: list[int], system: str, other: str, metric: 
     return bool(tied >= share or np.array_equal(ref, oth))
 
 
+def run_workflow(folder, config: dict) -> None:
+    """The whole Snakefile on `config` in `folder`; it must succeed."""
+    (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(folder),
+         "--configfile", str(folder / "config.yaml"), "--cores", "2"],
+        capture_output=True, text=True, timeout=1500, check=False, cwd=folder)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_path):
     from test_end_to_end import small_config
 
@@ -49,12 +59,7 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
     assert counts["pairs"] > 2000 and counts["tweets"] > 1000
     config = small_config(str(tmp_path / "raw.jsonl"))
     config["split"]["min_tweets"] = 20
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"],
-        capture_output=True, text=True, timeout=1500, check=False, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_workflow(tmp_path, config)
     results = tmp_path / "results"
     aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text())
     blocks = aggregated["objective_comparisons"]
@@ -82,12 +87,7 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
 
     # a criterion that never fires (a pass threshold no reply reaches): every pass@k is 0
     config["evaluation"]["passk"]["threshold"] = 0.9999
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"],
-        capture_output=True, text=True, timeout=1500, check=False, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_workflow(tmp_path, config)
     aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text())
     verdict = aggregated["verdict"]
     assert verdict["verdict"] == DEGENERATE, verdict["verdict"]
