@@ -108,15 +108,21 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _any_string(value: Any, found: Any) -> bool:
+    """True when `found` holds for a string (or a key) anywhere in the JSON value `value`."""
+    if isinstance(value, str):
+        return bool(found(value))
+    if isinstance(value, dict):
+        return any(_any_string(key, found) or _any_string(item, found)
+                   for key, item in value.items())
+    if isinstance(value, list):
+        return any(_any_string(item, found) for item in value)
+    return False
+
+
 def _has_surrogates(value: Any) -> bool:
     """True when a string (or a key) holds half of a UTF-16 pair or an undecodable byte."""
-    if isinstance(value, str):
-        return any("\ud800" <= char <= "\udfff" for char in value)
-    if isinstance(value, dict):
-        return any(_has_surrogates(key) or _has_surrogates(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogates(item) for item in value)
-    return False
+    return _any_string(value, lambda text: any("\ud800" <= char <= "\udfff" for char in text))
 
 
 def _printable(text: str) -> str:
@@ -318,13 +324,7 @@ def _checked(item: Item, from_bytes: bool) -> Item:
 
 def _has_nul(value: Any) -> bool:
     """True when a string (or a key) anywhere in `value` holds U+0000."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+    return _any_string(value, lambda text: "\x00" in text)
 
 
 class _Collector:

@@ -29,6 +29,7 @@ import numpy as np
 
 from polychromic.evaluation.registry import get_metric, parse_passk
 from polychromic.reporting.significance import Evidence, seed_means_per_prompt
+from polychromic.systems import parse_system
 
 DEGENERATE = "inconclusive (degenerate)"
 VOID = "void"
@@ -100,7 +101,7 @@ def _experiment_of(aggregated: dict[str, Any], system: str) -> tuple[str, dict] 
 
 def _sampling(aggregated: dict[str, Any], system: str) -> Any:
     chosen = ((aggregated.get("selection") or {}).get("systems") or {}).get(system)
-    return chosen["sampling"] if chosen else system.split("@", 1)[1:]
+    return chosen["sampling"] if chosen else parse_system(system).overrides.items()
 
 
 def void_reason(aggregated: dict[str, Any], reference: str, other: str) -> str | None:

@@ -44,11 +44,11 @@ would need vLLM in the training environment, whose transformers it cannot share.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from polychromic.io import read_json
 from polychromic.sampling.base import Sampling
 
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -64,17 +64,10 @@ def stream_seed(seed: int, system: str, index: int) -> int:
     return int.from_bytes(digest[:6], "big") * STREAM_SPACING
 
 
-def _pointer(base: str) -> dict[str, Any]:
-    """The base-model pointer (`models/base/base_model.json`): path and dtype."""
-    with open(base, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def _context(path: str, most: int = 2048) -> int:
     """The context vLLM reserves: the model's own, at most `most` tokens (a tweet, few-shot
     examples and a reply fit; a 32k context would fill a CPU's KV cache)."""
-    with open(Path(path) / "config.json", encoding="utf-8") as handle:
-        own = json.load(handle).get("max_position_embeddings") or most
+    own = read_json(Path(path) / "config.json").get("max_position_embeddings") or most
     return min(int(own), most)
 
 
@@ -87,8 +80,7 @@ def _on_cpu() -> bool:
 
 
 def _lora_rank(adapter: str) -> int:
-    with open(Path(adapter) / "adapter_config.json", encoding="utf-8") as handle:
-        return int(json.load(handle)["r"])
+    return int(read_json(Path(adapter) / "adapter_config.json")["r"])
 
 
 class VLLMEngine:
@@ -100,7 +92,7 @@ class VLLMEngine:
         from transformers import AutoTokenizer
         from vllm import LLM
 
-        info = _pointer(base)
+        info = read_json(base)  # the base-model pointer: path and dtype
         self.tokenizer = AutoTokenizer.from_pretrained(info["path"])
         self.llm = LLM(model=info["path"], skip_tokenizer_init=True, enforce_eager=_on_cpu(),
                        dtype=info.get("dtype") or "float32", seed=0,

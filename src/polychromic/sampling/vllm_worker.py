@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from polychromic.io import read_json
 from polychromic.sampling.base import Sampling
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ class WorkerEngine:
     def __init__(self, python: Path, base: str, adapter: str | None) -> None:
         from transformers import AutoTokenizer
 
-        with open(base, encoding="utf-8") as handle:
-            self.tokenizer = AutoTokenizer.from_pretrained(json.load(handle)["path"])
+        self.tokenizer = AutoTokenizer.from_pretrained(read_json(base)["path"])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             part for part in (str(SRC), os.environ.get("PYTHONPATH", "")) if part)}
         self.process = subprocess.Popen(
