@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from polychromic.data.chatterbot import convert
+from polychromic.reporting.latex import escape_latex
 from polychromic.reporting.validity import DEGENERATE, VOID
 
 from conftest import REPO
@@ -96,3 +97,11 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
     main = (results / "paper" / "main.tex").read_text(encoding="utf-8")
     assert r"\paragraph{No finding.}" in main and "no detectable difference" not in main.split(
         r"\paragraph{No finding.}")[1].split("\n\n")[0]
+    # the limitations carry the reason, the abstract and the conclusion say there is no answer
+    limitations = main.split(r"\subsection{Limitations}")[1].split(r"\section{Conclusion}")[0]
+    assert escape_latex(verdict["reason"][1:]) in limitations
+    abstract = main.split(r"\begin{abstract}")[1].split(r"\end{abstract}")[0]
+    assert "yields no finding (inconclusive (degenerate))" in abstract
+    assert "This study gives no answer to its question" in main.split(r"\section{Conclusion}")[1]
+    checklist = (results / "submission" / "checklist.md").read_text(encoding="utf-8")
+    assert "- [x] **Warnings shown in the limitations**" in checklist

@@ -70,3 +70,25 @@ def test_readme_without_a_block_is_an_error(results: Path, tmp_path: Path):
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(ValueError, match="results:begin"):
         main([str(results), "--out", str(tmp_path / "r.md"), "--readme", str(readme)])
+
+
+def test_the_paper_section_shows_page_one_and_the_checklist(results: Path, tmp_path: Path):
+    from matplotlib.figure import Figure
+
+    page = tmp_path / "docs" / "results.md"
+    assert main([str(results), "--out", str(page)]) == 0
+    assert "No `paper/main.pdf`" in page.read_text(encoding="utf-8")
+    (results / "paper").mkdir()
+    figure = Figure(figsize=(8.5, 11))
+    figure.text(0.5, 0.9, "Title of the paper", ha="center")
+    figure.savefig(results / "paper" / "main.pdf")
+    (results / "submission").mkdir()
+    (results / "submission" / "checklist.md").write_text(
+        "# Pre-submission checklist\n\nintro\n\n- [x] **All seeds run**: 3 of 3\n"
+        "- [ ] **Page count**: 12 pages\n", encoding="utf-8")
+    assert main([str(results), "--out", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert "![Page 1 of the paper](figures/results/paper_page1.png)" in text
+    assert "- [ ] **Page count**: 12 pages" in text and "# Pre-submission" not in text
+    png = tmp_path / "docs" / "figures" / "results" / "paper_page1.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 1000

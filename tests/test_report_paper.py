@@ -90,12 +90,33 @@ def _inputs(root: Path, ablation: bool = False) -> dict:
         config["training"]["checkpoint_selection"] = "last"
     (root / "release").mkdir()
     release, _ = make_release(root / "release")
-    return {"aggregated": str(aggregated), "table": str(table), "release_dir": str(release),
+    return {**_provenance(root, config, dirs),
+            "aggregated": str(aggregated), "table": str(table), "release_dir": str(release),
             "ablation_table": str(ablation_table),
             "figures_dir": str(root / "figures"), "split_report": str(split),
             "statistics": [str(Path(dirs[s]) / "statistical_tests.json") for s in SEEDS],
             "paper_dir": str(root / "paper"), "tarball": str(root / "submission.tar.gz"),
             "templates_dir": TEMPLATES, "settings": load_settings(config)}
+
+
+def _provenance(root: Path, config: dict, dirs: dict) -> dict:
+    """What the paper rule passes for the appendix, the power and the checklist: a manifest,
+    one benchmark file, the per-seed pass@k files."""
+    digest = "ab" * 32
+    manifest = root / "manifest.json"
+    manifest.write_text(json.dumps({
+        "seed": 42, "group_by": "tweet", "stratify": "none", "ratios": {"train": 0.8},
+        "source": {"path": "curated.jsonl", "sha256": digest, "lines": 30},
+        "files": {"train": {"path": "train.jsonl", "sha256": digest, "lines": 24}}}))
+    (root / "benchmarks" / "train").mkdir(parents=True)
+    (root / "benchmarks" / "train" / "baseline_seed_42.tsv").write_text(
+        "s\th:m:s\tmax_rss\n65.5\t0:01:05\t712.0\n")
+    return {"passk": [str(Path(dirs[s]) / "passk_results.json") for s in SEEDS],
+            "provenance": {"config": config, "manifest": str(manifest), "runs": [],
+                           "benchmarks": str(root / "benchmarks"),
+                           "configfiles": ["config.yaml"], "workdir": None},
+            "checklist": str(root / "submission" / "checklist.md"),
+            "evidence_dir": str(root / "evidence")}
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +138,7 @@ def test_paper_has_its_parts(paper: dict) -> None:
                  r"\binom{|S|}{2}", r"\lambda = 10.0", "$N=4$", "$n=2$"):
         assert part in main, part
     for name in FIGURES:
-        assert rf"\includegraphics[width=0.8\linewidth]{{{name}}}" in main
+        assert rf"\includegraphics[width=0.55\linewidth]{{{name}}}" in main
     assert "train & 812 & 301" in main and "val & 99 & --" in main
     assert r"a\_b \& c\% & -- & --" in main
 
@@ -134,8 +155,10 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 16
-    for needle in ("Hu, Edward", "Chen, Mark", "Polychromic Objectives", "Texygen",
+    assert cited <= keys and len(keys) == 21
+    for needle in ("Diverse Preference Optimization", "Sentence-{BERT}", "{MPNet}", "{MiniLM}",
+                   "Sequentially Rejective", "Hu, Edward", "Chen, Mark", "Polychromic Objectives",
+                   "Texygen",
                    "Diversity-Promoting", "BERTScore", "ROUGE", "Jointly Reinforcing Diversity",
                    "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
                    "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}",
@@ -207,7 +230,9 @@ def test_tarball_flat_and_reproducible(paper: dict, tmp_path: Path) -> None:
     assert {"submission/results_table.tex", "submission/references.bib",
             "submission/pareto.pdf"} <= set(names)
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members)
-    files = [Path(paper["paper_dir"]) / n.split("/", 1)[1] for n in paper_files
+    assert "submission/checklist.md" in names  # written next to the tarball, packed in it
+    files = [Path(paper["checklist"]) if n == "submission/checklist.md"
+             else Path(paper["paper_dir"]) / n.split("/", 1)[1] for n in paper_files
              if not n.endswith("/")]
     write_tarball(list(reversed(files)), tmp_path / "again.tar.gz",
                   release_dir=paper["release_dir"])
@@ -221,10 +246,12 @@ def test_pdf_skipped_without_tex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     Path(inputs["paper_dir"]).mkdir()
     (Path(inputs["paper_dir"]) / "main.pdf").write_bytes(b"%PDF stale")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with caplog.at_level(logging.INFO, logger="polychromic.reporting.paper"):
+    with caplog.at_level(logging.INFO, logger="polychromic.reporting.tex"):
         build_paper(**inputs)
     assert not (Path(inputs["paper_dir"]) / "main.pdf").exists()
     assert "PDF skipped" in caplog.text
+    checklist = Path(inputs["checklist"]).read_text(encoding="utf-8")
+    assert "- [-] **Page count (main text at most 10 pages)**: not checked: no PDF" in checklist
 
 
 @pytest.mark.skipif(not HAS_TEX, reason="no latexmk/pdflatex on PATH (Debian: "
@@ -240,7 +267,7 @@ def test_no_ablation_no_ablation_table(paper: dict) -> None:
     assert r"\input{ablation_table}" not in paper["main"]
     assert not (Path(paper["paper_dir"]) / "ablation_table.tex").exists()
     assert "No ablation" in Path(paper["ablation_table"]).read_text(encoding="utf-8")
-    assert r"\includegraphics[width=0.8\linewidth]{training_curves}" in paper["main"]
+    assert r"\includegraphics[width=0.55\linewidth]{training_curves}" in paper["main"]
     assert "a dagger marks every system" in paper["main"]
 
 
@@ -312,7 +339,7 @@ def test_the_submission_holds_the_data_release_without_text(paper: dict) -> None
             tar.extractfile("submission/dataset/data/test.parquet").read()))
     assert "reply" not in table.column_names and "reply_id" in table.column_names
     assert "## Texts and rehydration" in card
-    assert r"\section*{Data availability}" in paper["main"]
+    assert r"\section*{Code and data availability}" in paper["main"]
     assert "not the texts or\nauthor handles" in paper["main"]
 
 

@@ -198,6 +198,7 @@ class PaperSettings:
     title: str
     author: str
     release_texts: bool
+    page_limit: int
 
 
 SECTIONS: dict[str, type] = {

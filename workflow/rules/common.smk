@@ -88,6 +88,7 @@ def get_final_outputs():
         *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
         "results/paper",
         "results/submission/submission.tar.gz",
+        "results/submission/checklist.md",
     ]
 
 

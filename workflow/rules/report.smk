@@ -131,6 +131,14 @@ rule paper:
             "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=SEED_FILES["statistics"]
         ),
         release="results/release/dataset",
+        # the reproducibility appendix and the power of the final test
+        passk=expand(
+            "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=EVALUATION_FILES["passk"]
+        ),
+        manifest="results/data/splits/manifest.json",
+        runs=expand(
+            "results/models/{experiment}/seed_{seed}/run.json", experiment=EXPERIMENTS, seed=SEEDS
+        ),
         templates=latex_templates(),
         code=library("paper"),
     output:
@@ -141,10 +149,22 @@ rule paper:
             category="Paper",
         ),
         tarball="results/submission/submission.tar.gz",
+        checklist="results/submission/checklist.md",
     params:
         figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),
         templates_dir=lambda wildcards, input: os.path.dirname(input.templates[0]),
         config=config,
+        # the rules' benchmark: files (read, not inputs: every heavy rule ran before this one)
+        benchmarks="results/benchmarks",
+        # the config files as given, relative to the repository; the working folder
+        configfiles=[os.path.relpath(path, workflow.basedir) for path in workflow.configfiles],
+        workdir=(
+            None
+            if os.path.samefile(os.getcwd(), workflow.basedir)
+            else os.path.relpath(os.getcwd(), workflow.basedir)
+        ),
+        # where a failed paper step leaves main.tex, main.log and the checklist
+        evidence="results/logs/paper",
     log:
         "results/logs/paper.log",
     conda:

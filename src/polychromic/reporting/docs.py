@@ -10,14 +10,14 @@ summary, the power of the final test redone on the run's own numbers
 (`power.final_test_power`), the run time of each heavy rule (its `benchmark:` file), and,
 with `--compare OTHER`, how far the headline means of another run of the same config
 (another machine, another number of cores) lie from these. The figures are copied next to
-the page. In the README, the text between `<!-- results:begin -->` and
+the page, and page 1 of the paper is rendered next to them with the run's pre-submission
+checklist below it (docs/paper.md). In the README, the text between `<!-- results:begin -->` and
 `<!-- results:end -->` is replaced.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shutil
 import sys
@@ -27,12 +27,16 @@ from typing import Any
 from polychromic.contract import AGGREGATE_FILES, EVALUATION_FILES, FIGURES, STATISTICS_FILE
 from polychromic.evaluation.registry import label, main_passk, shown_in
 from polychromic.io import read_json, write_text
+from polychromic.provenance import rule_times
 from polychromic.reporting.latex import best_systems, significance_marks
 from polychromic.reporting.power import describe_power, final_test_power
 from polychromic.reporting.verdict import comparisons_markdown, room_markdown
 from polychromic.reporting.verdict import markdown as verdict_markdown
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+PAPER_PAGE = "paper_page1.png"
 
 
 def _number(value: float | None) -> str:
@@ -74,16 +78,11 @@ def training_summary(aggregated: dict[str, Any]) -> str:
 
 def run_times(results: Path) -> str:
     """Wall time of every heavy rule (`benchmarks/`), summed per rule, in minutes."""
-    totals: dict[str, list[float]] = {}
-    for path in sorted((results / "benchmarks").rglob("*.tsv")):
-        rule = path.parent.name if path.parent.name != "benchmarks" else path.stem
-        with open(path, encoding="utf-8") as handle:
-            seconds = [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
-        totals.setdefault(rule, []).extend(seconds)
-    if not totals:
+    rules = rule_times(results / "benchmarks")
+    if not rules:
         return "No benchmark files in the results folder."
-    parts = [f"{rule} {len(values)} job(s), {sum(values) / 60:.1f} min"
-             for rule, values in totals.items()]
+    parts = [f"{entry['rule']} {entry['jobs']} job(s), {entry['seconds'] / 60:.1f} min"
+             for entry in rules]
     return "Run time of the heavy rules (sum over their jobs): " + "; ".join(parts) + "."
 
 
@@ -134,7 +133,37 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
     parts += ["## Figures", ""]
     parts += [f"![{name}]({figures_dir}/{name}.png)" for name in FIGURES
               if (results / "figures" / f"{name}.png").is_file()]
+    parts += ["", "## The paper", "", *paper_section(results, figures_dir)]
     return "\n".join(parts) + "\n"
+
+
+def paper_section(results: Path, figures_dir: str) -> list[str]:
+    """Page 1 of the paper (rendered by `write_docs`) and its pre-submission checklist."""
+    lines = []
+    if (results / "paper" / "main.pdf").is_file():
+        lines += [f"![Page 1 of the paper]({figures_dir}/{PAPER_PAGE})", ""]
+    else:
+        lines += ["No `paper/main.pdf` (TeX was not installed for this run).", ""]
+    checklist = results / "submission" / "checklist.md"
+    if checklist.is_file():
+        body = checklist.read_text(encoding="utf-8").split("\n", 2)[2]  # without its title
+        lines += ["The pre-submission checklist (`submission/checklist.md`, docs/paper.md):", "",
+                  body.strip(), ""]
+    return lines
+
+
+def render_first_page(pdf: Path, png: Path, width: int = 900) -> None:
+    """Page 1 of `pdf` as a PNG `width` pixels wide (pypdfium2, a dev dependency)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        page = document[0]
+        image = page.render(scale=width / page.get_width()).to_pil()
+        png.parent.mkdir(parents=True, exist_ok=True)
+        image.save(png, optimize=True)
+    finally:
+        document.close()
 
 
 def power_section(results: Path, aggregated: dict[str, Any]) -> str:
@@ -207,6 +236,8 @@ def write_docs(results: str, out: str, title: str, readme: str | None = None,
         source = folder / "figures" / f"{name}.png"
         if source.is_file():
             shutil.copyfile(source, figures / f"{name}.png")
+    if (folder / "paper" / "main.pdf").is_file():
+        render_first_page(folder / "paper" / "main.pdf", figures / PAPER_PAGE)
     other = (read_json(compare), compare_label) if compare else None
     write_text(target, page(folder, title, f"figures/{target.stem}", other))
     if readme:

@@ -1,18 +1,23 @@
-"""The paper package: a LaTeX skeleton filled from the results, a bibliography and a tarball.
+"""The paper package: the paper written from the results, its checklist and a tarball.
 
-A jinja2-rendered paper (title, abstract placeholder, method with the polychromic objective,
-setup with the data statistics of `split_report.json`, results with the table, the figures, the
-verdict and one sentence per main comparison) plus `submission.tar.gz`, compiled to PDF when a
-TeX engine is present.
+A jinja2-rendered paper in the study plan's order (docs/paper.md): a generated abstract,
+introduction and related work (the motivation and the discussion as marked drafts, citations in
+place), method, setup with the data statistics of `split_report.json` and the validation
+protocol, results (main table, pass@k analysis, the diversity-quality trade-off with the
+baselines and ablations), discussion with limitations assembled from the pipeline's warnings, the
+conclusion's first sentence, the code and data availability statement and a reproducibility
+appendix (`reporting.reproducibility`). `build_paper` compiles it when TeX is present
+(`reporting.tex`), ticks `submission/checklist.md` from what was written
+(`reporting.checklist`), and packs `submission.tar.gz`.
 
-The comparison sentences are written from the numbers, never ahead of them: Python decides
-"better", "worse" or "no detectable difference" with `significance.detect` (the every-seed
-rule, which sets the table's daggers), and the template only picks the wording for that
-verdict. The
-ablation table is included when the study has ablations. Every string taken from data or
-config is LaTeX-escaped by the environment of `latex.make_environment`. The tarball is
-byte-for-byte reproducible: one flat `submission/` folder, sorted names, mtime 0, uid/gid 0,
-gzip header without a time or name.
+The sentences are written from the numbers, never ahead of them: Python decides "better",
+"worse" or "no detectable difference" with `significance.detect` (the every-seed rule, which
+sets the table's daggers) and the verdict block, `paper_text` words the abstract, the finding,
+the limitations and the conclusion from them, and the templates only pick the wording for each
+word. The ablation table is included when the study has ablations. Every string taken from data
+or config is LaTeX-escaped by the environment of `latex.make_environment`. The tarball is
+byte-for-byte reproducible: one flat `submission/` folder (plus `dataset/`), sorted names,
+mtime 0, uid/gid 0, gzip header without a time or name.
 """
 
 from __future__ import annotations
@@ -23,19 +28,23 @@ import logging
 import math
 import os
 import shutil
-import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from polychromic.config import Settings
 from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.encoders import same_encoder
-from polychromic.evaluation.registry import label, main_passk, shown_in
+from polychromic.evaluation.registry import get_metric, label, main_passk, shown_in
 from polychromic.io import read_json, write_text
+from polychromic.reporting import paper_text as text
+from polychromic.reporting.checklist import build_checklist
+from polychromic.reporting.checklist import render as render_checklist
 from polychromic.reporting.latex import Latex, make_environment
+from polychromic.reporting.power import final_test_power
+from polychromic.reporting.reproducibility import appendix_facts
 from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.reporting.tex import compile_pdf, compile_table
 from polychromic.settings import as_dict
 from polychromic.systems import is_variant
 
@@ -77,7 +86,9 @@ def comparison(evidence: Evidence, metric: str, ref: str, other: str) -> dict[st
         return None
     found = detect(evidence, [metric], ref, other, "every_seed")[0]
     return {
-        "label": label(metric), "ref": ref, "other": other,
+        "label": label(metric), "ref": ref, "other": other, "metric": metric,
+        "metric_kind": get_metric(metric).group, "raw_diff": f"{found['diff']:+.3f}"
+        if found["diff"] is not None else "n/a",
         "ref_entry": entries[0], "other_entry": entries[1],
         "diff": format_signed(found["diff"]), "direction": found["direction"],
         "higher_or_lower": "higher" if (found["diff"] or 0) > 0 else "lower",
@@ -169,6 +180,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
             "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),
         "ablations": aggregated.get("ablation_systems") or [],
+        "figure_names": [name for name in figures if name in FIGURES],
         "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
                     for name in figures if name in FIGURES],
     }
@@ -221,87 +233,124 @@ def _tarinfo(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.is_file():
-        return f"(no {path.name})"
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-
-def _compile_commands() -> list[list[str]] | None:
-    """latexmk, else pdflatex + bibtex + pdflatex x2; None without a TeX engine."""
-    if shutil.which("latexmk"):
-        engine = "pdflatex -no-shell-escape -interaction=nonstopmode -halt-on-error %O %S"
-        return [["latexmk", "-pdf", f"-pdflatex={engine}", "-interaction=nonstopmode",
-                 "-halt-on-error", "main.tex"]]
-    if shutil.which("pdflatex"):
-        latex = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
-                 "main.tex"]
-        bibtex = [["bibtex", "main"]] if shutil.which("bibtex") else []
-        return [latex, *bibtex, latex, latex]
-    return None
-
-
-def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Path | None:
-    """Compile main.tex to `paper_dir`/main.pdf in a clean scratch folder (no stale .aux);
-    shell escape off, dates fixed. None without TeX; RuntimeError with the log tail on failure.
-    """
-    commands = _compile_commands()
-    if commands is None:
-        log.info("PDF skipped: neither latexmk nor pdflatex is on PATH "
-                 "(Debian: texlive-latex-recommended latexmk)")
+def _power(context: dict[str, Any], passk: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The power of the final test on its own per-seed pass@k (None where it cannot be
+    computed: no verdict, no per-seed files, too few seeds)."""
+    verdict = context["verdict"]
+    if not verdict.get("available") or not passk or not verdict.get("passk_metric"):
         return None
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
-    out = Path(paper_dir) / "main.pdf"
-    with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
-        build = Path(scratch)
-        for path in files:
-            shutil.copyfile(path, build / path.name)
-        for command in commands:
-            done = subprocess.run(command, cwd=build, env=env, capture_output=True, text=True,
-                                  timeout=COMPILE_TIMEOUT_S, check=False)
-            if done.returncode != 0:
-                if (build / "main.log").is_file():
-                    shutil.copyfile(build / "main.log", Path(paper_dir) / "main.log")
-                raise RuntimeError(f"{command[0]} failed ({done.returncode}) on main.tex; "
-                                   f"log tail:\n{_tail(build / 'main.log')}\n"
-                                   f"output tail:\n{done.stdout[-2000:]}")
-        shutil.copyfile(build / "main.pdf", out)
-    log.info("compiled %s", out)
-    return out
+    try:
+        return final_test_power(passk, verdict["reference"], verdict["matched"],
+                                verdict["passk_metric"])
+    except (KeyError, ValueError, ZeroDivisionError) as error:
+        log.warning("power of the final test not computed: %s", error)
+        return None
+
+
+def add_prose(context: dict[str, Any], aggregated: dict[str, Any],
+              passk: list[dict[str, Any]]) -> dict[str, Any]:
+    """The generated abstract, limitations and conclusion (`paper_text`) in the context."""
+    power = _power(context, passk)
+    return {**context, "power": power,
+            "abstract": text.abstract(context, power),
+            "limitations": text.limitations(context, aggregated, power),
+            "conclusion_first": text.conclusion_first(context),
+            "finding": text.finding_sentence(context["verdict"]),
+            "discussion": [sentence for sentence in (
+                text.objectives_sentence(context["objective_comparisons"],
+                                         context["reference"]),
+                text.testbed_sentence(context["testbed"])) if sentence],
+            "question": text.QUESTION}
+
+
+def _sources(folder: Path, rendered: tuple[str, str], table: str, ablation_table: str | None,
+             figures: tuple[str, list[str]]) -> list[Path]:
+    """main.tex, references.bib, the tables and the figure PDFs written into `folder`."""
+    write_text(folder / "main.tex", rendered[0])
+    write_text(folder / "references.bib", rendered[1])
+    shutil.copyfile(table, folder / AGGREGATE_FILES["table"])
+    files = [folder / name for name in ["main.tex", "references.bib", AGGREGATE_FILES["table"]]]
+    (folder / AGGREGATE_FILES["ablation_table"]).unlink(missing_ok=True)
+    if ablation_table is not None:
+        shutil.copyfile(ablation_table, folder / AGGREGATE_FILES["ablation_table"])
+        files.append(folder / AGGREGATE_FILES["ablation_table"])
+    figures_dir, names = figures
+    for name in names:
+        shutil.copyfile(Path(figures_dir) / f"{name}.pdf", folder / f"{name}.pdf")
+    return files + [folder / f"{name}.pdf" for name in names]
+
+
+def check_paper(folder: Path, files: list[Path], aggregated: dict[str, Any],
+                settings: Settings, figures: list[str], release_dir: str | None) -> list:
+    """Compile (when TeX is present), compile each input table on its own, and tick the
+    checklist from what was written."""
+    compiled = compile_pdf(folder, files)
+    tables = [path for path in files if path.suffix == ".tex" and path.name != "main.tex"]
+    if compiled is not None:
+        compiled.tables = {path.name: compile_table(path) for path in tables}
+    return build_checklist(
+        (folder / "main.tex").read_text(encoding="utf-8"),
+        (folder / "references.bib").read_text(encoding="utf-8"),
+        [path.name for path in files], aggregated, settings.seeds, (figures, FIGURES),
+        (release_dir, settings.paper.release_texts), compiled, settings.paper.page_limit)
+
+
+def keep_evidence(folder: Path, evidence_dir: str | None, checklist: str | None) -> str:
+    """Copies of main.tex, main.log and the checklist where a failed job's outputs are not
+    deleted; the sentence that names them."""
+    if evidence_dir is None:
+        return ""
+    out = Path(evidence_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for path in [folder / "main.tex", folder / "main.log", *([Path(checklist)] if checklist
+                                                             else [])]:
+        if path.is_file():
+            shutil.copyfile(path, out / path.name)
+            kept.append(str(out / path.name))
+    return f" (kept: {', '.join(kept)})" if kept else ""
 
 
 def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str,
                 statistics: list[str], paper_dir: str, tarball: str, templates_dir: str,
                 settings: Settings, ablation_table: str | None = None,
-                release_dir: str | None = None) -> None:
-    """Render the paper into `paper_dir`, pack `tarball` (with the data release of
-    `release_dir`) and compile when TeX is present. `ablation_table` is copied and included
-    when the aggregate lists ablation systems."""
+                release_dir: str | None = None, passk: list[str] | None = None,
+                provenance: dict[str, Any] | None = None, checklist: str | None = None,
+                evidence_dir: str | None = None) -> list:
+    """Render the paper into `paper_dir`, compile it when TeX is present, write `checklist`
+    and pack `tarball` (sources, checklist, the data release of `release_dir`); return the
+    checklist's items. `provenance` holds `reproducibility.appendix_facts`' arguments.
+    Fails, keeping main.tex, main.log and the checklist in `evidence_dir`, on a TeX error, an
+    unresolved citation or reference, or a table that does not compile."""
     folder = Path(paper_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("main.pdf", "main.log"):  # from an earlier run: never left looking current
         (folder / stale).unlink(missing_ok=True)
     figures = [name for name in FIGURES if (Path(figures_dir) / f"{name}.pdf").is_file()]
-    missing = sorted(set(FIGURES) - set(figures))
-    if missing:
-        log.warning("figures missing from %s, left out of the paper: %s", figures_dir, missing)
-    data = read_json(aggregated)
+    if set(FIGURES) - set(figures):
+        log.warning("figures missing from %s, left out of the paper: %s", figures_dir,
+                    sorted(set(FIGURES) - set(figures)))
+    data, passk_docs = read_json(aggregated), [read_json(path) for path in passk or []]
     context = _context(data, [read_json(path) for path in statistics],
                        read_json(split_report), figures, settings)
     context["release"] = release_dir is not None
-    if ablation_table is None:
-        context["ablations"] = []
-    main, bib = render_paper(context, templates_dir)
-    write_text(folder / "main.tex", main)
-    write_text(folder / "references.bib", bib)
-    shutil.copyfile(table, folder / AGGREGATE_FILES["table"])
-    for name in figures:
-        shutil.copyfile(Path(figures_dir) / f"{name}.pdf", folder / f"{name}.pdf")
-    files = [folder / name for name in ["main.tex", "references.bib", AGGREGATE_FILES["table"]]]
-    (folder / AGGREGATE_FILES["ablation_table"]).unlink(missing_ok=True)
-    if context["ablations"]:
-        shutil.copyfile(ablation_table, folder / AGGREGATE_FILES["ablation_table"])
-        files.append(folder / AGGREGATE_FILES["ablation_table"])
-    files += [folder / f"{name}.pdf" for name in figures]
+    context["ablations"] = context["ablations"] if ablation_table is not None else []
+    context["appendix"] = (appendix_facts(**provenance, evaluation=passk_docs)
+                           if provenance else None)
+    context = add_prose(context, data, passk_docs)
+    files = _sources(folder, render_paper(context, templates_dir), table,
+                     ablation_table if context["ablations"] else None, (figures_dir, figures))
+    try:
+        items = check_paper(folder, files, data, settings, figures, release_dir)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}{keep_evidence(folder, evidence_dir, None)}") from error
+    if checklist is not None:
+        write_text(checklist, render_checklist(items))
+        files.append(Path(checklist))
+    blocking = [item for item in items if item.blocking and item.ok is False]
+    if blocking:
+        raise RuntimeError("the paper has " + "; ".join(f"{item.name}: {item.evidence}"
+                                                        for item in blocking)
+                           + keep_evidence(folder, evidence_dir, checklist))
     write_tarball(files, tarball, release_dir=release_dir)
-    compile_pdf(folder, files)
+    return items

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from polychromic.config import Experiment
 from polychromic.io import read_json, read_jsonl, write_json, write_text
 from polychromic.models.base import load_model, load_tokenizer, model_path
+from polychromic.provenance import TRAINING_PACKAGES, environment
 from polychromic.settings import LoraSettings, TrainingSettings, as_dict, section
 from polychromic.training.checkpoint import (
     BatchStream,
@@ -342,6 +343,7 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_memory_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
                                if torch.cuda.is_available() else None),
+        "environment": environment(TRAINING_PACKAGES),
         "settings": {"experiment": run.experiment.as_config(),
                      "training": as_dict(run.training), "lora": as_dict(run.lora)},
     }

@@ -1,0 +1,320 @@
+"""The pre-submission checklist, ticked from the artefacts: `submission/checklist.md`.
+
+Each item is checked by reading what the run wrote, never by trusting the step that wrote it:
+the study plan's items (all seeds run, mean +- std over seeds, figures, LaTeX tables, complete
+references, the code and data availability statement, the supplementary material) and the
+pipeline's own (every table compiles, every figure referenced, every citation key resolves, no
+placeholder outside the marked drafts, the page count, the data release, the warnings in the
+limitations, a generated abstract, the sections in order).
+
+An item is `ok` (True), failing (False) or not checked (None, with the reason: the checks that
+need the compiled PDF are not checked without TeX). `render` writes the Markdown with `[x]`,
+`[ ]` and `[-]`. The paper rule fails on the two items a submission cannot survive, an
+unresolved reference or citation and a table that does not compile (`blocking`), once the
+checklist is written for the user to read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from polychromic.reporting.latex import escape_latex
+
+# the sections of the study plan, in order (the results subsections inside "Results")
+SECTION_ORDER = ("Introduction", "Related work", "Method", "Experimental setup", "Results",
+                 "Discussion", "Conclusion")
+RESULTS_ORDER = ("Main results", "Pass@$k$ analysis",
+                 "Diversity--quality trade-off, baselines and ablations")
+MIN_REFERENCES = 12
+ABSTRACT_WORDS = (120, 260)
+# what a placeholder looks like, outside the marked drafts
+PLACEHOLDERS = re.compile(r"placeholder|\bTODO\b|\bTBD\b|\bXXX\b|\?\?|lorem ipsum", re.I)
+DRAFT = re.compile(r"\\begin\{draft\}.*?\\end\{draft\}", re.S)
+COMMENT = re.compile(r"(?<!\\)%.*$", re.M)
+CITE = re.compile(r"\\cite[tp]?\*?(?:\[[^\]]*\])?\{([^}]*)\}")
+BIB_ENTRY = re.compile(r"@(\w+)\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", re.S)
+UNDEFINED = re.compile(r"(Citation|Reference) `([^']*)' on page \d+ undefined")
+
+
+@dataclass
+class Item:
+    """One line of the checklist: what, whether it holds, and the evidence."""
+
+    name: str
+    ok: bool | None
+    evidence: str
+    blocking: bool = False
+
+
+@dataclass
+class Compiled:
+    """What a TeX run left: the final log and .aux, bibtex's log and each table's own compile
+    (None where it compiled, else the error)."""
+
+    log: str
+    aux: str
+    blg: str = ""
+    tables: dict[str, str | None] = field(default_factory=dict)
+
+
+def strip_comments(tex: str) -> str:
+    return COMMENT.sub("", tex)
+
+
+def cited_keys(tex: str) -> list[str]:
+    keys = [key.strip() for group in CITE.findall(strip_comments(tex)) for key in group.split(",")]
+    return sorted({key for key in keys if key})
+
+
+def bib_entries(bib: str) -> dict[str, dict[str, str]]:
+    """`key -> {type, fields...}` of a .bib text (the flat entries this project writes)."""
+    entries = {}
+    for kind, key, body in BIB_ENTRY.findall(bib):
+        fields = dict(re.findall(r"(\w+)\s*=\s*\{(.*?)\}\s*,?\s*$", body, re.M))
+        entries[key] = {"type": kind.lower(), **{k.lower(): v for k, v in fields.items()}}
+    return entries
+
+
+def section_titles(tex: str, command: str = "section") -> list[str]:
+    return re.findall(rf"\\{command}\*?\{{([^}}]*)\}}", strip_comments(tex))
+
+
+def section_text(tex: str, title: str, command: str = "subsection") -> str:
+    """The text of the (sub)section called `title`, up to the next (sub)section."""
+    match = re.search(rf"\\{command}\*?\{{{re.escape(title)}\}}(.*?)(?=\\(?:sub)?section|"
+                      r"\\end\{document\}|\\appendix)", tex, re.S)
+    return match.group(1) if match else ""
+
+
+def check_seeds(aggregated: dict[str, Any], seeds: Iterable[int]) -> Item:
+    want, have = sorted(seeds), sorted(aggregated.get("seeds") or [])
+    missing = sorted(set(want) - set(have))
+    return Item("All seeds run", not missing and bool(want),
+                f"configured {want}; aggregated {have}" + (f"; missing {missing}" if missing
+                                                          else ""))
+
+
+def check_mean_std(aggregated: dict[str, Any]) -> Item:
+    n = len(aggregated.get("seeds") or [])
+    short = [f"{system}/{metric}" for system, metrics in (aggregated.get("systems") or {}).items()
+             for metric, entry in metrics.items()
+             if isinstance(entry, dict) and "mean" in entry
+             and (entry.get("std") is None or entry.get("n_seeds") != n)]
+    cells = sum(1 for metrics in (aggregated.get("systems") or {}).values()
+                for entry in metrics.values() if isinstance(entry, dict) and "mean" in entry)
+    return Item("Results aggregated as mean +- std over every seed", cells > 0 and not short,
+                f"{cells} system x metric cells over {n} seeds"
+                + (f"; without std or with fewer seeds: {', '.join(short[:8])}" if short else ""))
+
+
+def check_figures(tex: str, present: list[str], expected: Iterable[str]) -> list[Item]:
+    missing = sorted(set(expected) - set(present))
+    body = strip_comments(tex)
+    labels = re.findall(r"\\label\{(fig:[^}]*)\}", body)
+    unreferenced = [label for label in labels if f"\\ref{{{label}}}" not in body]
+    return [Item("Figures in the paper", not missing and bool(present),
+                 f"{len(present)} figure PDFs" + (f"; missing {missing}" if missing else "")),
+            Item("Every figure referenced in the text", bool(labels) and not unreferenced,
+                 f"{len(labels)} figures" + (f"; never referenced: {', '.join(unreferenced)}"
+                                             if unreferenced else ""))]
+
+
+def check_tables(tex: str, files: list[str], compiled: Compiled | None) -> Item:
+    """Every `\\input` table exists, and (with TeX) compiles on its own and in the paper."""
+    inputs = re.findall(r"\\input\{([^}]*)\}", strip_comments(tex))
+    missing = [name for name in inputs if f"{name}.tex" not in files and name not in files]
+    name = "LaTeX tables present and compiling"
+    if missing:
+        return Item(name, False, f"\\input of missing files: {missing}", blocking=True)
+    if compiled is None:
+        return Item(name, None, f"{len(inputs)} input tables present; not compiled (no TeX)")
+    broken = {table: error for table, error in compiled.tables.items() if error}
+    if broken:
+        return Item(name, False, "; ".join(f"{table} does not compile: {error}"
+                                           for table, error in broken.items()), blocking=True)
+    return Item(name, True, f"{len(compiled.tables)} input table(s) compile on their own; every "
+                            f"table of the paper compiles (main.pdf built with -halt-on-error)")
+
+
+def check_citations(tex: str, bib: str, compiled: Compiled | None) -> Item:
+    """Every \\cite key is in references.bib, and (with TeX) no citation or reference is
+    undefined in the final log and bibtex found every entry."""
+    keys, entries = cited_keys(tex), bib_entries(bib)
+    unknown = [key for key in keys if key not in entries]
+    problems = [f"\\cite of keys not in references.bib: {', '.join(unknown)}"] if unknown else []
+    if compiled is not None:
+        undefined = sorted({f"{kind.lower()} {key}" for kind, key in UNDEFINED.findall(
+            compiled.log)})
+        if undefined:
+            problems.append(f"undefined in the compiled paper: {', '.join(undefined)}")
+        missing = re.findall(r"I didn't find a database entry for \"([^\"]*)\"", compiled.blg)
+        if missing:
+            problems.append(f"bibtex found no entry for {', '.join(missing)}")
+    checked = "" if compiled is not None else " (the compiled log not checked: no TeX)"
+    return Item("Every citation key and reference resolves", not problems,
+                "; ".join(problems) or f"{len(keys)} cited keys resolve{checked}",
+                blocking=bool(problems))
+
+
+REQUIRED_FIELDS = ("author", "title", "year")
+VENUE_FIELDS = ("journal", "booktitle", "note", "howpublished")
+
+
+def check_references(tex: str, bib: str) -> Item:
+    """At least MIN_REFERENCES cited entries, each with author, title, year and a venue (an
+    entry nobody cites is listed; bibtex leaves it out of the bibliography)."""
+    entries, keys = bib_entries(bib), set(cited_keys(tex))
+    cited = {key: entry for key, entry in entries.items() if key in keys}
+    incomplete = [key for key, entry in cited.items()
+                  if any(not entry.get(f) for f in REQUIRED_FIELDS)
+                  or not any(entry.get(f) for f in VENUE_FIELDS)]
+    uncited = sorted(set(entries) - keys)
+    return Item("References complete", len(cited) >= MIN_REFERENCES and not incomplete,
+                f"{len(cited)} cited entries (at least {MIN_REFERENCES}), each with author, "
+                "title, year and venue" if not incomplete else
+                f"{len(cited)} cited entries; without author, title, year or venue: {incomplete}"
+                + (f"; in references.bib but not cited here: {', '.join(uncited)}"
+                   if uncited else ""))
+
+
+def check_placeholders(tex: str) -> Item:
+    body = DRAFT.sub("", strip_comments(tex))
+    drafts = len(DRAFT.findall(strip_comments(tex)))
+    found = sorted({match.group(0) for match in PLACEHOLDERS.finditer(body)})
+    return Item("No placeholder outside the marked drafts", not found,
+                f"{drafts} marked draft blocks" + (f"; found {found}" if found else ""))
+
+
+def check_pages(compiled: Compiled | None, limit: int) -> Item:
+    """The main text with its floats within `limit` pages: the pages before the one that holds
+    the label `paper:after-main` (placed after a \\clearpage that ends the conclusion)."""
+    name = f"Page count (main text at most {limit} pages)"
+    if compiled is None:
+        return Item(name, None, "not checked: no PDF (no TeX)")
+    total = re.search(r"Output written on \S+ \((\d+) pages?", compiled.log)
+    end = re.search(r"\\newlabel\{paper:after-main\}\{\{[^}]*\}\{(\d+)\}", compiled.aux)
+    if not (total and end):
+        return Item(name, False, "the log or the .aux does not give the page count")
+    pages = int(end.group(1)) - 1
+    return Item(name, pages <= limit, f"main text {pages} pages; {total.group(1)} pages in all "
+                                      "with the references and the appendix")
+
+
+def check_release(release_dir: str | None, include_texts: bool) -> Item:
+    """The data release: the card and one Parquet file per split; no text column unless
+    `paper.release_texts`."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from polychromic.data.release import SPLITS, TEXT_FIELDS
+
+    name = "Data release (splits in Parquet with a dataset card)"
+    if release_dir is None or not Path(release_dir).is_dir():
+        return Item(name, False, "no release folder")
+    root = Path(release_dir)
+    missing = [f"data/{split}.parquet" for split in SPLITS
+               if not (root / "data" / f"{split}.parquet").is_file()]
+    missing += [] if (root / "README.md").is_file() else ["README.md"]
+    if missing:
+        return Item(name, False, f"missing {missing}")
+    columns = {split: pq.read_schema(root / "data" / f"{split}.parquet").names for split in SPLITS}
+    texts = sorted({c for names in columns.values() for c in names if c in TEXT_FIELDS})
+    if texts and not include_texts:
+        return Item(name, False, f"text columns {texts} released with paper.release_texts off")
+    rows = {split: pq.read_metadata(root / "data" / f"{split}.parquet").num_rows
+            for split in SPLITS}
+    return Item(name, True, ", ".join(f"{split} {n} rows" for split, n in rows.items())
+                + ("; with texts (paper.release_texts)" if include_texts else "; no text columns"))
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def check_limitations(tex: str, warnings: list[str]) -> Item:
+    """Every warning of the artefacts appears (LaTeX-escaped) in the Limitations subsection."""
+    section = normalise(section_text(tex, "Limitations"))
+    if not section:
+        return Item("Warnings shown in the limitations", False, "no Limitations subsection")
+    missing = [text for text in warnings if normalise(escape_latex(text)) not in section]
+    return Item("Warnings shown in the limitations", not missing,
+                f"{len(warnings)} warnings of the artefacts"
+                + (f"; not in the limitations: {[text[:80] for text in missing]}" if missing
+                   else (", each in the limitations" if warnings else "")))
+
+
+def check_abstract(tex: str) -> Item:
+    match = re.search(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", strip_comments(tex), re.S)
+    text = match.group(1) if match else ""
+    words = len(re.sub(r"\\[a-zA-Z]+|[{}$]", " ", text).split())
+    low, high = ABSTRACT_WORDS
+    ok = bool(match) and not DRAFT.search(text) and not PLACEHOLDERS.search(text) \
+        and low <= words <= high
+    return Item("Abstract generated from the numbers", ok,
+                f"{words} words (expected {low}-{high})" if match else "no abstract")
+
+
+def check_sections(tex: str) -> Item:
+    sections = [title for title in section_titles(tex) if title in SECTION_ORDER]
+    body = strip_comments(tex).split("\\section{Results}", 1)[-1].split("\\section", 1)[0]
+    results = [title for title in section_titles(body, "subsection") if title in RESULTS_ORDER]
+    ok = sections == list(SECTION_ORDER) and results == list(RESULTS_ORDER)
+    return Item("Sections in the plan's order", ok,
+                f"sections: {sections}; results: {results}")
+
+
+def check_statements(tex: str, files: list[str], release: bool) -> list[Item]:
+    titles = section_titles(tex)
+    statement = "Code and data availability" in titles
+    appendix = "Reproducibility" in titles and "\\paragraph{Configuration.}" in tex
+    packed = all(name in files for name in ("main.tex", "references.bib"))
+    return [Item("Code and data availability statement", statement and release,
+                 "section present" if statement else "no 'Code and data availability' section"),
+            Item("Supplementary material (sources, tables, figures, dataset, reproducibility "
+                 "appendix)", appendix and packed and release,
+                 f"{len(files)} files in the package" + ("; dataset/" if release else "")
+                 + ("; appendix 'Reproducibility'" if appendix else "; no reproducibility "
+                    "appendix"))]
+
+
+def render(items: list[Item]) -> str:
+    """The checklist as Markdown: `[x]` holds, `[ ]` fails, `[-]` not checked."""
+    mark = {True: "[x]", False: "[ ]", None: "[-]"}
+    failing = sum(item.ok is False for item in items)
+    unchecked = sum(item.ok is None for item in items)
+    lines = ["# Pre-submission checklist", "",
+             "Ticked by `polychromic.reporting.checklist` from the artefacts of this run "
+             "(`[x]` holds, `[ ]` fails, `[-]` not checked).", "",
+             f"{len(items) - failing - unchecked} of {len(items)} hold; {failing} fail; "
+             f"{unchecked} not checked.", ""]
+    lines += [f"- {mark[item.ok]} **{item.name}**: {item.evidence}" for item in items]
+    return "\n".join(lines) + "\n"
+
+
+def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, Any],
+                    seeds: Iterable[int], figures: tuple[list[str], Iterable[str]],
+                    release: tuple[str | None, bool], compiled: Compiled | None,
+                    page_limit: int) -> list[Item]:
+    """Every item, plan's first: `files` are the names packed into the submission,
+    `figures` (present, expected), `release` (folder, texts included)."""
+    from polychromic.reporting.paper_text import expected_warnings
+
+    return [
+        check_seeds(aggregated, seeds),
+        check_mean_std(aggregated),
+        *check_figures(tex, *figures),
+        check_tables(tex, files, compiled),
+        check_references(tex, bib),
+        *check_statements(tex, files, release[0] is not None),
+        check_citations(tex, bib, compiled),
+        check_placeholders(tex),
+        check_pages(compiled, page_limit),
+        check_release(*release),
+        check_limitations(tex, expected_warnings(aggregated)),
+        check_abstract(tex),
+        check_sections(tex),
+    ]

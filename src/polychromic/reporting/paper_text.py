@@ -1,0 +1,228 @@
+"""The paper's generated prose: abstract, finding paragraph, limitations and the conclusion's
+first sentence, every number and every adjective chosen from the results.
+
+Nothing here is written ahead of the numbers. The words come from the verdict block of
+`aggregated_results.json` (`reporting.verdict`: better, worse, mixed, no detectable difference,
+inconclusive (unmatched | degenerate), void), whose rule (Holm-adjusted crossed-random-effects
+test, every seed of one sign) decided them; the sentences here only choose the wording for that
+word and print its numbers with their 95 % CIs. Where the aggregate has no verdict the abstract
+says so instead of inventing one.
+
+`limitations(...)` assembles the limitations paragraph from the pipeline's own warnings: the
+verdict's and every objective comparison's warnings and non-finding reasons (unmatched
+temperatures, zero adapters, degenerate metrics, void comparisons), a testbed without room, a
+judge that is also a training reward, the demo model's nature, the power of the final test, and
+the limits that hold for every run (matching as a point estimate, the similarity-threshold
+pass). `expected_warnings` lists the warnings of the artefacts alone, so that the checklist can
+confirm each of them reached the paper (`reporting.checklist`).
+
+Strings returned are plain text: the LaTeX environment escapes them when they are printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+QUESTION = ("Does fine-tuning a language model with a diversity-aware, set-level (polychromic) "
+            "objective raise pass@k on tweet replies without losing single-answer quality?")
+
+NON_FINDINGS = ("inconclusive (unmatched)", "inconclusive (degenerate)", "void")
+
+# how the verdict word reads in a sentence about the reference objective
+VERDICT_PHRASES = {
+    "better": "is better than",
+    "worse": "is worse than",
+    "mixed": "differs in mixed directions from",
+    "no detectable difference": "shows no detectable difference from",
+}
+
+
+def signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def with_ci(row: dict[str, Any]) -> str:
+    """`+0.008 (95% CI [-0.034, +0.050])` for a verdict row."""
+    return (f"{signed(row.get('diff'))} (95% CI [{signed(row.get('ci_low'))}, "
+            f"{signed(row.get('ci_high'))}])")
+
+
+def row_of(block: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    return next((row for row in block.get("rows") or [] if row.get("metric") == metric), None)
+
+
+def detect_word(row: dict[str, Any]) -> str:
+    """`detectably lower` / `detectably higher` / `no detectable difference`."""
+    if not row.get("detectable"):
+        return "no detectable difference"
+    return "detectably " + ("higher" if (row.get("diff") or 0) > 0 else "lower")
+
+
+def finding_sentence(verdict: dict[str, Any]) -> str:
+    """The matched-pass@1 finding of the reference objective, with its CIs."""
+    if not verdict.get("available"):
+        return f"The comparison could not be computed: {verdict.get('reason')}."
+    word, ref = verdict["verdict"], verdict["reference"]
+    rows = [row for row in verdict.get("rows") or [] if row.get("metric") != "pass@1"]
+    numbers = "; ".join(f"{row['label']} {with_ci(row)}" for row in rows)
+    if word in ("inconclusive (degenerate)", "void"):
+        return f"The comparison of {ref} with the baseline yields no finding ({word}): " \
+               f"{verdict.get('reason')}."
+    if word == "inconclusive (unmatched)":
+        return (f"The systems could not be matched in pass@1 on the test tweets, so the "
+                f"comparison of {ref} with the baseline is inconclusive (unmatched): {numbers}.")
+    at = "at matched pass@1" if verdict.get("matched_on") == "val" else "against the baseline"
+    return (f"{at[0].upper()}{at[1:]}, {ref} {VERDICT_PHRASES.get(word, word)} the baseline "
+            f"({verdict['matched']}): {numbers}.")
+
+
+def quality_sentence(verdict: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
+    """The cost in single-answer quality: pass@1 at the chosen sampling and the greedy reply's
+    lexical quality (the every-seed rule of the results table)."""
+    parts = []
+    pass1 = row_of(verdict, "pass@1") if verdict.get("available") else None
+    if pass1 is not None:
+        parts.append(f"pass@1 differs by {with_ci(pass1)}, {detect_word(pass1)}")
+    for item in comparisons:
+        if item.get("metric_kind") == "quality":
+            how = {"better": "detectably better", "worse": "detectably worse",
+                   "none": "no detectable difference"}.get(item["direction"], "not tested")
+            parts.append(f"the greedy reply's {item['label']} by {item['raw_diff']} ({how})")
+    if not parts:
+        return "No single-answer quality metric could be compared."
+    return "In single-answer quality, " + "; ".join(parts) + "."
+
+
+def objectives_sentence(blocks: dict[str, Any], reference: str) -> str:
+    """One clause per further objective: its verdict at matched pass@1."""
+    others = [(name, block) for name, block in blocks.items()
+              if name != reference and block.get("available")]
+    if not others:
+        return ""
+    clauses = [f"{name} {block['verdict']}" for name, block in others]
+    return "Against the same baseline, " + ", ".join(clauses) + "."
+
+
+def testbed_sentence(testbed: dict[str, Any]) -> str:
+    """The testbed check: the baseline's pass@1 minus each untuned system's, and its word."""
+    if not testbed.get("available"):
+        return ""
+    rows = testbed.get("rows") or []
+    parts = [f"minus {row['system']}'s {'is ' if index == 0 else ''}{with_ci(row)}"
+             for index, row in enumerate(rows)]
+    where = "On the validation split, " if testbed.get("split") == "val" else ""
+    room = "fine-tuning has room" if testbed.get("room") else "the testbed shows no detectable room"
+    baseline = testbed.get("baseline", "the baseline")
+    return f"{where}{baseline}'s pass@1 " + ", ".join(parts) + f": {room}."
+
+
+def model_phrase(model_path: str | None) -> str:
+    if model_path:
+        return f"the model {Path(str(model_path)).name}"
+    return "a small demonstration model"
+
+
+def scope_sentence(context: dict[str, Any], power: dict[str, Any] | None) -> str:
+    """What the finding is about: the model, the seeds, the tweets, the power."""
+    verdict = context["verdict"]
+    tweets = verdict.get("tweets") if verdict.get("available") else None
+    text = (f"These results hold for {model_phrase(context.get('model_path'))}, "
+            f"{len(context['seeds'])} seeds" + (f" and {tweets} test tweets" if tweets else ""))
+    if power and power.get("detectable_delta") is not None:
+        text += (f"; the final test detects a {power['metric']} difference of "
+                 f"{power['detectable_delta']:.3f} with power {power['target_power']:g}")
+    if not context.get("model_path"):
+        text += ", and say nothing about larger models"
+    return text + "."
+
+
+def setup_sentence(context: dict[str, Any]) -> str:
+    train = next((row for row in context["splits"] if row["name"] == "train"), None)
+    pairs = f" on {train['pairs']} tweet-reply pairs" if train else ""
+    others = [name for name in context["objective_comparisons"] if name != context["reference"]]
+    more = f", and {len(others)} further objectives," if others else ""
+    n = (context.get("generation") or {}).get("num_samples")
+    judge = f", judged by {context['judge']}" if context.get("judge") else ""
+    never = ", an encoder training never uses" if context.get("judge") and \
+        not context.get("judge_is_reward") else ""
+    protocol = (" Every sampling setting is chosen on the validation split to match the "
+                "baseline's pass@1." if context.get("selection") else "")
+    return (f"We fine-tune {model_phrase(context.get('model_path'))} with LoRA{pairs} under "
+            f"cross-entropy and under the polychromic objective{more} over "
+            f"{len(context['seeds'])} seeds, and sample {n} replies per test tweet{judge}"
+            f"{never}.{protocol}")
+
+
+def abstract(context: dict[str, Any], power: dict[str, Any] | None) -> str:
+    """The abstract (about 150-220 words): question, setup, finding with CIs, the cost in
+    single-answer quality, further objectives, the testbed, the scope."""
+    sentences = [QUESTION, setup_sentence(context), finding_sentence(context["verdict"]),
+                 quality_sentence(context["verdict"], context["comparisons"]),
+                 objectives_sentence(context["objective_comparisons"], context["reference"]),
+                 testbed_sentence(context["testbed"]), scope_sentence(context, power)]
+    return " ".join(sentence for sentence in sentences if sentence)
+
+
+def conclusion_first(context: dict[str, Any]) -> str:
+    """The conclusion's first sentence: the answer to the question, from the verdict."""
+    verdict = context["verdict"]
+    if not verdict.get("available"):
+        return f"This study reached no answer: {verdict.get('reason')}."
+    word, ref = verdict["verdict"], verdict["reference"]
+    passk = row_of(verdict, verdict.get("passk_metric") or "")
+    if word in NON_FINDINGS:
+        return (f"This study gives no answer to its question: the comparison of {ref} with "
+                f"the baseline is {word}.")
+    numbers = f" ({verdict['passk_metric']} {with_ci(passk)})" if passk else ""
+    return (f"On this testbed, {ref} {VERDICT_PHRASES.get(word, word)} plain LoRA fine-tuning "
+            f"at matched pass@1{numbers}.")
+
+
+def expected_warnings(aggregated: dict[str, Any]) -> list[str]:
+    """The warnings and non-finding reasons of the artefacts: the verdict's and every
+    objective comparison's (deduplicated, in order), and a testbed without room."""
+    found: list[str] = []
+    blocks = [aggregated.get("verdict") or {},
+              *(aggregated.get("objective_comparisons") or {}).values()]
+    for block in blocks:
+        if not block.get("available"):
+            continue
+        texts = list(block.get("warnings") or [])
+        if block.get("verdict") in NON_FINDINGS and block.get("reason"):
+            texts.append(block["reason"])
+        found += [text for text in texts if text not in found]
+    testbed = aggregated.get("testbed") or {}
+    if testbed.get("available") and not testbed.get("room"):
+        found.append("the testbed shows no detectable room: baseline LoRA does not beat every "
+                     "system without an adapter in pass@1, so what an objective adds cannot be "
+                     "read from it")
+    return found
+
+
+def limitations(context: dict[str, Any], aggregated: dict[str, Any],
+                power: dict[str, Any] | None) -> list[str]:
+    """The limitations paragraph, one item per limit (module docstring)."""
+    items = [text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+             for text in expected_warnings(aggregated)]
+    if context.get("judge_is_reward"):
+        items.append("The evaluation judge is also a reward model of training, so part of any "
+                     "gain in pass@k, coverage and semantic diversity may be built in.")
+    if not context.get("model_path"):
+        items.append("The base model is the pipeline's small demonstration model, pretrained "
+                     "here on the training split's texts: the findings are about this testbed, "
+                     "not about the large models the question is usually asked of.")
+    if power and power.get("detectable_delta") is not None:
+        items.append(f"The final test ({power['seeds']} seeds, {power['prompts']} test tweets) "
+                     f"detects a {power['metric']} difference of "
+                     f"{power['detectable_delta']:.3f} with power {power['target_power']:g} "
+                     f"and has power {power['power']:.2f} for {power['delta']:g}; smaller "
+                     "effects can go unseen.")
+    if context.get("selection"):
+        items.append("Matched pass@1 means the validation pass@1 of the chosen setting lies "
+                     "within the tolerance of the baseline's, a point estimate, not an "
+                     "equivalence test.")
+    items.append("A reply passes when its similarity to the closest reference reaches a "
+                 "threshold under one encoder: a good reply unlike every reference fails, and "
+                 "pass@k measures agreement with the references, not usefulness.")
+    return items

@@ -1,0 +1,106 @@
+"""Compiling the paper: main.tex to main.pdf, and each input table on its own.
+
+Every compile runs in a clean scratch folder (no stale .aux), with shell escape off and the dates
+fixed (SOURCE_DATE_EPOCH), using latexmk when it is on PATH, else pdflatex + bibtex + pdflatex
+twice. It returns what the checklist reads (`checklist.Compiled`: the final log, the .aux and
+bibtex's log) and raises with the log's tail when TeX stops on an error (-halt-on-error). Without
+a TeX engine it returns None and says how to install one.
+
+A table is compiled on its own in a minimal article with the paper's packages, so that a table
+that breaks is named, not lost in the paper's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from polychromic.reporting.checklist import Compiled
+
+log = logging.getLogger(__name__)
+
+COMPILE_TIMEOUT_S = 300
+TABLE_DOCUMENT = (
+    "\\documentclass[11pt]{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amsmath}\n"
+    "\\usepackage{amssymb}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+    "\\begin{document}\n\\input{%s}\n\\end{document}\n")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.is_file():
+        return f"(no {path.name})"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def compile_commands(name: str = "main") -> list[list[str]] | None:
+    """latexmk, else pdflatex + bibtex + pdflatex x2; None without a TeX engine."""
+    if shutil.which("latexmk"):
+        engine = "pdflatex -no-shell-escape -interaction=nonstopmode -halt-on-error %O %S"
+        return [["latexmk", "-pdf", f"-pdflatex={engine}", "-interaction=nonstopmode",
+                 "-halt-on-error", f"{name}.tex"]]
+    if shutil.which("pdflatex"):
+        latex = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
+                 f"{name}.tex"]
+        bibtex = [["bibtex", name]] if shutil.which("bibtex") else []
+        return [latex, *bibtex, latex, latex]
+    return None
+
+
+def _run(commands: list[list[str]], build: Path, name: str) -> None:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    for command in commands:
+        done = subprocess.run(command, cwd=build, env=env, capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed ({done.returncode}) on {name}.tex; "
+                               f"log tail:\n{tail(build / f'{name}.log')}\n"
+                               f"output tail:\n{done.stdout[-2000:]}")
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
+def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Compiled | None:
+    """Compile main.tex of `files` into `paper_dir`/main.pdf (module docstring). On failure
+    main.log is copied next to main.tex before the error is raised."""
+    commands = compile_commands()
+    if commands is None:
+        log.info("PDF skipped: neither latexmk nor pdflatex is on PATH "
+                 "(Debian: texlive-latex-recommended latexmk)")
+        return None
+    with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
+        build = Path(scratch)
+        for path in files:
+            shutil.copyfile(path, build / path.name)
+        try:
+            _run(commands, build, "main")
+        except RuntimeError:
+            if (build / "main.log").is_file():
+                shutil.copyfile(build / "main.log", Path(paper_dir) / "main.log")
+            raise
+        shutil.copyfile(build / "main.pdf", Path(paper_dir) / "main.pdf")
+        compiled = Compiled(log=_read(build / "main.log"), aux=_read(build / "main.aux"),
+                            blg=_read(build / "main.blg"))
+    log.info("compiled %s", Path(paper_dir) / "main.pdf")
+    return compiled
+
+
+def compile_table(table: Path) -> str | None:
+    """None when `table` compiles in a minimal article, else the error's log tail."""
+    commands = compile_commands("table")
+    if commands is None:
+        return "no TeX engine"
+    with tempfile.TemporaryDirectory(prefix="table-") as scratch:
+        build = Path(scratch)
+        shutil.copyfile(table, build / table.name)
+        (build / "table.tex").write_text(TABLE_DOCUMENT % table.stem, encoding="utf-8")
+        try:
+            _run([command for command in commands if command[0] != "bibtex"], build, "table")
+        except RuntimeError as error:
+            return str(error).splitlines()[0] + " " + tail(build / "table.log", 8)
+    return None
