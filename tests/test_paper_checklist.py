@@ -18,6 +18,7 @@ from polychromic.reporting.tex import compile_table
 from test_report_helpers import TEMPLATES
 from test_report_paper import HAS_TEX, _inputs
 
+LONG_LABEL = "sec:" + "a-section-that-does-not-exist-" * 3
 needs_tex = pytest.mark.skipif(not HAS_TEX, reason="no latexmk/pdflatex on PATH (Debian: "
                                "texlive-latex-recommended latexmk)")
 
@@ -98,14 +99,15 @@ def test_an_undefined_reference_is_caught_in_the_compiled_log(built: dict,
     shutil.copytree(TEMPLATES, templates)
     discussion = templates / "paper_discussion.tex.j2"
     discussion.write_text(discussion.read_text(encoding="utf-8").replace(
-        r"\subsection{Limitations}", r"See Section~\ref{sec:nowhere}.\subsection{Limitations}"),
-        encoding="utf-8")
+        r"\subsection{Limitations}",
+        rf"See Section~\ref{{{LONG_LABEL}}}.\subsection{{Limitations}}"), encoding="utf-8")
     inputs = {key: value for key, value in built.items()
               if key not in ("items", "main", "bib", "aggregated_doc")}
     inputs.update(templates_dir=str(templates), paper_dir=str(tmp_path / "paper"),
                   tarball=str(tmp_path / "submission.tar.gz"),
                   checklist=str(tmp_path / "checklist.md"), evidence_dir=str(tmp_path / "kept"))
-    with pytest.raises(RuntimeError, match="reference sec:nowhere"):
+    # a long label: TeX would wrap the warning at 79 characters without max_print_line
+    with pytest.raises(RuntimeError, match=f"reference {LONG_LABEL}"):
         build_paper(**inputs)
     assert (tmp_path / "kept" / "main.tex").is_file()
 
@@ -122,9 +124,12 @@ def test_a_table_that_does_not_compile_fails(built: dict, tmp_path: Path) -> Non
     inputs.update(table=str(bad), paper_dir=str(tmp_path / "paper"),
                   tarball=str(tmp_path / "submission.tar.gz"),
                   checklist=str(tmp_path / "checklist.md"), evidence_dir=str(tmp_path / "kept"))
-    with pytest.raises(RuntimeError, match="failed"):
+    with pytest.raises(RuntimeError, match="results_table.tex does not compile"):
         build_paper(**inputs)
     assert "Extra alignment tab" in (tmp_path / "kept" / "main.log").read_text(encoding="utf-8")
+    kept = (tmp_path / "kept" / "checklist.md").read_text(encoding="utf-8")
+    assert "- [ ] **LaTeX tables present and compiling**: results_table.tex does not" in kept
+    assert "- [ ] **Page count (main text at most 10 pages)**: no PDF" in kept
 
 
 def test_every_warning_reaches_the_limitations(built: dict) -> None:
@@ -146,7 +151,13 @@ def test_a_placeholder_counts_only_outside_the_drafts(built: dict) -> None:
     outside = main.replace(r"\section{Method}", r"\section{Method} TODO", 1)
     assert cl.check_placeholders(outside).ok is False
     old = main.replace(text.QUESTION.split()[0], r"\textit{[Abstract placeholder.]}", 1)
-    assert cl.check_abstract(old).ok is False
+    assert cl.check_abstract(old, built["aggregated_doc"]).ok is False
+    assert cl.check_abstract(main, built["aggregated_doc"]).ok is True
+    verdict = built["aggregated_doc"]["verdict"]
+    headline = text.with_ci(text.row_of(verdict, verdict["passk_metric"]))
+    without = main.replace(cl.escape_latex(headline), "a number", 1)
+    item = cl.check_abstract(without, built["aggregated_doc"])
+    assert item.ok is False and "missing" in item.evidence
 
 
 def test_sections_out_of_order_fail(built: dict) -> None:
@@ -224,3 +235,36 @@ def test_the_finding_words_come_from_the_verdict(word: str, phrase: str) -> None
     degenerate = {**verdict, "verdict": "inconclusive (degenerate)", "reason": "pass@1 is 0"}
     assert "yields no finding" in text.finding_sentence(degenerate)
     assert "gives no answer" in text.conclusion_first({"verdict": degenerate})
+
+
+@pytest.mark.parametrize("word,predicate", [
+    ("better", "is better"), ("worse", "is worse"),
+    ("mixed", "is better on one measure and worse on another"),
+    ("no detectable difference", "shows no detectable difference"),
+    ("inconclusive (unmatched)", "is inconclusive (unmatched)"), ("void", "is void"),
+])
+def test_other_objectives_read_as_sentences(word: str, predicate: str) -> None:
+    blocks = {"poly": {"available": True, "verdict": "worse"},
+              "bonus": {"available": True, "verdict": word}}
+    sentence = text.objectives_sentence(blocks, "poly")
+    assert sentence == ("Of the other LoRA systems, each against its matched baseline, "
+                        f"bonus {predicate}.")
+    assert text.objectives_sentence({"poly": blocks["poly"]}, "poly") == ""
+
+
+def test_sentences_without_their_numbers_stay_sentences() -> None:
+    assert text.testbed_sentence({"available": True, "rows": [], "room": False}) == ""
+    only_pass1 = {"available": True, "verdict": "worse", "reference": "poly",
+                  "matched": "base@t1.2", "matched_on": "test",
+                  "rows": [{"metric": "pass@1", "label": "pass@1", "diff": -0.1}]}
+    assert text.finding_sentence(only_pass1) == (
+        "Against the temperature-matched baseline, poly is worse than the baseline (base@t1.2).")
+    context = {"verdict": {"available": True, "tweets": "42"}, "seeds": [1, 2],
+               "model_path": None}
+    power = {"metric": "pass@10", "detectable_delta": 0.081, "target_power": 0.8}
+    assert text.scope_sentence(context, power) == (
+        "These results hold for a small demonstration model, 2 seeds and 42 test tweets, and "
+        "say nothing about larger models. The final test detects a pass@10 difference of "
+        "0.081 with power 0.8.")
+    assert "larger models" not in text.scope_sentence({**context, "model_path": "/m/Qwen3-8B"},
+                                                       None)

@@ -97,13 +97,13 @@ def rule_times(benchmarks: str | Path) -> list[dict[str, Any]]:
             entry["jobs"] += 1
             entry["seconds"] += seconds
             entry["longest_seconds"] = max(entry["longest_seconds"], seconds)
-            rss = _number(row.get("max_rss"))
+            rss = _float(row.get("max_rss"))
             if rss is not None:
                 entry["max_rss_mb"] = max(rss, entry["max_rss_mb"] or 0.0)
     return list(totals.values())
 
 
-def _number(text: str | None) -> float | None:
+def _float(text: str | None) -> float | None:
     """A benchmark cell as a float; None for Snakemake's `NA` or an empty cell."""
     try:
         return float(text) if text not in (None, "", "NA", "-") else None

@@ -31,12 +31,14 @@ RESULTS_ORDER = ("Main results", "Pass@$k$ analysis",
 MIN_REFERENCES = 12
 ABSTRACT_WORDS = (120, 260)
 # what a placeholder looks like, outside the marked drafts
-PLACEHOLDERS = re.compile(r"placeholder|\bTODO\b|\bTBD\b|\bXXX\b|\?\?|lorem ipsum", re.I)
+PLACEHOLDERS = re.compile(r"placeholder|\bTODO\b|\bTBD\b|\bXXX\b|lorem ipsum", re.I)
 DRAFT = re.compile(r"\\begin\{draft\}.*?\\end\{draft\}", re.S)
 COMMENT = re.compile(r"(?<!\\)%.*$", re.M)
 CITE = re.compile(r"\\cite[tp]?\*?(?:\[[^\]]*\])?\{([^}]*)\}")
 BIB_ENTRY = re.compile(r"@(\w+)\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", re.S)
+# TeX's log lines are not wrapped: the compile sets max_print_line (reporting.tex)
 UNDEFINED = re.compile(r"(Citation|Reference) `([^']*)' on page \d+ undefined")
+UNDEFINED_SUMMARY = re.compile(r"There were undefined (references|citations)")
 
 
 @dataclass
@@ -51,20 +53,23 @@ class Item:
 
 @dataclass
 class Compiled:
-    """What a TeX run left: the final log and .aux, bibtex's log and each table's own compile
-    (None where it compiled, else the error)."""
+    """What a TeX run left: the final log and .aux, bibtex's log, each table's own compile
+    (None where it compiled, else the error) and the paper's own error (None: main.pdf)."""
 
     log: str
     aux: str
     blg: str = ""
     tables: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
 
 
 def strip_comments(tex: str) -> str:
+    """`tex` without its % comments (an escaped \\% stays)."""
     return COMMENT.sub("", tex)
 
 
 def cited_keys(tex: str) -> list[str]:
+    """The distinct keys of every \\cite, \\citet and \\citep, sorted."""
     keys = [key.strip() for group in CITE.findall(strip_comments(tex)) for key in group.split(",")]
     return sorted({key for key in keys if key})
 
@@ -79,6 +84,7 @@ def bib_entries(bib: str) -> dict[str, dict[str, str]]:
 
 
 def section_titles(tex: str, command: str = "section") -> list[str]:
+    """The titles of every `\\command{...}` (starred too), in order."""
     return re.findall(rf"\\{command}\*?\{{([^}}]*)\}}", strip_comments(tex))
 
 
@@ -90,6 +96,7 @@ def section_text(tex: str, title: str, command: str = "subsection") -> str:
 
 
 def check_seeds(aggregated: dict[str, Any], seeds: Iterable[int]) -> Item:
+    """Every configured seed is in the aggregate."""
     want, have = sorted(seeds), sorted(aggregated.get("seeds") or [])
     missing = sorted(set(want) - set(have))
     return Item("All seeds run", not missing and bool(want),
@@ -98,6 +105,7 @@ def check_seeds(aggregated: dict[str, Any], seeds: Iterable[int]) -> Item:
 
 
 def check_mean_std(aggregated: dict[str, Any]) -> Item:
+    """Every system x metric cell has a std over every seed (one seed has none: not ready)."""
     n = len(aggregated.get("seeds") or [])
     short = [f"{system}/{metric}" for system, metrics in (aggregated.get("systems") or {}).items()
              for metric, entry in metrics.items()
@@ -111,19 +119,24 @@ def check_mean_std(aggregated: dict[str, Any]) -> Item:
 
 
 def check_figures(tex: str, present: list[str], expected: Iterable[str]) -> list[Item]:
-    missing = sorted(set(expected) - set(present))
+    """Every expected figure is packed and included (`\\includegraphics`), and every figure's
+    label is referenced in the text."""
     body = strip_comments(tex)
+    included = set(re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", body))
+    missing = sorted(set(expected) - (set(present) & included))
     labels = re.findall(r"\\label\{(fig:[^}]*)\}", body)
     unreferenced = [label for label in labels if f"\\ref{{{label}}}" not in body]
-    return [Item("Figures in the paper", not missing and bool(present),
-                 f"{len(present)} figure PDFs" + (f"; missing {missing}" if missing else "")),
+    return [Item("Figures in the paper", not missing and bool(included),
+                 f"{len(included)} figures included" + (f"; not packed or not included: "
+                                                        f"{missing}" if missing else "")),
             Item("Every figure referenced in the text", bool(labels) and not unreferenced,
                  f"{len(labels)} figures" + (f"; never referenced: {', '.join(unreferenced)}"
                                              if unreferenced else ""))]
 
 
 def check_tables(tex: str, files: list[str], compiled: Compiled | None) -> Item:
-    """Every `\\input` table exists, and (with TeX) compiles on its own and in the paper."""
+    """Every `\\input` table exists and (with TeX) compiles on its own, and so does the
+    paper."""
     inputs = re.findall(r"\\input\{([^}]*)\}", strip_comments(tex))
     missing = [name for name in inputs if f"{name}.tex" not in files and name not in files]
     name = "LaTeX tables present and compiling"
@@ -135,6 +148,9 @@ def check_tables(tex: str, files: list[str], compiled: Compiled | None) -> Item:
     if broken:
         return Item(name, False, "; ".join(f"{table} does not compile: {error}"
                                            for table, error in broken.items()), blocking=True)
+    if compiled.error:
+        return Item(name, False, f"the input tables compile on their own, the paper does not: "
+                                 f"{compiled.error.splitlines()[0]}", blocking=True)
     return Item(name, True, f"{len(compiled.tables)} input table(s) compile on their own; every "
                             f"table of the paper compiles (main.pdf built with -halt-on-error)")
 
@@ -150,6 +166,8 @@ def check_citations(tex: str, bib: str, compiled: Compiled | None) -> Item:
             compiled.log)})
         if undefined:
             problems.append(f"undefined in the compiled paper: {', '.join(undefined)}")
+        elif UNDEFINED_SUMMARY.search(compiled.log):
+            problems.append("LaTeX reports undefined references or citations (main.log)")
         missing = re.findall(r"I didn't find a database entry for \"([^\"]*)\"", compiled.blg)
         if missing:
             problems.append(f"bibtex found no entry for {', '.join(missing)}")
@@ -172,12 +190,13 @@ def check_references(tex: str, bib: str) -> Item:
                   if any(not entry.get(f) for f in REQUIRED_FIELDS)
                   or not any(entry.get(f) for f in VENUE_FIELDS)]
     uncited = sorted(set(entries) - keys)
-    return Item("References complete", len(cited) >= MIN_REFERENCES and not incomplete,
-                f"{len(cited)} cited entries (at least {MIN_REFERENCES}), each with author, "
-                "title, year and venue" if not incomplete else
-                f"{len(cited)} cited entries; without author, title, year or venue: {incomplete}"
+    evidence = (f"{len(cited)} cited entries (at least {MIN_REFERENCES})"
+                + (f"; without author, title, year or venue: {incomplete}" if incomplete
+                   else ", each with author, title, year and venue")
                 + (f"; in references.bib but not cited here: {', '.join(uncited)}"
                    if uncited else ""))
+    return Item("References complete", len(cited) >= MIN_REFERENCES and not incomplete,
+                evidence)
 
 
 def check_placeholders(tex: str) -> Item:
@@ -194,6 +213,8 @@ def check_pages(compiled: Compiled | None, limit: int) -> Item:
     name = f"Page count (main text at most {limit} pages)"
     if compiled is None:
         return Item(name, None, "not checked: no PDF (no TeX)")
+    if compiled.error:
+        return Item(name, False, "no PDF: the paper does not compile")
     total = re.search(r"Output written on \S+ \((\d+) pages?", compiled.log)
     end = re.search(r"\\newlabel\{paper:after-main\}\{\{[^}]*\}\{(\d+)\}", compiled.aux)
     if not (total and end):
@@ -232,6 +253,7 @@ def check_release(release_dir: str | None, include_texts: bool) -> Item:
 
 
 def normalise(text: str) -> str:
+    """Lower case, runs of white space as one space: how the limitations are compared."""
     return " ".join(text.lower().split())
 
 
@@ -247,18 +269,29 @@ def check_limitations(tex: str, warnings: list[str]) -> Item:
                    else (", each in the limitations" if warnings else "")))
 
 
-def check_abstract(tex: str) -> Item:
+def check_abstract(tex: str, aggregated: dict[str, Any]) -> Item:
+    """An abstract of 120-260 words, no draft or placeholder, holding the verdict's headline
+    number with its CI (or, without one, the reason)."""
+    from polychromic.reporting.paper_text import row_of, with_ci
+
     match = re.search(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", strip_comments(tex), re.S)
     text = match.group(1) if match else ""
     words = len(re.sub(r"\\[a-zA-Z]+|[{}$]", " ", text).split())
+    verdict = aggregated.get("verdict") or {}
+    row = row_of(verdict, verdict.get("passk_metric") or "") if verdict.get("available") else None
+    number = with_ci(row) if row else str(verdict.get("reason") or "")
     low, high = ABSTRACT_WORDS
-    ok = bool(match) and not DRAFT.search(text) and not PLACEHOLDERS.search(text) \
-        and low <= words <= high
+    has_number = normalise(escape_latex(number)) in normalise(text)
+    ok = (bool(match) and not DRAFT.search(text) and not PLACEHOLDERS.search(text)
+          and low <= words <= high and has_number)
     return Item("Abstract generated from the numbers", ok,
-                f"{words} words (expected {low}-{high})" if match else "no abstract")
+                (f"{words} words (expected {low}-{high}); the headline number "
+                 + ("present" if has_number else f"missing ({number[:60]})")) if match
+                else "no abstract")
 
 
 def check_sections(tex: str) -> Item:
+    """The plan's sections, and the results subsections, each present and in order."""
     sections = [title for title in section_titles(tex) if title in SECTION_ORDER]
     body = strip_comments(tex).split("\\section{Results}", 1)[-1].split("\\section", 1)[0]
     results = [title for title in section_titles(body, "subsection") if title in RESULTS_ORDER]
@@ -268,15 +301,24 @@ def check_sections(tex: str) -> Item:
 
 
 def check_statements(tex: str, files: list[str], release: bool) -> list[Item]:
-    titles = section_titles(tex)
-    statement = "Code and data availability" in titles
-    appendix = "Reproducibility" in titles and "\\paragraph{Configuration.}" in tex
-    packed = all(name in files for name in ("main.tex", "references.bib"))
-    return [Item("Code and data availability statement", statement and release,
-                 "section present" if statement else "no 'Code and data availability' section"),
+    """The availability statement (pointing at the code and at `dataset/`), and the package:
+    sources, tables, figures, the data release and a filled reproducibility appendix."""
+    statement = section_text(tex, "Code and data availability", "section\\*")
+    says = "dataset/" in statement and "code" in statement.lower()
+    appendix = "Reproducibility" in section_titles(tex) and "\\paragraph{Configuration.}" in tex
+    wanted = ["main.tex", "references.bib", *[f"{name}.tex" for name in re.findall(
+        r"\\input\{([^}]*)\}", strip_comments(tex))]]
+    wanted += [f"{name}.pdf" for name in re.findall(
+        r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", strip_comments(tex))]
+    absent = [name for name in wanted if name not in files]
+    return [Item("Code and data availability statement", says and release,
+                 "points at the code and at dataset/" if says and release else
+                 "no statement pointing at the code and the data release"),
             Item("Supplementary material (sources, tables, figures, dataset, reproducibility "
-                 "appendix)", appendix and packed and release,
-                 f"{len(files)} files in the package" + ("; dataset/" if release else "")
+                 "appendix)", appendix and not absent and release,
+                 f"{len(files)} files in the package" + ("; dataset/" if release else "; no "
+                                                         "data release")
+                 + (f"; not packed: {absent}" if absent else "")
                  + ("; appendix 'Reproducibility'" if appendix else "; no reproducibility "
                     "appendix"))]
 
@@ -291,7 +333,8 @@ def render(items: list[Item]) -> str:
              "(`[x]` holds, `[ ]` fails, `[-]` not checked).", "",
              f"{len(items) - failing - unchecked} of {len(items)} hold; {failing} fail; "
              f"{unchecked} not checked.", ""]
-    lines += [f"- {mark[item.ok]} **{item.name}**: {item.evidence}" for item in items]
+    lines += [f"- {mark[item.ok]} **{item.name}**: {' '.join(item.evidence.split())}"
+              for item in items]  # one line per item, whatever a log tail held
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +346,7 @@ def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, 
     `figures` (present, expected), `release` (folder, texts included)."""
     from polychromic.reporting.paper_text import expected_warnings
 
+    # (the paper's own compile is reported by the tables and the page count)
     return [
         check_seeds(aggregated, seeds),
         check_mean_std(aggregated),
@@ -315,6 +359,6 @@ def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, 
         check_pages(compiled, page_limit),
         check_release(*release),
         check_limitations(tex, expected_warnings(aggregated)),
-        check_abstract(tex),
+        check_abstract(tex, aggregated),
         check_sections(tex),
     ]

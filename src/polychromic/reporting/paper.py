@@ -38,7 +38,7 @@ from polychromic.encoders import same_encoder
 from polychromic.evaluation.registry import get_metric, label, main_passk, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.reporting import paper_text as text
-from polychromic.reporting.checklist import build_checklist
+from polychromic.reporting.checklist import Compiled, build_checklist
 from polychromic.reporting.checklist import render as render_checklist
 from polychromic.reporting.latex import Latex, make_environment
 from polychromic.reporting.power import final_test_power
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 MAIN_TEMPLATE = "main.tex.j2"
 BIB_TEMPLATE = "references.bib.j2"
-COMPILE_TIMEOUT_S = 300
 
 
 def format_p(value: float | None) -> Latex:
@@ -161,6 +160,8 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),
         "objectives": objective_settings(settings),
+        "objective_names": list(dict.fromkeys(e.objective
+                                              for e in settings.experiments.values())),
         "release_texts": settings.paper.release_texts,
         "has_variants": any(is_variant(name) for name in aggregated.get("system_order", [])),
         "generation": as_dict(settings.generation),
@@ -281,18 +282,20 @@ def _sources(folder: Path, rendered: tuple[str, str], table: str, ablation_table
 
 
 def check_paper(folder: Path, files: list[Path], aggregated: dict[str, Any],
-                settings: Settings, figures: list[str], release_dir: str | None) -> list:
+                settings: Settings, figures: list[str], release_dir: str | None
+                ) -> tuple[list, Compiled | None]:
     """Compile (when TeX is present), compile each input table on its own, and tick the
-    checklist from what was written."""
+    checklist from what was written; the items and what TeX left."""
     compiled = compile_pdf(folder, files)
     tables = [path for path in files if path.suffix == ".tex" and path.name != "main.tex"]
     if compiled is not None:
         compiled.tables = {path.name: compile_table(path) for path in tables}
-    return build_checklist(
+    items = build_checklist(
         (folder / "main.tex").read_text(encoding="utf-8"),
         (folder / "references.bib").read_text(encoding="utf-8"),
         [path.name for path in files], aggregated, settings.seeds, (figures, FIGURES),
         (release_dir, settings.paper.release_texts), compiled, settings.paper.page_limit)
+    return items, compiled
 
 
 def keep_evidence(folder: Path, evidence_dir: str | None, checklist: str | None) -> str:
@@ -340,17 +343,15 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     context = add_prose(context, data, passk_docs)
     files = _sources(folder, render_paper(context, templates_dir), table,
                      ablation_table if context["ablations"] else None, (figures_dir, figures))
-    try:
-        items = check_paper(folder, files, data, settings, figures, release_dir)
-    except RuntimeError as error:
-        raise RuntimeError(f"{error}{keep_evidence(folder, evidence_dir, None)}") from error
+    items, compiled = check_paper(folder, files, data, settings, figures, release_dir)
     if checklist is not None:
         write_text(checklist, render_checklist(items))
         files.append(Path(checklist))
     blocking = [item for item in items if item.blocking and item.ok is False]
     if blocking:
+        detail = f"\n{compiled.error}" if compiled is not None and compiled.error else ""
         raise RuntimeError("the paper has " + "; ".join(f"{item.name}: {item.evidence}"
                                                         for item in blocking)
-                           + keep_evidence(folder, evidence_dir, checklist))
+                           + keep_evidence(folder, evidence_dir, checklist) + detail)
     write_tarball(files, tarball, release_dir=release_dir)
     return items

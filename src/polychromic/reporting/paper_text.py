@@ -24,21 +24,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from polychromic.reporting.verdict import PHRASES
+
 QUESTION = ("Does fine-tuning a language model with a diversity-aware, set-level (polychromic) "
             "objective raise pass@k on tweet replies without losing single-answer quality?")
 
 NON_FINDINGS = ("inconclusive (unmatched)", "inconclusive (degenerate)", "void")
 
-# how the verdict word reads in a sentence about the reference objective
-VERDICT_PHRASES = {
-    "better": "is better than",
-    "worse": "is worse than",
-    "mixed": "differs in mixed directions from",
-    "no detectable difference": "shows no detectable difference from",
-}
+# a verdict word as the predicate of a sentence about one system (no opponent named)
+PREDICATES = {"better": "is better", "worse": "is worse",
+              "mixed": "is better on one measure and worse on another",
+              "no detectable difference": "shows no detectable difference"}
 
 
 def signed(value: float | None) -> str:
+    """A difference with its sign, three decimals; `n/a` when missing."""
     return "n/a" if value is None else f"{value:+.3f}"
 
 
@@ -49,6 +49,7 @@ def with_ci(row: dict[str, Any]) -> str:
 
 
 def row_of(block: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """The row of `metric` in a verdict block, or None."""
     return next((row for row in block.get("rows") or [] if row.get("metric") == metric), None)
 
 
@@ -60,21 +61,22 @@ def detect_word(row: dict[str, Any]) -> str:
 
 
 def finding_sentence(verdict: dict[str, Any]) -> str:
-    """The matched-pass@1 finding of the reference objective, with its CIs."""
+    """The reference objective's finding against its matched baseline, with its CIs."""
     if not verdict.get("available"):
         return f"The comparison could not be computed: {verdict.get('reason')}."
     word, ref = verdict["verdict"], verdict["reference"]
     rows = [row for row in verdict.get("rows") or [] if row.get("metric") != "pass@1"]
     numbers = "; ".join(f"{row['label']} {with_ci(row)}" for row in rows)
+    numbers = f": {numbers}." if numbers else "."
     if word in ("inconclusive (degenerate)", "void"):
-        return f"The comparison of {ref} with the baseline yields no finding ({word}): " \
-               f"{verdict.get('reason')}."
+        return (f"The comparison of {ref} with the baseline yields no finding ({word}): "
+                f"{verdict.get('reason')}.")
     if word == "inconclusive (unmatched)":
         return (f"The systems could not be matched in pass@1 on the test tweets, so the "
-                f"comparison of {ref} with the baseline is inconclusive (unmatched): {numbers}.")
-    at = "at matched pass@1" if verdict.get("matched_on") == "val" else "against the baseline"
-    return (f"{at[0].upper()}{at[1:]}, {ref} {VERDICT_PHRASES.get(word, word)} the baseline "
-            f"({verdict['matched']}): {numbers}.")
+                f"comparison of {ref} with the baseline is inconclusive (unmatched){numbers}")
+    at = ("At matched pass@1" if verdict.get("matched_on") == "val"
+          else "Against the temperature-matched baseline")
+    return f"{at}, {ref} {PHRASES.get(word, word)} the baseline ({verdict['matched']}){numbers}"
 
 
 def quality_sentence(verdict: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
@@ -95,20 +97,22 @@ def quality_sentence(verdict: dict[str, Any], comparisons: list[dict[str, Any]])
 
 
 def objectives_sentence(blocks: dict[str, Any], reference: str) -> str:
-    """One clause per further objective: its verdict at matched pass@1."""
+    """One clause per further LoRA system: its verdict against its matched baseline."""
     others = [(name, block) for name, block in blocks.items()
               if name != reference and block.get("available")]
     if not others:
         return ""
-    clauses = [f"{name} {block['verdict']}" for name, block in others]
-    return "Against the same baseline, " + ", ".join(clauses) + "."
+    clauses = [f"{name} {PREDICATES.get(block['verdict'], 'is ' + block['verdict'])}"
+               for name, block in others]
+    return ("Of the other LoRA systems, each against its matched baseline, "
+            + "; ".join(clauses) + ".")
 
 
 def testbed_sentence(testbed: dict[str, Any]) -> str:
     """The testbed check: the baseline's pass@1 minus each untuned system's, and its word."""
-    if not testbed.get("available"):
-        return ""
     rows = testbed.get("rows") or []
+    if not testbed.get("available") or not rows:
+        return ""
     parts = [f"minus {row['system']}'s {'is ' if index == 0 else ''}{with_ci(row)}"
              for index, row in enumerate(rows)]
     where = "On the validation split, " if testbed.get("split") == "val" else ""
@@ -118,30 +122,33 @@ def testbed_sentence(testbed: dict[str, Any]) -> str:
 
 
 def model_phrase(model_path: str | None) -> str:
+    """`the model <folder name>` for a configured model, else the demo model."""
     if model_path:
         return f"the model {Path(str(model_path)).name}"
     return "a small demonstration model"
 
 
 def scope_sentence(context: dict[str, Any], power: dict[str, Any] | None) -> str:
-    """What the finding is about: the model, the seeds, the tweets, the power."""
+    """What the finding is about (the model, the seeds, the tweets), then the power."""
     verdict = context["verdict"]
     tweets = verdict.get("tweets") if verdict.get("available") else None
     text = (f"These results hold for {model_phrase(context.get('model_path'))}, "
-            f"{len(context['seeds'])} seeds" + (f" and {tweets} test tweets" if tweets else ""))
+            f"{len(context['seeds'])} seeds" + (f" and {tweets} test tweets" if tweets else "")
+            + ("" if context.get("model_path") else ", and say nothing about larger models")
+            + ".")
     if power and power.get("detectable_delta") is not None:
-        text += (f"; the final test detects a {power['metric']} difference of "
-                 f"{power['detectable_delta']:.3f} with power {power['target_power']:g}")
-    if not context.get("model_path"):
-        text += ", and say nothing about larger models"
-    return text + "."
+        text += (f" The final test detects a {power['metric']} difference of "
+                 f"{power['detectable_delta']:.3f} with power {power['target_power']:g}.")
+    return text
 
 
 def setup_sentence(context: dict[str, Any]) -> str:
+    """The setup in one line: model, data, objectives, seeds, samples, judge, protocol."""
     train = next((row for row in context["splits"] if row["name"] == "train"), None)
     pairs = f" on {train['pairs']} tweet-reply pairs" if train else ""
-    others = [name for name in context["objective_comparisons"] if name != context["reference"]]
-    more = f", and {len(others)} further objectives," if others else ""
+    objectives = context.get("objective_names") or []
+    named = (f"{len(objectives)} objective{'s' if len(objectives) != 1 else ''} "
+             f"({', '.join(objectives)})")
     n = (context.get("generation") or {}).get("num_samples")
     judge = f", judged by {context['judge']}" if context.get("judge") else ""
     never = ", an encoder training never uses" if context.get("judge") and \
@@ -149,9 +156,8 @@ def setup_sentence(context: dict[str, Any]) -> str:
     protocol = (" Every sampling setting is chosen on the validation split to match the "
                 "baseline's pass@1." if context.get("selection") else "")
     return (f"We fine-tune {model_phrase(context.get('model_path'))} with LoRA{pairs} under "
-            f"cross-entropy and under the polychromic objective{more} over "
-            f"{len(context['seeds'])} seeds, and sample {n} replies per test tweet{judge}"
-            f"{never}.{protocol}")
+            f"{named} over {len(context['seeds'])} seeds, and sample {n} replies per test "
+            f"tweet{judge}{never}.{protocol}")
 
 
 def abstract(context: dict[str, Any], power: dict[str, Any] | None) -> str:
@@ -175,25 +181,30 @@ def conclusion_first(context: dict[str, Any]) -> str:
         return (f"This study gives no answer to its question: the comparison of {ref} with "
                 f"the baseline is {word}.")
     numbers = f" ({verdict['passk_metric']} {with_ci(passk)})" if passk else ""
-    return (f"On this testbed, {ref} {VERDICT_PHRASES.get(word, word)} plain LoRA fine-tuning "
-            f"at matched pass@1{numbers}.")
+    at = ("at matched pass@1" if verdict.get("matched_on") == "val"
+          else "at the baseline sampling closest to its pass@1")
+    return (f"On this testbed, {ref} {PHRASES.get(word, word)} plain LoRA fine-tuning "
+            f"{at}{numbers}.")
 
 
 def expected_warnings(aggregated: dict[str, Any]) -> list[str]:
-    """The warnings and non-finding reasons of the artefacts: the verdict's and every
-    objective comparison's (deduplicated, in order), and a testbed without room."""
+    """The warnings and reasons of the artefacts that limit the findings: the verdict's and
+    every objective comparison's warnings and non-finding reasons, why a comparison or the
+    testbed check could not be computed, and a testbed without room (deduplicated, in order)."""
     found: list[str] = []
-    blocks = [aggregated.get("verdict") or {},
+    blocks = [aggregated.get("verdict") or {"available": False,
+                                            "reason": "the aggregate has no verdict block"},
               *(aggregated.get("objective_comparisons") or {}).values()]
     for block in blocks:
-        if not block.get("available"):
-            continue
-        texts = list(block.get("warnings") or [])
-        if block.get("verdict") in NON_FINDINGS and block.get("reason"):
+        texts = list(block.get("warnings") or []) if block.get("available") else []
+        if (not block.get("available") or block.get("verdict") in NON_FINDINGS) \
+                and block.get("reason"):
             texts.append(block["reason"])
         found += [text for text in texts if text not in found]
     testbed = aggregated.get("testbed") or {}
-    if testbed.get("available") and not testbed.get("room"):
+    if not testbed.get("available") and testbed.get("reason"):
+        found.append(f"the testbed check could not be computed: {testbed['reason']}")
+    elif testbed.get("available") and not testbed.get("room"):
         found.append("the testbed shows no detectable room: baseline LoRA does not beat every "
                      "system without an adapter in pass@1, so what an objective adds cannot be "
                      "read from it")
@@ -202,9 +213,9 @@ def expected_warnings(aggregated: dict[str, Any]) -> list[str]:
 
 def limitations(context: dict[str, Any], aggregated: dict[str, Any],
                 power: dict[str, Any] | None) -> list[str]:
-    """The limitations paragraph, one item per limit (module docstring)."""
-    items = [text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
-             for text in expected_warnings(aggregated)]
+    """The limitations paragraph, one item per limit (module docstring). The warnings are
+    printed as written (a reason may begin with a system's name, which must not change)."""
+    items = [text + ("" if text.endswith(".") else ".") for text in expected_warnings(aggregated)]
     if context.get("judge_is_reward"):
         items.append("The evaluation judge is also a reward model of training, so part of any "
                      "gain in pass@k, coverage and semantic diversity may be built in.")
@@ -222,6 +233,10 @@ def limitations(context: dict[str, Any], aggregated: dict[str, Any],
         items.append("Matched pass@1 means the validation pass@1 of the chosen setting lies "
                      "within the tolerance of the baseline's, a point estimate, not an "
                      "equivalence test.")
+    elif context["verdict"].get("available"):
+        items.append("Without a validation grid (evaluation.selection.grid), the matched "
+                     "baseline is the sampling variant whose pass@1 on the test tweets is "
+                     "closest: a choice made on the test split.")
     items.append("A reply passes when its similarity to the closest reference reaches a "
                  "threshold under one encoder: a good reply unlike every reference fails, and "
                  "pass@k measures agreement with the references, not usefulness.")

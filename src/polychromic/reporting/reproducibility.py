@@ -23,7 +23,8 @@ def software(runs: list[dict[str, Any]], evaluation: list[dict[str, Any]]) -> li
     """Rows `{package, version, stage}`: training (run.json), evaluation, report; a package
     whose versions differ between jobs of one stage lists every version."""
     rows: list[dict[str, Any]] = []
-    stages = [("training", [run.get("environment", {}).get("packages") or {} for run in runs]),
+    stages = [("training", [(run.get("environment") or {}).get("packages") or {}
+                            for run in runs]),
               ("evaluation", [(doc.get("settings") or {}).get("libraries") or {}
                               for doc in evaluation]),
               ("report", [environment(REPORT_PACKAGES)["packages"]])]
@@ -62,7 +63,7 @@ def commands(configfiles: list[str], workdir: str | None) -> list[str]:
     """The commands that rebuild the study from its config files."""
     configs = " ".join(f"--configfile {path}" for path in configfiles)
     directory = f" --directory {workdir}" if workdir else ""
-    return ["make venv   # .venv: torch==2.13.0 first, then the package and its pins",
+    return ["make venv   # .venv: the pinned torch first, then the package and its pins",
             f".venv/bin/snakemake --cores N{directory} {configs}".rstrip(),
             ".venv/bin/snakemake --cores N --profile profiles/slurm   # on a SLURM cluster"]
 

@@ -3,8 +3,10 @@
 Every compile runs in a clean scratch folder (no stale .aux), with shell escape off and the dates
 fixed (SOURCE_DATE_EPOCH), using latexmk when it is on PATH, else pdflatex + bibtex + pdflatex
 twice. It returns what the checklist reads (`checklist.Compiled`: the final log, the .aux and
-bibtex's log) and raises with the log's tail when TeX stops on an error (-halt-on-error). Without
-a TeX engine it returns None and says how to install one.
+bibtex's log, and the error with the log's tail when TeX stops on one: -halt-on-error). Without
+a TeX engine it returns None and says how to install one. A paper that does not compile is not
+an exception here: its error is recorded, so that the checklist is still written before the
+paper step fails.
 
 A table is compiled on its own in a minimal article with the paper's packages, so that a table
 that breaks is named, not lost in the paper's log.
@@ -31,6 +33,7 @@ TABLE_DOCUMENT = (
 
 
 def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log, for an error message."""
     if not path.is_file():
         return f"(no {path.name})"
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -51,10 +54,18 @@ def compile_commands(name: str = "main") -> list[list[str]] | None:
 
 
 def _run(commands: list[list[str]], build: Path, name: str) -> None:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    """Run the TeX `commands` in `build`; RuntimeError with the log's tail on a failure or a
+    timeout. Log lines are not wrapped (max_print_line), so the checklist reads whole
+    warnings."""
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1",
+           "max_print_line": "100000"}
     for command in commands:
-        done = subprocess.run(command, cwd=build, env=env, capture_output=True, text=True,
-                              timeout=COMPILE_TIMEOUT_S, check=False)
+        try:
+            done = subprocess.run(command, cwd=build, env=env, capture_output=True, text=True,
+                                  timeout=COMPILE_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"{command[0]} timed out after {COMPILE_TIMEOUT_S} s on "
+                               f"{name}.tex; log tail:\n{tail(build / f'{name}.log')}") from error
         if done.returncode != 0:
             raise RuntimeError(f"{command[0]} failed ({done.returncode}) on {name}.tex; "
                                f"log tail:\n{tail(build / f'{name}.log')}\n"
@@ -62,12 +73,14 @@ def _run(commands: list[list[str]], build: Path, name: str) -> None:
 
 
 def _read(path: Path) -> str:
+    """A file's text, or "" where TeX did not write it."""
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
 def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Compiled | None:
-    """Compile main.tex of `files` into `paper_dir`/main.pdf (module docstring). On failure
-    main.log is copied next to main.tex before the error is raised."""
+    """Compile main.tex of `files` into `paper_dir`/main.pdf (module docstring): None without
+    TeX; on a TeX error, what it left with the error set (`Compiled.error`, the log's tail) and
+    main.log copied next to main.tex."""
     commands = compile_commands()
     if commands is None:
         log.info("PDF skipped: neither latexmk nor pdflatex is on PATH "
@@ -77,16 +90,18 @@ def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Compiled | None:
         build = Path(scratch)
         for path in files:
             shutil.copyfile(path, build / path.name)
+        error = None
         try:
             _run(commands, build, "main")
-        except RuntimeError:
+            shutil.copyfile(build / "main.pdf", Path(paper_dir) / "main.pdf")
+        except RuntimeError as failed:
+            error = str(failed)
             if (build / "main.log").is_file():
                 shutil.copyfile(build / "main.log", Path(paper_dir) / "main.log")
-            raise
-        shutil.copyfile(build / "main.pdf", Path(paper_dir) / "main.pdf")
         compiled = Compiled(log=_read(build / "main.log"), aux=_read(build / "main.aux"),
-                            blg=_read(build / "main.blg"))
-    log.info("compiled %s", Path(paper_dir) / "main.pdf")
+                            blg=_read(build / "main.blg"), error=error)
+    log.info("compiled %s" if error is None else "%s did not compile", Path(paper_dir) /
+             ("main.pdf" if error is None else "main.tex"))
     return compiled
 
 
@@ -102,5 +117,6 @@ def compile_table(table: Path) -> str | None:
         try:
             _run([command for command in commands if command[0] != "bibtex"], build, "table")
         except RuntimeError as error:
-            return str(error).splitlines()[0] + " " + tail(build / "table.log", 8)
+            return " | ".join([str(error).splitlines()[0], *tail(build / "table.log", 8)
+                               .splitlines()])
     return None

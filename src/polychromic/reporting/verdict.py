@@ -101,6 +101,10 @@ def seed_evidence(statistics: Sequence[dict[str, Any]], metric: str, ref: str,
 
 
 UNMATCHED = "inconclusive (unmatched)"
+# how a verdict word reads between the reference system and its opponent
+PHRASES = {"better": "is better than", "worse": "is worse than",
+           "mixed": "is better on one and worse on the other than",
+           "no detectable difference": "shows no detectable difference from"}
 
 
 def is_matched(pass1: dict[str, Any], tolerance: float) -> bool:
@@ -442,9 +446,7 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
                 f"detectable difference on the test tweets, so the pass@k and coverage of "
                 f"{reference} are not compared at matched pass@1 (read the {figure} "
                 f"instead); against {opponent}: {details}.")
-    head = {"better": "is better than", "worse": "is worse than",
-            "mixed": "is better on one and worse on the other than",
-            "no detectable difference": "shows no detectable difference from"}[word]
+    head = PHRASES[word]
     qualifier = {"better": " (detectably better on at least one, worse on neither)",
                  "worse": " (detectably worse on at least one, better on neither)"}.get(word, "")
     judged = " and ".join(row["label"] for row in rows if row["metric"] != "coverage")
