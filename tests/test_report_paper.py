@@ -138,7 +138,8 @@ def test_paper_has_its_parts(paper: dict) -> None:
                  r"\binom{|S|}{2}", r"\lambda = 10.0", "$N=4$", "$n=2$"):
         assert part in main, part
     for name in FIGURES:
-        assert rf"\includegraphics[width=0.55\linewidth]{{{name}}}" in main
+        width = "0.55" if name == "training_curves" else ""  # the others side by side
+        assert rf"\includegraphics[width={width}\linewidth]{{{name}}}" in main
     assert "train & 812 & 301" in main and "val & 99 & --" in main
     assert r"a\_b \& c\% & -- & --" in main
 
@@ -369,7 +370,7 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
                                  "val_pass@1": 0.62}}}
     main = _rebuilt(paper, stored, tmp_path)
     assert "first 40 validation tweets (10 replies each)" in main
-    assert "(temperature 0.7; temperature 1.6, min p 0.1)" in main
+    assert r"(temperature 0.7; temperature 1.6, min p 0.1~\cite{nguyen2024minp})" in main
     assert r"\texttt{polychromic\_lora}: temperature 1.6, min-$p$ 0.1 (validation pass@1" in main
     assert "The test split is generated and scored once" in main
     assert r"\paragraph{At matched pass@1.}" in main and "within a tolerance of 0.02" in main

@@ -156,8 +156,14 @@ rule paper:
         config=config,
         # the rules' benchmark: files (read, not inputs: every heavy rule ran before this one)
         benchmarks="results/benchmarks",
-        # the config files as given, relative to the repository; the working folder
-        configfiles=[os.path.relpath(path, workflow.basedir) for path in workflow.configfiles],
+        # the config files, relative to the repository: the Snakefile's `configfile:`, then those
+        # given with --configfile (which replace whole sections); and the working folder
+        configfiles=list(
+            dict.fromkeys(
+                ["config.yaml"]
+                + [os.path.relpath(path, workflow.basedir) for path in workflow.configfiles]
+            )
+        ),
         workdir=(
             None
             if os.path.samefile(os.getcwd(), workflow.basedir)

@@ -104,6 +104,29 @@ def main_comparisons(evidence: Evidence, ref: str, other: str) -> list[dict]:
     return [item for item in found if item is not None]
 
 
+# the figures shown side by side, per results subsection; a figure of FIGURES not named here
+# gets a float of its own at the end of the trade-off subsection
+FIGURE_ROWS = {"passk": (("passk_curves", "validation_frontier"),),
+               "tradeoff": (("diversity_comparison", "quality_comparison"),
+                            ("pareto", "frontier"))}
+
+
+def figure_rows(figures: list[str]) -> dict[str, list[list[dict[str, Latex]]]]:
+    """The figure floats of each results subsection: rows of one or two present figures, each
+    `{file, label}`."""
+    def entry(name: str) -> dict[str, Latex]:
+        return {"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
+
+    present = [name for name in figures if name in FIGURES]
+    rows: dict[str, list[list[dict[str, Latex]]]] = {}
+    for part, groups in FIGURE_ROWS.items():
+        rows[part] = [[entry(name) for name in group if name in present] for group in groups]
+        rows[part] = [row for row in rows[part] if row]
+    placed = {name for groups in FIGURE_ROWS.values() for group in groups for name in group}
+    rows["tradeoff"] += [[entry(name)] for name in present if name not in placed]
+    return rows
+
+
 def split_rows(split_report: dict) -> list[dict[str, Any]]:
     """Per split: pairs and tweets ('--' where the report lacks them)."""
     splits = split_report.get("splits") if isinstance(split_report, dict) else None
@@ -182,8 +205,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "alpha": alpha_of(statistics),
         "ablations": aggregated.get("ablation_systems") or [],
         "figure_names": [name for name in figures if name in FIGURES],
-        "figures": [{"file": Latex(name), "label": Latex("fig:" + name.replace("_", "-"))}
-                    for name in figures if name in FIGURES],
+        "figure_rows": figure_rows(figures),
     }
 
 

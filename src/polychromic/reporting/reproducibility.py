@@ -65,7 +65,7 @@ def commands(configfiles: list[str], workdir: str | None) -> list[str]:
     directory = f" --directory {workdir}" if workdir else ""
     return ["make venv   # .venv: the pinned torch first, then the package and its pins",
             f".venv/bin/snakemake --cores N{directory} {configs}".rstrip(),
-            ".venv/bin/snakemake --cores N --profile profiles/slurm   # on a SLURM cluster"]
+            f".venv/bin/snakemake --profile profiles/slurm{directory} {configs}   # on SLURM"]
 
 
 def appendix_facts(config: dict[str, Any], manifest: str, runs: list[str],
