@@ -73,15 +73,14 @@ def appendix_facts(config: dict[str, Any], manifest: str, runs: list[str],
                    configfiles: list[str], workdir: str | None = None) -> dict[str, Any]:
     """Everything the appendix prints (module docstring)."""
     run_docs = [read_json(path) for path in runs if Path(path).is_file()]
-    data = read_json(manifest) if Path(manifest).is_file() else {}
-    files = [{"name": "curated (source)", **(data.get("source") or {})}] if data.get(
-        "source") else []
-    files += [{"name": name, **entry} for name, entry in (data.get("files") or {}).items()]
+    record = read_json(manifest) if Path(manifest).is_file() else {}
+    files = [{"name": "curated (source)", **record["source"]}] if record.get("source") else []
+    files += [{"name": name, **entry} for name, entry in (record.get("files") or {}).items()]
     return {
         "config_hash": config_hash(config),
         "configfiles": list(configfiles),
         "manifest": files,
-        "split_rule": {key: data.get(key) for key in ("seed", "group_by", "stratify", "ratios")},
+        "split_rule": {key: record.get(key) for key in ("seed", "group_by", "stratify", "ratios")},
         "software": software(run_docs, evaluation),
         "hardware": hardware(run_docs),
         "rule_times": rule_times(benchmarks) if Path(benchmarks).is_dir() else [],
