@@ -198,7 +198,9 @@ def test_seeds_and_release_checks_fail_on_gaps(built: dict, tmp_path: Path) -> N
 
 def test_the_appendix_comes_from_the_run(built: dict) -> None:
     main = built["main"]
-    appendix = main.split(r"\section{Reproducibility}")[1]
+    assert main.split(r"\section{Reproducibility}")[1].split(r"\end{document}")[0].strip() \
+        .endswith(r"\input{reproducibility}")  # this run's record: a file of its own
+    appendix = (Path(built["paper_dir"]) / "reproducibility.tex").read_text(encoding="utf-8")
     assert config_hash(built["provenance"]["config"]) in appendix
     assert "train & 24 & \\texttt{abababababababab}" in appendix
     assert "train & 1 & 1.1 & 1.1 & 712" in appendix

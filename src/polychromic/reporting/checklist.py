@@ -300,12 +300,15 @@ def check_sections(tex: str) -> Item:
                 f"sections: {sections}; results: {results}")
 
 
-def check_statements(tex: str, files: list[str], release: bool) -> list[Item]:
+def check_statements(tex: str, files: list[str], release: bool, appendix_tex: str
+                     ) -> list[Item]:
     """The availability statement (pointing at the code and at `dataset/`), and the package:
-    sources, tables, figures, the data release and a filled reproducibility appendix."""
+    sources, tables, figures, the data release and a filled reproducibility appendix (its
+    body `appendix_tex`, the file main.tex inputs)."""
     statement = section_text(tex, "Code and data availability", "section\\*")
     says = "dataset/" in statement and "code" in statement.lower()
-    appendix = "Reproducibility" in section_titles(tex) and "\\paragraph{Configuration.}" in tex
+    appendix = ("Reproducibility" in section_titles(tex)
+                and "\\paragraph{Configuration.}" in appendix_tex)
     wanted = ["main.tex", "references.bib", *[f"{name}.tex" for name in re.findall(
         r"\\input\{([^}]*)\}", strip_comments(tex))]]
     wanted += [f"{name}.pdf" for name in re.findall(
@@ -341,9 +344,10 @@ def render(items: list[Item]) -> str:
 def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, Any],
                     seeds: Iterable[int], figures: tuple[list[str], Iterable[str]],
                     release: tuple[str | None, bool], compiled: Compiled | None,
-                    page_limit: int) -> list[Item]:
+                    page_limit: int, appendix_tex: str = "") -> list[Item]:
     """Every item, plan's first: `files` are the names packed into the submission,
-    `figures` (present, expected), `release` (folder, texts included)."""
+    `figures` (present, expected), `release` (folder, texts included), `appendix_tex` the
+    reproducibility appendix's body."""
     from polychromic.reporting.paper_text import expected_warnings
 
     # (the paper's own compile is reported by the tables and the page count)
@@ -353,7 +357,7 @@ def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, 
         *check_figures(tex, *figures),
         check_tables(tex, files, compiled),
         check_references(tex, bib),
-        *check_statements(tex, files, release[0] is not None),
+        *check_statements(tex, files, release[0] is not None, appendix_tex),
         check_citations(tex, bib, compiled),
         check_placeholders(tex),
         check_pages(compiled, page_limit),

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 MAIN_TEMPLATE = "main.tex.j2"
 BIB_TEMPLATE = "references.bib.j2"
+APPENDIX_TEMPLATE = "paper_appendix.tex.j2"
+APPENDIX_FILE = "reproducibility.tex"  # this run's record, input by main.tex
 
 
 def format_p(value: float | None) -> Latex:
@@ -209,15 +211,16 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
     }
 
 
-def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str]:
-    """(main.tex, references.bib) text."""
+def render_paper(context: dict[str, Any], templates_dir: str) -> tuple[str, str, str]:
+    """(main.tex, references.bib, reproducibility.tex) text."""
     environment = make_environment(templates_dir)
     environment.filters["p"] = format_p
     environment.filters["signed"] = format_signed
     environment.filters["pvalue"] = format_p_value
     main = environment.get_template(MAIN_TEMPLATE).render(**context)
     bib = environment.get_template(BIB_TEMPLATE).render()
-    return main, bib
+    appendix = environment.get_template(APPENDIX_TEMPLATE).render(**context)
+    return main, bib, appendix
 
 
 def write_tarball(files: list[Path], tarball: str | Path, folder: str = "submission",
@@ -286,13 +289,16 @@ def add_prose(context: dict[str, Any], aggregated: dict[str, Any],
             "question": text.QUESTION}
 
 
-def _sources(folder: Path, rendered: tuple[str, str], table: str, ablation_table: str | None,
-             figures: tuple[str, list[str]]) -> list[Path]:
-    """main.tex, references.bib, the tables and the figure PDFs written into `folder`."""
-    write_text(folder / "main.tex", rendered[0])
-    write_text(folder / "references.bib", rendered[1])
+def _sources(folder: Path, rendered: tuple[str, str, str], table: str,
+             ablation_table: str | None, figures: tuple[str, list[str]]) -> list[Path]:
+    """main.tex, references.bib, the appendix, the tables and the figure PDFs written into
+    `folder`."""
+    for name, content in zip(("main.tex", "references.bib", APPENDIX_FILE), rendered,
+                             strict=True):
+        write_text(folder / name, content)
     shutil.copyfile(table, folder / AGGREGATE_FILES["table"])
-    files = [folder / name for name in ["main.tex", "references.bib", AGGREGATE_FILES["table"]]]
+    files = [folder / name for name in ["main.tex", "references.bib", APPENDIX_FILE,
+                                        AGGREGATE_FILES["table"]]]
     (folder / AGGREGATE_FILES["ablation_table"]).unlink(missing_ok=True)
     if ablation_table is not None:
         shutil.copyfile(ablation_table, folder / AGGREGATE_FILES["ablation_table"])
@@ -309,14 +315,16 @@ def check_paper(folder: Path, files: list[Path], aggregated: dict[str, Any],
     """Compile (when TeX is present), compile each input table on its own, and tick the
     checklist from what was written; the items and what TeX left."""
     compiled = compile_pdf(folder, files)
-    tables = [path for path in files if path.suffix == ".tex" and path.name != "main.tex"]
+    tables = [path for path in files
+              if path.suffix == ".tex" and path.name not in ("main.tex", APPENDIX_FILE)]
     if compiled is not None:
         compiled.tables = {path.name: compile_table(path) for path in tables}
     items = build_checklist(
         (folder / "main.tex").read_text(encoding="utf-8"),
         (folder / "references.bib").read_text(encoding="utf-8"),
         [path.name for path in files], aggregated, settings.seeds, (figures, FIGURES),
-        (release_dir, settings.paper.release_texts), compiled, settings.paper.page_limit)
+        (release_dir, settings.paper.release_texts), compiled, settings.paper.page_limit,
+        (folder / APPENDIX_FILE).read_text(encoding="utf-8"))
     return items, compiled
 
 
