@@ -19,9 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from polychromic.reporting.latex import escape_latex
+from polychromic.reporting.paper_text import expected_warnings, row_of, with_ci
 
 # the sections of the study plan, in order (the results subsections inside "Results")
 SECTION_ORDER = ("Introduction", "Related work", "Method", "Experimental setup", "Results",
@@ -34,6 +36,8 @@ ABSTRACT_WORDS = (120, 260)
 PLACEHOLDERS = re.compile(r"placeholder|\bTODO\b|\bTBD\b|\bXXX\b|lorem ipsum", re.I)
 DRAFT = re.compile(r"\\begin\{draft\}.*?\\end\{draft\}", re.S)
 COMMENT = re.compile(r"(?<!\\)%.*$", re.M)
+INPUT = re.compile(r"\\input\{([^}]*)\}")
+INCLUDE = re.compile(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}")
 CITE = re.compile(r"\\cite[tp]?\*?(?:\[[^\]]*\])?\{([^}]*)\}")
 BIB_ENTRY = re.compile(r"@(\w+)\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", re.S)
 # TeX's log lines are not wrapped: the compile sets max_print_line (reporting.tex)
@@ -122,7 +126,7 @@ def check_figures(tex: str, present: list[str], expected: Iterable[str]) -> list
     """Every expected figure is packed and included (`\\includegraphics`), and every figure's
     label is referenced in the text."""
     body = strip_comments(tex)
-    included = set(re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", body))
+    included = set(INCLUDE.findall(body))
     missing = sorted(set(expected) - (set(present) & included))
     labels = re.findall(r"\\label\{(fig:[^}]*)\}", body)
     unreferenced = [label for label in labels if f"\\ref{{{label}}}" not in body]
@@ -137,7 +141,7 @@ def check_figures(tex: str, present: list[str], expected: Iterable[str]) -> list
 def check_tables(tex: str, files: list[str], compiled: Compiled | None) -> Item:
     """Every `\\input` table exists and (with TeX) compiles on its own, and so does the
     paper."""
-    inputs = re.findall(r"\\input\{([^}]*)\}", strip_comments(tex))
+    inputs = INPUT.findall(strip_comments(tex))
     missing = [name for name in inputs if f"{name}.tex" not in files and name not in files]
     name = "LaTeX tables present and compiling"
     if missing:
@@ -227,8 +231,6 @@ def check_pages(compiled: Compiled | None, limit: int) -> Item:
 def check_release(release_dir: str | None, include_texts: bool) -> Item:
     """The data release: the card and one Parquet file per split; no text column unless
     `paper.release_texts`."""
-    from pathlib import Path
-
     import pyarrow.parquet as pq
 
     from polychromic.data.release import SPLITS, TEXT_FIELDS
@@ -272,8 +274,6 @@ def check_limitations(tex: str, warnings: list[str]) -> Item:
 def check_abstract(tex: str, aggregated: dict[str, Any]) -> Item:
     """An abstract of 120-260 words, no draft or placeholder, holding the verdict's headline
     number with its CI (or, without one, the reason)."""
-    from polychromic.reporting.paper_text import row_of, with_ci
-
     match = re.search(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", strip_comments(tex), re.S)
     text = match.group(1) if match else ""
     words = len(re.sub(r"\\[a-zA-Z]+|[{}$]", " ", text).split())
@@ -309,10 +309,9 @@ def check_statements(tex: str, files: list[str], release: bool, appendix_tex: st
     says = "dataset/" in statement and "code" in statement.lower()
     appendix = ("Reproducibility" in section_titles(tex)
                 and "\\paragraph{Configuration.}" in appendix_tex)
-    wanted = ["main.tex", "references.bib", *[f"{name}.tex" for name in re.findall(
-        r"\\input\{([^}]*)\}", strip_comments(tex))]]
-    wanted += [f"{name}.pdf" for name in re.findall(
-        r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", strip_comments(tex))]
+    body = strip_comments(tex)
+    wanted = ["main.tex", "references.bib", *[f"{name}.tex" for name in INPUT.findall(body)],
+              *[f"{name}.pdf" for name in INCLUDE.findall(body)]]
     absent = [name for name in wanted if name not in files]
     return [Item("Code and data availability statement", says and release,
                  "points at the code and at dataset/" if says and release else
@@ -348,8 +347,6 @@ def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, 
     """Every item, plan's first: `files` are the names packed into the submission,
     `figures` (present, expected), `release` (folder, texts included), `appendix_tex` the
     reproducibility appendix's body."""
-    from polychromic.reporting.paper_text import expected_warnings
-
     # (the paper's own compile is reported by the tables and the page count)
     return [
         check_seeds(aggregated, seeds),

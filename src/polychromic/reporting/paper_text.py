@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from polychromic.reporting.verdict import PHRASES
+from polychromic.reporting.verdict import PHRASES, fmt
 
 QUESTION = ("Does fine-tuning a language model with a diversity-aware, set-level (polychromic) "
             "objective raise pass@k on tweet replies without losing single-answer quality?")
@@ -37,15 +37,11 @@ PREDICATES = {"better": "is better", "worse": "is worse",
               "no detectable difference": "shows no detectable difference"}
 
 
-def signed(value: float | None) -> str:
-    """A difference with its sign, three decimals; `n/a` when missing."""
-    return "n/a" if value is None else f"{value:+.3f}"
-
-
 def with_ci(row: dict[str, Any]) -> str:
     """`+0.008 (95% CI [-0.034, +0.050])` for a verdict row."""
-    return (f"{signed(row.get('diff'))} (95% CI [{signed(row.get('ci_low'))}, "
-            f"{signed(row.get('ci_high'))}])")
+    low, diff, high = (fmt(row.get(key), signed=True)
+                       for key in ("ci_low", "diff", "ci_high"))
+    return f"{diff} (95% CI [{low}, {high}])"
 
 
 def row_of(block: dict[str, Any], metric: str) -> dict[str, Any] | None:

@@ -19,7 +19,8 @@ from polychromic.io import read_json
 from polychromic.provenance import REPORT_PACKAGES, config_hash, environment, rule_times
 
 
-def software(runs: list[dict[str, Any]], evaluation: list[dict[str, Any]]) -> list[dict]:
+def software(runs: list[dict[str, Any]], evaluation: list[dict[str, Any]],
+             here: dict[str, Any]) -> list[dict]:
     """Rows `{package, version, stage}`: training (run.json), evaluation, report; a package
     whose versions differ between jobs of one stage lists every version."""
     rows: list[dict[str, Any]] = []
@@ -27,7 +28,7 @@ def software(runs: list[dict[str, Any]], evaluation: list[dict[str, Any]]) -> li
                             for run in runs]),
               ("evaluation", [(doc.get("settings") or {}).get("libraries") or {}
                               for doc in evaluation]),
-              ("report", [environment(REPORT_PACKAGES)["packages"]])]
+              ("report", [here["packages"]])]
     for stage, found in stages:
         versions: dict[str, set[str]] = {}
         for packages in found:
@@ -38,9 +39,9 @@ def software(runs: list[dict[str, Any]], evaluation: list[dict[str, Any]]) -> li
     return rows
 
 
-def hardware(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def hardware(runs: list[dict[str, Any]], here: dict[str, Any]) -> list[dict[str, Any]]:
     """The distinct machines of the training jobs (CPU, cores, GPUs, Python, platform) with
-    their job count, then this report step's machine."""
+    their job count, then this report step's machine (`here`)."""
     machines: dict[tuple, dict[str, Any]] = {}
     for run in runs:
         env = run.get("environment")
@@ -49,7 +50,6 @@ def hardware(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key = (env.get("cpu"), env.get("cpu_count"), tuple(env.get("gpus") or []))
         entry = machines.setdefault(key, {"stage": "training", "jobs": 0, **_machine(env)})
         entry["jobs"] += 1
-    here = environment(())
     return [*machines.values(), {"stage": "report", "jobs": 1, **_machine(here)}]
 
 
@@ -73,6 +73,7 @@ def appendix_facts(config: dict[str, Any], manifest: str, runs: list[str],
                    configfiles: list[str], workdir: str | None = None) -> dict[str, Any]:
     """Everything the appendix prints (module docstring)."""
     run_docs = [read_json(path) for path in runs if Path(path).is_file()]
+    here = environment(REPORT_PACKAGES)  # the report step's software and machine
     record = read_json(manifest) if Path(manifest).is_file() else {}
     files = [{"name": "curated (source)", **record["source"]}] if record.get("source") else []
     files += [{"name": name, **entry} for name, entry in (record.get("files") or {}).items()]
@@ -81,8 +82,8 @@ def appendix_facts(config: dict[str, Any], manifest: str, runs: list[str],
         "configfiles": list(configfiles),
         "manifest": files,
         "split_rule": {key: record.get(key) for key in ("seed", "group_by", "stratify", "ratios")},
-        "software": software(run_docs, evaluation),
-        "hardware": hardware(run_docs),
+        "software": software(run_docs, evaluation, here),
+        "hardware": hardware(run_docs, here),
         "rule_times": rule_times(benchmarks) if Path(benchmarks).is_dir() else [],
         "commands": commands(list(configfiles), workdir),
     }

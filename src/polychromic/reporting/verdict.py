@@ -128,7 +128,8 @@ def verdict_word(directions: Sequence[str], matched: bool = True) -> str:
     return "no detectable difference"
 
 
-def _fmt(value: float | None, signed: bool = False) -> str:
+def fmt(value: float | None, signed: bool = False) -> str:
+    """Three decimals (with its sign when `signed`); `n/a` for a missing or non-finite value."""
     if value is None or not math.isfinite(value):
         return "n/a"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
@@ -380,8 +381,8 @@ def room_markdown(block: dict[str, Any]) -> str:
         return f"No testbed check: {block.get('reason', 'no system without an adapter')}."
     lines = [f"| {block['baseline']} minus | pass@1 difference | 95 % CI | Holm p | room |",
              "|---|---|---|---|---|"]
-    lines += [f"| {row['system']} | {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
-              f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | "
+    lines += [f"| {row['system']} | {fmt(row['diff'], True)} | [{fmt(row['ci_low'], True)}, "
+              f"{fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | "
               f"{'yes' if row['detectable'] else 'no'} |" for row in block["rows"]]
     verdict = ("Fine-tuning has room: the baseline LoRA system's pass@1 is detectably above "
                "every system without an adapter." if block["room"] else
@@ -399,8 +400,8 @@ def comparisons_markdown(blocks: dict[str, dict[str, Any]], reference: str) -> s
         if not block.get("available"):
             lines.append(f"| {system} | n/a | {block.get('reason')} | | | |")
             continue
-        cells = [f"{_fmt(r['diff'], True)} [{_fmt(r['ci_low'], True)}, "
-                 f"{_fmt(r['ci_high'], True)}]{' †' if r['detectable'] else ''}"
+        cells = [f"{fmt(r['diff'], True)} [{fmt(r['ci_low'], True)}, "
+                 f"{fmt(r['ci_high'], True)}]{' †' if r['detectable'] else ''}"
                  f"{' ‡' if r.get('degenerate') else ''}" for r in block["rows"]]
         name = f"**{system}**" if system == reference else system
         lines.append(f"| {name} | {block['matched']} | {block['verdict']} | "
@@ -412,9 +413,9 @@ def _phrase(row: dict[str, Any]) -> str:
     state = {"better": "detectably better", "worse": "detectably worse",
              "none": "no detectable difference", "untested": "not tested"}[row["direction"]]
     if row.get("p_holm") is None:
-        return f"{row['label']} {_fmt(row['diff'], signed=True)} ({state})"
-    return (f"{row['label']} {_fmt(row['diff'], signed=True)} (95 % CI "
-            f"[{_fmt(row['ci_low'], True)}, {_fmt(row['ci_high'], True)}], Holm p "
+        return f"{row['label']} {fmt(row['diff'], signed=True)} ({state})"
+    return (f"{row['label']} {fmt(row['diff'], signed=True)} (95 % CI "
+            f"[{fmt(row['ci_low'], True)}, {fmt(row['ci_high'], True)}], Holm p "
             f"{_p(row['p_holm'])}: {state})")
 
 
@@ -475,12 +476,12 @@ def markdown(block: dict[str, Any]) -> str:
              f"Holm p | difference per seed ({block['seed_order']}) | detectable |",
              "|---|---|---|---|---|---|---|---|"]
     for row in block["rows"]:
-        per_seed = ", ".join(_fmt(d, True) for d in row["seed_diffs"] or []) or "n/a"
+        per_seed = ", ".join(fmt(d, True) for d in row["seed_diffs"] or []) or "n/a"
         lines.append(
-            f"| {row['label']} | {_fmt(row['reference_mean'])} ± {_fmt(row['reference_std'])} "
-            f"| {_fmt(row['other_mean'])} ± {_fmt(row['other_std'])} "
-            f"| {_fmt(row['diff'], True)} | [{_fmt(row['ci_low'], True)}, "
-            f"{_fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
+            f"| {row['label']} | {fmt(row['reference_mean'])} ± {fmt(row['reference_std'])} "
+            f"| {fmt(row['other_mean'])} ± {fmt(row['other_std'])} "
+            f"| {fmt(row['diff'], True)} | [{fmt(row['ci_low'], True)}, "
+            f"{fmt(row['ci_high'], True)}] | {_p(row['p_holm'])} | {per_seed} | "
             f"{_detectable_cell(row)} |")
     if any(row.get("degenerate") for row in block["rows"]):
         lines += ["", "‡ degenerate: " + "; ".join(row["degenerate"] for row in block["rows"]
