@@ -15,6 +15,8 @@ from polychromic.evaluation.diversity import (
     self_bleu,
     self_bleu_signature,
 )
+from polychromic.evaluation.registry import get_metric
+from polychromic.evaluation.view import SystemView
 from polychromic.similarity import semantic_diversity
 
 SAMPLES = [
@@ -73,3 +75,30 @@ def test_semantic_diversity_edge_cases() -> None:
     assert semantic_diversity(opposite) == pytest.approx(2.0)
     with pytest.raises(ValueError):
         semantic_diversity(np.ones((1, 3)))
+
+
+def _unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float64)
+    return vector / np.linalg.norm(vector)
+
+
+def test_off_topic_is_failing_the_own_tweet_while_passing_another() -> None:
+    """Judge cosine at the semantic threshold 0.8 (the pass criterion's own threshold, 0.3 here,
+    is not used): tweet 0 has reference e0, tweet 1 has e1 and u, where u passes for tweet 0 too."""
+    e0, e1, u = _unit(1, 0, 0), _unit(0, 1, 0), _unit(1, 0, 0.3)
+    poor = _unit(0.2, 0.5, np.sqrt(0.71))  # cosines 0.2, 0.5, 0.43: passes nowhere
+    samples = [["swapped", "poor", "on topic", "on topic, closest elsewhere", ""], ["", "  "]]
+    embeddings = [np.stack([e1, poor, e0, u, e1]), np.stack([e1, e1])]
+    references = np.stack([e0, e1, u])
+    records = [{"samples": s, "references": ["r"], "greedy": "g"} for s in samples]
+    view = SystemView(records, embeddings, [references[:1], references[1:]], [0.0, 0.0],
+                      [np.zeros(len(s)) for s in samples], [[0], [0, 1]], 0.3,
+                      [np.zeros(len(s)) for s in samples], 0.3, references, np.array([0, 1, 1]),
+                      0.8)
+    # prompt 0: of 4 non-empty samples only "swapped" fails for tweet 0 and passes for tweet 1;
+    # "poor" fails everywhere (at 0.3 it would count), "on topic, closest elsewhere" passes
+    # for its own tweet although its closest reference is tweet 1's (the old reading: 3/4);
+    # the empty sample is left out. Prompt 1: every sample empty, so undefined.
+    values = get_metric("off_topic_samples").compute(view)
+    assert values[0] == pytest.approx(1 / 4)
+    assert math.isnan(values[1])

@@ -192,7 +192,8 @@ def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging
                                            ref_emb, path, judging.layer),
             [labels for labels, _ in modes], judging.threshold,
             [rouge_l_similarity(s, r) for s, r in zip(samples, references, strict=True)],
-            judging.lexical_threshold, all_refs, owners)
+            judging.lexical_threshold, all_refs, owners,
+            judging.cluster_threshold)  # the judge-cosine threshold, for off-topic samples
     _timed(f"best-reference similarities ({judging.criterion} and ROUGE-L)", t)
     return views, [source for _, source in modes]
 

@@ -160,8 +160,10 @@ _METRICS = [
     Metric("off_topic_samples", "diversity", False, "Off-topic samples",
            lambda view: view.off_topic, undefined="every sample of the prompt is empty",
            shown_in=_shown("table"),
-           definition="fraction of the non-empty samples whose closest test reference (judge "
-                      "cosine) belongs to another tweet"),
+           definition="fraction of the non-empty samples that fail for their own tweet (best "
+                      "judge cosine to its references below the calibrated judge-cosine pass "
+                      "threshold) but would pass for another test tweet (best judge cosine to "
+                      "that tweet's references at or above the same threshold)"),
     Metric("rouge1", "quality", True, "ROUGE-1", rouge("rouge1"),
            shown_in=_shown("quality_figure")),
     Metric("rouge2", "quality", True, "ROUGE-2", rouge("rouge2")),

@@ -3,8 +3,14 @@
 The evaluation computes the expensive inputs once for every system (sentence embeddings of all
 samples and references, one batched BERTScore call for all greedy replies, the best-reference
 similarity of every sample under the pass criterion) and hands each metric's `compute` a
-`SystemView`; what several metrics share (ROUGE of the greedy replies, pass counts, coverage)
-is computed on first use and kept.
+`SystemView`; what several metrics share (ROUGE of the greedy replies, pass counts, coverage,
+off-topic samples) is computed on first use and kept.
+
+Off-topic samples are judged by the judge's cosine and its calibrated cosine pass threshold
+(`semantic_threshold`, whatever the pass criterion): a sample is off-topic when it fails for its
+own tweet but would pass for another test tweet. Counting a sample whose closest reference
+merely belongs to another tweet would measure how repetitive the corpus is (many tweets share a
+topic) and grow with the number of test tweets.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class SystemView:
     lexical_threshold: float
     all_references: np.ndarray  # every test reference's judge embedding, (R, d)
     owners: np.ndarray  # the prompt index of each row of all_references
+    semantic_threshold: float  # the judge-cosine pass threshold (calibrated; off-topic samples)
 
     @property
     def samples(self) -> list[list[str]]:
@@ -75,18 +82,12 @@ class SystemView:
 
     @functools.cached_property
     def off_topic(self) -> list[float]:
-        """Per prompt, the fraction of non-empty samples whose closest reference (judge cosine)
-        over every test tweet belongs to another tweet; NaN when every sample is empty."""
-        out = []
-        for index, (texts, emb) in enumerate(zip(self.samples, self.sample_embeddings,
-                                                 strict=True)):
-            kept = [i for i, text in enumerate(texts) if text.strip()]
-            if not kept:
-                out.append(float("nan"))
-                continue
-            closest = np.argmax(emb[kept] @ self.all_references.T, axis=1)
-            out.append(float(np.mean(self.owners[closest] != index)))
-        return out
+        """Per prompt, the fraction of non-empty samples that are off-topic (`off_topic_fraction`
+        under the judge-cosine threshold); NaN when every sample is empty."""
+        return [off_topic_fraction(emb, texts, self.all_references, self.owners, index,
+                                   self.semantic_threshold)
+                for index, (texts, emb) in enumerate(zip(self.samples, self.sample_embeddings,
+                                                         strict=True))]
 
     @functools.cached_property
     def coverage(self) -> list[tuple[float, int, int]]:
@@ -95,3 +96,22 @@ class SystemView:
                 for passed, emb, refs, labels in zip(
                     self.passing, self.sample_embeddings, self.reference_embeddings, self.modes,
                     strict=True)]
+
+
+def off_topic_fraction(embeddings: np.ndarray, texts: list[str], all_references: np.ndarray,
+                       owners: np.ndarray, own: int, threshold: float) -> float:
+    """The fraction of the non-empty samples of prompt `own` that fail for their own tweet (best
+    judge cosine to its references < threshold) but would pass for another test tweet (best
+    cosine to that tweet's references >= threshold); NaN when every sample is empty.
+
+    A sample that fails everywhere is poor, not off-topic, and one that passes for its own tweet
+    is on topic however close it also is to another tweet: only the swap counts, so the rate
+    does not grow with how many test tweets share a topic."""
+    kept = [i for i, text in enumerate(texts) if text.strip()]
+    if not kept:
+        return float("nan")
+    passes = embeddings[kept] @ all_references.T >= threshold  # (samples, references)
+    mine = owners == own
+    own_pass = passes[:, mine].any(axis=1)
+    other_pass = passes[:, ~mine].any(axis=1)
+    return float(np.mean(~own_pass & other_pass))
