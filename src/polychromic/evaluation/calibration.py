@@ -3,22 +3,40 @@
 Why: "a sample passes when its similarity to the closest reference reaches 0.7" means different
 things under different judges (cosines of all-mpnet-base-v2 and all-MiniLM-L6-v2 live on
 different scales) and for ROUGE-L. The threshold is chosen on data the test never sees, by one
-documented rule, applied to each criterion:
+documented rule, applied to each criterion and to every corpus alike (stance labels, where a
+corpus has them, play no part here).
 
-- **pairs with stances** (every validation reference has a `stance`, as in the demo corpus):
-  positives are pairs of references of one tweet with the same stance, negatives pairs of
-  references of one tweet with different stances: a pass should mean "the same kind of reply";
-- **pairs without stances**: for each reference r of a tweet with at least two references, the
-  positive is r against the closest other reference of its own tweet, the negative r against
-  the closest reference of one other tweet drawn at random (seeded): a pass should mean "a
-  reply to this tweet";
+The calibration scores the statistic the test applies. At test time a sample s of tweet x
+passes when max_{r in R(x)} sim(s, r) >= t, its best match among ALL references R(x) of x.
+So, for every non-empty reference r of a validation tweet x with at least two non-empty
+references (held out, it stands in for a good sample of x):
+
+- **positive**: sim+(r) = max_{r' in R(x), r' != r} sim(r, r'), r's best match among the
+  remaining references of its own tweet;
+- **negative**: sim-(r) = max_{r' in R(y)} sim(r, r'), r's best match among the references of
+  one other validation tweet y drawn at random (`random.Random(stats_seed)`, one draw per
+  reference in the order of the sorted tweet ids and of the references in the file): r stands in
+  for an off-topic sample of y;
 - the threshold is the midpoint between two adjacent observed scores that maximises Youden's
-  J = TPR - FPR (a score >= threshold counts as a pass); ties go to the lower threshold.
+  J = TPR - FPR, TPR = |{sim+ >= t}| / |positives|, FPR = |{sim- >= t}| / |negatives| (a score
+  >= threshold counts as a pass); ties go to the lower threshold.
 
-The file `evaluation/judge_calibration.json` holds, per criterion, the threshold, the rule, the
-pair counts, TPR, FPR and J, and the score quantiles of both groups, for the pass criterion,
-for `semantic` (the judge cosine: coverage clusters references at it whatever the criterion) and
-for `rougeL` (the lexical reading). `evaluation.passk.threshold` (the criterion's) and
+Every pair is scored once. Its uncertainty is a 95 % percentile bootstrap interval over
+validation tweets (a tweet's pairs share references, so the tweet is the unit): B = 1000
+resamples of the n scored tweets with replacement, resample b drawn as the b-th call of
+`rng.integers(0, n, size=n)` on `rng = numpy.random.default_rng(stats_seed)`, a fresh generator
+per criterion (so every criterion sees the same resamples); each resample pools the positive and
+negative scores of its tweets (a tweet drawn twice counts twice) and recomputes Youden's
+threshold; the interval is the 2.5th and 97.5th percentiles of the B thresholds
+(`numpy.quantile`, linear interpolation). A threshold resting on fewer than
+`MIN_POSITIVE_PAIRS` positive pairs is flagged (`few_pairs`), and `calibration_warnings` words
+it for the verdict and the paper.
+
+The file `evaluation/judge_calibration.json` holds the pass criterion's name (`criterion`) and,
+per criterion, the threshold, its bootstrap interval, the pairing, the pair counts, TPR, FPR and
+J, and the score quantiles of both groups, for the pass criterion, for `semantic` (the judge
+cosine: coverage clusters references at it whatever the criterion) and for `rougeL` (the
+lexical reading). `evaluation.passk.threshold` (the criterion's) and
 `evaluation.passk.lexical_threshold` (ROUGE-L) override the calibrated values. The file also
 fixes the judge's precision (`judge.precision`): evaluation reads it from here, so calibration
 and every seed embed alike even where `judge_precision: auto` would resolve differently.
@@ -28,6 +46,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,10 +57,21 @@ from polychromic.io import read_jsonl, write_json
 from polychromic.settings import EvaluationSettings
 from polychromic.similarity import rouge_l_similarity
 
-RULE = ("Youden's J over validation pairs: same-stance against different-stance references of "
-        "one tweet when every reference has a stance, else each reference against the closest "
-        "other reference of its tweet and the closest reference of one random other tweet; the "
-        "midpoint of the best split, ties to the lower")
+PAIRING = "held-out best match"
+MIN_POSITIVE_PAIRS = 100  # fewer positive validation pairs: the threshold is flagged (few_pairs)
+BOOTSTRAP_SAMPLES = 1000
+BOOTSTRAP_CI = 0.95
+RULE = ("Youden's J over validation pairs, for every corpus: each reference against its best "
+        "match among the other references of its own tweet (positive) and among the "
+        "references of one random other tweet (negative), the statistic a test sample is "
+        "judged by; the midpoint of the best split, ties to the lower; a "
+        f"{BOOTSTRAP_CI * 100:.3g} % percentile bootstrap interval over validation tweets "
+        f"({BOOTSTRAP_SAMPLES} resamples)")
+
+# (texts, candidates) -> the similarity of each text to its best-matching candidate
+Similarity = Callable[[list[str], list[str]], Sequence[float]]
+# per scored validation tweet: (positive scores, negative scores)
+TweetScores = list[tuple[np.ndarray, np.ndarray]]
 
 
 def youden_threshold(positives: np.ndarray, negatives: np.ndarray) -> dict[str, float]:
@@ -52,57 +82,97 @@ def youden_threshold(positives: np.ndarray, negatives: np.ndarray) -> dict[str, 
     scores = np.unique(np.concatenate([positives, negatives]))
     cuts = np.concatenate([[scores[0] - 1e-9], (scores[1:] + scores[:-1]) / 2.0,
                            [scores[-1] + 1e-9]])
-    tpr = (positives[None, :] >= cuts[:, None]).mean(axis=1)
-    fpr = (negatives[None, :] >= cuts[:, None]).mean(axis=1)
+    # |{score >= cut}| by sorting, not a cuts x scores matrix: the bootstrap calls this 1000 times
+    tpr = (positives.size - np.searchsorted(np.sort(positives), cuts, side="left")) / positives.size
+    fpr = (negatives.size - np.searchsorted(np.sort(negatives), cuts, side="left")) / negatives.size
     best = int(np.argmax(tpr - fpr))  # the first (lowest) cut on ties
     return {"threshold": float(cuts[best]), "tpr": float(tpr[best]), "fpr": float(fpr[best]),
             "youden_j": float(tpr[best] - fpr[best])}
 
 
-def stance_pairs(groups: dict[str, list[dict]]) -> tuple[list[tuple], list[tuple]]:
-    """(positive, negative) index pairs within each tweet by stance, as (tweet, i, j)."""
-    positives, negatives = [], []
-    for tweet, refs in groups.items():
-        for i in range(len(refs)):
-            for j in range(i + 1, len(refs)):
-                same = refs[i]["stance"] == refs[j]["stance"]
-                (positives if same else negatives).append((tweet, i, j))
-    return positives, negatives
-
-
-def scores(groups: dict[str, list[dict]], similarity: Any, seed: int
-           ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(positive scores, negative scores, the pairing used) under `similarity`, a function
-    (texts, candidates) -> the similarity of each text to its closest candidate."""
-    texts = {tweet: [r["reply"] for r in refs] for tweet, refs in groups.items()}
-    if all(r.get("stance") for refs in groups.values() for r in refs):
-        positives, negatives = stance_pairs(groups)
-        pos = [similarity([texts[t][i]], [texts[t][j]])[0] for t, i, j in positives]
-        neg = [similarity([texts[t][i]], [texts[t][j]])[0] for t, i, j in negatives]
-        return np.array(pos), np.array(neg), "stance"
+def scores(groups: dict[str, list[dict]], similarity: Similarity, seed: int) -> TweetScores:
+    """Per validation tweet with at least two non-empty references, in sorted tweet order:
+    (positive scores, negative scores) of its references under `similarity` (module docstring:
+    held-out best match among its own references, best match among one random other tweet's)."""
+    texts = {tweet: [r["reply"] for r in refs if r["reply"].strip()]
+             for tweet, refs in groups.items()}
+    tweets = sorted(t for t in texts if texts[t])
     rng = random.Random(seed)
-    tweets = sorted(texts)
-    pos, neg = [], []
+    result = []
     for tweet in tweets:
         if len(texts[tweet]) < 2:
             continue
         others = [t for t in tweets if t != tweet]
+        pos, neg = [], []
         for index, reply in enumerate(texts[tweet]):
             siblings = texts[tweet][:index] + texts[tweet][index + 1:]
-            pos.append(similarity([reply], siblings)[0])
+            pos.append(float(similarity([reply], siblings)[0]))
             if others:
-                neg.append(similarity([reply], texts[rng.choice(others)])[0])
-    return np.array(pos), np.array(neg), "closest reference"
+                neg.append(float(similarity([reply], texts[rng.choice(others)])[0]))
+        result.append((np.array(pos, dtype=np.float64), np.array(neg, dtype=np.float64)))
+    return result
 
 
-def summary(positives: np.ndarray, negatives: np.ndarray, pairing: str) -> dict[str, Any]:
+def pooled(per_tweet: TweetScores, counts: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(positives, negatives) of all tweets, tweet i counted `counts[i]` times (default once)."""
+    if not per_tweet:
+        return np.array([]), np.array([])
+    counts = np.ones(len(per_tweet), dtype=int) if counts is None else counts
+
+    def side(k: int) -> np.ndarray:
+        values = np.concatenate([group[k] for group in per_tweet])
+        return np.repeat(values, np.repeat(counts, [group[k].size for group in per_tweet]))
+
+    return side(0), side(1)
+
+
+def bootstrap_interval(per_tweet: TweetScores, seed: int, samples: int = BOOTSTRAP_SAMPLES,
+                       level: float = BOOTSTRAP_CI) -> list[float]:
+    """[low, high]: the percentile bootstrap interval of Youden's threshold, resampling the
+    tweets with replacement (module docstring gives the exact seeding)."""
+    rng = np.random.default_rng(seed)
+    n = len(per_tweet)
+    cuts = np.empty(samples)
+    for b in range(samples):
+        counts = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        cuts[b] = youden_threshold(*pooled(per_tweet, counts))["threshold"]
+    tail = (1.0 - level) / 2.0
+    return [float(q) for q in np.quantile(cuts, [tail, 1.0 - tail])]
+
+
+def summary(per_tweet: TweetScores, seed: int) -> dict[str, Any]:
     """One criterion's calibration record."""
+    positives, negatives = pooled(per_tweet)
     quantiles = [0.05, 0.25, 0.5, 0.75, 0.95]
-    return {**youden_threshold(positives, negatives), "pairing": pairing,
-            "positives": int(positives.size), "negatives": int(negatives.size),
+    return {**youden_threshold(positives, negatives),
+            "threshold_ci": bootstrap_interval(per_tweet, seed),
+            "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "unit": "validation tweets",
+                          "ci": BOOTSTRAP_CI},
+            "pairing": PAIRING, "positives": int(positives.size),
+            "negatives": int(negatives.size),
+            "few_pairs": bool(positives.size < MIN_POSITIVE_PAIRS),
             "positive_quantiles": [float(q) for q in np.quantile(positives, quantiles)],
             "negative_quantiles": [float(q) for q in np.quantile(negatives, quantiles)],
             "quantile_levels": quantiles}
+
+
+def calibration_warnings(calibration: dict[str, Any]) -> list[str]:
+    """Sentences (lower-case, no final period) about the pass criterion's calibration: one when
+    its threshold rests on fewer than `MIN_POSITIVE_PAIRS` positive pairs, else none. The
+    callers decide whether it applies (a threshold set in the config does not use it)."""
+    criterion = calibration.get("criterion")
+    record = calibration.get(criterion) if isinstance(criterion, str) else None
+    if not isinstance(record, dict) or not {"few_pairs", "threshold_ci"} <= set(record):
+        raise ValueError("the calibration has no pass criterion record with few_pairs and "
+                         "threshold_ci: run the calibrate rule again")
+    if not record["few_pairs"]:
+        return []
+    low, high = record["threshold_ci"]
+    level = (record.get("bootstrap") or {}).get("ci", BOOTSTRAP_CI)
+    return [f"the pass threshold ({criterion}) rests on only {record['positives']} positive "
+            f"validation pairs (fewer than {MIN_POSITIVE_PAIRS}): its {level * 100:.3g} % "
+            f"bootstrap interval is [{low:.2f}, {high:.2f}], so pass@k moves with it"]
 
 
 def judge_description(settings: EvaluationSettings,
@@ -122,7 +192,8 @@ def judge_description(settings: EvaluationSettings,
 
 def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict[str, Any]:
     """Write `judge_calibration.json`: the semantic (judge cosine) and lexical (ROUGE-L)
-    thresholds calibrated on the validation split `val` (module docstring)."""
+    thresholds calibrated on the validation split `val`, with their bootstrap intervals
+    (module docstring); every reply is embedded once, up front."""
     from polychromic.embeddings import get_encoder
 
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -131,7 +202,8 @@ def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict
             groups[record["tweet_id"]].append(record)
     judge = judge_description(settings)
     encoder = get_encoder(judge["path"], precision=judge["precision"])
-    cache: dict[str, np.ndarray] = {}
+    every = sorted({r["reply"] for refs in groups.values() for r in refs})
+    cache: dict[str, np.ndarray] = dict(zip(every, encoder.encode(every), strict=True))
 
     def cosine(texts: list[str], candidates: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts + candidates if t not in cache})
@@ -145,9 +217,11 @@ def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict
         return np.array(bertscore_best(texts, [candidates] * len(texts), judge["path"], layer))
 
     measures = {"semantic": cosine, "bertscore": bertscore, "rougeL": rouge_l_similarity}
-    result: dict[str, Any] = {"judge": judge, "rule": RULE, "tweets": len(groups)}
+    result: dict[str, Any] = {"judge": judge, "rule": RULE, "tweets": len(groups),
+                              "criterion": settings.passk.criterion}
     for criterion in dict.fromkeys([settings.passk.criterion, "semantic", "rougeL"]):
-        result[criterion] = summary(*scores(groups, measures[criterion], settings.stats_seed))
+        per_tweet = scores(groups, measures[criterion], settings.stats_seed)
+        result[criterion] = summary(per_tweet, settings.stats_seed)
     write_json(output, result)
     return result
 
