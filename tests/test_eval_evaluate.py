@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from polychromic.evaluation.evaluate import evaluate_seed
+from polychromic.evaluation.evaluate import common_prompt_means, evaluate_seed, metric_entry
+from polychromic.evaluation.registry import get_metric
 from polychromic.io import write_jsonl
 from polychromic.settings import section
 
@@ -205,6 +206,46 @@ def test_quality_and_passk_values(evaluated) -> None:
             )
             if c == 0
         )
+
+
+def _useful(per_system: dict[str, list[float]]) -> dict:
+    """useful_diversity (a common_prompts metric) and semantic_diversity (not one) entries of
+    each system, with their means re-taken as evaluate_seed does."""
+    metrics = [get_metric("useful_diversity"), get_metric("semantic_diversity")]
+    results = {"diversity": {system: {metric.name: metric_entry(values, metric.undefined)
+                                      for metric in metrics}
+                             for system, values in per_system.items()}}
+    common_prompt_means(metrics, results)
+    return results["diversity"]
+
+
+def test_useful_diversity_means_are_over_the_prompts_common_to_all_systems() -> None:
+    nan = math.nan
+    got = _useful({"a": [0.2, nan, 0.4, 0.6, nan], "b": [nan, 0.3, 0.5, 0.7, 0.9]})
+    # prompts 2 and 3 are the only ones where both have a value
+    assert got["a"]["useful_diversity"]["mean"] == pytest.approx(0.5)
+    assert got["b"]["useful_diversity"]["mean"] == pytest.approx(0.6)
+    assert got["a"]["useful_diversity"]["n_prompts_common"] == 2
+    assert got["b"]["useful_diversity"]["n_prompts_common"] == 2
+    assert got["a"]["useful_diversity"]["per_prompt"] == [0.2, None, 0.4, 0.6, None]
+    assert got["b"]["useful_diversity"]["n_defined"] == 4  # its own count is still written
+    # a metric without the flag keeps the mean over its own defined prompts
+    assert got["b"]["semantic_diversity"]["mean"] == pytest.approx(0.6)
+    assert "n_prompts_common" not in got["b"]["semantic_diversity"]
+
+
+def test_useful_diversity_without_a_common_prompt_is_null_with_a_reason(evaluated) -> None:
+    got = _useful({"a": [0.1, math.nan], "b": [math.nan, 0.2]})
+    for system in ("a", "b"):
+        entry = got[system]["useful_diversity"]
+        assert entry["mean"] is None and entry["n_prompts_common"] == 0
+        assert "no prompt where every system has a value" in entry["reason"]
+    # the crafted generations: no prompt has 2 passing samples for every system
+    for metrics in evaluated["diversity"]["systems"].values():
+        entry = metrics["useful_diversity"]
+        assert entry["mean"] is None and entry["n_prompts_common"] == 0 and entry["reason"]
+    definition = evaluated["diversity"]["settings"]["metrics"]["useful_diversity"]
+    assert "every system has a value" in definition
 
 
 def test_statistics_file(evaluated) -> None:

@@ -10,7 +10,10 @@ metric of every system and writes the four files of docs/file_contract.md.
 
 A value that cannot be computed (distinct-3 of samples that are all shorter than 3 tokens,
 perplexity without scored tokens, Self-BLEU with one sample) is written as null with a reason;
-the mean is then over the prompts where it is defined, and ``n_defined`` says how many.
+the mean is then over the prompts where it is defined, and ``n_defined`` says how many. A metric
+registered with ``common_prompts`` (useful diversity) takes every system's mean over the prompts
+where every system of the seed has a value instead, ``n_prompts_common`` says how many: means
+over different subsets of tweets would not be comparable.
 """
 
 from __future__ import annotations
@@ -84,6 +87,50 @@ def system_metrics(metrics: Sequence[Metric], view: SystemView) -> dict[str, dic
         if metric.extras is not None:
             out[metric.group].update(metric.extras(view))
     return out
+
+
+def common_prompt_entries(entries: dict[str, dict[str, Any]], reason: str
+                          ) -> dict[str, dict[str, Any]]:
+    """One metric's entries of every system of a seed, each mean re-taken over the prompts where
+    every system has a value, with `n_prompts_common`; the per-prompt values are kept.
+
+    Why: each system's own mean covers the prompts where *it* is defined, a different subset for
+    each system, so the means would compare different tweets. With no common prompt (or a
+    system whose metric is null altogether) the means are null with a reason, never 0; an entry
+    that is null altogether keeps its own reason."""
+    lists = [entry["per_prompt"] for entry in entries.values()]
+    common: list[int] = []
+    if lists and all(values is not None for values in lists):
+        common = [i for i in range(len(lists[0]))
+                  if all(values[i] is not None for values in lists)]
+    out = {}
+    for system, entry in entries.items():
+        entry = dict(entry)
+        if entry["per_prompt"] is not None:
+            entry["n_prompts_common"] = len(common)
+            if common:
+                entry["mean"] = float(np.mean([entry["per_prompt"][i] for i in common]))
+            else:
+                entry["mean"] = None
+                entry["reason"] = ("no prompt where every system has a value"
+                                   + (f" ({reason})" if reason else ""))
+        out[system] = entry
+    return out
+
+
+def common_prompt_means(metrics: Sequence[Metric],
+                        results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Every `common_prompts` metric of `results` ({group: {system: {metric: entry}}}) with its
+    means over the prompts common to all systems (`common_prompt_entries`), in place."""
+    for metric in metrics:
+        if not metric.common_prompts:
+            continue
+        block = results[metric.group]
+        entries = common_prompt_entries(
+            {system: values[metric.name] for system, values in block.items()},
+            metric.undefined)
+        for system, value in entries.items():
+            block[system][metric.name] = value
 
 
 def coverage_settings(sources: list[str], threshold: float) -> dict[str, Any]:
@@ -232,6 +279,7 @@ def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
     for system, view in views.items():
         for group, block in system_metrics(metrics, view).items():
             results[group][system] = block
+    common_prompt_means(metrics, results)
     t = _timed("metrics", started)
     header = {"seed": seed, "settings": run,
               "prompt_ids": [record["prompt_id"] for record in views[next(iter(views))].records]}

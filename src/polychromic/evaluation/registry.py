@@ -13,6 +13,10 @@ lm-evaluation-harness registers metrics with their direction):
   the shared heavy parts: embeddings, BERTScore, best-reference similarities);
 - `undefined`: the reason written next to a null value; raising `Undefined(reason)` in
   `compute` makes the whole metric null with that reason;
+- `common_prompts`: for a metric undefined on some prompts (NaN), take every system's per-seed
+  mean over the prompts where every system of the seed has a value (`n_prompts_common` in its
+  entry), so the means compare the same tweets; the per-prompt values (and the paired tests
+  on them) stay as they are;
 - `shown_in`: where it appears: "table" (main results table), "ablation" (ablation table),
   "diversity_figure", "quality_figure", "pareto_quality", "pareto_diversity" (the axes of the
   Pareto figure), "paper" (a sentence of the results section), "verdict" (a row of the
@@ -31,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,11 +69,14 @@ class Metric:
     shown_in: frozenset[str] = field(default_factory=frozenset)
     definition: str = ""  # in words, for the files' settings (built-in metrics: metric_definitions)
     extras: Callable[[SystemView], dict[str, Any]] | None = None
+    common_prompts: bool = False  # per-seed mean over the prompts where every system has a value
 
     def __post_init__(self) -> None:
         unknown = set(self.shown_in) - set(PLACES)
         if unknown:
             raise ValueError(f"metric {self.name}: unknown places {sorted(unknown)}")
+        if self.common_prompts and not self.per_prompt:
+            raise ValueError(f"metric {self.name}: common_prompts needs per-prompt values")
 
 
 def _shown(*places: str) -> frozenset[str]:
@@ -154,9 +161,11 @@ _METRICS = [
            per_prompt=False),
     Metric("useful_diversity", "diversity", True, "Useful div.", useful_diversity,
            undefined="fewer than 2 passing samples for the prompt",
-           shown_in=_shown("table", "ablation"),
+           shown_in=_shown("table", "ablation"), common_prompts=True,
            definition="semantic diversity (mean pairwise 1 - cos, judge) among the samples "
-                      "that pass; undefined with fewer than 2 passing samples"),
+                      "that pass; undefined with fewer than 2 passing samples; every system's "
+                      "per-seed mean is over the prompts where every system has a value "
+                      "(n_prompts_common), so the means compare the same tweets"),
     Metric("off_topic_samples", "diversity", False, "Off-topic samples",
            lambda view: view.off_topic, undefined="every sample of the prompt is empty",
            shown_in=_shown("table"),
@@ -235,8 +244,7 @@ def lexical_extras(view: SystemView) -> dict[str, Any]:
 
 
 def _with_extras(metric: Metric, extras: Callable[[SystemView], dict[str, Any]]) -> Metric:
-    return Metric(metric.name, metric.group, metric.higher_is_better, metric.label,
-                  metric.compute, shown_in=metric.shown_in, extras=extras)
+    return replace(metric, extras=extras)
 
 
 def metrics_for(ks: Sequence[int]) -> list[Metric]:
