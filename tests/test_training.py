@@ -6,10 +6,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from polychromic.config import Experiment
 from polychromic.io import read_json, read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
 from polychromic.models.prompts import chat_prompt, user_message
 from polychromic.settings import ConfigError, section
+from polychromic.training.checkpoint import BatchStream
 from polychromic.training.sft import (
     IGNORE,
     collate,
@@ -17,7 +19,7 @@ from polychromic.training.sft import (
     encode_example,
     summed_token_loss,
 )
-from polychromic.training.train import add_lora, train_from_spec
+from polychromic.training.train import TrainJob, add_lora, setup, train_from_spec, train_step
 
 from conftest import PROMPTS
 
@@ -89,6 +91,43 @@ def test_accumulation_gives_the_batch_gradient(tiny_base, toy_splits):
     # A per-micro-batch mean (the common bug) would give a different gradient here.
     lengths = {count_targets(b) for b in micro}
     assert len(lengths) > 1
+
+
+def _first_step(tiny_base, toy_splits, tmp_path, batch_size: int, grad_accum: int
+                ) -> tuple[list, dict, list]:
+    """Step 1 of a polychromic run at batch_size x grad_accum: the prompts its policy term
+    sampled ((tweet ids, prompt tokens) per call), the step's log row, and the prompts the
+    objective would pick from the first micro-batch alone."""
+    out = tmp_path / f"b{batch_size}x{grad_accum}"
+    job = TrainJob(toy_splits["train"], toy_splits["val"], tiny_base, PROMPTS,
+                   str(out / "adapter"), str(out / "log.csv"), str(out / "run.json"))
+    experiment = Experiment.from_config("poly", {
+        "objective": "polychromic", "lambda": 1.0, "num_samples": 3, "set_size": 2,
+        "max_new_tokens": 4, "max_prompts": 6, "quality_threshold": 0.0})
+    training = section("training", {**TRAINING, "batch_size": batch_size,
+                                    "grad_accum": grad_accum})
+    run = setup(job, experiment, training, section("lora", LORA), seed=7)
+    first = run.objective.prompts_of(collate(
+        BatchStream(run.train_examples, batch_size, 7).next(), run.pad_id))
+    sampled, loss = [], run.objective.loss
+    run.objective.loss = lambda model, ids, prompts: (sampled.append((ids, prompts)),
+                                                      loss(model, ids, prompts))[1]
+    row = train_step(run, 1)
+    return sampled, row, list(first)
+
+
+@pytest.mark.slow
+def test_the_policy_term_sees_every_micro_batch_of_the_step(tiny_base, toy_splits, tmp_path):
+    """batch 16 x accum 1 and batch 4 x accum 4 draw the same 16 examples: the sampled objective
+    picks the same max_prompts prompts from them and gives the same policy term, where the
+    first micro-batch alone (4 examples) holds fewer than max_prompts distinct prompts."""
+    one, one_row, _ = _first_step(tiny_base, toy_splits, tmp_path, 16, 1)
+    accumulated, accumulated_row, first = _first_step(tiny_base, toy_splits, tmp_path, 4, 4)
+    assert len(one) == len(accumulated) == 1  # the extra loss is computed once per step
+    assert accumulated == one and len(one[0][0]) == 6
+    assert len(first[0]) < 6 and first[0] != one[0][0]  # what batches[0] alone gave
+    for key in ("policy_term", "pg_term", "mean_reward"):
+        assert accumulated_row[key] == pytest.approx(one_row[key], rel=1e-5, abs=1e-7), key
 
 
 def _train(tiny_base, toy_splits, tmp_path, name, experiment, training=None):

@@ -282,7 +282,8 @@ class SampledObjective:
         return term, stats
 
     def prompts_of(self, batch: dict) -> tuple[list[str], list[list[int]]]:
-        """Up to max_prompts distinct prompts of a micro-batch: (tweet ids, prompt tokens)."""
+        """Up to max_prompts distinct prompts of the step's batch (every micro-batch of the
+        optimizer step, in order), first come first: (tweet ids, prompt tokens)."""
         chosen: list[str] = []
         prompts: list[list[int]] = []
         for ids, labels, mask, pid in zip(batch["input_ids"], batch["labels"],

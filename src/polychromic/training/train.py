@@ -2,7 +2,9 @@
 
     loss = ce_weight * CE(reply | prompt) + objective.extra_loss(model, batch, step)
 
-(ce_weight is the objective's, 1 unless it says otherwise, and `ce` is logged either way;
+(ce_weight is the objective's, 1 unless it says otherwise, and `ce` is logged either way; the
+CE is normalised over the reply tokens of all `grad_accum` micro-batches of the step, and
+`batch` holds every example of the step, its micro-batches in order, so B x G trains like B*G;
 `polychromic.training.sft` for the CE term, `polychromic.training.objective` for the seam,
 the objectives registered in `polychromic.objectives`). AdamW on the LoRA parameters, cosine
 schedule with linear warmup, gradient clipping at 1.0, validation loss on the VAL split every
@@ -214,12 +216,17 @@ def resume_or_start(run: Run) -> None:
 
 
 def train_step(run: Run, step: int) -> dict[str, Any]:
-    """One optimizer step over `grad_accum` micro-batches; returns the step's log row."""
+    """One optimizer step over `grad_accum` micro-batches; returns the step's log row.
+
+    The CE term is normalised over the step's reply tokens and the objective's extra term sees
+    every example of the step (all micro-batches, in order, as one batch), so `batch_size` B x
+    `grad_accum` G trains like B*G x 1: a sampled objective picks its prompts from the whole
+    step, not from the first micro-batch."""
     tick = time.perf_counter()
     parallel = run.parallel
     global_batches = [run.stream.next() for _ in range(run.training.grad_accum)]
-    batches = [_to(collate(b, run.pad_id), parallel.device) for b in global_batches]
-    targets = sum(count_targets(b) for b in batches)  # GLOBAL reply tokens of the step
+    whole = _to(collate([e for b in global_batches for e in b], run.pad_id), parallel.device)
+    targets = count_targets(whole)  # GLOBAL reply tokens of the step
     local = [_to(collate(parallel.share(b), run.pad_id), parallel.device)
              for b in global_batches]
     row: dict[str, Any] = {"step": step}
@@ -233,7 +240,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         if ce_weight > 0:
             (loss if ce_weight == 1 else ce_weight * loss).backward()
         if index == 0:
-            extra = run.objective.extra_loss(run.model, batches[0], Step(step, run.seed, parallel))
+            extra = run.objective.extra_loss(run.model, whole, Step(step, run.seed, parallel))
             if extra is not None:
                 if extra.loss.requires_grad:
                     with extra.backward_context():  # its own backward: see ExtraLoss
