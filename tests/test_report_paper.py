@@ -18,7 +18,6 @@ from matplotlib.figure import Figure
 from polychromic.config import load_settings
 from polychromic.contract import FIGURES
 from polychromic.reporting.paper import build_paper, split_rows, write_tarball
-from polychromic.reporting.significance import Evidence, detect
 from test_data_release import make_release
 from test_report_helpers import (
     HOSTILE,
@@ -27,7 +26,6 @@ from test_report_helpers import (
     SYSTEMS,
     TEMPLATES,
     build_evaluation,
-    edit_metric,
     run_aggregate,
 )
 
@@ -36,12 +34,13 @@ HAS_TEX = shutil.which("latexmk") is not None or shutil.which("pdflatex") is not
 EVIL = r"Evil \input{/etc/passwd} & 100% $x$ #1 ~^_"
 
 
-def _set_test(folder: Path, metric: str, other: str, p_holm: float, diff: float) -> None:
-    path = folder / "statistical_tests.json"
+def _set_values(folder: Path, file: str, system: str, metric: str, base: float,
+                seed: int) -> None:
+    """Per-tweet values near `base` (a small pattern over tweets and seeds) and their mean."""
+    path = folder / file
     doc = json.loads(path.read_text(encoding="utf-8"))
-    for test in doc["tests"]:
-        if test["metric"] == metric and test["other"] == other:
-            test["p_holm"], test["mean_diff"] = p_holm, diff
+    values = [base + 0.01 * (i % 3) + seed / 1e5 for i in range(len(doc["prompt_ids"]))]
+    doc["systems"][system][metric].update(mean=sum(values) / len(values), per_prompt=values)
     path.write_text(json.dumps(doc), encoding="utf-8")
 
 
@@ -54,18 +53,15 @@ def _figures(folder: Path) -> None:
 
 
 def _inputs(root: Path, ablation: bool = False) -> dict:
-    """A study in which polychromic_lora is clearly better on pass@10 and Self-BLEU (tiny
-    Holm p in every seed, same sign) and not detectably different on ROUGE-L (p = 0.3).
+    """A study in which polychromic_lora is clearly better on pass@10 and Self-BLEU (0.4 on
+    every tweet of every seed) and, on ROUGE-L, random like every other metric.
     With `ablation`, the system named HOSTILE is a second polychromic LoRA system."""
     dirs = build_evaluation(root / "evaluation")
     for seed, folder in ((s, Path(d)) for s, d in dirs.items()):
-        edit_metric(folder, "passk_results.json", REFERENCE, "pass@10", 0.9 + seed / 1e5)
-        edit_metric(folder, "passk_results.json", "baseline_lora", "pass@10", 0.5)
-        edit_metric(folder, "diversity_metrics.json", REFERENCE, "self_bleu", 0.2 + seed / 1e5)
-        edit_metric(folder, "diversity_metrics.json", "baseline_lora", "self_bleu", 0.6)
-        _set_test(folder, "pass@10", "baseline_lora", 0.001, 0.4)
-        _set_test(folder, "self_bleu", "baseline_lora", 0.002, -0.4)
-        _set_test(folder, "rougeL", "baseline_lora", 0.3, 0.01)
+        _set_values(folder, "passk_results.json", REFERENCE, "pass@10", 0.9, seed)
+        _set_values(folder, "passk_results.json", "baseline_lora", "pass@10", 0.5, 0)
+        _set_values(folder, "diversity_metrics.json", REFERENCE, "self_bleu", 0.2, seed)
+        _set_values(folder, "diversity_metrics.json", "baseline_lora", "self_bleu", 0.6, 0)
     aggregated, table = root / "aggregated_results.json", root / "results_table.tex"
     ablation_table = root / "ablation_table.tex"
     systems_config = {name: {"prompt": "zero_shot"} for name in SYSTEMS}
@@ -156,14 +152,15 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 21
+    assert cited <= keys and len(keys) == 24
     for needle in ("Diverse Preference Optimization", "Sentence-{BERT}", "{MPNet}", "{MiniLM}",
                    "Sequentially Rejective", "Hu, Edward", "Chen, Mark", "Polychromic Objectives",
                    "Texygen",
                    "Diversity-Promoting", "BERTScore", "ROUGE", "Jointly Reinforcing Diversity",
                    "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
                    "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}",
-                   "Variance Components"):
+                   "Variance Components", "Fiducial Argument", "{B}ehrens-{F}isher",
+                   "Two One-Sided Tests"):
         assert needle in bib
 
 
@@ -171,42 +168,12 @@ def test_wording_follows_the_numbers(paper: dict) -> None:
     main = paper["main"]
     passk = _paragraph(main, "pass@10")
     assert r"scores detectably higher than \texttt{baseline\_lora}, which is better" in passk
-    assert "$+0.402$" in passk and "permutation $p=0.001$ in each of 3 seeds" in passk
+    assert "$+0.40" in passk and "within the comparison at matched pass@1" in passk
     bleu = _paragraph(main, "Self-BLEU")
     assert "scores detectably lower" in bleu and "which is better" in bleu
+    assert "comparisons of the tables" in bleu and "Holm-adjusted $p<0.001$" in bleu
     rouge = _paragraph(main, "ROUGE-L")
     assert "no detectable difference" in rouge and "detectably" not in rouge
-
-
-def _every_seed(diff: float, tests: list, n_seeds: int | None = None) -> str:
-    """The every-seed rule on ROUGE-L (higher is better) of crafted per-seed tests."""
-    seeds = n_seeds or max(len(tests), 1)
-    aggregated = {"seeds": list(range(seeds)),
-                  "systems": {"r": {"rougeL": {"mean": diff}}, "o": {"rougeL": {"mean": 0.0}}}}
-    statistics = [{"seed": i, "settings": {},
-                   "tests": [{"metric": "rougeL", "system": "r", "other": "o",
-                              "p_holm": p, "mean_diff": d}]}
-                  for i, (p, d) in enumerate(tests)]
-    return detect(Evidence(aggregated, statistics), ["rougeL"], "r", "o",
-                  "every_seed")[0]["direction"]
-
-
-@pytest.mark.parametrize("diff,tests,expected", [
-    (0.4, [(0.01, 0.3), (0.02, 0.5)], "better"),
-    (-0.4, [(0.01, -0.3), (0.02, -0.5)], "worse"),
-    (0.4, [(0.01, 0.3), (0.20, 0.5)], "none"),   # one seed not significant
-    (0.1, [(0.01, 0.3), (0.01, -0.1)], "none"),  # seeds disagree in sign
-    (0.1, [(0.01, 0.3), (0.01, 0.0)], "none"),   # a seed without a difference does not agree
-    (0.1, [], "untested"),                       # no per-seed test: nothing decides
-])
-def test_every_seed_rule(diff: float, tests: list, expected: str) -> None:
-    assert _every_seed(diff, tests) == expected
-
-
-def test_every_seed_rule_needs_a_test_in_every_seed() -> None:
-    two = [(0.01, 0.3), (0.01, 0.2)]
-    assert _every_seed(0.3, two, n_seeds=2) == "better"
-    assert _every_seed(0.3, two, n_seeds=3) == "none"
 
 
 def test_split_report_missing_keys() -> None:

@@ -1,137 +1,128 @@
-"""The pilot-based power calculation that sized config/study_demo.yaml."""
+"""The primary rule's level and power, simulated: the level holds with 3 and 5 seeds at every
+seed variance (the former Satterthwaite t's does not, so the check can fail), and the power
+figure a run reports equals a simulation of the rule by another path (the verdict's own code)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
+from polychromic.reporting import simulation as sim
 from polychromic.reporting.power import (
+    BEGIN,
+    END,
     describe_power,
-    detectable_delta,
     final_test_power,
+    level_rows,
     main,
-    paired_sd,
-    pooled_sd,
-    primary_delta,
-    primary_power,
-    primary_sd,
-    prompts_needed,
-    prompts_needed_primary,
-    seed_variance,
-    seeds_needed_primary,
-    study_power,
 )
-
-from conftest import REPO
+from polychromic.reporting.significance import Evidence, detect
+from polychromic.settings import section
 
 REF, BASE = "polychromic_lora", "baseline_lora"
+FAMILY = ("pass@1", "pass@10", "coverage")
 
 
-def test_prompts_needed_reaches_the_power_and_grows_with_the_family() -> None:
-    n = prompts_needed(0.237, 0.05, family=3, seeds=3)
-    assert study_power(n, 0.237, 0.05, 3, 3) >= 0.8 > study_power(n - 5, 0.237, 0.05, 3, 3)
-    assert prompts_needed(0.237, 0.05, 135, 3) > n > prompts_needed(0.237, 0.05, 3, 1)
-    # one test, one seed: the textbook paired z-test, ((1.96 + 0.84) sigma / delta)^2
-    assert prompts_needed(0.25, 0.05, 1, 1) == pytest.approx(197, abs=1)
+def test_components_are_recovered_by_the_method_of_moments() -> None:
+    rng = np.random.default_rng(0)
+    truth = sim.Components(0.1, 0.2, 0.3)
+    table = sim.draw(rng, truth, 0.0, 1, 40, 2000)[0]
+    found = sim.Components.from_matrix(table)
+    assert found.seed == pytest.approx(0.1, rel=0.35)
+    assert found.tweet == pytest.approx(0.2, rel=0.1)
+    assert found.interaction == pytest.approx(0.3, rel=0.02)
+    one_seed = sim.Components.from_matrix(table[:1])
+    assert one_seed.seed == 0.0 and one_seed.interaction == 0.0
 
 
-def test_paired_sd_pools_seeds() -> None:
-    doc = {"systems": {"polychromic_lora": {"pass@10": {"per_prompt": [1.0, 1.0, None]}},
-                       "baseline_lora": {"pass@10": {"per_prompt": [1.0, 0.0, 0.0]}}}}
-    sd, count = paired_sd([doc, doc], REF, BASE)
-    assert count == 4 and sd == pytest.approx(0.57735, abs=1e-4)
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_the_rule_holds_its_level_at_every_seed_variance(seeds: int) -> None:
+    """3000 simulated null studies per seed sd (200 tweets, tweet and interaction sd 0.2): the
+    crossed test rejects at most alpha and alpha / 3 (Holm's first step), the whole rule's
+    familywise rate at most alpha, each up to two Monte Carlo SE."""
+    replicates = 3000
+    for row in level_rows([seeds], 200, 0.2, 0.2, sim_seed_sds(), 0.05, replicates,
+                          with_power=False):
+        for key, level in (("test_alpha", 0.05), ("test_first_step", 0.05 / 3),
+                           ("rule", 0.05)):
+            bound = level + 2 * math.sqrt(level * (1 - level) / replicates)
+            assert row[key] <= bound, (seeds, row["seed_sd"], key, row[key])
 
 
-def test_pooled_sd_is_the_std_of_seed_mean_differences() -> None:
-    def doc(ref: list, other: list) -> dict:
-        return {"prompt_ids": ["a", "b", "c"],
-                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
-                            "baseline_lora": {"pass@10": {"per_prompt": other}}}}
-    pilot = [doc([1.0, 0.0, 1.0], [0.0, 0.0, None]), doc([1.0, 1.0, 1.0], [1.0, 0.0, 1.0])]
-    sd, prompts = pooled_sd(pilot, REF, BASE)  # seed-mean diffs 0.5, 0.5; prompt c left out
-    assert prompts == 2 and sd == pytest.approx(0.0)
-    pilot[1]["systems"]["polychromic_lora"]["pass@10"]["per_prompt"] = [1.0, 0.0, 1.0]
-    sd, _ = pooled_sd(pilot, REF, BASE)  # 0.5, 0.0
-    assert sd == pytest.approx(0.35355, abs=1e-4)
+def sim_seed_sds() -> list[float]:
+    return [0.0, 0.05, 0.1, 0.2]
 
 
-def test_detectable_delta_inverts_prompts_needed() -> None:
-    n = prompts_needed(0.09, 0.05, family=3, seeds=1)
-    assert detectable_delta(n, 0.09, 3, 1) <= 0.05 < detectable_delta(n - 1, 0.09, 3, 1)
+def test_the_former_satterthwaite_t_fails_the_same_check() -> None:
+    """The check can fail: at 3 seeds and seed sd 0.1 the former rule rejects too often."""
+    parts = sim.Components(0.1, 0.2, 0.2)
+    at_alpha, first_step = sim.former_rates(parts, 3, 200, 3000)
+    assert at_alpha > 0.05 + 2 * math.sqrt(0.05 * 0.95 / 3000)
+    assert first_step > 0.05 / 3 + 2 * math.sqrt(0.05 / 3 * (1 - 0.05 / 3) / 3000)
 
 
-def test_main_prints_both_rules(tmp_path, capsys) -> None:
-    import json
-    from pathlib import Path
-
-    def doc(seed: int, shift: float) -> dict:
-        ref = [min(1.0, 0.5 + shift + 0.1 * (i % 3)) for i in range(20)]
-        return {"seed": seed, "prompt_ids": [f"t{i}" for i in range(20)],
-                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
-                            "baseline_lora": {"pass@10": {"per_prompt": [0.5] * 20}}}}
-    paths = []
-    for seed, shift in ((1, 0.0), (2, 0.1)):
-        path = tmp_path / f"{seed}.json"
-        path.write_text(json.dumps(doc(seed, shift)))
-        paths.append(str(path))
-    assert main(paths + ["--prompts", "150", "--config", str(REPO / "config.yaml")]) == 0
-    out = capsys.readouterr().out
-    assert "2 seeds, 20 test prompts" in out and "power at 150 prompts" in out
-    assert out.count("every-seed") == 4
-    pilot = [json.loads(Path(path).read_text()) for path in paths]
-    sigma = primary_sd(pilot, REF, BASE)
-    assert sigma == pytest.approx(max(pooled_sd(pilot, REF, BASE)[0],
-                                      paired_sd(pilot, REF, BASE)[0] / 2 ** 0.5))
-    tau2 = seed_variance(pilot, REF, BASE)
-    primary = [line.split() for line in out.splitlines() if line.startswith("primary")]
-    assert [row[1] for row in primary] == ["1", "3"]
-    needed = prompts_needed_primary(2, sigma, tau2, 0.05, 3)
-    assert primary[1][2] == (str(needed) if needed is not None else "more")
-    assert float(primary[1][-1]) == pytest.approx(primary_delta(150, 2, sigma, tau2, 3),
-                                                  abs=1e-3)
+def seed_documents(tables: dict[str, np.ndarray]) -> list[dict[str, dict]]:
+    """Per seed {group: document} with the reference's per-tweet values = the table (the
+    baseline's all 0), for the metrics of the verdict's family."""
+    seeds, tweets = next(iter(tables.values())).shape
+    documents = []
+    for s in range(seeds):
+        doc = {"seed": s, "prompt_ids": [f"t{i}" for i in range(tweets)], "systems": {
+            REF: {m: {"per_prompt": tables[m][s].tolist()} for m in FAMILY},
+            BASE: {m: {"per_prompt": [0.0] * tweets} for m in FAMILY}}}
+        documents.append({"passk": doc})
+    return documents
 
 
-def test_the_seed_spread_bounds_what_more_tweets_can_give() -> None:
-    """tau^2 = the seed means' variance beyond the tweets' noise; with tau > 0 the power is
-    capped by the seeds, and prompts_needed_primary says so."""
-    def doc(shift: float) -> dict:
-        ref = [0.5 + shift + 0.02 * ((i * 7) % 5 - 2) for i in range(40)]
-        return {"prompt_ids": [f"t{i}" for i in range(40)],
-                "systems": {"polychromic_lora": {"pass@10": {"per_prompt": ref}},
-                            "baseline_lora": {"pass@10": {"per_prompt": [0.5] * 40}}}}
-    same = [doc(0.05), doc(0.05), doc(0.05)]
-    assert seed_variance(same, REF, BASE) == pytest.approx(0.0, abs=1e-12)
-    spread = [doc(0.0), doc(0.05), doc(0.10)]  # seed means 0, 0.05, 0.10: variance 0.0025
-    tau2 = seed_variance(spread, REF, BASE)
-    assert tau2 == pytest.approx(0.0025, rel=1e-6)  # the tweet pattern is common to the seeds
-    assert prompts_needed_primary(3, 0.1, tau2, 0.05, 3) is None  # 3 seeds cannot do it
-    assert primary_power(10**6, 3, 0.1, tau2, 0.05, 3) < 0.8
-    n = prompts_needed_primary(3, 0.1, 0.0, 0.05, 3)
-    assert primary_power(n, 3, 0.1, 0.0, 0.05, 3) >= 0.8 > primary_power(n - 3, 3, 0.1, 0.0,
-                                                                          0.05, 3)
-    # without a seed spread it is the textbook paired z-test
-    assert n == prompts_needed(0.1, 0.05, 3, 1)
+def test_the_power_figure_is_a_simulation_of_the_rule_the_verdict_runs() -> None:
+    """A run's power block (`final_test_power`) against an independent simulation: studies
+    drawn from the block's own components, each judged by `significance.detect` (the
+    verdict's dict path: pooled tests, Holm, sign agreement). The two rates agree within two
+    Monte Carlo SE of their difference."""
+    rng = np.random.default_rng(5)
+    truth = sim.Components(0.02, 0.15, 0.2)
+    pilot = {m: sim.draw(rng, truth, 0.0, 1, 3, 30)[0] for m in FAMILY}
+    verdict = {"rows": [{"metric": m} for m in FAMILY], "passk_metric": "pass@10",
+               "reference": REF, "matched": BASE}
+    block = final_test_power(seed_documents(pilot), verdict, replicates=2000)
+    components = [sim.Components(**block["components"][m]) for m in FAMILY]
+    settings = section("evaluation", {"bootstrap_samples": 100, "permutation_samples": 100})
+    hits, replicates = 0, 400
+    for _ in range(replicates):
+        tables = {m: sim.draw(rng, c, 0.05 if m == "pass@10" else 0.0, 1, 3, 30)[0]
+                  for m, c in zip(FAMILY, components, strict=True)}
+        evidence = Evidence({"seeds": [0, 1, 2]}, [], seed_documents(tables), settings)
+        hits += bool(detect(evidence, list(FAMILY), REF, BASE)[1]["detectable"])
+    rate = hits / replicates
+    se = math.sqrt(block["power_se"] ** 2 + rate * (1 - rate) / replicates)
+    assert abs(rate - block["power"]) <= 2 * se, (rate, block["power"], se)
+    assert 0.0 < block["power"] < 1.0 and block["level"] <= 0.05 + 2 * block["level_se"]
+    text = describe_power(block)
+    assert f"power {block['power']:.2f}" in text and "3 seeds x 30 test tweets" in text
 
 
-def test_the_final_tests_power_is_redone_on_the_studys_own_numbers() -> None:
-    """final_test_power reads a finished run's per-seed pass@k: the sigmas, the difference it
-    could detect, its power, and the tweets or seeds a target would need (None when the seeds'
-    spread, or the tweets' noise, makes that way impossible)."""
-    def doc(shift: float) -> dict:
-        ref = [0.5 + shift + 0.05 * ((i * 7) % 5 - 2) for i in range(60)]
-        return {"prompt_ids": [f"t{i}" for i in range(60)],
-                "systems": {REF: {"pass@10": {"per_prompt": ref}},
-                            BASE: {"pass@10": {"per_prompt": [0.5] * 60}}}}
-    runs = [doc(0.0), doc(0.02), doc(0.04)]
-    result = final_test_power(runs, REF, BASE, "pass@10")
-    sigma, tau2 = primary_sd(runs, REF, BASE), seed_variance(runs, REF, BASE)
-    assert (result["seeds"], result["prompts"]) == (3, 60)
-    assert result["sigma"] == pytest.approx(sigma) and result["tau"] ** 2 == pytest.approx(tau2)
-    assert result["detectable_delta"] == pytest.approx(primary_delta(60, 3, sigma, tau2, 3))
-    assert result["power"] == pytest.approx(primary_power(60, 3, sigma, tau2, 0.05, 3))
-    assert result["prompts_needed"] == prompts_needed_primary(3, sigma, tau2, 0.05, 3)
-    seeds = result["seeds_needed"]
-    assert seeds is not None and primary_power(60, seeds, sigma, tau2, 0.05, 3) >= 0.8
-    assert primary_power(60, seeds - 1, sigma, tau2, 0.05, 3) < 0.8 or seeds == 2
-    text = describe_power(result)
-    assert f"{result['detectable_delta']:.3f}" in text and "3 seeds x 60 test tweets" in text
-    assert seeds_needed_primary(10, 1.0, 0.0, 0.05, 3) is None  # the tweets' noise alone
+def test_the_detectable_difference_has_the_target_power() -> None:
+    parts = [sim.Components(0.0, 0.1, 0.2)] * 3
+    delta = sim.detectable_delta(parts, 1, 3, 100, 1000)
+    assert delta is not None
+    assert sim.power(parts, 1, delta, 3, 100, 1000) >= 0.8
+    assert sim.power(parts, 1, delta - 0.01, 3, 100, 1000) < 0.8
+    assert sim.detectable_delta([sim.Components(5.0, 5.0, 5.0)] * 3, 1, 3, 10, 200) is None
+
+
+def test_main_prints_and_writes_the_level_table(tmp_path, capsys) -> None:
+    page = tmp_path / "statistics.md"
+    page.write_text(f"# Title\n\n{BEGIN}\nold\n{END}\n\nafter\n", encoding="utf-8")
+    assert main(["--simulate", "--seeds", "3", "--tweets", "20", "--seed-sd", "0", "0.1",
+                 "--replicates", "200", "--write", str(page)]) == 0
+    printed = capsys.readouterr().out
+    text = page.read_text(encoding="utf-8")
+    assert "old" not in text and text.endswith(f"{END}\n\nafter\n")
+    assert printed.strip() in text and text.count("| 3 |") == 2
+    assert "200 simulated studies per row" in text
+    with pytest.raises(ValueError, match="no <!-- simulation:begin"):
+        (tmp_path / "bare.md").write_text("nothing", encoding="utf-8")
+        main(["--simulate", "--seeds", "3", "--tweets", "10", "--seed-sd", "0",
+              "--replicates", "50", "--write", str(tmp_path / "bare.md")])

@@ -1,6 +1,7 @@
-"""Significance marks and the ablation table: crafted tests (every seed significant, one seed
-not, signs that disagree, a missing seed, one seed, a metric without tests, alpha), the split
-of systems into main comparison and ablations, and compilation with hostile names."""
+"""Significance marks and the ablation table: the daggers read the aggregate's `comparisons`
+(the primary rule: the verdict's cells from the verdict, the others in one Holm family), the
+paper's sentences read the same records, the split of systems into main comparison and
+ablations, and compilation with hostile names."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from polychromic.evaluation.registry import get_metric
 from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import NO_ABLATION, ablation_table, results_table
 from polychromic.reporting.paper import comparison
-from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.reporting.significance import Evidence, table_family
+from polychromic.settings import section
 from polychromic.systems import System
 from test_report_helpers import HOSTILE, SEEDS, SYSTEMS, TEMPLATES, build_evaluation, run_aggregate
 
@@ -47,20 +49,16 @@ def _aggregate(systems: dict[str, dict[str, list]], seeds: list[int],
             "reference_system": REF}
 
 
-def _statistics(seeds: list[int], tests: dict[tuple[str, str], list], alpha=None) -> list:
-    """Per-seed documents; tests[(metric, other)] = [(p_holm, ref - other) or None per seed]."""
-    docs = []
-    for i, seed in enumerate(seeds):
-        rows = []
-        for (metric, other), per_seed in tests.items():
-            if per_seed[i] is None:
-                continue
-            p_holm, diff = per_seed[i]
-            rows.append({"metric": metric, "system": REF, "other": other,
-                         "mean_diff": diff, "p_holm": p_holm})
-        settings = {"reference_system": REF} | ({"alpha": alpha} if alpha else {})
-        docs.append({"seed": seed, "settings": settings, "tests": rows})
-    return docs
+def _comparisons(marks: dict[tuple[str, str], bool | None]) -> list[dict]:
+    """Records of the aggregate's `comparisons`: marks[(metric, other)] = detectable (None:
+    not tested), reference minus other, all in the tables' family."""
+    return [{"metric": metric, "system": REF, "other": other, "diff": -0.1, "ci_low": -0.2,
+             "ci_high": 0.0, "p": 0.01, "p_holm": None if detectable is None else 0.01,
+             "detectable": detectable,
+             "direction": "untested" if detectable is None else
+             ("worse" if detectable else "none"),
+             "family": "table", "family_size": len(marks)}
+            for (metric, other), detectable in marks.items()]
 
 
 def _row(table: str, label: str) -> str:
@@ -80,72 +78,93 @@ THREE = {"baseline_lora": {"rougeL": [0.6, 0.62, 0.61], "self_bleu": [0.8, 0.82,
                "pass@1": [0.48, 0.5, 0.52]}}
 
 
-def test_dagger_needs_every_seed_significant_with_one_sign() -> None:
-    agg = _aggregate(THREE, SEEDS3)
-    stats = _statistics(SEEDS3, {
-        ("rougeL", "baseline_lora"): [(0.001, -0.2), (0.01, -0.17), (0.04, -0.2)],  # all
-        ("rougeL", "zero_shot"): [(0.001, 0.1), (0.2, 0.15), (0.001, 0.11)],       # one not
-        ("self_bleu", "baseline_lora"): [(0.001, -0.2), (0.001, 0.2), (0.001, -0.2)],  # sign
-        ("self_bleu", "zero_shot"): [(0.001, -0.1), None, (0.001, -0.08)],         # missing
-        ("pass@1", "baseline_lora"): [(0.01, -0.02), (0.01, 0.0), (0.01, 0.02)],   # diff 0
-    })
-    table = results_table(agg, TEMPLATES, statistics=stats)
+def test_daggers_are_the_comparisons_records() -> None:
+    agg = _aggregate(THREE, SEEDS3) | {"comparisons": _comparisons({
+        ("rougeL", "baseline_lora"): True, ("rougeL", "zero_shot"): False,
+        ("self_bleu", "baseline_lora"): None})}
+    table = results_table(agg, TEMPLATES)
     base, zero, ref = _cells(table, "ROUGE-L")
     assert base == r"\textbf{0.610$\pm$0.010}$^{\dagger}$"
     assert r"\dagger" not in zero and r"\dagger" not in ref
     assert all(r"\dagger" not in cell for cell in _cells(table, "Self-BLEU"))
     assert all(r"\dagger" not in cell for cell in _cells(table, "pass@1"))
-    assert (r"$^{\dagger}$Differs detectably from \texttt{polychromic\_lora}: Holm-adjusted "
-            r"paired permutation $p<0.05$ over the test tweets in each of the 3 seeds") in table
-    assert "t$-test" not in table
+    assert (r"$^{\dagger}$Differs detectably from \texttt{polychromic\_lora} by the primary "
+            "rule") in table
+    assert "every other cell within one family of 3 comparisons" in table
 
 
-def test_table_marks_agree_with_the_paper_verdict() -> None:
-    """One rule: the paper's sentence says 'detectably' exactly where the table has a dagger."""
-    agg = _aggregate(THREE, SEEDS3)
-    stats = _statistics(SEEDS3, {
-        ("rougeL", "baseline_lora"): [(0.001, -0.2), (0.01, -0.17), (0.04, -0.2)],
-        ("self_bleu", "baseline_lora"): [(0.001, -0.2), (0.06, -0.2), (0.001, -0.2)],
-    })
-    table = results_table(agg, TEMPLATES, statistics=stats)
-    evidence = Evidence(agg, stats)
+def seed_documents(values: dict[str, dict[str, list[list[float]]]]) -> list[dict]:
+    """Per seed {group: document} from values[system][metric] = seeds x tweets."""
+    first = next(iter(values.values()))
+    seeds, tweets = np.array(next(iter(first.values()))).shape
+    docs = []
+    for s in range(seeds):
+        by_group: dict[str, dict] = {}
+        for system, metrics in values.items():
+            for metric, table in metrics.items():
+                group = get_metric(metric).group
+                doc = by_group.setdefault(group, {"seed": SEEDS3[s], "systems": {},
+                                                  "prompt_ids": [f"t{i}" for i in range(tweets)]})
+                doc["systems"].setdefault(system, {})[metric] = {"per_prompt": list(table[s])}
+        docs.append(by_group)
+    return docs
+
+
+def test_the_table_family_takes_the_verdicts_cells_and_holms_the_rest() -> None:
+    """ROUGE-L and Self-BLEU against two systems, pass@1 against the baseline from the
+    verdict: the verdict's record is copied (its p_holm, its family), the four others form
+    one Holm family of their own, and the paper's sentences read the same records."""
+    rng = np.random.default_rng(0)
+    shared = rng.uniform(0.2, 0.8, (3, 30))
+    values = {REF: {"rougeL": shared - 0.1, "self_bleu": shared, "pass@1": shared},
+              "baseline_lora": {"rougeL": shared, "self_bleu": shared + rng.normal(0, .3, (3, 30)),
+                                "pass@1": shared},
+              "zero_shot": {"rougeL": shared - 0.1 + rng.normal(0, 0.01, (3, 30)),
+                            "self_bleu": shared, "pass@1": shared - 0.2}}
+    agg = _aggregate({s: {m: v.mean(axis=1).tolist() for m, v in b.items()}
+                      for s, b in values.items()}, SEEDS3)
+    evidence = Evidence(agg, [], seed_documents(values),
+                        section("evaluation", {"bootstrap_samples": 200,
+                                               "permutation_samples": 200}))
+    verdict = {"available": True, "reference": REF, "matched": "baseline_lora", "family": 3,
+               "rows": [{"metric": "pass@1", "diff": 0.0, "ci_low": -0.01, "ci_high": 0.01,
+                         "p": 0.9, "p_holm": 0.97, "detectable": False, "direction": "none",
+                         "seed_diffs": [0.0] * 3}]}
+    rows = table_family(evidence, ["rougeL", "self_bleu", "pass@1"], REF,
+                        ["baseline_lora", "zero_shot"], verdict)
+    found = {(r["metric"], r["other"]): r for r in rows}
+    assert found[("pass@1", "baseline_lora")]["family"] == "verdict"
+    assert found[("pass@1", "baseline_lora")]["p_holm"] == 0.97
+    table_rows = [r for r in rows if r["family"] == "table"]
+    assert len(table_rows) == 5 and {r["family_size"] for r in table_rows} == {5}
+    ps = sorted(r["p"] for r in table_rows)
+    assert min(r["p_holm"] for r in table_rows) == pytest.approx(min(1.0, 5 * ps[0]))
+    assert found[("rougeL", "baseline_lora")]["detectable"]  # -0.1 on every tweet
+    assert found[("pass@1", "zero_shot")]["direction"] == "better"
+    agg["comparisons"] = rows
+    table = results_table(agg, TEMPLATES)
     for metric, label in (("rougeL", "ROUGE-L"), ("self_bleu", "Self-BLEU")):
-        sentence = comparison(evidence, metric, REF, "baseline_lora")
-        marked = r"\dagger" in _cells(table, label)[0]
+        sentence = comparison(agg, metric, REF, "baseline_lora")
+        marked = r"\dagger" in _cells(table, label)[1]  # columns: REF, baseline, zero-shot
         assert marked == (sentence["direction"] in ("better", "worse")), metric
-    found = detect(evidence, ["rougeL"], REF, "baseline_lora", "every_seed")[0]
-    assert found["detectable"] and found["direction"] == "worse"
+        assert sentence["family"] == "table" and sentence["family_size"] == 5
 
 
-def test_untested_metric_and_alpha_from_the_tests() -> None:
-    agg = _aggregate(THREE, SEEDS3)
-    stats = _statistics(SEEDS3, {("rougeL", "baseline_lora"): [(0.03, -0.2)] * 3}, alpha=0.01)
-    assert alpha_of(stats) == 0.01
-    table = results_table(agg, TEMPLATES, statistics=stats)
-    assert r"\dagger" not in _cells(table, "ROUGE-L")[0]  # 0.03 is not < 0.01
-    # pass@1 has no per-tweet test here: it is untested, never marked
-    assert all(r"\dagger" not in cell for cell in _cells(table, "pass@1"))
-    found = detect(Evidence(agg, stats), ["pass@1"], REF, "zero_shot", "every_seed")[0]
-    assert found["detectable"] is None and found["direction"] == "untested"
-    assert "$p<0.01$" in table and "t$-test" not in table
-
-
-def test_one_seed_and_no_statistics() -> None:
+def test_one_seed_and_no_comparisons() -> None:
     one = {s: {m: v[:1] for m, v in block.items()} for s, block in THREE.items()}
-    agg = _aggregate(one, [7])
-    stats = _statistics([7], {("rougeL", "baseline_lora"): [(0.001, -0.2)]})
-    table = results_table(agg, TEMPLATES, statistics=stats)
+    agg = _aggregate(one, [7]) | {"comparisons": _comparisons({("rougeL", "baseline_lora"): True})}
+    table = results_table(agg, TEMPLATES)
     assert _cells(table, "ROUGE-L")[0] == r"\textbf{0.600$\pm$--}$^{\dagger}$"
-    assert "in the single seed" in table and "single seed (7)" in table
-    bare = results_table(agg, TEMPLATES)
+    assert "single seed (7)" in table
+    bare = results_table(_aggregate(one, [7]), TEMPLATES)
     assert r"\dagger" not in bare and "Differs detectably" not in bare
 
 
 def test_dagger_and_fewer_seeds_share_one_superscript() -> None:
     systems = {"baseline_lora": {"rougeL": [0.6, None, 0.62]}, REF: {"rougeL": [0.4, 0.4, 0.4]}}
-    agg = _aggregate(systems, SEEDS3)
-    stats = _statistics(SEEDS3, {("rougeL", "baseline_lora"): [(0.001, -0.2)] * 3})
-    cell = _cells(results_table(agg, TEMPLATES, statistics=stats), "ROUGE-L")[0]
+    agg = _aggregate(systems, SEEDS3) | {
+        "comparisons": _comparisons({("rougeL", "baseline_lora"): True})}
+    cell = _cells(results_table(agg, TEMPLATES), "ROUGE-L")[0]
     assert cell.endswith(r"$^{\dagger\S}$")
 
 
@@ -184,9 +203,9 @@ def test_ablation_table_without_and_with_ablations() -> None:
     assert all(line.startswith("%") for line in NO_ABLATION.splitlines())
     systems = dict(THREE) | {EVIL: {"rougeL": [0.5, 0.5, 0.5], "self_bleu": [0.5, 0.5, 0.5],
                                     "pass@1": [0.9, 0.9, 0.9]}}
-    agg = _aggregate(systems, SEEDS3, ablations=[EVIL])
-    stats = _statistics(SEEDS3, {("pass@1", EVIL): [(0.001, -0.4)] * 3})
-    table = ablation_table(agg, TEMPLATES, stats)
+    agg = _aggregate(systems, SEEDS3, ablations=[EVIL]) | {
+        "comparisons": _comparisons({("pass@1", EVIL): True})}
+    table = ablation_table(agg, TEMPLATES)
     # transposed: one row per system, one column per headline metric present
     assert _cells(table, "System") == ["pass@1 $\\uparrow$", "Self-BLEU $\\downarrow$",
                                        "ROUGE-L $\\uparrow$"]
@@ -197,7 +216,7 @@ def test_ablation_table_without_and_with_ablations() -> None:
     assert "Ablations: the LoRA systems beyond the main comparison" in table
     assert _cells(table, evil)[0] == r"\textbf{0.900$\pm$0.000}$^{\dagger}$"
     assert _cells(table, "polychromic\\_lora")[0] == "0.500$\\pm$0.020"
-    main = results_table(agg, TEMPLATES, statistics=stats)
+    main = results_table(agg, TEMPLATES)
     assert "passwd" not in main and r"\label{tab:results}" in main
 
 
@@ -251,12 +270,11 @@ def test_tables_with_marks_and_hostile_names_compile(tmp_path: Path) -> None:
                                     "pass@1": [0.9, 0.9, 0.9]},
                              "a_b & c%": {"rougeL": [None] * 3, "self_bleu": [0.1, 0.1, 0.1],
                                           "pass@1": [0.1, 0.2, 0.3]}}
-    agg = _aggregate(systems, SEEDS3, ablations=[EVIL, "a_b & c%"])
-    stats = _statistics(SEEDS3, {("pass@1", EVIL): [(0.001, -0.4)] * 3,
-                                 ("rougeL", EVIL): [(0.001, -0.1)] * 3,
-                                 ("rougeL", "baseline_lora"): [(0.001, -0.2)] * 3})
-    (tmp_path / "main.tex").write_text(results_table(agg, TEMPLATES, statistics=stats))
-    (tmp_path / "ablation.tex").write_text(ablation_table(agg, TEMPLATES, stats))
+    agg = _aggregate(systems, SEEDS3, ablations=[EVIL, "a_b & c%"]) | {
+        "comparisons": _comparisons({("pass@1", EVIL): True, ("rougeL", EVIL): True,
+                                     ("rougeL", "baseline_lora"): True})}
+    (tmp_path / "main.tex").write_text(results_table(agg, TEMPLATES))
+    (tmp_path / "ablation.tex").write_text(ablation_table(agg, TEMPLATES))
     (tmp_path / "none.tex").write_text(NO_ABLATION)
     (tmp_path / "doc.tex").write_text(
         "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"

@@ -27,7 +27,7 @@ SEEDS = [1, 2, 3]
 SYSTEMS = ["baseline_lora", "polychromic_lora", "baseline_lora@t0.7", "baseline_lora@t1.3"]
 MEANS = {  # pass@1, pass@10, coverage
     "baseline_lora": (0.60, 0.90, 0.50),
-    "polychromic_lora": (0.45, 0.95, 0.70),
+    "polychromic_lora": (0.44, 0.95, 0.70),
     "baseline_lora@t0.7": (0.70, 0.85, 0.40),
     "baseline_lora@t1.3": (0.47, 0.91, 0.55),
 }
@@ -95,28 +95,47 @@ def test_verdict_word(directions: list[str], word: str) -> None:
     assert verdict_word(directions, matched=False) == "inconclusive (unmatched)"
 
 
-def test_a_pass_at_1_gap_beyond_the_tolerance_is_unmatched_even_when_not_detectable() -> None:
-    """pass@1 0.40 vs 0.47 with so much per-tweet noise that the gap is not detectable: still no
-    match at tolerance 0.02; with a tolerance above the gap it is one."""
+def test_a_pass_at_1_match_needs_equivalence_not_only_no_detected_gap() -> None:
+    """pass@1 0.40 vs 0.47 with so much per-tweet noise that the gap is not detectable: the
+    90 % interval is wide, so equivalence within 0.02 is not shown and the comparison is
+    unmatched (the former rule, "not detectable and within the tolerance", could call a wide
+    interval a match); with a margin wider than the interval it is one."""
     means = {**MEANS, "polychromic_lora": (0.40, 0.95, 0.70)}
     docs = passk(means, jitter=0.6)
     block = verdict(aggregate(means), [], docs)
-    gap = block["rows"][0]["diff"]
-    assert not block["rows"][0]["detectable"] and abs(gap) > 0.02
-    assert block["match_tolerance"] == 0.02 and block["verdict"] == "inconclusive (unmatched)"
-    assert f"differs by more than 0.02 ({gap:+.3f})" in block["warnings"][0]
+    low, high = block["equivalence"]["interval"]
+    assert not block["rows"][0]["detectable"] and high - low > 0.04
+    assert block["equivalence"]["bounds"] == [-0.02, 0.02] and not block["equivalence"]["holds"]
+    assert block["equivalence"]["level"] == 0.9
+    assert block["verdict"] == "inconclusive (unmatched)"
+    assert "no baseline variant is shown equivalent in pass@1" in block["warnings"][0]
+    assert f"[{low:+.3f}, {high:+.3f}], does not lie inside +-0.02" in block["sentence"]
+    margin = max(abs(low), abs(high)) + 0.01
     evidence = Evidence(aggregate(means), [], [{"passk": doc} for doc in docs],
                         section("evaluation", {"bootstrap_samples": 2000,
-                                               "match_tolerance": abs(gap) + 0.01}))
+                                               "match_tolerance": margin}))
     matched = build_verdict(evidence, "polychromic_lora", "baseline_lora")
-    assert matched["verdict"] != "inconclusive (unmatched)" and not matched["warnings"]
+    assert matched["equivalence"]["holds"] and not matched["warnings"]
+    assert matched["verdict"] != "inconclusive (unmatched)"
+
+
+def test_a_detectable_pass_at_1_difference_inside_the_margin_is_matched_and_can_be_mixed() -> None:
+    """pass@1 lower by exactly 0.01 on every tweet: detectably worse, yet inside +-0.02, so the
+    comparison is matched; with pass@10 detectably higher the word is mixed (unreachable
+    under the former rule, which required an undetectable pass@1 for a match)."""
+    means = {**MEANS, "polychromic_lora": (0.46, 0.95, 0.70)}
+    block = verdict(aggregate(means), [], passk(means))
+    assert block["matched"] == "baseline_lora@t1.3" and block["equivalence"]["holds"]
+    assert [row["direction"] for row in block["rows"][:2]] == ["worse", "better"]
+    assert block["verdict"] == "mixed"
 
 
 def passk(means: dict = MEANS, offsets: dict | None = None, n: int = 40,
-          jitter: float = 0.0) -> list[dict]:
+          jitter: float | dict = 0.0) -> list[dict]:
     """Per seed, a passk_results document: per tweet, a value shared by every system (so the
     paired differences are the systems' mean differences exactly) plus `offsets[(system,
-    metric)][seed index]` and, with `jitter`, independent noise per system."""
+    metric)][seed index]` and, with `jitter` (one sd, or {metric: sd}), independent noise per
+    system."""
     rng = np.random.default_rng(0)
     docs = []
     for index, seed in enumerate(SEEDS):
@@ -126,7 +145,8 @@ def passk(means: dict = MEANS, offsets: dict | None = None, n: int = 40,
             systems[system] = {}
             for metric, value in zip(METRICS, values, strict=True):
                 shift = (offsets or {}).get((system, metric), [0.0] * len(SEEDS))[index]
-                noise = rng.normal(0.0, jitter, n) if jitter else 0.0
+                sd = jitter.get(metric, 0.0) if isinstance(jitter, dict) else jitter
+                noise = rng.normal(0.0, sd, n) if sd else 0.0
                 systems[system][metric] = {"per_prompt": (value + shift + shared + noise).tolist()}
         docs.append({"seed": seed, "prompt_ids": [f"t{i}" for i in range(n)], "systems": systems})
     return docs
@@ -140,7 +160,7 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     assert block["n_prompts"] == 40 and block["n_seeds"] == 3 and block["family"] == 3
     rows = {row["metric"]: row for row in block["rows"]}
     assert list(rows) == ["pass@1", "pass@10", "coverage"]
-    # pass@1 0.45 vs 0.47 exactly on every tweet: detectably lower, i.e. worse
+    # pass@1 0.44 vs 0.47 exactly on every tweet: detectably lower, i.e. worse
     assert rows["pass@1"]["direction"] == "worse"
     assert rows["pass@10"]["direction"] == "better"
     assert rows["pass@10"]["diff"] == pytest.approx(0.04)
@@ -149,8 +169,9 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
     assert rows["pass@10"]["p_holm"] < 0.05 and rows["pass@10"]["seeds_agree"]
     # pass@1 detectably apart: not a matched comparison, so no word about pass@k is earned
     assert block["verdict"] == "inconclusive (unmatched)"
-    assert block["sentence"].startswith("The comparison is inconclusive: no baseline variant "
-                                        "matches its pass@1 within 0.02")
+    assert block["equivalence"]["interval"] == pytest.approx([-0.03, -0.03])
+    assert block["sentence"].startswith("The comparison is inconclusive: equivalence in pass@1 "
+                                        "is not shown on the test tweets (the 90 % interval")
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     block = verdict(aggregate(equal), statistics({}), passk(equal))
     assert block["matched"] == "baseline_lora@t1.3"
@@ -187,8 +208,10 @@ def test_a_difference_carried_by_some_seeds_only_is_not_detectable() -> None:
 
 def test_no_detectable_difference_and_worse() -> None:
     equal = {**MEANS, "polychromic_lora": (0.47, 0.91, 0.55)}
-    block = verdict(aggregate(equal), [], passk(equal, jitter=0.2))
+    block = verdict(aggregate(equal), [], passk(equal, jitter={"pass@10": 0.2,
+                                                              "coverage": 0.2}))
     assert all(row["p_holm"] > 0.05 for row in block["rows"])
+    assert block["equivalence"]["holds"]
     assert block["verdict"] == "no detectable difference"
     worse = {**MEANS, "polychromic_lora": (0.47, 0.80, 0.3)}
     block = verdict(aggregate(worse), [], passk(worse))
@@ -248,7 +271,7 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
             system["pass@10"] = {"mean": None, "per_prompt": None, "reason": "k > n"}
         doc["systems"]["polychromic_lora"]["coverage"]["per_prompt"][:5] = [None] * 5
     block = verdict(aggregate(), [], docs)
-    assert block["verdict"] == "inconclusive (unmatched)"  # pass@1 0.45 vs 0.47: detectable
+    assert block["verdict"] == "inconclusive (unmatched)"  # pass@1 0.44 vs 0.47
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     docs = passk(equal)
     for doc in docs:
@@ -267,13 +290,14 @@ def test_an_untestable_metric_is_untested_and_left_out_of_the_family() -> None:
 
 
 def test_an_unmatched_pass_at_1_is_called_out_with_where_to_add_temperatures() -> None:
-    # polychromic's pass@1 0.45 lies between @t1.3 (0.47, the closest) and nothing below: add one
+    # polychromic's pass@1 0.44 lies between @t1.3 (0.47, the closest) and nothing below: add one
     block = verdict(aggregate(), [], passk())
     assert block["rows"][0]["direction"] == "worse"
     assert block["verdict"] == "inconclusive (unmatched)"
     (warning,) = block["warnings"]
-    assert "no baseline variant matches the pass@1 of polychromic_lora (0.450)" in warning
-    assert "the closest, baseline_lora@t1.3, differs detectably (-0.020)" in warning
+    assert ("no baseline variant is shown equivalent in pass@1 to polychromic_lora (0.440)"
+            in warning)
+    assert "for the closest, baseline_lora@t1.3, the 90 % interval" in warning
     assert "below every baseline variant, the lowest being baseline_lora@t1.3 (0.470)" in warning
     low = {**MEANS, "baseline_lora@t1.6": (0.20, 0.7, 0.3)}
     (warning,) = verdict(aggregate(low), [], passk(low))["warnings"]
@@ -358,13 +382,13 @@ def test_the_room_check_asks_whether_fine_tuning_has_room() -> None:
 
 def test_with_a_choice_on_validation_the_testbed_check_runs_on_validation_untuned() -> None:
     selection = {"default_per_prompt": {
-        "baseline_lora": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7]],
-        "zero_shot": [[0.1, 0.2, 0.1, 0.3], [0.2, 0.1, 0.2, 0.1]],
-        "few_shot": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7]]}}
+        "baseline_lora": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7], [0.7, 0.7, 0.7, 0.6]],
+        "zero_shot": [[0.1, 0.2, 0.1, 0.3], [0.2, 0.1, 0.2, 0.1], [0.2, 0.2, 0.1, 0.1]],
+        "few_shot": [[0.6, 0.7, 0.8, 0.6], [0.7, 0.6, 0.8, 0.7], [0.7, 0.7, 0.7, 0.6]]}}
     block = room_check_on_validation(selection, "baseline_lora", ["zero_shot", "few_shot"], 0.05)
     rows = {row["system"]: row for row in block["rows"]}
     assert block["split"] == "val" and not block["room"]
-    assert rows["zero_shot"]["diff"] == pytest.approx(0.6875 - 0.1625)  # the means
+    assert rows["zero_shot"]["diff"] == pytest.approx(0.68333 - 0.15833, abs=1e-4)  # the means
     assert rows["zero_shot"]["detectable"]
     assert rows["few_shot"]["diff"] == 0.0 and not rows["few_shot"]["detectable"]
     assert room_check_on_validation({}, "baseline_lora", ["zero_shot"], 0.05)["available"] is False

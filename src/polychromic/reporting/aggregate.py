@@ -14,8 +14,11 @@ lists both groups (`main_systems`, `ablation_systems`) and, from each run's `run
 summarises every training experiment over seeds (`experiments`). It also holds the verdict
 (`verdict.py`). The results table (`results_table.tex`, main systems) and the ablation table
 (`ablation_table.tex`, always written: a LaTeX comment when there is no ablation) are rendered
-from the aggregate here, with the marks of the every-seed rule (`significance.py`), so tables
-and JSON always agree.
+from the aggregate here. Their daggers come from the aggregate's `comparisons` (the primary
+rule of `significance.py`: the verdict's cells from the verdict, every other cell in one Holm
+family of the tables), which the paper reads too, so a difference has one reading everywhere.
+The aggregate also holds the power of the final test (`power`, a simulation of the rule:
+`reporting.power`).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
 from polychromic.reporting.groups import split_systems
 from polychromic.reporting.latex import ablation_table as render_ablation_table
-from polychromic.reporting.latex import results_table
-from polychromic.reporting.significance import Evidence
+from polychromic.reporting.latex import results_table, table_metrics
+from polychromic.reporting.power import final_test_power
+from polychromic.reporting.significance import Evidence, table_family
 from polychromic.reporting.verdict import (
     build_verdict,
     objective_comparisons,
@@ -191,6 +195,18 @@ def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[s
     }
 
 
+def power_block(evidence: Evidence, verdict: dict[str, Any]) -> dict[str, Any] | None:
+    """The simulated power of the final test (`power.final_test_power`); None, with the reason
+    logged, where there is no verdict or too little to estimate its variance components."""
+    if not verdict.get("available"):
+        return None
+    try:
+        return final_test_power(evidence.seed_documents, verdict, evidence.alpha)
+    except (KeyError, ValueError) as error:
+        log.warning("power of the final test not computed: %s", error)
+        return None
+
+
 def load_seeds(evaluation_dirs: dict[int, str], seeds: list[int]) -> dict[int, dict]:
     """Every seed's evaluation documents, in config seed order."""
     if not seeds:
@@ -233,11 +249,13 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
     result["testbed"] = (room_check_on_validation(result["selection"], baseline, untuned,
                                                   evidence.alpha)
                          if result["selection"] else room_check(evidence, baseline, untuned))
+    result["comparisons"] = table_family(evidence, table_metrics(result), reference,
+                                         list(systems), result["verdict"])
+    result["power"] = power_block(evidence, result["verdict"])
     write_json(outputs["aggregated"], result)
-    write_text(outputs["table"], results_table(result, templates_dir, statistics=statistics))
+    write_text(outputs["table"], results_table(result, templates_dir))
     if outputs.get("ablation_table"):
-        write_text(outputs["ablation_table"],
-                   render_ablation_table(result, templates_dir, statistics))
+        write_text(outputs["ablation_table"], render_ablation_table(result, templates_dir))
     log.info("aggregated %d metrics x %d systems over seeds %s; ablations: %s",
              len(result["metric_order"]), len(systems), seeds,
              result["ablation_systems"] or "none")

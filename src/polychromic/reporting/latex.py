@@ -10,9 +10,10 @@ defaults (`{%`, `{{`, `{#`, `#` line statements) cannot be triggered by TeX code
 The results table: booktabs, one column per system, one row per metric shown in "table" (the
 metric registry's `shown_in`), `mean$\\pm$std` over seeds, best value per metric in bold in the
 metric's direction (from the registry), caption naming the seeds. A dagger marks a cell whose
-system differs detectably from the reference system by the every-seed rule of
-`polychromic.reporting.significance` (Holm-adjusted permutation p < alpha in every seed, one sign),
-the rule the paper's sentences use. The same template renders the ablation table
+system differs detectably from the reference system by the study's one rule, the primary rule
+of `polychromic.reporting.significance`, as the aggregate's `comparisons` record it (the
+verdict's cells as the verdict decided them, the others in one Holm family of the tables): the
+paper's sentences read the same records. The same template renders the ablation table
 (`ablation_table`), transposed (one row per system, one column per headline metric, since a sweep
 has more systems than a page has columns): the LoRA systems beyond the main comparison next to
 the main LoRA systems.
@@ -27,8 +28,7 @@ from typing import Any
 
 import jinja2
 
-from polychromic.evaluation.registry import direction, label, shown_in
-from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.evaluation.registry import direction, label, main_passk, shown_in
 
 _SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -103,6 +103,7 @@ def make_environment(templates_dir: str) -> jinja2.Environment:
     )
     environment.filters["tex"] = escape_latex
     environment.filters["num"] = format_number
+    environment.filters["signed"] = format_signed
     return environment
 
 
@@ -111,6 +112,13 @@ def format_number(value: float | None, decimals: int = DECIMALS) -> Latex:
     if value is None or not math.isfinite(float(value)):
         return Latex("n/a")
     return Latex(f"{float(value):.{decimals}f}")
+
+
+def format_signed(value: float | None) -> Latex:
+    """A difference for a LaTeX document: its sign and three decimals, in math mode."""
+    if value is None or not math.isfinite(value):
+        return Latex("n/a")
+    return Latex(f"${value:+.3f}$")
 
 
 def default_metrics(aggregated: dict[str, Any]) -> list[str]:
@@ -173,29 +181,44 @@ def _cell(entry: dict[str, Any] | None, bold: bool, n_total: int,
     }
 
 
-def significance_marks(aggregated: dict[str, Any], statistics: Sequence[dict] | None,
-                       metric: str, systems: Sequence[str],
+def table_metrics(aggregated: dict[str, Any]) -> list[str]:
+    """Every metric a table or the paper's sentences compare: the main table's, the ablation
+    table's, the headline pass@k and the paper's (registry places)."""
+    present = _metrics_present(aggregated)
+    return list(dict.fromkeys([*default_metrics(aggregated), *ablation_metrics(aggregated),
+                               *filter(None, [main_passk(present)]),
+                               *shown_in("paper", present)]))
+
+
+def comparison_of(aggregated: dict[str, Any], metric: str, reference: str,
+                  other: str) -> dict[str, Any] | None:
+    """The aggregate's record (`comparisons`) of `reference` against `other` on `metric`."""
+    for row in aggregated.get("comparisons") or []:
+        if (row["metric"], row["system"], row["other"]) == (metric, reference, other):
+            return row
+    return None
+
+
+def significance_marks(aggregated: dict[str, Any], metric: str, systems: Sequence[str],
                        reference: str | None) -> dict[str, bool]:
     """{system: True} for the systems that differ detectably from `reference` on `metric` by
-    the every-seed rule (`significance.detect`); False for the others."""
+    the primary rule (the aggregate's `comparisons`); False for the others."""
     marks = {system: False for system in systems}
-    if statistics is None or reference is None or reference not in aggregated["systems"]:
+    if reference is None:
         return marks
-    evidence = Evidence(aggregated, statistics)
     for system in systems:
-        if system != reference and system in aggregated["systems"]:
-            found = detect(evidence, [metric], reference, system, "every_seed")[0]
-            marks[system] = bool(found["detectable"])
+        found = comparison_of(aggregated, metric, reference, system)
+        marks[system] = bool(found and found.get("detectable"))
     return marks
 
 
 def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str],
-          statistics: Sequence[dict] | None, reference: str | None) -> list[dict]:
+          reference: str | None) -> list[dict]:
     n_total = len(aggregated.get("seeds") or [])
     rows = []
     for metric in metrics:
         best = best_systems(aggregated, metric, systems)
-        marks = significance_marks(aggregated, statistics, metric, systems, reference)
+        marks = significance_marks(aggregated, metric, systems, reference)
         cells = [
             _cell(aggregated["systems"].get(system, {}).get(metric), system in best, n_total,
                   marks[system])
@@ -208,14 +231,13 @@ def _rows(aggregated: dict[str, Any], metrics: list[str], systems: list[str],
 
 def results_table(
     aggregated: dict[str, Any], templates_dir: str, metrics: list[str] | None = None,
-    statistics: Sequence[dict] | None = None, systems: Sequence[str] | None = None,
-    kind: str = "main",
+    systems: Sequence[str] | None = None, kind: str = "main",
 ) -> str:
     """Render a booktabs table: kind 'main' has one column per system and one row per metric,
     kind 'ablation' one row per system and one column per metric.
 
-    `systems` defaults to the aggregate's `main_systems` (all systems when it has none);
-    `statistics` are the per-seed `statistical_tests.json` documents (no marks without them);
+    `systems` defaults to the aggregate's `main_systems` (all systems when it has none); the
+    marks come from the aggregate's `comparisons` (none without them);
     `kind` is 'main' (label tab:results) or 'ablation' (label tab:ablation).
     """
     if kind not in ("main", "ablation"):
@@ -226,7 +248,7 @@ def results_table(
     systems = list(systems)
     metrics = default_metrics(aggregated) if metrics is None else list(metrics)
     reference = aggregated.get("reference_system")
-    rows = _rows(aggregated, metrics, systems, statistics, reference)
+    rows = _rows(aggregated, metrics, systems, reference)
     seeds = [int(seed) for seed in aggregated.get("seeds") or []]
     template = make_environment(templates_dir).get_template(TABLE_TEMPLATE)
     if kind == "ablation":  # transposed: one row per system, one column per metric
@@ -245,9 +267,11 @@ def results_table(
         seeds=seeds,
         column_spec=Latex("l" + "c" * len(header)),
         any_fewer=any(cell["fewer_seeds"] for row in rows for cell in row["cells"]),
-        # the rule is stated whenever tests were given, so "no dagger" means something
-        reference=reference if statistics is not None else None,
-        alpha=Latex(f"{alpha_of(statistics or []):g}"),
+        # the rule is stated whenever tests were made, so "no dagger" means something
+        reference=reference if aggregated.get("comparisons") is not None else None,
+        alpha=Latex(f"{(aggregated.get('verdict') or {}).get('alpha', 0.05):g}"),
+        table_family=sum(row.get("family") == "table" for row in
+                         aggregated.get("comparisons") or []),
         anchors=[system for system in systems
                  if system not in (aggregated.get("ablation_systems") or [])],
     )
@@ -269,7 +293,6 @@ def ablation_metrics(aggregated: dict[str, Any]) -> list[str]:
 
 
 def ablation_table(aggregated: dict[str, Any], templates_dir: str,
-                   statistics: Sequence[dict] | None = None,
                    metrics: list[str] | None = None) -> str:
     """The ablation systems next to the main LoRA systems, one row per system and one column
     per metric of `ablation_metrics` (a sweep has more systems than a page has columns), or a
@@ -280,5 +303,5 @@ def ablation_table(aggregated: dict[str, Any], templates_dir: str,
     anchors = [system for system in aggregated.get("main_lora_systems") or []
                if system not in ablations]
     metrics = ablation_metrics(aggregated) if metrics is None else metrics
-    return results_table(aggregated, templates_dir, metrics, statistics,
-                         systems=anchors + ablations, kind="ablation")
+    return results_table(aggregated, templates_dir, metrics, systems=anchors + ablations,
+                         kind="ablation")

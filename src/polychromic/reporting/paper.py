@@ -11,13 +11,13 @@ appendix (`reporting.reproducibility`). `build_paper` compiles it when TeX is pr
 (`reporting.checklist`), and packs `submission.tar.gz`.
 
 The sentences are written from the numbers, never ahead of them: Python decides "better",
-"worse" or "no detectable difference" with `significance.detect` (the every-seed rule, which
-sets the table's daggers) and the verdict block, `paper_text` words the abstract, the finding,
-the limitations and the conclusion from them, and the templates only pick the wording for each
-word. The ablation table is included when the study has ablations. Every string taken from data
-or config is LaTeX-escaped by the environment of `latex.make_environment`. The tarball is
-byte-for-byte reproducible: one flat `submission/` folder (plus `dataset/`), sorted names,
-mtime 0, uid/gid 0, gzip header without a time or name.
+"worse" or "no detectable difference" by the primary rule (the aggregate's `comparisons`, which
+set the tables' daggers, and the verdict block: one reading per difference), `paper_text` words
+the abstract, the finding, the limitations and the conclusion from them, and the templates only
+pick the wording for each word. The ablation table is included when the study has ablations.
+Every string taken from data or config is LaTeX-escaped by the environment of
+`latex.make_environment`. The tarball is byte-for-byte reproducible: one flat `submission/`
+folder (plus `dataset/`), sorted names, mtime 0, uid/gid 0, gzip header without a time or name.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from polychromic.io import read_json, write_text
 from polychromic.reporting import paper_text as text
 from polychromic.reporting.checklist import Compiled, build_checklist
 from polychromic.reporting.checklist import render as render_checklist
-from polychromic.reporting.latex import Latex, make_environment
-from polychromic.reporting.power import final_test_power
+from polychromic.reporting.latex import Latex, comparison_of, format_signed, make_environment
 from polychromic.reporting.reproducibility import appendix_facts
-from polychromic.reporting.significance import Evidence, alpha_of, detect
+from polychromic.reporting.significance import alpha_of
 from polychromic.reporting.tex import compile_pdf, compile_table
 from polychromic.settings import as_dict
 from polychromic.systems import is_variant
@@ -72,37 +71,38 @@ def format_p_value(value: float | None) -> Latex:
     return Latex("$<$0.001" if value < 0.001 else f"{value:.3f}")
 
 
-def format_signed(value: float | None) -> Latex:
-    if value is None or not math.isfinite(value):
-        return Latex("n/a")
-    return Latex(f"${value:+.3f}$")
-
-
-def comparison(evidence: Evidence, metric: str, ref: str, other: str) -> dict[str, Any] | None:
-    """Numbers and verdict of one main comparison by the every-seed rule (the table's daggers);
-    None when a mean is missing."""
-    entries = [evidence.aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
+def comparison(aggregated: dict[str, Any], metric: str, ref: str,
+               other: str) -> dict[str, Any] | None:
+    """Numbers and reading of one main comparison, from the aggregate's record of it (the
+    primary rule, the record the tables' daggers read: one reading per difference); None when
+    a mean is missing."""
+    entries = [aggregated["systems"].get(name, {}).get(metric) for name in (ref, other)]
     if any(entry is None or entry.get("mean") is None for entry in entries):
         log.warning("comparison %s vs %s on %s skipped: a mean is missing", ref, other, metric)
         return None
-    found = detect(evidence, [metric], ref, other, "every_seed")[0]
+    found = comparison_of(aggregated, metric, ref, other) or {}
+    diff = found.get("diff")
     return {
         "label": label(metric), "ref": ref, "other": other, "metric": metric,
-        "metric_kind": get_metric(metric).group, "raw_diff": f"{found['diff']:+.3f}"
-        if found["diff"] is not None else "n/a",
+        "metric_kind": get_metric(metric).group,
+        "raw_diff": f"{diff:+.3f}" if diff is not None else "n/a",
         "ref_entry": entries[0], "other_entry": entries[1],
-        "diff": format_signed(found["diff"]), "direction": found["direction"],
-        "higher_or_lower": "higher" if (found["diff"] or 0) > 0 else "lower",
-        "n_tests": found["n_tests"], "n_seeds": evidence.n_seeds,
-        "holm_min": format_p(found["p_holm_min"]), "holm_max": format_p(found["p_holm"]),
+        "diff": format_signed(diff), "direction": found.get("direction", "untested"),
+        "higher_or_lower": "higher" if (diff or 0) > 0 else "lower",
+        "tested": found.get("p_holm") is not None,
+        "ci_low": format_signed(found.get("ci_low")),
+        "ci_high": format_signed(found.get("ci_high")),
+        "p_holm": format_p(found.get("p_holm")), "family": found.get("family"),
+        "family_size": found.get("family_size"),
     }
 
 
-def main_comparisons(evidence: Evidence, ref: str, other: str) -> list[dict]:
+def main_comparisons(aggregated: dict[str, Any], ref: str, other: str) -> list[dict]:
     """The headline pass@k and the metrics the registry shows in the paper."""
-    present = evidence.aggregated.get("metric_order", [])
+    present = aggregated.get("metric_order", [])
     metrics = [main_passk(present), *shown_in("paper", present)]
-    found = [comparison(evidence, metric, ref, other) for metric in metrics if metric is not None]
+    found = [comparison(aggregated, metric, ref, other) for metric in metrics
+             if metric is not None]
     return [item for item in found if item is not None]
 
 
@@ -171,7 +171,6 @@ def reward_models(settings: Settings) -> list[str]:
 
 def _context(aggregated: dict, statistics: list[dict], split_report: dict,
              figures: list[str], settings: Settings) -> dict[str, Any]:
-    evidence = Evidence(aggregated, statistics)
     ref, other = settings.evaluation.reference_system, settings.evaluation.baseline_system
     judge = ((aggregated.get("settings") or {}).get("passk") or {}).get("judge") or {}
     return {
@@ -198,7 +197,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "judge_is_reward": any(same_encoder(settings.evaluation.judge, model)
                                for model in reward_models(settings)),
         "splits": split_rows(split_report),
-        "comparisons": main_comparisons(evidence, ref, other),
+        "comparisons": main_comparisons(aggregated, ref, other),
         "objective_comparisons": aggregated.get("objective_comparisons") or {},
         "selection": aggregated.get("selection"),
         "testbed": aggregated.get("testbed") or {"available": False},
@@ -259,24 +258,10 @@ def _tarinfo(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def _power(context: dict[str, Any], passk: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The power of the final test on its own per-seed pass@k (None where it cannot be
-    computed: no verdict, no per-seed files, too few seeds)."""
-    verdict = context["verdict"]
-    if not verdict.get("available") or not passk or not verdict.get("passk_metric"):
-        return None
-    try:
-        return final_test_power(passk, verdict["reference"], verdict["matched"],
-                                verdict["passk_metric"])
-    except (KeyError, ValueError, ZeroDivisionError) as error:
-        log.warning("power of the final test not computed: %s", error)
-        return None
-
-
 def add_prose(context: dict[str, Any], aggregated: dict[str, Any],
               passk: list[dict[str, Any]]) -> dict[str, Any]:
     """The generated abstract, limitations and conclusion (`paper_text`) in the context."""
-    power = _power(context, passk)
+    power = aggregated.get("power")
     return {**context, "power": power,
             "abstract": text.abstract(context, power),
             "limitations": text.limitations(context, aggregated, power),

@@ -1,40 +1,32 @@
-"""When is a difference between two systems "detectable"? The study's two rules, side by side.
+"""When is a difference between two systems "detectable"? The study's one rule.
 
 Each seed's `statistical_tests.json` holds, per metric, a paired test of the reference system
-against every other system over the test tweets (`polychromic.evaluation.stats`: mean
-difference, bootstrap 95 % CI, two-sided sign-flip permutation p, Holm over the seed's family of
-all metrics x systems). Over S seeds the study uses two rules, and only these two:
+against every other system over the test tweets (`polychromic.evaluation.stats`). Those per-seed
+tests are *descriptive*: they say how each training seed behaved, and no claim is made from
+them. Every claim (the verdict, the tables' daggers, the paper's sentences) comes from one
+rule over all seeds, the **primary rule**:
 
-**primary** (the verdict; pre-registered): one paired comparison over seeds and test tweets.
 - units: the test tweets, identical in every seed (a mismatch of `prompt_ids` raises), crossed
   with the seeds;
 - differences ``d(s, t) = m_ref,s(t) - m_other,s(t)`` per seed s and tweet t; a tweet with a
   null in any seed or system is left out and counted (`n_left_out`);
-- the statistic: their mean over seeds and tweets (= the mean over tweets of the per-tweet
-  seed means);
+- the statistic: their mean over seeds and tweets;
 - its 95 % CI and two-sided p: `stats.crossed_t_test`, seeds and tweets as crossed random
-  factors (SE^2 = var of the seed means / S + var of the tweet means / T, Student's t with
-  Satterthwaite's df), so the uncertainty carries the spread between training seeds as well as
-  between tweets, and with few seeds the interval widens; the tweets-only reading with the seeds
-  held fixed (bootstrap CI and sign-flip permutation p of the per-tweet seed means,
-  `stats.paired_test`) is kept next to it as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`,
-  with Cohen's d_z of the seed means;
-- family: Holm over the comparisons tested together (the verdict's pass@1, pass@k, coverage);
+  factors with the Behrens-Fisher reference distribution, which holds its level with 3 seeds
+  (simulated: `python -m polychromic.reporting.power --simulate`); the tweets-only reading
+  with the seeds held fixed (bootstrap CI and sign-flip permutation p of the per-tweet seed
+  means, `stats.paired_test`) is kept next to it as `ci_low_tweets`, `ci_high_tweets`,
+  `p_tweets`, with Cohen's d_z of the seed means;
+- family: Holm over the comparisons tested together, declared before the tests: the verdict's
+  (pass@1, pass@k, coverage of one pair), and the tables' (every other cell: `table_family`);
 - detectable when the Holm-adjusted p < alpha *and* every seed's mean difference has the
-  (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called.
+  (non-zero) sign of the pooled one, so an effect carried by one lucky seed is not called
+  (`decide`, the rule in array form, is what the verdict, the tables and the simulation of
+  the rule's level and power all run).
+
 A seed-to-seed spread widens the CI however many tweets there are: more seeds, not more tweets,
-narrow it (`reporting.power`).
-
-**every_seed** (the tables' daggers and the paper's sentences): stricter, with no pooling.
-- detectable when every seed of the study has a Holm-adjusted permutation p < alpha for the pair
-  (Holm over that seed's whole family) and the per-seed mean differences all have the sign of
-  the difference over seeds; a seed without a test counts as not significant;
-- a metric with no per-tweet values (a corpus-level number) has no test: "untested".
-
-`detect(evidence, metrics, ref, other, rule)` applies either rule and answers in one shape,
-`{metric, rule, diff, ci_low, ci_high, p_holm, detectable, direction, seeds, ...}`; the results
-table, the paper and the verdict all call it. alpha is the evaluation's (`settings.alpha` of the
-tests), 0.05 when the files do not say.
+narrow it (`reporting.power`). alpha is the evaluation's (`settings.alpha` of the tests), 0.05
+when the files do not say.
 """
 
 from __future__ import annotations
@@ -47,11 +39,10 @@ from typing import Any
 import numpy as np
 
 from polychromic.evaluation.registry import get_metric
-from polychromic.evaluation.stats import crossed_t_test, holm, paired_test
+from polychromic.evaluation.stats import crossed_t_test, paired_test
 from polychromic.settings import EvaluationSettings
 
 ALPHA = 0.05
-RULES = ("primary", "every_seed")
 
 
 @dataclass(frozen=True)
@@ -123,28 +114,6 @@ def signs_agree(diffs: Sequence[float | None], diff: float | None) -> bool:
     return len(signs) == 1 and None not in diffs and signs == {math.copysign(1.0, diff)}
 
 
-def every_seed(evidence: Evidence, metric: str, ref: str, other: str) -> dict[str, Any]:
-    """The every-seed rule for one pair on one metric (module docstring)."""
-    means = [(evidence.aggregated.get("systems", {}).get(name, {}).get(metric) or {}).get("mean")
-             for name in (ref, other)]
-    diff = None if None in means else means[0] - means[1]
-    tests = seed_tests(evidence.statistics, metric, ref, other)
-    p_values = [t["p_holm"] for t in tests if t["p_holm"] is not None]
-    detectable: bool | None
-    if diff is None or not math.isfinite(diff) or not p_values:
-        detectable = None
-    elif len(p_values) < evidence.n_seeds:
-        detectable = False
-    else:
-        detectable = max(p_values) < evidence.alpha and signs_agree(
-            [t["diff"] for t in tests], diff)
-    return {"metric": metric, "rule": "every_seed", "system": ref, "other": other,
-            "diff": diff, "p_holm": max(p_values) if p_values else None,
-            "p_holm_min": min(p_values) if p_values else None, "n_tests": len(p_values),
-            "detectable": detectable, "direction": direction(detectable, diff, metric),
-            "seeds": tests}
-
-
 def per_prompt(doc: dict[str, Any], system: str, metric: str) -> list[float | None]:
     """One seed's per-tweet values of `metric` for `system` from its metric document; a metric
     the evaluation could not compute (`per_prompt: null`, e.g. k > n) is all nulls."""
@@ -177,10 +146,21 @@ def seed_means_per_prompt(docs: Sequence[dict[str, Any]], system: str,
     return ids, np.array(rows, dtype=np.float64)
 
 
+def pooled_table(seed_documents: Sequence[dict[str, Any]], metric: str, reference: str,
+                 other: str) -> np.ndarray:
+    """The seeds x tweets table of `reference - other` on `metric` that the primary rule tests
+    (tweets with a null in any seed or system left out), from every seed's metric documents
+    ({group: document})."""
+    docs = [documents[get_metric(metric).group] for documents in seed_documents]
+    _, ref = seed_means_per_prompt(docs, reference, metric)
+    _, oth = seed_means_per_prompt(docs, other, metric)
+    diff = ref - oth
+    return diff[:, ~np.isnan(diff).any(axis=0)]
+
+
 UNCERTAINTY = ("seeds and test tweets as crossed random factors: standard error from the "
-               "variances of the seed means and of the tweet means, Student's t with "
-               "Satterthwaite's degrees of freedom; 95 % CI and two-sided p of the mean "
-               "difference")
+               "two-way table's mean squares (seed part and tweet part), the Behrens-Fisher "
+               "reference distribution; 95 % CI and two-sided p of the mean difference")
 
 
 def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, other: str,
@@ -208,35 +188,117 @@ def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, oth
 def primary(evidence: Evidence, metrics: Sequence[str], ref: str,
             other: str) -> list[dict[str, Any]]:
     """The primary rule for one pair on a family of metrics, Holm over the family."""
+    return family(evidence, [(metric, ref, other) for metric in metrics])
+
+
+def family(evidence: Evidence, pairs: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The primary rule over one Holm family of (metric, reference, other) comparisons."""
     if evidence.evaluation is None:
         raise ValueError("the primary rule needs the evaluation settings (Evidence.evaluation)")
     results = []
-    for metric in metrics:
+    for metric, ref, other in pairs:
         group = get_metric(metric).group
         docs = [documents[group] for documents in evidence.seed_documents]
         results.append(pooled_test(docs, metric, ref, other, evidence.evaluation))
     return adjust(results, evidence.alpha)
 
 
+def holm_rows(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p along the last axis of `p` (NaN: not in the family, stays NaN); the
+    array form of `stats.holm`, row by row."""
+    p = np.asarray(p, dtype=np.float64)
+    present = ~np.isnan(p)
+    m = present.sum(axis=-1, keepdims=True)
+    order = np.argsort(np.where(present, p, np.inf), axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1)
+    factor = m - np.arange(p.shape[-1])
+    scaled = np.minimum(1.0, np.where(np.isnan(ranked), -np.inf, factor * ranked))
+    adjusted_sorted = np.maximum.accumulate(scaled, axis=-1)
+    adjusted = np.empty_like(p)
+    np.put_along_axis(adjusted, order, adjusted_sorted, axis=-1)
+    return np.where(present, adjusted, np.nan)
+
+
+def agree(seed_diffs: np.ndarray, diffs: np.ndarray) -> np.ndarray:
+    """Whether every per-seed difference (last axis) is non-zero with the non-zero sign of the
+    pooled difference; the array form of `signs_agree` (NaN: a seed without a value)."""
+    seed_diffs, diffs = np.asarray(seed_diffs, float), np.asarray(diffs, float)
+    sign = np.sign(diffs)
+    same = np.all(np.sign(seed_diffs) == sign[..., None], axis=-1)
+    return same & (sign != 0) & (seed_diffs.shape[-1] > 0)
+
+
+def decide(p: np.ndarray, seed_diffs: np.ndarray, diffs: np.ndarray,
+           alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The primary rule's decision for families along the second-to-last axis: p (..., m),
+    seed_diffs (..., m, S), diffs (..., m) -> (Holm-adjusted p, detectable), detectable when
+    the adjusted p < alpha and the seeds agree in sign (`agree`)."""
+    p_holm = holm_rows(p)
+    with np.errstate(invalid="ignore"):
+        detectable = (p_holm < alpha) & agree(seed_diffs, diffs)
+    return p_holm, detectable
+
+
 def adjust(results: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
     """Holm over `results` (one family of pooled tests), the seeds' agreement and each
-    result's `detectable` and `direction`, in place."""
-    for result, p in zip(results, holm([r.get("p") for r in results]), strict=True):
+    result's `detectable` and `direction` (`decide`), in place."""
+    if not results:
+        return results
+    p = np.array([np.nan if r.get("p") is None else r["p"] for r in results])
+    diffs = np.array([np.nan if r.get("mean_diff") is None else r["mean_diff"]
+                      for r in results])
+    width = max(len(r.get("seed_diffs") or []) for r in results)
+    seeds = np.full((len(results), max(width, 1)), np.nan)
+    for row, result in zip(seeds, results, strict=True):
+        values = [np.nan if d is None else d for d in result.get("seed_diffs") or []]
+        row[:len(values)] = values
+    if width == 0:
+        seeds = seeds[:, :0]
+    p_holm, detectable = decide(p, seeds, diffs, alpha)
+    for index, result in enumerate(results):
         diff = result.get("mean_diff")
-        result.update(rule="primary", diff=diff, p_holm=p,
-                      seeds_agree=signs_agree(result.get("seed_diffs") or [], diff))
-        result["detectable"] = None if p is None else p < alpha and result["seeds_agree"]
+        tested = result.get("p") is not None
+        result.update(rule="primary", diff=diff,
+                      p_holm=float(p_holm[index]) if tested else None,
+                      seeds_agree=bool(agree(seeds[index], diffs[index])),
+                      detectable=bool(detectable[index]) if tested else None)
         if "metric" in result:
             result["direction"] = direction(result["detectable"], diff, result["metric"])
     return results
 
 
-def detect(evidence: Evidence, metrics: Sequence[str], ref: str, other: str,
-           rule: str) -> list[dict[str, Any]]:
-    """`ref` against `other` on each of `metrics` under `rule` ('primary' or 'every_seed'),
-    one result per metric (module docstring); `detectable` is None where nothing was tested."""
-    if rule == "primary":
-        return primary(evidence, metrics, ref, other)
-    if rule == "every_seed":
-        return [every_seed(evidence, metric, ref, other) for metric in metrics]
-    raise ValueError(f"unknown rule {rule!r}; known: {RULES}")
+def detect(evidence: Evidence, metrics: Sequence[str], ref: str,
+           other: str) -> list[dict[str, Any]]:
+    """`ref` against `other` on each of `metrics` by the primary rule, Holm over these
+    metrics, one result per metric (module docstring); `detectable` is None where nothing
+    was tested."""
+    return primary(evidence, metrics, ref, other)
+
+
+def table_family(evidence: Evidence, metrics: Sequence[str], reference: str,
+                 systems: Sequence[str], verdict: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every difference the tables and the paper mark: `reference` against each of `systems`
+    on each per-tweet metric of `metrics`. The cells the verdict tested (its pair, its
+    metrics) take the verdict's rows, so no difference is tested twice; the others form one
+    Holm family of their own. Each result says its `family` ('verdict' or 'table') and the
+    family's size."""
+    taken = {}
+    if verdict and verdict.get("available"):
+        for row in verdict["rows"]:
+            taken[(row["metric"], verdict["matched"])] = {
+                **{key: row.get(key) for key in ("diff", "ci_low", "ci_high", "p", "p_holm",
+                                                 "detectable", "direction", "seed_diffs")},
+                "metric": row["metric"], "system": verdict["reference"],
+                "other": verdict["matched"], "family": "verdict",
+                "family_size": verdict.get("family")}
+    pairs = [(metric, reference, other) for metric in metrics for other in systems
+             if other != reference and get_metric(metric).per_prompt
+             and (metric, other) not in taken]
+    rows = family(evidence, pairs) if pairs and evidence.seed_documents else []
+    found = list(taken.values())
+    for row in rows:
+        found.append({**{key: row.get(key) for key in (
+            "metric", "system", "other", "diff", "ci_low", "ci_high", "p", "p_holm",
+            "detectable", "direction", "seed_diffs")}, "family": "table",
+            "family_size": sum(r.get("p") is not None for r in rows)})
+    return found

@@ -20,16 +20,18 @@ seeds fixed, is kept as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`). A differ
 pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (the stricter
 `every_seed` rule of the tables) are kept in each row as `seeds`.
 
-The verdict word comes from pass@1 and pass@k only (the claim: higher pass@k without losing
-pass@1):
+The comparison is at matched pass@1 only when an equivalence test says so
+(`reporting.equivalence`: the 90 % interval of the pass@1 difference, seeds and tweets
+crossed, inside +-`evaluation.match_tolerance`; the block's `equivalence`). Then the verdict
+word comes from pass@1 and pass@k (the claim: higher pass@k without losing pass@1); a pass@1
+difference can be detectable and still inside the margin, so every word can occur:
 
 - **better**: one of them detectably better and neither detectably worse;
 - **worse**: one of them detectably worse and neither detectably better;
 - **mixed**: one detectably better and the other detectably worse;
 - **no detectable difference**: neither differs detectably;
-- **inconclusive (unmatched)**: the closest baseline variant is no match in pass@1 (its mean
-  pass@1 differs by more than `evaluation.match_tolerance`, or detectably), so no word about
-  pass@k is earned at matched pass@1: the sentence says so and points at the frontier figure;
+- **inconclusive (unmatched)**: equivalence in pass@1 is not shown, so no word about pass@k is
+  earned at matched pass@1: the sentence gives the interval and points at the frontier figure;
 - **inconclusive (degenerate)**: pass@1 or pass@k sits at 0 (or 1) for both systems on nearly
   every test tweet, or has no variance (`reporting.validity`): the sentence gives the reason
   and no test is read;
@@ -52,10 +54,13 @@ import numpy as np
 
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.evaluation.stats import crossed_t_test, holm
+from polychromic.reporting.equivalence import describe as describe_equivalence
+from polychromic.reporting.equivalence import tost
 from polychromic.reporting.significance import (
     UNCERTAINTY,
     Evidence,
     detect,
+    pooled_table,
     seed_tests,
     signs_agree,
 )
@@ -107,15 +112,9 @@ PHRASES = {"better": "is better than", "worse": "is worse than",
            "no detectable difference": "shows no detectable difference from"}
 
 
-def is_matched(pass1: dict[str, Any], tolerance: float) -> bool:
-    """Whether the pass@1 row is a match: |difference| <= tolerance and not detectable."""
-    diff = pass1.get("diff")
-    return diff is not None and abs(diff) <= tolerance and not pass1.get("detectable")
-
-
 def verdict_word(directions: Sequence[str], matched: bool = True) -> str:
     """better / worse / mixed / no detectable difference from the pass@1 and pass@k rows;
-    `UNMATCHED` when the comparison is not at matched pass@1 (`is_matched`)."""
+    `UNMATCHED` when the comparison is not at matched pass@1 (the equivalence test)."""
     if not matched:
         return UNMATCHED
     better, worse = "better" in directions, "worse" in directions
@@ -159,23 +158,22 @@ def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str])
 
 
 def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str, matched: str,
-                      pass1: dict[str, Any], tolerance: float) -> list[str]:
-    """A sentence when even the closest baseline variant is no match in pass@1 (`is_matched`
-    of the `pass1` row): the comparison is then not at matched pass@1, and the pass@1 row
-    measures the sampling grid rather than the method. It names the variants whose pass@1
-    bracket the reference's, where temperatures should be added."""
-    if is_matched(pass1, tolerance) or pass1.get("diff") is None:
+                      equivalence: dict[str, Any]) -> list[str]:
+    """A sentence when the equivalence test does not show the two pass@1 within the margin:
+    the comparison is then not at matched pass@1, and the rows measure the sampling rather
+    than the method. It says where to look: more sampling candidates on validation, or, for a
+    choice made on test, the variants whose pass@1 bracket the reference's."""
+    if equivalence["holds"]:
         return []
     target = _mean(aggregated, reference, "pass@1")
-    how = "detectably" if pass1.get("detectable") else f"by more than {tolerance:g}"
+    shown = describe_equivalence(equivalence)
     chosen = ((aggregated.get("selection") or {}).get("systems") or {}).get(reference)
     if chosen is not None:
-        return [f"the pass@1 of {reference} ({target:.3f}) differs {how} from {matched}'s on the "
-                f"test tweets ({pass1['diff']:+.3f}; on validation the gap was "
+        return [f"equivalence in pass@1 of {reference} and {matched} is not shown on the test "
+                f"tweets: {shown} (on validation the gap was "
                 f"{chosen.get('val_gap', float('nan')):+.3f}), so the rows compare the systems "
-                "at different single-answer quality: add settings to evaluation.selection.grid "
-                f"that bring {reference}'s pass@1 to the baseline's (a higher temperature lowers "
-                "it)"]
+                "at single-answer qualities that may differ: a wider search "
+                "(evaluation.selection.search), more test tweets or more seeds narrow it"]
     variants = sorted((_mean(aggregated, s, "pass@1"), s) for s in aggregated["system_order"]
                        if parse_system(s).base == baseline
                        and _mean(aggregated, s, "pass@1") is not None)
@@ -190,9 +188,9 @@ def unmatched_warning(aggregated: dict[str, Any], reference: str, baseline: str,
     else:
         where = (f"it lies above every baseline variant, the highest being {below[-1][1]} "
                  f"({below[-1][0]:.3f}): sample the baseline at a lower temperature")
-    return [f"no baseline variant matches the pass@1 of {reference} ({target:.3f}); the closest, "
-            f"{matched}, differs {how} ({pass1['diff']:+.3f}), so the rows compare points of "
-            f"the sampling grid, not methods at matched pass@1; {where}"]
+    return [f"no baseline variant is shown equivalent in pass@1 to {reference} ({target:.3f}); "
+            f"for the closest, {matched}, {shown}, so the rows compare points of the sampling "
+            f"grid, not methods at matched pass@1; {where}"]
 
 
 def unavailable(reference: str, baseline: str, reason: str) -> dict[str, Any]:
@@ -236,12 +234,13 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
         return unavailable(reference, baseline, "no per-tweet pass@k results to test")
     metrics = shown_in("verdict", aggregated.get("metric_order") or [])
     rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
-            for test in detect(evidence, metrics, reference, matched, "primary")]
+            for test in detect(evidence, metrics, reference, matched)]
     tolerance = evidence.evaluation.match_tolerance if evidence.evaluation else 0.0
-    pass1 = next(row for row in rows if row["metric"] == "pass@1")
-    word, reason = judged_word(evidence, rows, reference, matched, tolerance)
+    equivalence = tost(pooled_table(evidence.seed_documents, "pass@1", reference, matched),
+                       tolerance)
+    word, reason = judged_word(evidence, rows, reference, matched, equivalence["holds"])
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
-    warnings += unmatched_warning(aggregated, reference, baseline, matched, pass1, tolerance)
+    warnings += unmatched_warning(aggregated, reference, baseline, matched, equivalence)
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {
         "available": True, "reference": reference, "baseline": baseline, "matched": matched,
@@ -254,9 +253,9 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
         "seed_order": ", ".join(str(seed) for seed in seeds),
         "n_prompts": rows[0]["n_prompts"],
         "family": sum(row["p_holm"] is not None for row in rows),
-        "match_tolerance": tolerance,
+        "match_tolerance": tolerance, "equivalence": equivalence,
         "rows": rows, "verdict": word, "reason": reason,
-        "sentence": sentence(reference, matched, word, rows, tolerance,
+        "sentence": sentence(reference, matched, word, rows, equivalence,
                              bool(aggregated.get("selection")), reason),
         "warnings": warnings,
         "uncertainty": UNCERTAINTY,
@@ -264,22 +263,24 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
                  "validation to match pass@1" if aggregated.get("selection") else
                  "matched = the baseline system or sampling variant with the closest mean "
                  "pass@1 on the test tweets")
-                + "; the mean difference over seeds and test tweets; its CI and two-sided "
-                "p with seeds and tweets as crossed random factors, Holm-adjusted over the "
-                "tested comparisons; detectable when the adjusted p < alpha and every seed's "
-                "mean difference has the pooled sign; verdict from pass@1 and pass@k",
+                + "; matched only when the 90 % interval of the pass@1 difference lies inside "
+                "+-match_tolerance (two one-sided tests); the mean difference over seeds and "
+                "test tweets; its CI and two-sided p with seeds and tweets as crossed random "
+                "factors (Behrens-Fisher reference), Holm-adjusted over the tested "
+                "comparisons; detectable when the adjusted p < alpha and every seed's mean "
+                "difference has the pooled sign; verdict from pass@1 and pass@k",
     }
     block["tweets"] = tweets(block)
     return block
 
 
 def judged_word(evidence: Evidence, rows: list[dict[str, Any]], reference: str, matched: str,
-                tolerance: float) -> tuple[str, str | None]:
+                equivalent: bool) -> tuple[str, str | None]:
     """(verdict word, the reason when it is void or degenerate): `VOID` when one system is the
     base model or both are one model (`validity.void_reason`); `DEGENERATE` when the pass@1 or
     pass@k row cannot separate them (`validity.degenerate_reason`, each row's `degenerate`) or
     both rows are identical (`validity.identical_reason`);
-    else `verdict_word` of the rows."""
+    else `verdict_word` of the rows, `UNMATCHED` unless pass@1 is shown `equivalent`."""
     share = evidence.evaluation.degenerate_share if evidence.evaluation else 1.0
     for row in rows:
         row["degenerate"] = degenerate_reason(evidence, row["metric"], reference, matched,
@@ -296,9 +297,7 @@ def judged_word(evidence: Evidence, rows: list[dict[str, Any]], reference: str, 
         for row in decisive:
             row["degenerate"] = same
         return DEGENERATE, same
-    pass1 = next(row for row in rows if row["metric"] == "pass@1")
-    return verdict_word([row["direction"] for row in decisive],
-                        is_matched(pass1, tolerance)), None
+    return verdict_word([row["direction"] for row in decisive], equivalent), None
 
 
 def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference: str,
@@ -325,7 +324,7 @@ def room_check(evidence: Evidence, baseline: str, systems: Sequence[str]) -> dic
     for other in systems:
         if _mean(aggregated, other, "pass@1") is None:
             continue
-        (test,) = detect(evidence, ["pass@1"], baseline, other, "primary")
+        (test,) = detect(evidence, ["pass@1"], baseline, other)
         rows.append({"system": other, "baseline_pass@1": _mean(aggregated, baseline, "pass@1"),
                      "other_pass@1": _mean(aggregated, other, "pass@1"),
                      **{key: test.get(key) for key in ("diff", "ci_low", "ci_high", "p",
@@ -393,7 +392,7 @@ def room_markdown(block: dict[str, Any]) -> str:
 
 def comparisons_markdown(blocks: dict[str, dict[str, Any]], reference: str) -> str:
     """A table: each objective's system, its matched baseline, its verdict and the differences
-    with their crossed-bootstrap 95 % CIs."""
+    with their 95 % CIs (seeds and tweets crossed)."""
     lines = ["| system | matched baseline | verdict | pass@1 | pass@k | coverage |",
              "|---|---|---|---|---|---|"]
     for system, block in blocks.items():
@@ -420,7 +419,7 @@ def _phrase(row: dict[str, Any]) -> str:
 
 
 def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]],
-             tolerance: float = 0.0, on_validation: bool = False,
+             equivalence: dict[str, Any] | None = None, on_validation: bool = False,
              reason: str | None = None) -> str:
     """One sentence of verdict, every word chosen from the numbers."""
     if word == VOID:
@@ -440,13 +439,13 @@ def sentence(reference: str, matched: str, word: str, rows: list[dict[str, Any]]
                     "its pass@1")
     details = "; ".join(_phrase(row) for row in rows)
     if word == UNMATCHED:
-        what = ("its pass@1 and the baseline's do not agree" if on_validation else
-                "no baseline variant matches its pass@1")
+        shown = (describe_equivalence(equivalence) if equivalence
+                 else "equivalence was not tested")
         figure = "validation frontier figure" if on_validation else "frontier figure"
-        return (f"The comparison is inconclusive: {what} within {tolerance:g} without a "
-                f"detectable difference on the test tweets, so the pass@k and coverage of "
-                f"{reference} are not compared at matched pass@1 (read the {figure} "
-                f"instead); against {opponent}: {details}.")
+        return (f"The comparison is inconclusive: equivalence in pass@1 is not shown on the "
+                f"test tweets ({shown}), so the pass@k and coverage of {reference} are not "
+                f"compared at matched pass@1 (read the {figure} instead); against "
+                f"{opponent}: {details}.")
     head = PHRASES[word]
     qualifier = {"better": " (detectably better on at least one, worse on neither)",
                  "worse": " (detectably worse on at least one, better on neither)"}.get(word, "")
