@@ -45,7 +45,9 @@ def job_counts(text: str) -> dict[str, int]:
 
 def stand_in_outputs(workdir: Path, snakefile: Path = REPO / "Snakefile") -> float:
     """Stand in for every output of the workflow with an empty file (a folder for folder
-    outputs), all with one modification time newer than every input; return that time."""
+    outputs), all with one modification time newer than every input; return that time. The
+    sampling search's states, which the workflow reads while it builds the DAG (checkpoints),
+    stand in as states that propose nothing."""
     summary = snakemake(workdir, "--summary", snakefile=snakefile)
     outputs = [row.split("\t")[0] for row in summary.splitlines()
                if "\t" in row and row.startswith("results/")]
@@ -55,6 +57,8 @@ def stand_in_outputs(workdir: Path, snakefile: Path = REPO / "Snakefile") -> flo
         if path.suffix:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
+            if output.startswith("results/selection/search/"):
+                path.write_text('{"proposals": {}}', encoding="utf-8")
         else:
             path.mkdir(parents=True, exist_ok=True)
         os.utime(path, (now, now))

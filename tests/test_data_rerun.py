@@ -18,7 +18,9 @@ import yaml
 from conftest import REPO, SNAKEMAKE, job_counts, snakemake, stand_in_outputs
 
 UPSTREAM = {"validate_raw", "verify_collection", "sample_for_review"}
-DOWNSTREAM = {"curate", "split", "release", "base_model", "calibrate", "train", "generate_val",
+# the search's rounds re-run from its first scored round; their new proposals, and so the
+# validation generations, are known once each round has run (Snakemake checkpoints)
+DOWNSTREAM = {"curate", "split", "release", "base_model", "calibrate", "train", "search",
               "select_sampling", "generate", "evaluate", "aggregate", "figures", "paper", "all"}
 
 

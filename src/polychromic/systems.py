@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -239,23 +239,27 @@ def expand_systems(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     return expanded
 
 
-def selection_candidates(systems: Mapping[str, System], grid: Sequence[Mapping[str, Any]]
-                         ) -> dict[str, System]:
-    """The candidates of the sampling choice on validation (`polychromic.evaluation.selection`):
-    for every configured system (not its configured variants), the system itself, then one
-    variant per grid entry, named as sampling variants are (`polychromic_lora@t1.3`)."""
-    found: dict[str, System] = {}
-    for name, system in systems.items():
-        if system.base_system is not None:
-            continue
-        found[name] = system
-        for entry in grid:
-            overrides = Overrides.of(entry)
-            variant = variant_system(name, overrides)
-            found[variant] = dataclasses.replace(
-                system, name=variant, base_system=name,
-                **{key: getattr(overrides, key) for key in KEYS})
-    return found
+def candidate_system(systems: Mapping[str, System], name: str) -> System:
+    """A candidate of the sampling search on validation (`polychromic.evaluation.search`): a
+    configured system itself, or `<system>@t1.25`, the system at the sampling its name sets.
+    A configured sampling variant is not a candidate (it keeps its own sampling)."""
+    parsed = parse_system(name)
+    system = systems.get(parsed.base)
+    if system is None or system.base_system is not None:
+        raise ValueError(f"{name!r} is not a configured system or a sampling candidate of one")
+    if not parsed.is_variant:
+        return system
+    overrides = parsed.overrides
+    return dataclasses.replace(system, name=name, base_system=parsed.base,
+                               **{key: getattr(overrides, key) for key in KEYS
+                                  if getattr(overrides, key) is not None})
+
+
+def candidate_pattern(systems: Mapping[str, System]) -> str:
+    """A regular expression of every candidate name of `candidate_system` (a Snakemake
+    wildcard constraint)."""
+    names = [re.escape(name) for name, system in systems.items() if system.base_system is None]
+    return rf"(?:{'|'.join(names)})(?:@(?=[tpkm])[tpkm0-9.]+)?" if names else "(?!x)x"
 
 
 def chosen_system(system: System, selection: Mapping[str, Any] | None) -> System:

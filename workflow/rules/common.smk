@@ -25,7 +25,8 @@ from snakemake.utils import validate  # noqa: E402
 from polychromic.dependencies import script_dependencies  # noqa: E402
 from polychromic.config import command_line_seeds, load_settings  # noqa: E402
 from polychromic.settings import as_dict  # noqa: E402
-from polychromic.systems import selection_candidates  # noqa: E402
+from polychromic.io import read_json  # noqa: E402
+from polychromic.systems import candidate_pattern, candidate_system  # noqa: E402
 
 # `--config seeds=[42]` may bring strings: integer literals become integers, nothing else is
 # cast, so the schema refuses 42.9, true or "forty-two" naming `seeds`.
@@ -48,10 +49,12 @@ EXPERIMENTS = list(SETTINGS.experiments)
 # Every system, each followed by its sampling variants (`baseline_lora@t1.3`, `@t1.6m0.1`): the typed
 # settings of each (polychromic.systems.System), used by generate and the reporting rules.
 SYSTEMS = list(SETTINGS.systems)
-# The sampling choice on validation (polychromic.evaluation.selection): with a grid, every
-# configured system and its grid variants are the candidates, sampled on the validation split.
+# The sampling choice on validation (polychromic.evaluation.search and .selection): with a
+# search, every configured system is sampled on the validation split at generation's settings,
+# then at the temperatures a bisection proposes, one checkpoint (`search`) per round.
 SELECTION = SETTINGS.evaluation.selection
-CANDIDATES = selection_candidates(SETTINGS.systems, SELECTION.grid) if SELECTION.grid else {}
+SEARCH = SELECTION.search
+SEARCH_ROUNDS = SEARCH.max_candidates if SEARCH else 0  # the last round only scores
 SELECTION_FILE = "results/selection/selection.json"
 
 
@@ -59,7 +62,8 @@ wildcard_constraints:
     seed=r"\d+",
     experiment="|".join(EXPERIMENTS),
     system="|".join(re.escape(system) for system in SYSTEMS),
-    candidate="|".join(re.escape(name) for name in CANDIDATES) or "(?!x)x",
+    candidate=candidate_pattern(SETTINGS.systems),
+    round=r"\d+",
 
 
 def library(script, extra=()):
@@ -118,21 +122,39 @@ def get_generations(wildcards):
 
 
 def get_selection(wildcards):
-    """selection.json, an input of generate and aggregate when the grid is on."""
-    return [SELECTION_FILE] if CANDIDATES else []
+    """selection.json, an input of generate and aggregate when the search is on."""
+    return [SELECTION_FILE] if SEARCH else []
 
 
 def candidate_params(wildcards):
-    """The settings of one candidate of the sampling choice, for `params:`."""
-    return as_dict(CANDIDATES[wildcards.candidate])
+    """The settings of one candidate of the sampling search, for `params:`."""
+    return as_dict(candidate_system(SETTINGS.systems, wildcards.candidate))
 
 
 def get_candidate_adapter(wildcards):
-    experiment = CANDIDATES[wildcards.candidate].experiment
+    experiment = candidate_system(SETTINGS.systems, wildcards.candidate).experiment
     if experiment is None:
         return []
     return f"results/models/{experiment}/seed_{wildcards.seed}/adapter"
 
 
 def get_candidate_template(wildcards):
-    return f"{PROMPTS}/{CANDIDATES[wildcards.candidate].prompt}.j2"
+    return f"{PROMPTS}/{candidate_system(SETTINGS.systems, wildcards.candidate).prompt}.j2"
+
+
+def search_inputs(wildcards):
+    """Round r of the search reads round r - 1's state (a checkpoint: its proposals are known
+    once it has run) and the validation generations of the candidates it proposed; round 0
+    reads nothing."""
+    round_ = int(wildcards.round)
+    if round_ == 0:
+        return {}
+    state = checkpoints.search.get(round=str(round_ - 1)).output.state
+    proposals = sorted(set(read_json(state)["proposals"].values()))
+    return {
+        "state": state,
+        "calibration": f"results/evaluation/{CALIBRATION_FILE}",
+        "generations": expand(
+            "results/selection/seed_{seed}/{candidate}.jsonl", seed=SEEDS, candidate=proposals
+        ),
+    }

@@ -17,7 +17,7 @@ rule generate:
         generation=config["generation"],
         prompts_dir=lambda wildcards, input: os.path.dirname(input.template),
         max_prompts=None,
-        selection=SELECTION_FILE if CANDIDATES else None,
+        selection=SELECTION_FILE if SEARCH else None,
     log:
         "results/logs/generate/seed_{seed}_{system}.log",
     benchmark:
@@ -64,17 +64,14 @@ rule generate_val:
         "../scripts/generate.py"
 
 
-rule select_sampling:
+checkpoint search:
     input:
-        generations=expand(
-            "results/selection/seed_{seed}/{candidate}.jsonl", seed=SEEDS, candidate=CANDIDATES
-        ),
-        calibration=f"results/evaluation/{CALIBRATION_FILE}",
-        code=library("select_sampling"),
+        unpack(search_inputs),
+        code=library("search"),
     output:
-        selection=SELECTION_FILE,
+        state="results/selection/search/round_{round}.json",
     params:
-        # what the choice reads: editing another evaluation setting does not redo it (and so
+        # what the search reads: editing another evaluation setting does not redo it (and so
         # every test generation after it)
         evaluation={
             key: config["evaluation"][key]
@@ -85,13 +82,39 @@ rule select_sampling:
         },
         generation=config["generation"],
     log:
-        "results/logs/select_sampling.log",
+        "results/logs/search/round_{round}.log",
     benchmark:
-        "results/benchmarks/select_sampling.tsv"
-    threads: 2  # the judge over every validation candidate: the critical path
+        "results/benchmarks/search/round_{round}.tsv"
+    threads: 2  # the judge over the round's validation candidates
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/search.py"
+
+
+rule select_sampling:
+    input:
+        state=f"results/selection/search/round_{SEARCH_ROUNDS}.json",
+        code=library("select_sampling"),
+    output:
+        selection=SELECTION_FILE,
+    params:
+        evaluation={
+            key: config["evaluation"][key]
+            for key in ("selection", "baseline_system", "match_tolerance")
+        },
+        generation=config["generation"],
+    log:
+        "results/logs/select_sampling.log",
+    benchmark:
+        "results/benchmarks/select_sampling.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     conda:
         "../../envs/evaluate.yaml"
     script:

@@ -34,6 +34,7 @@ rule aggregate:
         ),
         templates=latex_templates(),
         selection=get_selection,
+        calibration=f"results/evaluation/{CALIBRATION_FILE}",
         code=library("aggregate"),
     output:
         aggregated=report(
@@ -63,7 +64,7 @@ rule aggregate:
         systems=config["systems"],
         experiments=config["experiments"],
         evaluation=config["evaluation"],
-        selection=SELECTION_FILE if CANDIDATES else None,
+        selection=SELECTION_FILE if SEARCH else None,
         runs={
             experiment: {seed: f"results/models/{experiment}/seed_{seed}/run.json" for seed in SEEDS}
             for experiment in EXPERIMENTS

@@ -20,4 +20,5 @@ run_step(
     templates_dir=snakemake.params.templates_dir,
     runs=dict(snakemake.params.runs),
     selection=snakemake.params.selection,
+    calibration=snakemake.input.calibration,
 )

@@ -2,31 +2,31 @@
 
 Why: picking the baseline's temperature by its pass@1 on the test tweets, and giving only the
 baseline a grid, makes the comparison's own choice depend on the numbers it then reports. The
-protocol (`evaluation.selection` with a non-empty grid):
+protocol (`evaluation.selection.search`):
 
 1. every configured system (zero-shot, few-shot and every LoRA system alike) is sampled on the
-   validation split at generation's own settings and at each entry of the grid
-   (`polychromic.systems.selection_candidates`: the system and its variants `<system>@t1.3`,
-   named as sampling variants are named), `num_samples` replies for each of the first
-   `max_prompts` validation tweets;
+   validation split, `num_samples` replies for each of the first `max_prompts` validation
+   tweets, at generation's settings and then at the temperatures the search proposes
+   (`polychromic.evaluation.search`, one round per Snakemake checkpoint; the candidates are
+   named as sampling variants are, `polychromic_lora@t1.25`);
 2. the judge, with the pass threshold calibrated on the validation split, gives each candidate
-   its validation pass@1: the mean over tweets of the share of passing replies, averaged over
-   the seeds, and its validation pass@k for each configured k up to `num_samples`
+   its validation pass@1 (the mean over tweets of the share of passing replies, averaged over
+   the seeds) and its validation pass@k for each configured k with n >= 2k
    (`validation_passk`; the validation frontier figure draws each system's candidates);
-3. the target is the baseline system's validation pass@1 at generation's settings, the
-   single-answer quality of plain LoRA as practised ("without losing single-answer quality");
-4. every system takes the candidate whose validation pass@1 is closest to the target (ties: the
-   first in grid order, generation's own first) (`choose`);
-5. the test split is then generated and scored once, each system at its chosen setting
+3. the target is the baseline system's validation pass@1 at generation's settings; each system
+   takes its candidate closest to it (kept, never dropped, however far it lies); the aggregate
+   then tests whether that candidate's validation pass@1 is shown within
+   `evaluation.match_tolerance` of the baseline's (`evaluation.equivalence.on_validation`:
+   the statistics stay out of this step, so a change to them never re-runs a generation);
+4. the test split is then generated and scored once, each system at its chosen setting
    (`polychromic.systems.chosen_system`, applied by the `generate` step); no choice reads a
    test file.
 
 The checkpoint rule (`training.checkpoint_selection`) and the pass threshold (calibrated on
-validation) are the same for every system too; `selection.json` records every choice with
-`selected_on: val`, each system's `val_gap` to the target and whether it is within
-`evaluation.match_tolerance` (`matched`: a system none of whose candidates comes that close is
-kept at its closest and flagged, never dropped); the aggregate copies it. The verdict then checks
-on the test tweets that the pass@1 of the compared systems agree within the same tolerance.
+validation) are the same for every system too. `selection.json` records every candidate of the
+search with `selected_on: val`, each system's `val_gap` to the target, its chosen candidate's
+per-tweet validation pass rates and why its search stopped; the aggregate copies it with the
+equivalence tests. The verdict then tests equivalence in pass@1 again, on the test tweets.
 """
 
 from __future__ import annotations
@@ -37,15 +37,17 @@ from typing import Any
 import numpy as np
 
 from polychromic.evaluation import passk as pk
+from polychromic.evaluation import search as bisection
 from polychromic.evaluation.calibration import RULE as CALIBRATION_RULE
 from polychromic.evaluation.judging import Judging, encode, load_generations, split_rows
 from polychromic.io import read_json, write_json
 from polychromic.settings import EvaluationSettings, GenerationSettings
-from polychromic.systems import KEYS, System, selection_candidates
+from polychromic.systems import KEYS, System, candidate_system
 
-RULE = ("each system at the candidate (generation's settings, or a grid entry) whose "
-        "validation pass@1 is closest to the baseline system's validation pass@1 at "
-        "generation's settings; ties to the earlier candidate")
+RULE = ("each system at the candidate of its search (generation's settings, then the "
+        "temperatures a bisection proposes) whose validation pass@1 is closest to the "
+        "baseline system's validation pass@1 at generation's settings; ties to the earlier "
+        "candidate")
 
 
 def effective_sampling(system: System, generation: GenerationSettings) -> dict[str, Any]:
@@ -98,9 +100,10 @@ def embedded_texts(loaded: Mapping[int, Mapping[str, Sequence[dict[str, Any]]]],
 
 def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: EvaluationSettings,
                      calibration: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{candidate: {pass@1, pass@k for each configured k <= num_samples (means over seeds and
-    tweets), per_seed (pass@1), per_prompt (pass@1 per seed and tweet), n_prompts}} from every
-    seed's validation generations ({seed: {candidate: path}})."""
+    """{candidate: {pass@1, pass@k for each configured k with 2k <= num_samples (means over
+    seeds and tweets; pass@k's unbiased estimator needs n >= 2k, as at test time), per_seed
+    (pass@1), per_prompt (pass@1 per seed and tweet), n_prompts}} from every seed's
+    validation generations ({seed: {candidate: path}})."""
     judging = Judging.from_settings(settings, calibration)
     loaded = {seed: load_generations(dict(generations[seed]), int(seed))
               for seed in sorted(generations)}
@@ -110,7 +113,7 @@ def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: Eva
         for name, records in systems.items():
             counted.setdefault(name, []).append(pass_counts(records, judging, encoder))
     n = min(size for rows in counted.values() for row in rows for _, size in row)
-    ks = [k for k in settings.passk.k if 1 < k <= n]
+    ks = [k for k in settings.passk.k if 1 < k and 2 * k <= n]
     result = {}
     for name, rows in counted.items():
         pass1 = [[c / size for c, size in row] for row in rows]
@@ -123,62 +126,78 @@ def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: Eva
     return result
 
 
-def choose(pass1: Mapping[str, float], options: Mapping[str, System],
-           baseline: str) -> tuple[float, dict[str, str]]:
-    """(target, {configured system: chosen candidate}) by `RULE`; `options` in candidate
-    order (each system, then its grid variants)."""
-    if baseline not in pass1:
-        raise ValueError(f"the baseline system {baseline!r} has no validation pass@1")
-    target = pass1[baseline]
-    chosen: dict[str, str] = {}
-    for name, system in options.items():
-        owner = system.base_system or name
-        best = chosen.get(owner)
-        if best is None or abs(pass1[name] - target) < abs(pass1[best] - target):
-            chosen[owner] = name
-    return target, chosen
-
-
 def _candidate(measured: Mapping[str, Any], system: System) -> dict[str, Any]:
-    """A candidate's entry in selection.json: its overrides and its validation pass@k."""
-    return {"overrides": system.overrides.items(),
+    """A candidate's entry in selection.json: its round, overrides and validation pass@k."""
+    return {"round": measured["round"], "overrides": system.overrides.items(),
             **{key: value for key, value in measured.items() if key.startswith("pass@")}}
 
 
-def select_sampling(generations: Mapping[int, Mapping[str, str]], output: str,
-                    systems: Mapping[str, System], generation: GenerationSettings,
-                    settings: EvaluationSettings, calibration: str | None) -> dict[str, Any]:
-    """Write selection.json (module docstring) from every seed's validation generations."""
-    options = selection_candidates(systems, settings.selection.grid)
-    missing = sorted(set(options) - {name for paths in generations.values() for name in paths})
-    if missing:
-        raise ValueError(f"no validation generations of {missing}")
-    measured = validation_passk(generations, settings, read_json(calibration)
-                                if calibration else None)
-    target, chosen = choose({name: entry["pass@1"] for name, entry in measured.items()},
-                            options, settings.baseline_system)
+def system_entry(entry: Mapping[str, Any], target: float, systems: Mapping[str, System],
+                 generation: GenerationSettings) -> dict[str, Any]:
+    """One system's choice in selection.json: its closest candidate (with its per seed and
+    tweet validation pass rates, for the equivalence test), every candidate tried and why the
+    search stopped."""
+    best = bisection.chosen(entry, target)
+    system = candidate_system(systems, best["name"])
+    return {"chosen": best["name"], "overrides": system.overrides.items(),
+            "sampling": effective_sampling(system, generation),
+            "val_pass@1": best["pass@1"], "val_gap": best["pass@1"] - target,
+            "per_prompt": best["per_prompt"],
+            "stopped": entry["stopped"], "stop_reason": bisection.REASONS[entry["stopped"]],
+            "candidates": {c["name"]: _candidate(c, candidate_system(systems, c["name"]))
+                           for c in entry["tried"]}}
+
+
+def search_step(round_: int, state: str | None, generations: Mapping[int, Mapping[str, str]],
+                calibration: str | None, output: str, systems: Mapping[str, System],
+                generation: GenerationSettings, settings: EvaluationSettings,
+                seeds: Sequence[int]) -> dict[str, Any]:
+    """One round of the search (`polychromic.evaluation.search`): round 0 proposes every
+    system at generation's settings; round r scores round r - 1's candidates from their
+    validation generations ({seed: {candidate: path}}) and proposes the next ones."""
+    if round_ == 0:
+        result = bisection.start(systems, settings, seeds)
+    else:
+        previous = read_json(state)
+        if previous["round"] != round_ - 1:
+            raise ValueError(f"{state} is round {previous['round']}, not {round_ - 1}")
+        if previous["proposals"]:
+            measured = validation_passk(generations, settings,
+                                        read_json(calibration) if calibration else None)
+            result = bisection.advance(previous, measured, settings, generation)
+        else:  # every search has stopped: the round only carries the state on
+            result = {**previous, "round": round_}
+    write_json(output, result)
+    return result
+
+
+def select_sampling(state: str, output: str, systems: Mapping[str, System],
+                    generation: GenerationSettings,
+                    settings: EvaluationSettings) -> dict[str, Any]:
+    """Write selection.json (module docstring) from the search's last state (a file)."""
+    state = read_json(state)
+    if state["proposals"]:
+        raise ValueError(f"the search is not finished: round {state['round']} still proposes "
+                         f"{sorted(state['proposals'].values())}")
+    target = state["target_pass@1"]
+    first = {name: entry["tried"][0] for name, entry in state["systems"].items()}
+    search = settings.selection.search
     result = {
         "selected_on": "val", "rule": RULE, "calibration_rule": CALIBRATION_RULE,
-        "target_system": settings.baseline_system, "target_pass@1": target,
+        "search": state["search"], "rounds": state["round"],
+        "target_system": state["target_system"], "target_pass@1": target,
         "match_tolerance": settings.match_tolerance,
-        "grid": [dict(entry) for entry in settings.selection.grid],
         "num_samples": settings.selection.num_samples,
-        "n_prompts": next(iter(measured.values()))["n_prompts"],
-        "seeds": sorted(int(seed) for seed in generations),
+        "n_prompts": first[state["target_system"]]["n_prompts"],
+        "seeds": state["seeds"],
         # per seed, per validation tweet, the pass rate of every system at generation's own
         # settings (the testbed check reads them: untuned, on validation)
-        "default_per_prompt": {owner: measured[owner]["per_prompt"] for owner in chosen},
-        "systems": {owner: {"chosen": name,
-                            "overrides": options[name].overrides.items(),
-                            "sampling": effective_sampling(options[name], generation),
-                            "val_pass@1": measured[name]["pass@1"],
-                            "val_gap": measured[name]["pass@1"] - target,
-                            "matched": abs(measured[name]["pass@1"] - target)
-                            <= settings.match_tolerance,
-                            "candidates": {option: _candidate(measured[option], system)
-                                           for option, system in options.items()
-                                           if (system.base_system or option) == owner}}
-                    for owner, name in chosen.items()},
+        "default_per_prompt": {name: entry["per_prompt"] for name, entry in first.items()},
+        "systems": {name: system_entry(entry, target, systems, generation)
+                    for name, entry in state["systems"].items()},
     }
+    if search is not None and result["search"] != {key: getattr(search, key)
+                                                    for key in search.__dataclass_fields__}:
+        raise ValueError("the search's settings changed since it ran: run it again")
     write_json(output, result)
     return result

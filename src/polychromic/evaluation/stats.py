@@ -91,7 +91,7 @@ def bootstrap_ci(
 # Quadrature nodes u on (0, 1) and weights for the Behrens-Fisher integral
 # (`behrens_fisher_sf`): Gauss-Legendre in v, u = sin^2(pi v / 2), which packs nodes into both
 # tails of the integrated t distribution.
-_V, _W = np.polynomial.legendre.leggauss(256)
+_V, _W = np.polynomial.legendre.leggauss(128)
 _V = (_V + 1.0) / 2.0
 _NODES = np.sin(np.pi * _V / 2.0) ** 2
 _WEIGHTS = _W / 2.0 * np.pi / 2.0 * np.sin(np.pi * _V)
@@ -102,11 +102,11 @@ def behrens_fisher_sf(q: Any, c: Any, s: Any, nu_a: Any, nu_b: Any) -> np.ndarra
     of the Behrens-Fisher distribution (arrays broadcast; c, s >= 0, c^2 + s^2 = 1).
 
     The integral runs over the variable with the smaller coefficient, in probability space
-    (x = F^-1(u), 256 Gauss-Legendre nodes on v with u = sin^2(pi v / 2), dense in the tails),
+    (x = F^-1(u), 128 Gauss-Legendre nodes on v with u = sin^2(pi v / 2), dense in the tails),
     with the other's distribution function in
     closed form: P = E_x[ F_big(-(q + small x) / big) + 1 - F_big((q - small x) / big) ].
     With the smaller coefficient the integrand varies no faster than the integrated variable's
-    own spread, so the rule is accurate to about 1e-7 (tested against adaptive quadrature);
+    own spread, so the rule is accurate to about 1e-5 (tested against adaptive quadrature);
     a zero coefficient gives the other variable's t tail exactly.
     """
     from scipy import stats as st
@@ -116,7 +116,8 @@ def behrens_fisher_sf(q: Any, c: Any, s: Any, nu_a: Any, nu_b: Any) -> np.ndarra
     swap = c > s
     small, big = np.where(swap, s, c)[..., None], np.where(swap, c, s)[..., None]
     nu_small, nu_big = np.where(swap, nu_b, nu_a), np.where(swap, nu_a, nu_b)
-    x = st.t.ppf(_NODES, nu_small[..., None])
+    values, where = np.unique(nu_small, return_inverse=True)  # few distinct df: ppf once each
+    x = st.t.ppf(_NODES[None, :], values[:, None])[where.reshape(nu_small.shape)]
     q = q[..., None]
     tail = (st.t.sf((q - small * x) / big, nu_big[..., None])
             + st.t.cdf((-q - small * x) / big, nu_big[..., None]))

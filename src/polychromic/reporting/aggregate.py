@@ -31,6 +31,8 @@ import numpy as np
 
 from polychromic.config import Experiment
 from polychromic.contract import EVALUATION_FILES, SEED_FILES
+from polychromic.evaluation.calibration import calibration_warnings
+from polychromic.evaluation.equivalence import on_validation
 from polychromic.evaluation.registry import METRICS, direction, parse_passk
 from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
@@ -195,6 +197,21 @@ def build_aggregate(per_seed: dict[int, dict], seeds: list[int], systems: list[s
     }
 
 
+def threshold_record(calibration: str | None,
+                     evaluation: EvaluationSettings) -> dict[str, Any] | None:
+    """The pass criterion's threshold as the evaluation used it: from the config, or from
+    the calibration on validation with its bootstrap interval and pair counts."""
+    if evaluation.passk.threshold is not None:
+        return {"criterion": evaluation.passk.criterion, "source": "config",
+                "threshold": evaluation.passk.threshold}
+    if calibration is None:
+        return None
+    record = read_json(calibration)[evaluation.passk.criterion]
+    return {"criterion": evaluation.passk.criterion, "source": "validation",
+            **{key: record.get(key) for key in ("threshold", "threshold_ci", "positives",
+                                                "negatives", "few_pairs", "pairing")}}
+
+
 def power_block(evidence: Evidence, verdict: dict[str, Any]) -> dict[str, Any] | None:
     """The simulated power of the final test (`power.final_test_power`); None, with the reason
     logged, where there is no verdict or too little to estimate its variance components."""
@@ -222,18 +239,22 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
               systems: dict[str, System], experiments: dict[str, Experiment],
               evaluation: EvaluationSettings, templates_dir: str,
               runs: dict[str, dict[int, str]] | None = None,
-              selection: str | None = None) -> dict:
+              selection: str | None = None, calibration: str | None = None) -> dict:
     """Write `outputs` (`aggregated`: aggregated_results.json, `table`: results_table.tex and,
     when given, `ablation_table`) from every seed's evaluation and every run's run.json
     (`runs`: {experiment: {seed: path}}); `selection` (selection.json, the sampling chosen on
-    validation) is copied in as `selection`, null without a grid."""
+    validation) is copied in as `selection` with each system's equivalence test on validation
+    (`equivalence.on_validation`), null without a search; `calibration`
+    (judge_calibration.json) gives the pass threshold's record (`calibration`) and, when the
+    threshold was calibrated on too few pairs, a warning of the verdict."""
     seeds = [int(seed) for seed in seeds]
     per_seed = load_seeds(evaluation_dirs, seeds)
     reference, baseline = evaluation.reference_system, evaluation.baseline_system
     groups = split_systems(systems, experiments, reference)
     result = build_aggregate(per_seed, seeds, list(systems), groups)
     result.update(reference_system=reference, baseline_system=baseline,
-                  selection=read_json(selection) if selection else None)
+                  selection=on_validation(read_json(selection), evaluation.match_tolerance)
+                  if selection else None)
     if runs is not None:
         result["experiments"] = summarise_runs(
             {name: {int(seed): path for seed, path in paths.items()}
@@ -241,6 +262,10 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
     evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds], evaluation)
     result["verdict"] = build_verdict(evidence, reference, baseline)
+    result["calibration"] = threshold_record(calibration, evaluation)
+    if result["calibration"] and result["calibration"]["source"] == "validation" \
+            and result["verdict"].get("available"):
+        result["verdict"]["warnings"] += calibration_warnings(read_json(calibration))
     lora = [name for name, system in systems.items()
             if system.experiment is not None and system.base_system is None]
     result["objective_comparisons"] = objective_comparisons(evidence, lora, reference, baseline)

@@ -225,14 +225,10 @@ def limitations(context: dict[str, Any], aggregated: dict[str, Any],
                      f"{power['detectable_delta']:.3f} with power {power['target_power']:g} "
                      f"and has power {power['power']:.2f} for {power['delta']:g}; smaller "
                      "effects can go unseen.")
-    if context.get("selection"):
-        items.append("Matched pass@1 means the validation pass@1 of the chosen setting lies "
-                     "within the tolerance of the baseline's, a point estimate, not an "
-                     "equivalence test.")
-    elif context["verdict"].get("available"):
-        items.append("Without a validation grid (evaluation.selection.grid), the matched "
-                     "baseline is the sampling variant whose pass@1 on the test tweets is "
-                     "closest: a choice made on the test split.")
+    if not context.get("selection") and context["verdict"].get("available"):
+        items.append("Without a sampling search on validation (evaluation.selection.search), "
+                     "the matched baseline is the sampling variant whose pass@1 on the test "
+                     "tweets is closest: a choice made on the test split.")
     items.append("A reply passes when its similarity to the closest reference reaches a "
                  "threshold under one encoder: a good reply unlike every reference fails, and "
                  "pass@k measures agreement with the references, not usefulness.")

@@ -58,6 +58,14 @@ def final_test_power(seed_documents: Sequence[dict[str, Any]], verdict: dict[str
                           seeds, tweets, replicates, seed, alpha)
     null = sim.simulate(components, [0.0] * len(metrics), seeds, tweets, replicates, seed + 1,
                         alpha)
+    margin = verdict.get("match_tolerance")
+    pass1 = metrics.index("pass@1") if "pass@1" in metrics else None
+    equivalence = None
+    if margin and pass1 is not None:
+        rate = sim.equivalence_rate(components[pass1], margin, seeds, tables[pass1].shape[1],
+                                    replicates, seed)
+        equivalence = {"margin": margin, "rate": rate,
+                       "se": (rate * (1 - rate) / replicates) ** 0.5}
     designs = [{"seeds": s, "tweets": t,
                 "power": sim.power(components, index, delta, s, t, replicates, seed, alpha)}
                for s, t in dict.fromkeys([(seeds, 2 * tweets), (5, tweets), (10, tweets)])
@@ -73,7 +81,8 @@ def final_test_power(seed_documents: Sequence[dict[str, Any]], verdict: dict[str
             "level": null.any_detectable, "level_se": null.se(null.any_detectable),
             "detectable_delta": sim.detectable_delta(components, index, seeds, tweets,
                                                      MDE_REPLICATES, target, seed, alpha),
-            "designs": designs, "replicates": replicates, "simulation_seed": seed}
+            "designs": designs, "equivalence": equivalence, "replicates": replicates,
+            "simulation_seed": seed}
 
 
 def describe_power(result: dict[str, Any]) -> str:
@@ -93,8 +102,19 @@ def describe_power(result: dict[str, Any]) -> str:
             + (f"{mde:.3f} with power {result['target_power']:g}" if mde is not None
                else f"no difference up to 1 with power {result['target_power']:g}")
             + f". Its false-positive rate at these components is {result['level']:.3f} "
-            f"(SE {result['level_se']:.3f}). Power for {result['delta']:g} elsewhere: {more}. "
-            "(docs/statistics.md, `python -m polychromic.reporting.power --simulate`)")
+            f"(SE {result['level_se']:.3f}). Power for {result['delta']:g} elsewhere: {more}."
+            + equivalence_sentence(result.get("equivalence"))
+            + " (docs/statistics.md, `python -m polychromic.reporting.power --simulate`)")
+
+
+def equivalence_sentence(block: dict[str, Any] | None) -> str:
+    """How often this design shows equivalence in pass@1 when the two are equal."""
+    if not block:
+        return ""
+    return (f" With equal pass@1, the equivalence test (90 % interval inside "
+            f"±{block['margin']:g}) holds in {block['rate']:.2f} of simulated studies of this "
+            f"design (SE {block['se']:.3f}): below that, an unmatched verdict says more about "
+            "the design than about the systems.")
 
 
 def level_rows(seeds: Sequence[int], tweets: int, tweet_sd: float, interaction_sd: float,

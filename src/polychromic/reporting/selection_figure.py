@@ -1,15 +1,16 @@
 """The validation frontier: where every system's sampling was chosen, and how close it came.
 
 With the validation protocol (`polychromic.evaluation.selection`) each system is sampled on the
-validation tweets at generation's settings and at every grid entry, and takes the candidate
-whose validation pass@1 is closest to the baseline's. This figure draws what that choice saw:
-per system, validation pass@1 against validation pass@k (the largest k up to the selection's
-`num_samples`) for each candidate, joined in temperature order (candidates that also set min-p
-/ top-p / top-k dashed), the chosen candidate ringed, and the target pass@1 as a vertical line
-with the match tolerance as a grey band. A system whose ring lies outside the band is
-unmatched: the verdict calls its comparison inconclusive, and this figure shows the curve it
-was read from. Every number comes from `aggregated["selection"]` (selection.json); nothing
-here reads the test split.
+validation tweets at generation's settings and at every temperature its search tries, and takes the
+candidate whose validation pass@1 is closest to the baseline's. This figure draws what that choice
+saw: per system, validation pass@1 against validation pass@k (the largest k up to the selection's
+`num_samples`) for each candidate, joined in temperature order (candidates that also set min-p /
+top-p / top-k dashed), the chosen candidate ringed, and the target pass@1 as a vertical line with
+the equivalence margin as a grey band. A ring outside the band cannot be shown equivalent to the
+baseline (a ring inside may still fail the equivalence test of `evaluation.equivalence`, whose
+interval `selection.json` records): the verdict then calls the comparison inconclusive, and this
+figure shows the curve it was read from. Every number comes from `aggregated["selection"]`
+(selection.json); nothing here reads the test split.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def validation_frontier_figure(aggregated: dict[str, Any], palette: dict[str, tu
     target, tolerance = selection["target_pass@1"], selection.get("match_tolerance")
     if tolerance is not None:
         ax.axvspan(target - tolerance, target + tolerance, color="0.9", zorder=0,
-                   label=f"match tolerance (±{tolerance:g})")
+                   label=f"equivalence margin (±{tolerance:g})")
     ax.axvline(target, color="0.4", linewidth=0.7, linestyle=":", zorder=1,
                label=f"target: {selection['target_system']} at default sampling")
     for system, points in selection_points(selection, metric, default_temperature or 1.0).items():

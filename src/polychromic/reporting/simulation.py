@@ -177,3 +177,23 @@ def former_rates(components: Components, seeds: int, tweets: int, replicates: in
                                  tweets))
         hits += [(p < alpha).sum(), (p < alpha / family).sum()]
     return float(hits[0]) / replicates, float(hits[1]) / replicates
+
+
+def equivalence_rate(components: Components, margin: float, seeds: int, tweets: int,
+                     replicates: int, seed: int = 0, level: float = 0.90) -> float:
+    """The share of simulated studies with equal pass@1 (delta 0) in which the equivalence
+    test holds (`evaluation.equivalence.tost`: the `level` interval of the crossed test inside
+    +-margin, i.e. P(|BF| >= (margin - |dbar|) / SE) < 1 - level): how often the design can
+    show a match at all."""
+    rng = np.random.default_rng([seed, 3])
+    holds = 0
+    for start in range(0, replicates, CHUNK):
+        parts = crossed_parts(draw(rng, components, 0.0, min(CHUNK, replicates - start),
+                                   seeds, tweets))
+        room = margin - np.abs(parts.mean)
+        se = parts.se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inside = np.where(se > 0, parts.tail(np.where(se > 0, room / np.where(
+                se > 0, se, 1.0), 0.0)) < 1.0 - level, True)
+        holds += int((inside & (room > 0)).sum())
+    return holds / replicates

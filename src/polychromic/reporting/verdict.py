@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.evaluation.equivalence import describe as describe_equivalence
+from polychromic.evaluation.equivalence import tost
 from polychromic.evaluation.registry import get_metric, main_passk, parse_passk, shown_in
 from polychromic.evaluation.stats import crossed_t_test, holm
-from polychromic.reporting.equivalence import describe as describe_equivalence
-from polychromic.reporting.equivalence import tost
 from polychromic.reporting.significance import (
     UNCERTAINTY,
     Evidence,

@@ -13,9 +13,10 @@ are rejected at alpha, which is the same as the (1 - 2 alpha) interval, 90 % at 
 lying inside (-m, +m). The interval is the primary rule's (`stats.crossed_t_test`: seeds and
 tweets crossed), so the seeds' spread counts against a match as it counts against a finding.
 
-It is run on the validation split for the sampling choice (`selection.json`, each system's
-`equivalence` against the baseline at generation's settings) and on the test split for the
-verdict, where it decides whether the comparison is at matched pass@1 at all.
+It is run on the validation split for the sampling choice (`on_validation`: each system's
+chosen candidate against the baseline at generation's settings, in the aggregate's copy of
+`selection.json`) and on the test split for the verdict, where it decides whether the
+comparison is at matched pass@1 at all.
 """
 
 from __future__ import annotations
@@ -47,3 +48,15 @@ def describe(block: dict[str, Any]) -> str:
     where = "lies inside" if block["holds"] else "does not lie inside"
     return (f"the {block['level']:.0%} interval of the pass@1 difference, [{low:+.3f}, "
             f"{high:+.3f}], {where} +-{block['bounds'][1]:g}").replace("%", " %")
+
+
+def on_validation(selection: dict[str, Any], margin: float) -> dict[str, Any]:
+    """`selection` (selection.json) with each system's `equivalence` (its chosen candidate's
+    per seed and tweet validation pass rates against the target system's at generation's
+    settings) and `matched` (whether it holds)."""
+    target = np.array(selection["default_per_prompt"][selection["target_system"]])
+    systems = {}
+    for name, entry in selection["systems"].items():
+        block = tost(np.array(entry["per_prompt"]) - target, margin)
+        systems[name] = {**entry, "equivalence": block, "matched": block["holds"]}
+    return {**selection, "systems": systems}
