@@ -8,11 +8,15 @@ The loop (`polychromic.training.train`) always computes the cross-entropy of the
 An objective is a class registered in `polychromic.objectives` with its settings dataclass. It
 is built once per run from its settings and an `ObjectiveContext`, and implements `Objective`:
 
-- `extra_loss(model, batch, step)`: `None` on steps where it adds nothing, else an `ExtraLoss`
-  whose `loss` is already weighted (it carries the gradient), whose `value` is that loss summed
-  over data-parallel processes (for the log), whose `logged` terms become columns of
-  `training_log.csv` (declared in `log_fields`), and whose `backward_context` is the module
-  state its backward needs (the loop back-propagates the CE term, then this term inside it);
+- `extra_loss(model, batch, step)`: `batch` holds every example of the optimizer step, all its
+  `grad_accum` micro-batches in order, as one batch, the same on every data-parallel process
+  (an objective that splits the work takes its share, `step.parallel.share`), so batch B x
+  accumulation G gives it what B*G x 1 does. It returns `None` on steps where it adds nothing,
+  else an `ExtraLoss` whose `loss` is already weighted (it carries the gradient), whose `value`
+  is that loss summed over data-parallel processes (for the log), whose `logged` terms become
+  columns of `training_log.csv` (declared in `log_fields`), and whose `backward_context` is the
+  module state its backward needs (the loop back-propagates the CE term, then this term inside
+  it);
 - `summary()`: numbers for run.json (time per phase, say);
 - optionally `ce_weight`, the weight of the CE term (1 when absent; 0 trains by the objective's
   term alone, and the CE is then computed without gradient, for the log).
@@ -120,7 +124,8 @@ class Objective(Protocol):
     log_fields: tuple[str, ...]  # its columns of training_log.csv
 
     def extra_loss(self, model: Any, batch: dict, step: Step) -> ExtraLoss | None:
-        """The term added to the CE loss at this step (None: nothing)."""
+        """The term added to the CE loss at this step (None: nothing); `batch` holds every
+        example of the step, its micro-batches in order."""
 
     def summary(self) -> dict[str, Any]:
         """Numbers for run.json."""
