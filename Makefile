@@ -41,11 +41,13 @@ study: $(STAMP) $(STUDY_RAW)
 	$(BIN)/python -m polychromic.reporting.docs $(STUDY_DIR)/results --out docs/study.md \
 	  --title "The demo study (config/study_demo.yaml)"
 
-# The result pages of docs/ and the README's results block, from results/ (never by hand);
+# The result pages of docs/ and the README's results block, from results/ (never by hand), and
+# the simulated level and power of the primary rule in docs/statistics.md;
 # COMPARE=path/to/aggregated_results.json (and COMPARE_LABEL="what it is") adds how far another
 # run of the same config lies.
 docs: $(STAMP)
 	$(BIN)/python -m polychromic.objectives --page > docs/objectives.md
+	$(BIN)/python -m polychromic.reporting.power --simulate --write docs/statistics.md
 	$(BIN)/python -m polychromic.reporting.docs results --out docs/results.md --readme README.md \
 	  $(if $(COMPARE),--compare $(COMPARE) --compare-label "$(or $(COMPARE_LABEL),another run)")
 

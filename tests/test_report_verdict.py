@@ -187,7 +187,7 @@ def test_better_when_pass_at_10_is_detectably_higher_at_matched_pass_at_1() -> N
 
 
 def test_the_per_seed_tests_do_not_decide_the_verdict() -> None:
-    """The every-seed rule of the tables stays in `seeds`; the pooled test decides."""
+    """The per-seed tests stay in `seeds`, descriptive only; the pooled test decides."""
     equal = {**MEANS, "polychromic_lora": (0.47, 0.95, 0.70)}
     block = verdict(aggregate(equal), statistics({"pass@10": 0.5}, equal), passk(equal))
     row = block["rows"][1]

@@ -43,11 +43,13 @@ from slurm_helpers import (
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 FAULTS = Path(__file__).with_name("faults.smk")
+# generate_val: one job per seed and candidate of the sampling search (counted from the run's
+# selection.json); search: rounds 0 to max_candidates (2 in the small config)
 SLURM_RULES = {"base_model": 1, "calibrate": 1, "train": 2, "generate": 4, "evaluate": 1,
-               "generate_val": 8, "select_sampling": 1}  # 4 systems x (itself + 1 grid entry)
+               "search": 3}
 GPU_RULES = {"base_model", "train", "generate", "generate_val"}
 LOCAL_RULES = {"validate_raw", "verify_collection", "sample_for_review", "curate", "split",
-               "release", "aggregate", "figures", "paper"}  # fmt: skip
+               "release", "select_sampling", "aggregate", "figures", "paper"}  # fmt: skip
 # Files whose numbers are timings, so they differ between any two runs.
 VOLATILE_DIRS = ("logs", "benchmarks")
 VOLATILE_KEYS = ("seconds", "rss_mb", "memory_mb", "tokens_per_s")
@@ -97,7 +99,11 @@ def study(slurm, tmp_path_factory):
 def test_jobs_went_through_slurm_with_the_profile_resources(study):
     output = study["output"]
     jobs = submissions(output)
-    assert Counter(job.rule for job in jobs) == SLURM_RULES, output[-4000:]
+    selection = json.loads((study["dirs"]["cluster"] / "results" / "selection" /
+                            "selection.json").read_text())
+    candidates = sum(len(entry["candidates"]) for entry in selection["systems"].values())
+    expected = {**SLURM_RULES, "generate_val": candidates * len(selection["seeds"])}
+    assert Counter(job.rule for job in jobs) == expected, output[-4000:]
     for rule in LOCAL_RULES:
         assert f"localrule {rule}:" in output, rule  # ran on the submitting machine
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"]

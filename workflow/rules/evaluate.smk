@@ -1,6 +1,10 @@
 # Evaluation: generations of every system per seed, then metrics and tests from saved generations.
 
 
+localrules:
+    select_sampling,  # selection.json from the search's last state: JSON only
+
+
 rule generate:
     input:
         split="results/data/splits/test.jsonl",

@@ -132,7 +132,7 @@ rule paper:
             "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=SEED_FILES["statistics"]
         ),
         release="results/release/dataset",
-        # the reproducibility appendix and the power of the final test
+        # the reproducibility appendix (the evaluation's package versions)
         passk=expand(
             "results/evaluation/seed_{seed}/{file}", seed=SEEDS, file=EVALUATION_FILES["passk"]
         ),

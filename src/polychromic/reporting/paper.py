@@ -258,9 +258,9 @@ def _tarinfo(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     return info
 
 
-def add_prose(context: dict[str, Any], aggregated: dict[str, Any],
-              passk: list[dict[str, Any]]) -> dict[str, Any]:
-    """The generated abstract, limitations and conclusion (`paper_text`) in the context."""
+def add_prose(context: dict[str, Any], aggregated: dict[str, Any]) -> dict[str, Any]:
+    """The generated abstract, limitations and conclusion (`paper_text`) in the context, with
+    the simulated power of the final test (the aggregate's `power`)."""
     power = aggregated.get("power")
     return {**context, "power": power,
             "abstract": text.abstract(context, power),
@@ -355,7 +355,7 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     context["ablations"] = context["ablations"] if ablation_table is not None else []
     context["appendix"] = (appendix_facts(**provenance, evaluation=passk_docs)
                            if provenance else None)
-    context = add_prose(context, data, passk_docs)
+    context = add_prose(context, data)
     files = _sources(folder, render_paper(context, templates_dir), table,
                      ablation_table if context["ablations"] else None, (figures_dir, figures))
     items, compiled = check_paper(folder, files, data, settings, figures, release_dir)

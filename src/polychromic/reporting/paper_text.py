@@ -10,11 +10,11 @@ says so instead of inventing one.
 
 `limitations(...)` assembles the limitations paragraph from the pipeline's own warnings: the
 verdict's and every objective comparison's warnings and non-finding reasons (unmatched
-temperatures, zero adapters, degenerate metrics, void comparisons), a testbed without room, a
-judge that is also a training reward, the demo model's nature, the power of the final test, and
-the limits that hold for every run (matching as a point estimate, the similarity-threshold
-pass). `expected_warnings` lists the warnings of the artefacts alone, so that the checklist can
-confirm each of them reached the paper (`reporting.checklist`).
+temperatures, zero adapters, degenerate metrics, void comparisons), a testbed without room, a judge
+that is also a training reward, the demo model's nature, the power of the final test, and the
+limits that hold for every run (a baseline matched on the test split without a search, the
+similarity-threshold pass). `expected_warnings` lists the warnings of the artefacts alone, so that
+the checklist can confirm each of them reached the paper (`reporting.checklist`).
 
 Strings returned are plain text: the LaTeX environment escapes them when they are printed.
 """
@@ -77,7 +77,7 @@ def finding_sentence(verdict: dict[str, Any]) -> str:
 
 def quality_sentence(verdict: dict[str, Any], comparisons: list[dict[str, Any]]) -> str:
     """The cost in single-answer quality: pass@1 at the chosen sampling and the greedy reply's
-    lexical quality (the every-seed rule of the results table)."""
+    lexical quality (the primary rule's records, as the results table marks them)."""
     parts = []
     pass1 = row_of(verdict, "pass@1") if verdict.get("available") else None
     if pass1 is not None:

@@ -17,11 +17,11 @@ two-sided p with seeds and tweets as crossed random factors (`uncertainty` names
 Holm-adjusted over these comparisons, and each seed's mean difference (the tweets-only reading,
 seeds fixed, is kept as `ci_low_tweets`, `ci_high_tweets`, `p_tweets`). A difference is
 **detectable** when the adjusted p < alpha and every seed's difference has the sign of the
-pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (the stricter
-`every_seed` rule of the tables) are kept in each row as `seeds`.
+pooled one. The per-seed Holm-adjusted tests of `statistical_tests.json` (descriptive only)
+are kept in each row as `seeds`.
 
 The comparison is at matched pass@1 only when an equivalence test says so
-(`reporting.equivalence`: the 90 % interval of the pass@1 difference, seeds and tweets
+(`evaluation.equivalence`: the 90 % interval of the pass@1 difference, seeds and tweets
 crossed, inside +-`evaluation.match_tolerance`; the block's `equivalence`). Then the verdict
 word comes from pass@1 and pass@k (the claim: higher pass@k without losing pass@1); a pass@1
 difference can be detectable and still inside the margin, so every word can occur:
