@@ -8,9 +8,9 @@ CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
 .PHONY: run study test test-cluster test-vllm vllm-env lint dryrun report clean venv bench \
-	bench-train bench-eval docs
+	bench-train bench-eval docs tex
 
-venv: $(STAMP)
+venv: $(STAMP) tex
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m polychromic.encoders --assemble   # the judge's folder, once
 	touch $(STAMP)
 
+# TeX for the paper's PDF (polychromic.reporting.tex): where neither latexmk nor pdflatex is on
+# PATH and this is root with apt-get, the Debian packages .ci/run installs (INSTALL_TEX=0: never);
+# otherwise a note now, and the last lines of `make run` say why there is no PDF and the command
+# that builds it. The paper rule re-runs once TeX is found.
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended latexmk
+INSTALL_TEX  ?= 1
+
+tex:
+	@if command -v latexmk >/dev/null 2>&1 || command -v pdflatex >/dev/null 2>&1; then :; \
+	elif [ "$(INSTALL_TEX)" = 1 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "TeX not found: installing $(TEX_PACKAGES) for the paper's PDF (INSTALL_TEX=0: skip)"; \
+	  apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(TEX_PACKAGES) || echo "TeX could not be installed: the paper will have no PDF"; \
+	else echo "TeX not found: the run writes the paper's sources without main.pdf (see its end)"; fi
+
 # ARGS: more snakemake options, e.g. `make run ARGS=--rerun-incomplete` after a killed run.
-run: $(STAMP)
+# The last lines say why results/paper/ has no main.pdf, where it has none.
+run: $(STAMP) tex
 	$(BIN)/snakemake --cores $(CORES) $(ARGS)
+	@$(BIN)/python -m polychromic.reporting.tex --notice results/paper
 
 # The larger demo study (config/study_demo.yaml): a 2,000-tweet demo corpus, written byte for
 # byte by its generator, and every objective under the validation protocol. It runs in its own

@@ -7,6 +7,7 @@
 # ABLATION_SYSTEMS is not empty. An ablation is a LoRA system beyond the reference system and
 # the first system of each training objective (polychromic.reporting.groups.split_systems).
 from polychromic.reporting.groups import split_systems
+from polychromic.reporting.tex import tex_engine
 
 
 localrules:
@@ -172,6 +173,9 @@ rule paper:
         ),
         # where a failed paper step leaves main.tex, main.log and the checklist
         evidence="results/logs/paper",
+        # the TeX engine found (latexmk, pdflatex or None): installing TeX after a run changes
+        # it, so the next run re-runs the paper and builds main.pdf
+        tex=tex_engine(),
     log:
         "results/logs/paper.log",
     conda:

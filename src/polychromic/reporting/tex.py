@@ -8,12 +8,18 @@ a TeX engine it returns None and says how to install one. A paper that does not 
 an exception here: its error is recorded, so that the checklist is still written before the
 paper step fails.
 
+`tex_engine` names the engine the compile would use: the `paper` rule passes it as a param, so
+a run after TeX was installed (or removed) re-runs the paper. `python -m
+polychromic.reporting.tex --notice results/paper` prints, where there is no main.pdf, why and
+the one command that builds it: the last lines of `make run`.
+
 A table is compiled on its own in a minimal article with the paper's packages, so that a table
 that breaks is named, not lost in the paper's log.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -26,6 +32,10 @@ from polychromic.reporting.checklist import Compiled
 log = logging.getLogger(__name__)
 
 COMPILE_TIMEOUT_S = 300
+# the Debian packages of TeX that compile the paper (the Makefile's TEX_PACKAGES, as .ci/run
+# installs them): the article class, geometry, amsmath, booktabs, graphicx, bibtex, latexmk
+TEX_PACKAGES = ("texlive-latex-base", "texlive-latex-recommended", "latexmk")
+ENGINES = ("latexmk", "pdflatex")
 TABLE_DOCUMENT = (
     "\\documentclass[11pt]{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amsmath}\n"
     "\\usepackage{amssymb}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
@@ -37,6 +47,40 @@ def tail(path: Path, lines: int = 40) -> str:
     if not path.is_file():
         return f"(no {path.name})"
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def tex_engine() -> str | None:
+    """The TeX engine on PATH that `compile_commands` uses (latexmk, else pdflatex), or None."""
+    return next((name for name in ENGINES if shutil.which(name)), None)
+
+
+def install_command() -> str:
+    """The command that installs TeX here: apt-get (with sudo unless root) where there is one,
+    else what to install."""
+    apt = "apt-get install -y --no-install-recommends " + " ".join(TEX_PACKAGES)
+    if shutil.which("apt-get"):
+        return apt if os.geteuid() == 0 else f"sudo {apt}"
+    return "install TeX Live (or MacTeX, MiKTeX) with latexmk or pdflatex on PATH"
+
+
+def missing_pdf_notice(paper_dir: str | Path) -> list[str]:
+    """Why `paper_dir` has no main.pdf and the one command that builds it; [] when main.pdf
+    is there."""
+    folder = Path(paper_dir)
+    if (folder / "main.pdf").is_file():
+        return []
+    if tex_engine() is None:
+        fix = install_command()
+        command = f"{fix} && make run" if fix.split()[0] in ("apt-get", "sudo") else fix
+        return [f"No paper PDF: neither latexmk nor pdflatex is on PATH, so {folder}/ holds "
+                "main.tex and its sources but no main.pdf.",
+                "To build it, install TeX and run `make run` again (the paper rule re-runs "
+                "once TeX is found):",
+                f"    {command}"]
+    if (folder / "main.tex").is_file():
+        return [f"No paper PDF in {folder}/ although {tex_engine()} is on PATH: `make run` "
+                "builds it (see results/logs/paper.log)."]
+    return []
 
 
 def compile_commands(name: str = "main") -> list[list[str]] | None:
@@ -83,8 +127,8 @@ def compile_pdf(paper_dir: str | Path, files: list[Path]) -> Compiled | None:
     main.log copied next to main.tex."""
     commands = compile_commands()
     if commands is None:
-        log.info("PDF skipped: neither latexmk nor pdflatex is on PATH "
-                 "(Debian: texlive-latex-recommended latexmk)")
+        log.warning("PDF skipped: neither latexmk nor pdflatex is on PATH (install: %s)",
+                    install_command())
         return None
     with tempfile.TemporaryDirectory(prefix="paper-") as scratch:
         build = Path(scratch)
@@ -120,3 +164,19 @@ def compile_table(table: Path) -> str | None:
             return " | ".join([str(error).splitlines()[0], *tail(build / "table.log", 8)
                                .splitlines()])
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--notice PAPER_DIR`: print why PAPER_DIR has no main.pdf (nothing when it has one)."""
+    parser = argparse.ArgumentParser(prog="python -m polychromic.reporting.tex",
+                                     description=main.__doc__)
+    parser.add_argument("--notice", metavar="PAPER_DIR", required=True)
+    args = parser.parse_args(argv)
+    lines = missing_pdf_notice(args.notice)
+    if lines:
+        print("\n".join(["", *lines]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
