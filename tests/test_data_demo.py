@@ -11,7 +11,7 @@ import yaml
 
 from polychromic.data.collection import verify_collection
 from polychromic.data.curate import curate
-from polychromic.data.demo import STANCES, TOPICS, generate_demo, main
+from polychromic.data.demo import STANCES, TOPICS, generate_demo, is_demo_corpus, main
 from polychromic.data.split import split_dataset
 from polychromic.data.validate import validate_raw
 from polychromic.io import read_jsonl
@@ -125,3 +125,13 @@ def test_whole_data_chain_on_demo(demo, tmp_path):
                            min_tweets=split_cfg["min_tweets"])
     assert result["test_topics_missing_from_train"]["count"] == 0
     assert result["splits"]["test"]["tweets"] >= 30
+
+
+def test_the_demo_corpus_is_recognised_and_no_other(demo) -> None:
+    from conftest import toy_records
+
+    _, _, records = demo
+    assert is_demo_corpus(records)
+    assert not is_demo_corpus(toy_records())  # stances, but not the demo's topics
+    assert not is_demo_corpus([{**records[0], "topic": "cars"}, *records[1:]])
+    assert not is_demo_corpus([])

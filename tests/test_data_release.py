@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from polychromic.data.card import card_origin
 from polychromic.data.release import build_release
 from polychromic.io import write_json, write_jsonl
 
@@ -22,13 +23,19 @@ def record(i: int, split: str) -> dict:
             "tweet_url": f"https://x.com/amy/status/{i}"}
 
 
-def make_release(root: Path, include_texts: bool = False) -> tuple[Path, dict]:
+def demo_record(i: int, split: str) -> dict:
+    """A record as the demo generator writes them: one of its topics and stances."""
+    return {**record(i, split), "topic": "coffee", "stance": "agree" if i % 2 else "question"}
+
+
+def make_release(root: Path, include_texts: bool = False, rows=record,
+                 synthetic: bool | None = None) -> tuple[Path, dict]:
     """A release built from small split files and reports, as the `release` rule does."""
     sizes = {"train": 6, "val": 2, "test": 3}
     paths = {}
     for name in SPLITS:
         paths[name] = str(root / f"{name}.jsonl")
-        write_jsonl(paths[name], [record(i, name) for i in range(sizes[name])])
+        write_jsonl(paths[name], [rows(i, name) for i in range(sizes[name])])
     write_json(root / "manifest.json", {
         "seed": 42, "group_by": "tweet", "stratify": "none",
         "ratios": {"train": 0.8, "val": 0.1, "test": 0.1},
@@ -44,7 +51,7 @@ def make_release(root: Path, include_texts: bool = False) -> tuple[Path, dict]:
                      "dropped": 3, "holds": True}})
     out = root / "dataset"
     facts = build_release(paths, str(root / "manifest.json"), str(root / "split_report.json"),
-                          str(root / "curation_report.json"), str(out), include_texts)
+                          str(root / "curation_report.json"), str(out), include_texts, synthetic)
     return out, facts
 
 
@@ -93,3 +100,36 @@ def test_a_rerun_writes_identical_bytes(tmp_path):
     for path in sorted(first.rglob("*")):
         if path.is_file():
             assert path.read_bytes() == (second / path.relative_to(first)).read_bytes(), path
+
+
+def test_the_demo_corpus_is_released_as_synthetic(tmp_path, monkeypatch):
+    out, facts = make_release(tmp_path, rows=demo_record)
+    assert facts["synthetic"] and facts["demo"]
+    assert card_origin(out) == {"synthetic": True, "demo": True}
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "# Synthetic tweet replies" in card and "## Origin" in card
+    assert "**Synthetic data.**" in card and "python -m polychromic.data.demo" in card
+    assert "nothing to rehydrate" in card and "GET /2/tweets" not in card
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the tags keep the card a valid one
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert len(loaded["test"]) == 3
+
+
+def test_a_collected_corpus_is_not_called_synthetic(tmp_path):
+    out, facts = make_release(tmp_path)  # no demo topic: a collected corpus
+    assert not facts["synthetic"] and card_origin(out) == {"synthetic": False, "demo": False}
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "## Origin" not in card and "synthetic" not in card.lower()
+    assert card_origin(tmp_path / "no_such_folder") == {"synthetic": False, "demo": False}
+
+
+def test_the_config_declares_a_corpus_synthetic_or_not(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out, facts = make_release(tmp_path / "a", synthetic=True)
+    assert card_origin(out) == {"synthetic": True, "demo": False}
+    assert "as the study's config declares" in (out / "README.md").read_text(encoding="utf-8")
+    out, facts = make_release(tmp_path / "b", rows=demo_record, synthetic=False)
+    assert card_origin(out) == {"synthetic": False, "demo": False}

@@ -61,6 +61,7 @@ class Review:
 class DataSettings:
     raw: tuple[str, ...]
     format: str
+    synthetic: bool | None
     max_rejected_fraction: float
     strict: bool
     thresholds: Thresholds

@@ -118,6 +118,8 @@ rule release:
         dataset=directory("results/release/dataset"),
     params:
         release_texts=SETTINGS.paper.release_texts,
+        # the card says whether the corpus is synthetic (None: the demo corpus is)
+        synthetic=SETTINGS.data.synthetic,
     log:
         "results/logs/release.log",
     conda:

@@ -10,4 +10,5 @@ run_step(
     curation_report=snakemake.input.curation_report,
     out_dir=snakemake.output.dataset,
     include_texts=bool(snakemake.params.release_texts),
+    synthetic=snakemake.params.synthetic,
 )

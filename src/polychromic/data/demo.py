@@ -524,6 +524,15 @@ def _stats(records: list[dict[str, Any]], lines: list[str], tally: _Tally, n_twe
     }
 
 
+def is_demo_corpus(records: list[dict[str, Any]]) -> bool:
+    """Whether `records` come from this generator: every record has one of its topics and one
+    of its stances (or the noise label). The data release marks such a corpus as synthetic
+    (`polychromic.data.card`), and the paper says so."""
+    stances = {*STANCES, NOISE_STANCE}
+    return bool(records) and all(record.get("topic") in TOPICS
+                                 and record.get("stance") in stances for record in records)
+
+
 def generate_demo(path: str | os.PathLike, n_tweets: int = 400, seed: int = 0) -> dict[str, Any]:
     """Write the demo corpus to `path` (JSONL, UTF-8, "\\n" line ends) and return its statistics.
 

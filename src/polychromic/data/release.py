@@ -102,15 +102,22 @@ def write_parquet(splits: Mapping[str, list[dict[str, Any]]], fields: Mapping[st
 
 
 def build_release(splits: Mapping[str, str], manifest: str, split_report: str,
-                  curation_report: str, out_dir: str, include_texts: bool) -> dict[str, Any]:
+                  curation_report: str, out_dir: str, include_texts: bool,
+                  synthetic: bool | None = None) -> dict[str, Any]:
     """Write the release folder (module docstring) from the split files; returns what the
-    card says (sizes, fields, left out)."""
+    card says (sizes, fields, left out, origin). `synthetic` (`data.synthetic`) says whether
+    the corpus was generated; None: the demo corpus is (`demo.is_demo_corpus`), no other."""
+    from polychromic.data.demo import is_demo_corpus
+
     records = {name: read_jsonl(splits[name]) for name in SPLITS}
-    fields, left_out = released_fields([r for part in records.values() for r in part],
-                                       include_texts)
+    every = [r for part in records.values() for r in part]
+    fields, left_out = released_fields(every, include_texts)
     folder = Path(out_dir)
     sizes = write_parquet(records, fields, folder)
+    demo = is_demo_corpus(every)
     facts = {"sizes": sizes, "fields": fields, "left_out": left_out,
+             "synthetic": demo if synthetic is None else bool(synthetic),
+             "demo": demo and synthetic is not False,
              "include_texts": include_texts, "manifest": read_json(manifest),
              "split_report": read_json(split_report),
              "curation_report": read_json(curation_report)}
