@@ -125,3 +125,16 @@ def build_release(splits: Mapping[str, str], manifest: str, split_report: str,
 
     write_text(folder / "README.md", dataset_card(facts))
     return facts
+
+
+def every_pair_labelled(folder: str | Path | None, field: str = "stance",
+                        split: str = "train") -> bool:
+    """Whether every pair of `split` in the release folder has a `field` label (the tiny base
+    model balances its pretraining's replies by stance exactly then: `models.tiny`)."""
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / "data" / f"{split}.parquet" if folder is not None else None
+    if path is None or not path.is_file() or field not in pq.read_schema(path).names:
+        return False
+    column = pq.read_table(path, columns=[field]).column(field)
+    return len(column) > 0 and column.null_count == 0

@@ -5,7 +5,7 @@ the study plan's items (all seeds run, mean +- std over seeds, figures, LaTeX ta
 references, the code and data availability statement, the supplementary material) and the
 pipeline's own (every table compiles, every figure referenced, every citation key resolves, no
 placeholder outside the marked drafts, the page count, the data release, the warnings in the
-limitations, a generated abstract, the sections in order).
+limitations, a generated abstract, the sections in order, the data's origin stated).
 
 An item is `ok` (True), failing (False) or not checked (None, with the reason: the checks that
 need the compiled PDF are not checked without TeX). `render` writes the Markdown with `[x]`,
@@ -290,6 +290,33 @@ def check_abstract(tex: str, aggregated: dict[str, Any]) -> Item:
                 else "no abstract")
 
 
+def check_origin(tex: str, origin: dict[str, Any] | None) -> Item:
+    """The data's origin stated (`paper.data_origin`): a synthetic corpus is called synthetic
+    in the title, the abstract, the Data paragraph and the limitations; another corpus's files
+    (data.raw) are named in the Data paragraph."""
+    name = "Data origin stated"
+    if origin is None:
+        return Item(name, None, "not checked: the paper step gave no data origin")
+    body = strip_comments(tex)
+    title = re.search(r"\\title\{(.*?)\}\s*\\author", body, re.S)
+    abstract = re.search(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", body, re.S)
+    data = body.split("\\paragraph{Data.}", 1)[-1].split("\\paragraph", 1)[0] \
+        if "\\paragraph{Data.}" in body else ""
+    places = {"title": title.group(1) if title else "",
+              "abstract": abstract.group(1) if abstract else "", "Data paragraph": data,
+              "limitations": section_text(body, "Limitations")}
+    if origin.get("synthetic"):
+        missing = [place for place, text in places.items() if "synthetic" not in text.lower()]
+        return Item(name, not missing, "a synthetic corpus (the release's card): "
+                    + ("said in the title, abstract, Data paragraph and limitations"
+                       if not missing else f"not said in the {', '.join(missing)}"))
+    sources = list(origin.get("sources") or [])
+    unnamed = [source for source in sources if escape_latex(source) not in data]
+    return Item(name, bool(sources) and not unnamed, "a collected corpus: "
+                + (f"the Data paragraph does not name {unnamed or 'its files'}"
+                   if unnamed or not sources else f"the Data paragraph names {sources}"))
+
+
 def check_sections(tex: str) -> Item:
     """The plan's sections, and the results subsections, each present and in order."""
     sections = [title for title in section_titles(tex) if title in SECTION_ORDER]
@@ -343,10 +370,11 @@ def render(items: list[Item]) -> str:
 def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, Any],
                     seeds: Iterable[int], figures: tuple[list[str], Iterable[str]],
                     release: tuple[str | None, bool], compiled: Compiled | None,
-                    page_limit: int, appendix_tex: str = "") -> list[Item]:
+                    page_limit: int, appendix_tex: str = "",
+                    origin: dict[str, Any] | None = None) -> list[Item]:
     """Every item, plan's first: `files` are the names packed into the submission,
     `figures` (present, expected), `release` (folder, texts included), `appendix_tex` the
-    reproducibility appendix's body."""
+    reproducibility appendix's body, `origin` the corpus' (`paper.data_origin`)."""
     # (the paper's own compile is reported by the tables and the page count)
     return [
         check_seeds(aggregated, seeds),
@@ -362,4 +390,5 @@ def build_checklist(tex: str, bib: str, files: list[str], aggregated: dict[str, 
         check_limitations(tex, expected_warnings(aggregated)),
         check_abstract(tex, aggregated),
         check_sections(tex),
+        check_origin(tex, origin),
     ]

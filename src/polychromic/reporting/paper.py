@@ -34,6 +34,8 @@ from typing import Any
 
 from polychromic.config import Settings
 from polychromic.contract import AGGREGATE_FILES, FIGURES
+from polychromic.data.card import card_origin
+from polychromic.data.release import every_pair_labelled
 from polychromic.encoders import same_encoder
 from polychromic.evaluation.registry import get_metric, label, main_passk, shown_in
 from polychromic.io import read_json, write_text
@@ -169,6 +171,16 @@ def reward_models(settings: Settings) -> list[str]:
                    if hasattr(e.settings, "reward_model")})
 
 
+def data_origin(release_dir: str | None, settings: Settings) -> dict[str, Any]:
+    """Where the corpus comes from, for the paper and its checklist: what the release's card
+    says (`synthetic`, `demo`), the files read (`sources`, data.raw) and whether the tiny base
+    model's pretraining balanced the replies by stance (`stance_balanced`: it does when every
+    pair has a stance, `models.tiny`)."""
+    return {**card_origin(release_dir),
+            "sources": [Path(str(path)).name for path in settings.data.raw],
+            "stance_balanced": settings.model.path is None and every_pair_labelled(release_dir)}
+
+
 def _context(aggregated: dict, statistics: list[dict], split_report: dict,
              figures: list[str], settings: Settings) -> dict[str, Any]:
     ref, other = settings.evaluation.reference_system, settings.evaluation.baseline_system
@@ -263,6 +275,8 @@ def add_prose(context: dict[str, Any], aggregated: dict[str, Any]) -> dict[str, 
     the simulated power of the final test (the aggregate's `power`)."""
     power = aggregated.get("power")
     return {**context, "power": power,
+            "title_note": text.title_note(context),
+            "origin_sentence": text.origin_sentence(context.get("origin") or {}),
             "abstract": text.abstract(context, power),
             "limitations": text.limitations(context, aggregated, power),
             "conclusion_first": text.conclusion_first(context),
@@ -295,8 +309,8 @@ def _sources(folder: Path, rendered: tuple[str, str, str], table: str,
 
 
 def check_paper(folder: Path, files: list[Path], aggregated: dict[str, Any],
-                settings: Settings, figures: list[str], release_dir: str | None
-                ) -> tuple[list, Compiled | None]:
+                settings: Settings, figures: list[str], release_dir: str | None,
+                origin: dict[str, Any] | None = None) -> tuple[list, Compiled | None]:
     """Compile (when TeX is present), compile each input table on its own, and tick the
     checklist from what was written; the items and what TeX left."""
     compiled = compile_pdf(folder, files)
@@ -309,7 +323,7 @@ def check_paper(folder: Path, files: list[Path], aggregated: dict[str, Any],
         (folder / "references.bib").read_text(encoding="utf-8"),
         [path.name for path in files], aggregated, settings.seeds, (figures, FIGURES),
         (release_dir, settings.paper.release_texts), compiled, settings.paper.page_limit,
-        (folder / APPENDIX_FILE).read_text(encoding="utf-8"))
+        (folder / APPENDIX_FILE).read_text(encoding="utf-8"), origin)
     return items, compiled
 
 
@@ -352,13 +366,16 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
     context = _context(data, [read_json(path) for path in statistics],
                        read_json(split_report), figures, settings)
     context["release"] = release_dir is not None
+    context["origin"] = data_origin(release_dir, settings)
+    context["calibration"] = data.get("calibration")
     context["ablations"] = context["ablations"] if ablation_table is not None else []
     context["appendix"] = (appendix_facts(**provenance, evaluation=passk_docs)
                            if provenance else None)
     context = add_prose(context, data)
     files = _sources(folder, render_paper(context, templates_dir), table,
                      ablation_table if context["ablations"] else None, (figures_dir, figures))
-    items, compiled = check_paper(folder, files, data, settings, figures, release_dir)
+    items, compiled = check_paper(folder, files, data, settings, figures, release_dir,
+                                  context["origin"])
     if checklist is not None:
         write_text(checklist, render_checklist(items))
         files.append(Path(checklist))

@@ -11,9 +11,12 @@ says so instead of inventing one.
 `limitations(...)` assembles the limitations paragraph from the pipeline's own warnings: the
 verdict's and every objective comparison's warnings and non-finding reasons (unmatched
 temperatures, zero adapters, degenerate metrics, void comparisons), a testbed without room, a judge
-that is also a training reward, the demo model's nature, the power of the final test, and the
-limits that hold for every run (a baseline matched on the test split without a search, the
-similarity-threshold pass). `expected_warnings` lists the warnings of the artefacts alone, so that
+that is also a training reward, a synthetic corpus (the release's card says so), the demo model's
+nature and its stance-balanced pretraining, the power of the final test, the pass threshold as
+calibrated (the aggregate's `calibration`), and the limits that hold for every run (a baseline
+matched on the test split without a search, the similarity-threshold pass). A synthetic corpus
+is also named in the title, the abstract and the Data paragraph (`title_note`,
+`origin_sentence`). `expected_warnings` lists the warnings of the artefacts alone, so that
 the checklist can confirm each of them reached the paper (`reporting.checklist`).
 
 Strings returned are plain text: the LaTeX environment escapes them when they are printed.
@@ -117,6 +120,32 @@ def testbed_sentence(testbed: dict[str, Any]) -> str:
     return f"{where}{baseline}'s pass@1 " + ", ".join(parts) + f": {room}."
 
 
+def title_note(context: dict[str, Any]) -> str:
+    """A second title line that says the corpus is synthetic (none when the title says so)."""
+    synthetic = (context.get("origin") or {}).get("synthetic")
+    if not synthetic or "synthetic" in str(context.get("title", "")).lower():
+        return ""
+    return "A study on a synthetic tweet--reply corpus"
+
+
+def origin_sentence(origin: dict[str, Any]) -> str:
+    """The Data paragraph's first sentence: where the corpus comes from."""
+    if origin.get("demo"):
+        return ("The corpus is synthetic, not real Twitter data: the pipeline's demo generator "
+                "(polychromic.data.demo) wrote every tweet and reply. Each tweet is about one "
+                "of a fixed set of topics; each reply takes one of four stances (agree, "
+                "counterpoint, question, anecdote) with its own wording, a tweet's replies "
+                "take one or two of them, agree dominates, and the tweet does not say which: a "
+                "controlled testbed in which varied replies pay off at large k.")
+    if origin.get("synthetic"):
+        return ("The corpus is synthetic, not real Twitter data: its tweets and replies were "
+                "generated (data.synthetic), not collected from any platform.")
+    sources = ", ".join(origin.get("sources") or []) or "the configured files"
+    return (f"The pairs were read from {sources} (data.raw), then validated and curated by the "
+            "pipeline; the dataset card of the release lists every curation filter and the "
+            "pairs it dropped.")
+
+
 def model_phrase(model_path: str | None) -> str:
     """`the model <folder name>` for a configured model, else the demo model."""
     if model_path:
@@ -128,10 +157,13 @@ def scope_sentence(context: dict[str, Any], power: dict[str, Any] | None) -> str
     """What the finding is about (the model, the seeds, the tweets), then the power."""
     verdict = context["verdict"]
     tweets = verdict.get("tweets") if verdict.get("available") else None
+    synthetic = (context.get("origin") or {}).get("synthetic")
+    unknown = ([] if context.get("model_path") else ["larger models"]) + (
+        ["real tweets"] if synthetic else [])
     text = (f"These results hold for {model_phrase(context.get('model_path'))}, "
             f"{len(context['seeds'])} seeds" + (f" and {tweets} test tweets" if tweets else "")
-            + ("" if context.get("model_path") else ", and say nothing about larger models")
-            + ".")
+            + (" of a synthetic corpus" if synthetic else "")
+            + (f", and say nothing about {' or '.join(unknown)}" if unknown else "") + ".")
     if power and power.get("detectable_delta") is not None:
         text += (f" The final test detects a {power['metric']} difference of "
                  f"{power['detectable_delta']:.3f} with power {power['target_power']:g}.")
@@ -141,7 +173,8 @@ def scope_sentence(context: dict[str, Any], power: dict[str, Any] | None) -> str
 def setup_sentence(context: dict[str, Any]) -> str:
     """The setup in one line: model, data, objectives, seeds, samples, judge, protocol."""
     train = next((row for row in context["splits"] if row["name"] == "train"), None)
-    pairs = f" on {train['pairs']} tweet-reply pairs" if train else ""
+    synthetic = "synthetic " if (context.get("origin") or {}).get("synthetic") else ""
+    pairs = f" on {train['pairs']} {synthetic}tweet-reply pairs" if train else ""
     objectives = context.get("objective_names") or []
     named = (f"{len(objectives)} objective{'s' if len(objectives) != 1 else ''} "
              f"({', '.join(objectives)})")
@@ -207,6 +240,46 @@ def expected_warnings(aggregated: dict[str, Any]) -> list[str]:
     return found
 
 
+def corpus_limits(context: dict[str, Any]) -> list[str]:
+    """The limits of a synthetic corpus and of the demo base model (its stance-balanced
+    pretraining), from the run's settings and the release's card."""
+    origin = context.get("origin") or {}
+    items = []
+    if origin.get("synthetic"):
+        made = ("the demo generator wrote every tweet and reply, with four stances of distinct "
+                "wording built in" if origin.get("demo") else "its tweets and replies were "
+                "generated, not collected")
+        items.append(f"The corpus is synthetic, not real Twitter data: {made}. The findings are "
+                     "about this testbed and say nothing yet about real tweets and replies.")
+    if not context.get("model_path"):
+        items.append("The base model is the pipeline's small demonstration model, pretrained "
+                     "here on the training split's texts: the findings are about this testbed, "
+                     "not about the large models the question is usually asked of."
+                     + (" Its pretraining read the corpus's stance labels to balance the "
+                        "replies (every stance as often as the rarest), so that fine-tuning has "
+                        "the reply distribution to learn; a real base model brings its own "
+                        "prior instead." if origin.get("stance_balanced") else ""))
+    return items
+
+
+def threshold_limit(calibration: dict[str, Any] | None) -> str | None:
+    """What the pass threshold is, from the aggregate's calibration record."""
+    if not calibration or calibration.get("threshold") is None:
+        return None
+    value = f"{calibration.get('criterion')} similarity {calibration['threshold']:.3f}"
+    if calibration.get("source") != "validation":
+        return (f"The pass threshold ({value}) is set in the config "
+                "(evaluation.passk.threshold), not calibrated on this corpus.")
+    low, high = (list(calibration.get("threshold_ci") or []) + [None, None])[:2]
+    interval = (f", 95% CI [{low:.3f}, {high:.3f}] over validation tweets"
+                if low is not None and high is not None else "")
+    return (f"The pass threshold ({value}{interval}) is calibrated on "
+            f"{calibration.get('positives')} validation references, each scored by its best "
+            "match among the other references of its own tweet against its best match among "
+            "another tweet's: a pass means that a reply reads like a reply to its tweet, not "
+            "that it takes a reference's stance or is a good reply.")
+
+
 def limitations(context: dict[str, Any], aggregated: dict[str, Any],
                 power: dict[str, Any] | None) -> list[str]:
     """The limitations paragraph, one item per limit (module docstring). The warnings are
@@ -215,10 +288,7 @@ def limitations(context: dict[str, Any], aggregated: dict[str, Any],
     if context.get("judge_is_reward"):
         items.append("The evaluation judge is also a reward model of training, so part of any "
                      "gain in pass@k, coverage and semantic diversity may be built in.")
-    if not context.get("model_path"):
-        items.append("The base model is the pipeline's small demonstration model, pretrained "
-                     "here on the training split's texts: the findings are about this testbed, "
-                     "not about the large models the question is usually asked of.")
+    items += corpus_limits(context)
     if power and power.get("detectable_delta") is not None:
         items.append(f"The final test ({power['seeds']} seeds, {power['prompts']} test tweets) "
                      f"detects a {power['metric']} difference of "
@@ -229,6 +299,8 @@ def limitations(context: dict[str, Any], aggregated: dict[str, Any],
         items.append("Without a sampling search on validation (evaluation.selection.search), "
                      "the matched baseline is the sampling variant whose pass@1 on the test "
                      "tweets is closest: a choice made on the test split.")
+    threshold = threshold_limit(aggregated.get("calibration"))
+    items += [threshold] if threshold else []
     items.append("A reply passes when its similarity to the closest reference reaches a "
                  "threshold under one encoder: a good reply unlike every reference fails, and "
                  "pass@k measures agreement with the references, not usefulness.")
