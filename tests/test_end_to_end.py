@@ -115,6 +115,13 @@ def test_whole_study_runs_end_to_end(tmp_path):
     for name in ["diversity_metrics", "quality_metrics", "passk_results", "statistical_tests"]:
         data = json.loads((results / "evaluation" / "seed_42" / f"{name}.json").read_text())
         assert all(math.isfinite(x) for x in finite_numbers(data))
+    # the rule's records, the equivalence test of the verdict and the power of the final test
+    # (a simulation of the rule at the run's own components) are in the aggregate
+    verdict = aggregated["verdict"]
+    assert verdict["equivalence"]["level"] == 0.9 and "holds" in verdict["equivalence"]
+    assert {row["family"] for row in aggregated["comparisons"]} <= {"verdict", "table"}
+    assert aggregated["power"]["seeds"] == 1 and 0.0 <= aggregated["power"]["power"] <= 1.0
+    assert aggregated["selection"]["search"]["max_candidates"] == 2
     table = (results / "evaluation" / "results_table.tex").read_text()
     assert "\\toprule" in table and "polychromic" in table
     for figure in ["diversity_comparison", "passk_curves", "quality_comparison", "pareto"]:

@@ -152,7 +152,7 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
     cited = {k.strip() for group in re.findall(r"\\cite\{([^}]+)\}", paper["main"])
              for k in group.split(",")}
-    assert cited <= keys and len(keys) == 24
+    assert cited <= keys and len(keys) == 25
     for needle in ("Diverse Preference Optimization", "Sentence-{BERT}", "{MPNet}", "{MiniLM}",
                    "Sequentially Rejective", "Hu, Edward", "Chen, Mark", "Polychromic Objectives",
                    "Texygen",
@@ -160,7 +160,7 @@ def test_bibliography_covers_every_citation(paper: dict) -> None:
                    "R1-Zero", "Pass@k Training", "DeepSeekMath", "Poly-EPO",
                    "Approximating {KL}", "Min-p Sampling", "Pitfalls in {KL}",
                    "Variance Components", "Fiducial Argument", "{B}ehrens-{F}isher",
-                   "Two One-Sided Tests"):
+                   "Two One-Sided Tests", "Regula Falsi"):
         assert needle in bib
 
 
@@ -341,7 +341,8 @@ def test_the_protocol_paragraph_names_every_choice(paper: dict, tmp_path: Path) 
                                      "polychromic_lora@t1.5": {}}}}}
     main = _rebuilt(paper, stored, tmp_path)
     assert "first 40 validation tweets (20 replies each)" in main
-    assert "a bisection between 0.5 and 2.0 proposes" in main
+    assert (r"a bracketing search (regula falsi~\cite{dowell1971illinois}) between 0.5 and "
+            "2.0") in main
     assert "or 6 candidates are spent" in main
     assert (r"\texttt{polychromic\_lora}: temperature 1.25 (validation pass@1 0.620, 3 "
             r"candidates; equivalence within $\pm$0.02 not shown)") in main

@@ -6,6 +6,7 @@ test generation exists)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -42,17 +43,36 @@ def run_search(curve, target: float, bounds: SearchSettings = SEARCH) -> tuple[l
         tried.append({"temperature": temperature, "pass@1": curve(temperature)})
 
 
-def test_the_bisection_brackets_the_target_and_stops_within_the_tolerance() -> None:
-    """pass@1 = 0.9 - 0.3 T meets 0.51 at T 1.3: the bound 2.0 first (no bracket yet), then
-    midpoints of the bracket around the target, until a candidate is within 0.01."""
+def test_the_search_brackets_the_target_and_interpolates_inside_the_bracket() -> None:
+    """pass@1 = 0.9 - 0.3 T meets 0.51 at T 1.3: the bound 2.0 first (no bracket yet), then the
+    line through the bracket hits the target at once."""
     temperatures, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51)
-    assert temperatures == [1.0, 2.0, 1.5, 1.25, 1.375, 1.3125]
-    assert stop == search.WITHIN
-    temperatures, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51,
-                                    SearchSettings("temperature", 0.5, 2.0, 4, 0.01, 0.02))
-    assert temperatures == [1.0, 2.0, 1.5, 1.25] and stop == search.BUDGET
-    _, stop = run_search(lambda t: 0.9 - 0.3 * t, 0.51,
-                         SearchSettings("temperature", 0.5, 2.0, 20, 0.0, 0.2))
+    assert temperatures == [1.0, 2.0, 1.3] and stop == search.WITHIN
+
+
+def test_on_a_curved_pass_at_1_the_illinois_rule_keeps_both_ends_moving() -> None:
+    """A steep logistic pass@1 (it falls from 0.84 to 0.0 between T 1.0 and 2.0, as a tiny
+    model's does): plain regula falsi would creep from one side; the search reaches the target
+    within the budget, every candidate inside the bracket of the ones before it."""
+    def curve(t: float) -> float:
+        return 0.85 / (1.0 + math.exp((t - 1.35) * 12.0))
+    temperatures, stop = run_search(curve, 0.68)
+    assert stop == search.WITHIN and len(temperatures) <= 8, temperatures
+    assert abs(curve(temperatures[-1]) - 0.68) <= 0.01
+    tried = [{"temperature": 1.0, "pass@1": 0.8}, {"temperature": 2.0, "pass@1": 0.0},
+             {"temperature": 1.9, "pass@1": 0.3}, {"temperature": 1.8, "pass@1": 0.4}]
+    # the last two both below the target: the hot end's gap is halved, the step grows
+    low, high = search.illinois(tried, 0.5, (1.0, 0.3), (1.8, -0.1))
+    assert (low, high) == (0.15, -0.1)
+    assert search.propose(tried, 0.5, SEARCH)[0] == pytest.approx(1.0 + 0.8 * 0.15 / 0.25)
+
+
+def test_the_search_stops_on_its_budget_or_a_narrow_bracket() -> None:
+    curve = lambda t: 0.85 / (1.0 + math.exp((t - 1.35) * 12.0))  # noqa: E731
+    temperatures, stop = run_search(curve, 0.68, SearchSettings("temperature", 0.5, 2.0, 3,
+                                                                0.001, 0.02))
+    assert len(temperatures) == 3 and stop == search.BUDGET
+    _, stop = run_search(curve, 0.68, SearchSettings("temperature", 0.5, 2.0, 30, 0.0, 0.2))
     assert stop == search.NARROW
 
 
@@ -66,10 +86,12 @@ def test_a_target_out_of_reach_tries_the_bound_once_and_stops() -> None:
 def test_a_curve_that_turns_is_bisected_next_to_its_best_candidate() -> None:
     tried = [{"temperature": 0.5, "pass@1": 0.30}, {"temperature": 1.0, "pass@1": 0.62},
              {"temperature": 1.5, "pass@1": 0.52}, {"temperature": 2.0, "pass@1": 0.40}]
-    # two brackets of 0.5: (0.5, 1.0) and (1.5, 2.0); the best candidate is 1.5 (gap 0.02)
-    assert search.propose(tried, 0.5, SEARCH) == (1.75, None)
+    # two brackets of 0.5: (0.5, 1.0) and (1.5, 2.0); the best candidate is 1.5 (gap 0.02),
+    # so the line through (1.5, +0.02) and (2.0, -0.10): 1.5 + 0.5 * 0.02 / 0.12
+    assert search.propose(tried, 0.5, SEARCH) == (1.583, None)
     tried[2]["pass@1"], tried[3]["pass@1"] = 0.7, 0.2  # now 1.0 is the best: (0.5, 1.0)
-    assert search.propose(tried, 0.5, SEARCH) == (0.75, None)
+    assert search.propose(tried, 0.5, SEARCH)[0] == pytest.approx(0.5 + 0.5 * 0.2 / 0.32,
+                                                                  abs=1e-3)
 
 
 def measures(pass1: float, shift: float = 0.0) -> dict:

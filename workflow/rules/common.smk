@@ -51,7 +51,7 @@ EXPERIMENTS = list(SETTINGS.experiments)
 SYSTEMS = list(SETTINGS.systems)
 # The sampling choice on validation (polychromic.evaluation.search and .selection): with a
 # search, every configured system is sampled on the validation split at generation's settings,
-# then at the temperatures a bisection proposes, one checkpoint (`search`) per round.
+# then at the temperatures the search proposes, one checkpoint (`search`) per round.
 SELECTION = SETTINGS.evaluation.selection
 SEARCH = SELECTION.search
 SEARCH_ROUNDS = SEARCH.max_candidates if SEARCH else 0  # the last round only scores

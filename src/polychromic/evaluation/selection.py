@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from polychromic.evaluation import passk as pk
-from polychromic.evaluation import search as bisection
+from polychromic.evaluation import search as sampling_search
 from polychromic.evaluation.calibration import RULE as CALIBRATION_RULE
 from polychromic.evaluation.judging import Judging, encode, load_generations, split_rows
 from polychromic.io import read_json, write_json
@@ -45,7 +45,7 @@ from polychromic.settings import EvaluationSettings, GenerationSettings
 from polychromic.systems import KEYS, System, candidate_system
 
 RULE = ("each system at the candidate of its search (generation's settings, then the "
-        "temperatures a bisection proposes) whose validation pass@1 is closest to the "
+        "temperatures the search proposes) whose validation pass@1 is closest to the "
         "baseline system's validation pass@1 at generation's settings; ties to the earlier "
         "candidate")
 
@@ -137,13 +137,13 @@ def system_entry(entry: Mapping[str, Any], target: float, systems: Mapping[str, 
     """One system's choice in selection.json: its closest candidate (with its per seed and
     tweet validation pass rates, for the equivalence test), every candidate tried and why the
     search stopped."""
-    best = bisection.chosen(entry, target)
+    best = sampling_search.chosen(entry, target)
     system = candidate_system(systems, best["name"])
     return {"chosen": best["name"], "overrides": system.overrides.items(),
             "sampling": effective_sampling(system, generation),
             "val_pass@1": best["pass@1"], "val_gap": best["pass@1"] - target,
             "per_prompt": best["per_prompt"],
-            "stopped": entry["stopped"], "stop_reason": bisection.REASONS[entry["stopped"]],
+            "stopped": entry["stopped"], "stop_reason": sampling_search.REASONS[entry["stopped"]],
             "candidates": {c["name"]: _candidate(c, candidate_system(systems, c["name"]))
                            for c in entry["tried"]}}
 
@@ -156,7 +156,7 @@ def search_step(round_: int, state: str | None, generations: Mapping[int, Mappin
     system at generation's settings; round r scores round r - 1's candidates from their
     validation generations ({seed: {candidate: path}}) and proposes the next ones."""
     if round_ == 0:
-        result = bisection.start(systems, settings, seeds)
+        result = sampling_search.start(systems, settings, seeds)
     else:
         previous = read_json(state)
         if previous["round"] != round_ - 1:
@@ -164,7 +164,7 @@ def search_step(round_: int, state: str | None, generations: Mapping[int, Mappin
         if previous["proposals"]:
             measured = validation_passk(generations, settings,
                                         read_json(calibration) if calibration else None)
-            result = bisection.advance(previous, measured, settings, generation)
+            result = sampling_search.advance(previous, measured, settings, generation)
         else:  # every search has stopped: the round only carries the state on
             result = {**previous, "round": round_}
     write_json(output, result)
