@@ -23,6 +23,7 @@ from polychromic.reporting.figures import (
     pareto_front,
     pass_at_k,
     passk_curves,
+    passk_figure,
     read_training_log,
     render_figure,
     system_palette,
@@ -126,6 +127,18 @@ def test_passk_curves_recomputed_for_every_k(study: dict) -> None:
         for k in (1, 3, 5, 10):
             stored = np.mean([doc["systems"][system][f"pass@{k}"]["mean"] for doc in docs])
             assert curve["mean"][k - 1] == pytest.approx(stored)
+
+
+def test_passk_markers_only_at_the_ticked_k(study: dict) -> None:
+    """Every k on the line, markers and error bars at k = 1, 2, 3, 5, 10, ... and the last."""
+    docs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in study["passk"]]
+    curves = passk_curves(docs, SYSTEMS)
+    fig = passk_figure(curves, figure_palette(SYSTEMS))
+    lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == N_SAMPLES]
+    assert len(lines) == len(SYSTEMS)
+    assert all(list(line.get_markevery()) == [0, 1, 2, 4, 9] for line in lines)
+    caps = [c for c in fig.axes[0].collections if len(c.get_segments()) == 5]
+    assert len(caps) == len(SYSTEMS)  # one error bar per marked k, not one per k
 
 
 def test_pareto_front_respects_direction() -> None:
@@ -316,6 +329,11 @@ def test_frontier_draws_min_p_variants_as_their_own_curves(tmp_path: Path) -> No
     temperature_only = {**data, "system_order": systems[:3]}
     labels = frontier_figure(temperature_only, palette, 1.0).axes[0].get_legend_handles_labels()
     assert "same system, other min-p / top-p / top-k" not in labels[1]
+    assert "same system, other sampling temperature" in labels[1]
+    # no temperature variant drawn: no diamond in the legend either
+    plain = {**data, "system_order": systems[:2]}
+    labels = frontier_figure(plain, palette, 1.0).axes[0].get_legend_handles_labels()[1]
+    assert "same system, other sampling temperature" not in labels
 
 
 def _selection() -> dict:
@@ -355,6 +373,10 @@ def test_validation_frontier_draws_every_candidate_and_rings_the_chosen(tmp_path
     assert sorted(float(line.get_xdata()[0]) for line in rings) == [0.57, 0.6]
     labels = ax.get_legend_handles_labels()[1]
     assert "equivalence margin (±0.02)" in labels and "chosen sampling" in labels
+    # every system named as configured, as in every other figure
+    assert {"baseline_lora", "polychromic_lora",
+            "target: baseline_lora at default sampling"} <= set(labels)
+    assert not any("baseline lora" in label for label in labels)
     off = validation_frontier_figure({"system_order": []}, palette, 1.0, 3.5, Figure())
     assert "no validation selection" in off.axes[0].texts[0].get_text()
     del selection["systems"]["baseline_lora"]["candidates"]["baseline_lora"]["pass@10"]

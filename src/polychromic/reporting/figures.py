@@ -180,18 +180,26 @@ def passk_curves(passk_docs: list[dict[str, Any]], systems: list[str]) -> dict[s
     return curves
 
 
+PASSK_TICKS = (1, 2, 3, 5, 10, 20, 50, 100)
+
+
 def passk_figure(curves: dict[str, dict], palette: dict[str, tuple]) -> Figure:
+    """pass@k against k: every k on the line, markers and error bars only at the ticked k
+    (and the largest), so that 50 k's do not crowd."""
     fig = _figure(WIDTH_IN, 2.8)
     ax = fig.subplots()
     # a small multiplicative shift on the log axis keeps the error bars of systems apart
     dodge = np.linspace(-0.012, 0.012, len(curves)) if len(curves) > 1 else [0.0] * len(curves)
     for shift, (system, curve) in zip(dodge, curves.items(), strict=True):
         yerr = None if np.isnan(curve["std"]).all() else curve["std"]
+        shown = [i for i, k in enumerate(curve["k"])
+                 if k in PASSK_TICKS or k == curve["k"][-1]]
         ax.errorbar(curve["k"] * 10**shift, curve["mean"], yerr=yerr, color=palette[system],
-                    marker="o", ms=2.5, capsize=1.5, elinewidth=0.7, label=plain_text(system))
+                    marker="o", ms=2.5, markevery=shown, errorevery=shown, capsize=1.5,
+                    elinewidth=0.7, linewidth=1.0, label=plain_text(system))
     ax.set_xscale("log")
     ks = next(iter(curves.values()))["k"] if curves else np.arange(1, 2)
-    ticks = [k for k in (1, 2, 3, 5, 10, 20, 50, 100) if k <= ks.max()]
+    ticks = [k for k in PASSK_TICKS if k <= ks.max()]
     ax.set_xticks(ticks, [str(k) for k in ticks])
     ax.minorticks_off()
     ax.set_xlabel("k (samples per prompt)")
@@ -494,8 +502,9 @@ def frontier_figure(aggregated: dict[str, Any], palette: dict[str, tuple],
     _draw_frontier(ax, points, palette, sampling_temperature, labels=True)
     ax.set_xlabel(_axis_label(x_metric) + ", mean over seeds")
     ax.set_ylabel(_axis_label(y_metric))
-    ax.plot([], [], color="0.3", marker="D", ms=3.0, linestyle="none",
-            label="same system, other sampling temperature")
+    if any(point["label"] is not None and not point["curve"] for point in points):
+        ax.plot([], [], color="0.3", marker="D", ms=3.0, linestyle="none",
+                label="same system, other sampling temperature")
     if any(point["curve"] for point in points):
         ax.plot([], [], color="0.3", marker="^", ms=3.0, linestyle="none",
                 label="same system, other min-p / top-p / top-k")

@@ -23,6 +23,11 @@ from polychromic.evaluation.registry import parse_passk
 from polychromic.systems import parse_system
 
 
+def plain(name: str) -> str:
+    """A system's name as every figure writes it (as configured; `$` escaped for mathtext)."""
+    return str(name).replace("$", r"\$")
+
+
 def curve_metric(selection: dict[str, Any]) -> str | None:
     """The pass@k of the y axis: the largest k (> 1) recorded for every candidate."""
     entries = [candidate for system in selection.get("systems", {}).values()
@@ -69,7 +74,7 @@ def validation_frontier_figure(aggregated: dict[str, Any], palette: dict[str, tu
         ax.axvspan(target - tolerance, target + tolerance, color="0.9", zorder=0,
                    label=f"equivalence margin (±{tolerance:g})")
     ax.axvline(target, color="0.4", linewidth=0.7, linestyle=":", zorder=1,
-               label=f"target: {selection['target_system']} at default sampling")
+               label=f"target: {plain(selection['target_system'])} at default sampling")
     for system, points in selection_points(selection, metric, default_temperature or 1.0).items():
         colour = palette.get(system, (0.3, 0.3, 0.3))
         for dashed in (False, True):
@@ -78,7 +83,7 @@ def validation_frontier_figure(aggregated: dict[str, Any], palette: dict[str, tu
                 ax.plot([p["x"] for p in line], [p["y"] for p in line], color=colour,
                         linewidth=0.7, alpha=0.7, linestyle="--" if dashed else "-")
         ax.plot([p["x"] for p in points], [p["y"] for p in points], color=colour, marker="o",
-                ms=2.5, linestyle="none", label=system.replace("_", " "))
+                ms=2.5, linestyle="none", label=plain(system))
         for point in points:
             if point["chosen"]:
                 ax.plot(point["x"], point["y"], marker="o", ms=7, markerfacecolor="none",
