@@ -137,3 +137,63 @@ def test_import_command(tmp_path):
     assert len(read_jsonl(tmp_path / "raw.rejected.jsonl")) == 5
     report = json.loads((tmp_path / "raw.report.json").read_text())
     assert report["identity"]["holds"]
+
+
+def test_quitting_with_no_answer_writes_nothing_and_says_so(tmp_path):
+    _, decisions = setup(tmp_path)
+    status, text = session(tmp_path, "q\n")
+    assert status == 0 and not decisions.exists()
+    assert "stopped: no answer given, nothing written; 5 left to review." in text
+    assert "saved to" not in text and "re-runs curate" not in text
+
+
+def test_a_terminal_answers_with_one_keypress(tmp_path):
+    """On a terminal (a pseudo-terminal here) k, d, Enter (ignored) and q answer without Enter;
+    the terminal's mode is restored afterwards."""
+    import os
+    import pty
+    import signal
+    import termios
+    import tty
+
+    _, decisions = setup(tmp_path)
+    master, slave = pty.openpty()
+    tty.setcbreak(slave)  # keys typed before the prompt reach it one by one, as on a terminal
+    before = termios.tcgetattr(slave)
+    os.write(master, b"kd\rq")
+    out = io.StringIO()
+
+    def stuck(*_):  # a read that waits for a key never typed fails the test, not the suite
+        raise TimeoutError("curate waited for a key on the terminal")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        with open(slave, encoding="utf-8", closefd=True) as stdin:
+            status = main(["curate", "--config", str(tmp_path / "config.yaml"), "--results",
+                           str(tmp_path / "results"), "--reviewer", "tester"],
+                          stdin=stdin, stdout=out)
+            assert termios.tcgetattr(stdin.fileno()) == before
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(master)
+    assert status == 0 and decided(decisions) == [("r0", "keep"), ("r1", "discard")]
+    assert "not an answer" not in out.getvalue()
+
+
+def test_help_version_and_import_format(capsys):
+    import pytest
+
+    from polychromic import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "`" not in text and "curate: review the pairs" in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"polychromic {__version__}"
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    assert "the export's format (default auto" in " ".join(capsys.readouterr().out.split())

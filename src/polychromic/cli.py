@@ -7,6 +7,9 @@ decisions), and shows each surviving pair with its tweet and metadata, asking::
 
     [k]eep  [d]iscard  [s]kip  [q]uit
 
+Where stdin is a terminal one keypress answers (no Enter); piped or redirected input is read a
+line at a time.
+
 Every answer is appended at once (flushed and fsynced) to the decisions file (``--decisions``,
 default the config's ``curation.decisions``) as ``{"reply_id", "decision", "tweet_id",
 "reviewer", "decided_at"}``, so quitting (``q``, end of input, Ctrl-C) loses nothing, and a
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from polychromic import __version__
 from polychromic.config import Settings, load_settings
 
 DEFAULT_CONFIG = "config.yaml"
@@ -42,6 +46,10 @@ ANSWERS = {"k": "keep", "keep": "keep", "d": "discard", "discard": "discard", "s
            "skip": "skip", "q": "quit", "quit": "quit", "?": "help", "h": "help",
            "help": "help"}
 WIDTH = 96
+DESCRIPTION = ("Human commands of the polychromic pipeline. curate: review the pairs that pass "
+               "the rule filters (keep / discard / skip); import: convert scraper exports "
+               "(Apify, Twitter API v2) to raw JSONL.")
+PROMPT = "[k]eep  [d]iscard  [s]kip  [q]uit  [?] help > "
 
 
 def _load_config(path: str | None) -> dict[str, Any]:
@@ -211,15 +219,53 @@ def _review(session: _Session, pending: list[dict[str, Any]], stdin: TextIO, std
     return counts, False
 
 
+def _terminal(stdin: TextIO) -> bool:
+    """Whether `stdin` is a terminal whose keypresses can be read one by one."""
+    try:
+        import termios  # noqa: F401  (POSIX only: elsewhere answers are lines)
+
+        return os.isatty(stdin.fileno())
+    except (ImportError, AttributeError, OSError, ValueError):  # StringIO, closed, Windows
+        return False
+
+
+def read_key(stdin: TextIO) -> str:
+    """One keypress from the terminal `stdin` (cbreak mode: no Enter, Ctrl-C still
+    interrupts), the terminal's mode restored after; "" at end of input (Ctrl-D)."""
+    import termios
+    import tty
+
+    fd = stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)  # TCSAFLUSH would drop keys typed ahead
+        key = os.read(fd, 1).decode("utf-8", errors="replace")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return "" if key == "\x04" else key
+
+
+def _answer(stdin: TextIO, stdout: TextIO) -> str | None:
+    """The next answer's text: one keypress on a terminal (echoed), else one line; None at the
+    end of input."""
+    if not _terminal(stdin):
+        return stdin.readline() or None
+    key = read_key(stdin)
+    print(key if key.isprintable() else "", file=stdout)
+    return key or None
+
+
 def _ask(stdin: TextIO, stdout: TextIO) -> str:
     """Prompt until a valid answer: keep, discard, skip or quit (end of input = quit)."""
     while True:
-        print("[k]eep  [d]iscard  [s]kip  [q]uit  [?] help > ", end="", file=stdout)
+        print(PROMPT, end="", file=stdout)
         stdout.flush()
-        line = stdin.readline()
-        if not line:  # end of input: same as quit
+        line = _answer(stdin, stdout)
+        if line is None:  # end of input: same as quit
             print("", file=stdout)
             return "quit"
+        if not line.strip():  # Enter alone: ask again
+            continue
         answer = ANSWERS.get(line.strip().lower())
         if answer == "help":
             print("keep: train on this reply; discard: remove it; skip: decide later "
@@ -236,6 +282,10 @@ def _print_outcome(session: _Session, counts: dict[str, int], quit_early: bool,
     """Say what the session saved, what is left, and whether the curate rule will see it."""
     done = sum(counts.values())
     left = len(session.pending())
+    if not done:
+        print(f"{'stopped' if quit_early else 'done'}: no answer given, nothing written; "
+              f"{left} left to review.", file=stdout)
+        return
     print(f"{'stopped' if quit_early else 'done'}: {done} decision(s) saved to "
           f"{session.decisions} (keep {counts['keep']}, discard {counts['discard']}, "
           f"skip {counts['skip']}); {left} left to review.", file=stdout)
@@ -268,12 +318,14 @@ def run_import(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of `polychromic curate` and `polychromic import`."""
-    parser = argparse.ArgumentParser(prog="polychromic", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="polychromic", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     curate = commands.add_parser(
         "curate", help="review the pairs that pass the rule filters: keep / discard / skip",
         description="Show each pair that passes the rule filters and record keep / discard / "
-                    "skip in the decisions file, one line per answer. Quit any time; the next "
+                    "skip in the decisions file, one line per answer (one keypress answers on "
+                    "a terminal; piped input is read line by line). Quit any time; the next "
                     "session continues where this one stopped.")
     curate.add_argument("--config", default=None,
                         help=f"study config (default: {DEFAULT_CONFIG} when present)")
@@ -295,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("files", nargs="+", help="export files (JSON array, JSONL or JSON)")
     importer.add_argument("--out", required=True, help="raw JSONL to write")
     importer.add_argument("--format", default="auto",
-                          choices=["auto", "raw", "apify", "twitter_v2"])
+                          choices=["auto", "raw", "apify", "twitter_v2"],
+                          help="the export's format (default auto: detected per file from its "
+                               "content, as data.format of the config)")
     importer.add_argument("--max-rejected-fraction", type=float, default=1.0,
                           help="fail above this rejected fraction (default 1.0: never)")
     return parser
