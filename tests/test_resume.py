@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from polychromic.io import read_json
+from polychromic.training.checkpoint import remove_checkpoint
 from polychromic.training.train import launch_training, train_from_spec
 
 from conftest import PROMPTS
@@ -111,3 +112,22 @@ def test_two_processes_follow_the_one_process_loss_curve(tiny_base, toy_splits, 
     assert read_json(tmp_path / "two" / "run.json")["best_val_loss"] == pytest.approx(
         read_json(tmp_path / "one" / "run.json")["best_val_loss"], rel=1e-4
     )
+
+
+def test_a_finished_run_leaves_no_empty_checkpoint_folders(tmp_path):
+    """checkpoints/{experiment}/seed_{seed}: the seed's folder goes with its state, and the
+    experiment's and checkpoints/ once no other run keeps a state there; nothing above."""
+    root = tmp_path / "results" / "checkpoints"
+    for experiment in ("baseline", "polychromic"):
+        (root / experiment / "seed_1").mkdir(parents=True)
+        (root / experiment / "seed_1" / "state.pt").write_bytes(b"state")
+    (root / "polychromic" / "seed_2").mkdir()
+    (root / "polychromic" / "seed_2" / "state.pt.tmp").write_bytes(b"killed write")
+    remove_checkpoint(root / "baseline" / "seed_1")
+    assert not (root / "baseline").exists() and root.is_dir()
+    remove_checkpoint(root / "polychromic" / "seed_1")
+    assert not (root / "polychromic" / "seed_1").exists()
+    assert (root / "polychromic" / "seed_2" / "state.pt.tmp").is_file()  # not this run's
+    remove_checkpoint(root / "polychromic" / "seed_2")  # its own killed write goes too
+    assert not root.exists() and (tmp_path / "results").is_dir()
+    remove_checkpoint(root / "polychromic" / "seed_2")  # again: nothing left to remove

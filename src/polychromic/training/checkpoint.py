@@ -129,6 +129,20 @@ def save_checkpoint(
     log.info("checkpoint at step %d in %s", progress.step, folder)
 
 
+def remove_checkpoint(folder: Path, parents: int = 2) -> None:
+    """A complete run's checkpoint: its state file (and a killed write's .tmp), then its
+    folder and up to `parents` folders above it where each is left empty
+    (`checkpoints/{experiment}/seed_{seed}`: the experiment's folder and `checkpoints/` go once
+    no other run keeps a state there)."""
+    for name in ("state.pt", "state.pt.tmp"):
+        (folder / name).unlink(missing_ok=True)
+    for path in [folder, *list(folder.parents)[:parents]]:
+        try:
+            path.rmdir()
+        except OSError:  # not empty (another run's state, a killed write's .tmp) or gone
+            break
+
+
 def load_checkpoint(folder: Path, key: str) -> dict | None:
     """The saved state when it exists and belongs to this run (same fingerprint), else None."""
     path = folder / "state.pt"

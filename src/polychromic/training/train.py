@@ -50,6 +50,7 @@ from polychromic.training.checkpoint import (
     fingerprint,
     load_checkpoint,
     lora_state,
+    remove_checkpoint,
     restore_rng,
     save_checkpoint,
 )
@@ -376,7 +377,7 @@ def finish(run: Run, started: float) -> dict[str, Any]:
               LOG_HEAD + list(run.objective.log_fields) + LOG_TAIL)
     write_json(run.job.summary, result)
     if run.job.checkpoint_dir:  # the run is complete: its outputs supersede the checkpoint
-        (Path(run.job.checkpoint_dir) / "state.pt").unlink(missing_ok=True)
+        remove_checkpoint(Path(run.job.checkpoint_dir))
     return result
 
 
