@@ -1,6 +1,7 @@
-"""The baselines of the polychromic objective: the per-sample diversity bonus, pass@k training and
-the pure set-RL variant (no CE anchor, optional KL to the base model). Formulas on hand examples,
-their gradients on the tiny model, and each one trained through the loop."""
+"""The baselines of the polychromic objective: the per-sample diversity bonus, pass@k training,
+the quality-only ablation quality_rl and the pure set-RL variant (no CE anchor, optional KL to
+the base model). Formulas on hand examples, their gradients on the tiny model, and each one
+trained through the loop."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from conftest import PROMPTS, REPO, SNAKEMAKE, job_counts, snakemake
 SAMPLED = {"num_samples": 4, "max_new_tokens": 6, "max_prompts": 2}
 OBJECTIVES = {
     "polychromic": {"set_size": 2},
+    "quality_rl": {"set_size": 2},
     "diversity_bonus": {"diversity_weight": 1.0},
     "passk_training": {"k": 2},
 }
@@ -233,7 +235,7 @@ def _log(folder) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["diversity_bonus", "passk_training"])
+@pytest.mark.parametrize("name", ["diversity_bonus", "passk_training", "quality_rl"])
 def test_weight_zero_is_bitwise_the_baseline(name, tiny_base, toy_splits, tmp_path):
     _, baseline = _train(tiny_base, toy_splits, tmp_path, "baseline", {"objective": "sft"})
     experiment = {"objective": name, **OBJECTIVES[name], **SAMPLED, "lambda": 0.0,
@@ -243,7 +245,8 @@ def test_weight_zero_is_bitwise_the_baseline(name, tiny_base, toy_splits, tmp_pa
         assert torch.equal(baseline[key], zero[key]), key
     header = set(_log(tmp_path / "zero")[0])
     assert {"policy_term", "mean_reward", "good_fraction", "kl",
-            {"diversity_bonus": "mean_bonus", "passk_training": "group_pass_at_k"}[name]
+            {"diversity_bonus": "mean_bonus", "passk_training": "group_pass_at_k",
+             "quality_rl": "mean_set_diversity"}[name]
             } <= header
 
 
@@ -291,6 +294,27 @@ def test_pure_set_rl_trains_without_the_ce_anchor_with_and_without_kl(tiny_base,
         if extra:
             kls = [float(row["kl"]) for row in rows]
             assert kls[0] == pytest.approx(0.0, abs=1e-7) and max(kls[1:]) > 1e-6, kls
+
+
+@pytest.mark.slow
+def test_quality_rl_trains_through_the_loop_and_is_not_polychromic(tiny_base, toy_splits,
+                                                                    tmp_path):
+    """A few steps of the ablation through the real loop: the adapter moves away from SFT's,
+    the log has polychromic's columns (mean_set_diversity: the diversity it ignores), and with
+    the same seed and sampling it trains another adapter than polychromic."""
+    experiment = {**SAMPLED, "set_size": 2, "lambda": 5.0, "quality_threshold": 0.0}
+    last = {**TRAINING, "checkpoint_selection": "last"}  # best_val_loss may keep step 0
+    _, sft = _train(tiny_base, toy_splits, tmp_path, "sft", {"objective": "sft"}, last)
+    _, plain = _train(tiny_base, toy_splits, tmp_path, "quality_rl",
+                      {"objective": "quality_rl", **experiment}, last)
+    _, poly = _train(tiny_base, toy_splits, tmp_path, "polychromic",
+                     {"objective": "polychromic", **experiment}, last)
+    assert any(not torch.equal(sft[key], plain[key]) for key in sft)
+    assert any(not torch.equal(poly[key], plain[key]) for key in poly)
+    rows = _log(tmp_path / "quality_rl")
+    assert rows[0].keys() == _log(tmp_path / "polychromic")[0].keys()
+    assert all(float(row["raw_advantage_magnitude"]) >= 0 for row in rows)
+    assert read_json(tmp_path / "quality_rl" / "run.json")["objective"] == "quality_rl"
 
 
 # --- the study config: every objective is a config entry the DAG expands --------------------

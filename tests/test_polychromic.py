@@ -14,8 +14,12 @@ from polychromic.models.base import load_model, load_tokenizer
 from polychromic.objectives import PolychromicSettings
 from polychromic.settings import section
 from polychromic.training.objective import ObjectiveContext
-from polychromic.training.polychromic import PolychromicObjective, marginal_advantages
-from polychromic.training.sampled import policy_term, rewards, sample_token_mask
+from polychromic.training.polychromic import (
+    PolychromicObjective,
+    QualityRLObjective,
+    marginal_advantages,
+)
+from polychromic.training.sampled import policy_term, rewards, sample_token_mask, standardise
 from polychromic.training.sft import collate, encode_example, summed_token_loss
 from polychromic.training.train import add_lora
 
@@ -101,6 +105,79 @@ def test_junk_earns_no_advantage_with_the_real_encoder():
     adv, _ = marginal_advantages(r, embs, 2, True, 0.01, threshold=0.7)
     assert max(adv[2], adv[3]) <= min(adv[0], adv[1])
     assert abs(adv.sum()) < 1e-9
+
+
+# --- quality_rl: the same advantage with the diversity factor off -------------------------------
+
+def _unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    rows = rng.normal(size=(n, 6))
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_quality_rl_advantage_is_the_centred_reward_times_its_closed_form_constant(seed):
+    """f(S) = mean reward: A_i = (N-n)/(n(N-1)) (r_i - mean r) before normalisation, and
+    (r_i - mean r) / std r, GRPO's group advantage, after it (std well above the floor)."""
+    rng = np.random.default_rng(seed)
+    n_samples = int(rng.integers(3, 8))
+    rewards, embs = rng.uniform(size=n_samples), _unit_rows(rng, n_samples)
+    for set_size in range(2, n_samples):
+        raw, stats = marginal_advantages(rewards, embs, set_size, False, 0.01, 0.5,
+                                         diversity=False)
+        c = (n_samples - set_size) / (set_size * (n_samples - 1))
+        np.testing.assert_allclose(raw, c * (rewards - rewards.mean()), atol=1e-12)
+        assert stats["mean_set_score"] == pytest.approx(rewards.mean())
+        assert stats["raw_advantage_magnitude"] == pytest.approx(np.abs(raw).mean())
+        normalised, _ = marginal_advantages(rewards, embs, set_size, True, 1e-9, 0.5,
+                                            diversity=False)
+        np.testing.assert_allclose(normalised, standardise(rewards, True, 1e-9), atol=1e-9)
+
+
+def test_quality_rl_applies_the_floor_on_the_scale_of_the_advantage():
+    """A / max(std A, floor) = (r - mean r) / max(std r, floor / c): near-equal rewards keep
+    near-zero advantages, as in polychromic."""
+    rewards = np.array([0.5, 0.5 + 1e-4, 0.5, 0.5 - 1e-4])
+    embs = np.eye(4)
+    c = (4 - 2) / (2 * 3)
+    adv, _ = marginal_advantages(rewards, embs, 2, True, 0.01, 0.0, diversity=False)
+    np.testing.assert_allclose(adv, standardise(rewards, True, 0.01 / c), atol=1e-12)
+    assert np.abs(adv).max() < 0.05
+
+
+def test_quality_rl_ignores_the_embeddings_where_polychromic_does_not():
+    rng = np.random.default_rng(7)
+    rewards = rng.uniform(0.5, 1.0, size=5)  # every reply good at tau 0.5
+    first, second = _unit_rows(rng, 5), _unit_rows(rng, 5)
+    args = (3, True, 0.01, 0.5)
+    plain = [marginal_advantages(rewards, e, *args, diversity=False) for e in (first, second)]
+    np.testing.assert_array_equal(plain[0][0], plain[1][0])  # same advantages
+    assert plain[0][1]["mean_set_diversity"] != plain[1][1]["mean_set_diversity"]  # still logged
+    poly = [marginal_advantages(rewards, e, *args)[0] for e in (first, second)]
+    assert not np.allclose(poly[0], poly[1])
+    assert not np.allclose(poly[0], plain[0][0])  # the diversity factor changes the credit
+
+
+def test_quality_rl_equals_polychromic_when_every_good_pair_is_fully_diverse():
+    """Orthogonal embeddings and every reply good: d(S) = 1 for every subset, so the two set
+    scores, hence the advantages, are the same."""
+    rewards = np.array([0.9, 0.2, 0.6, 0.75])
+    for normalize in (False, True):
+        poly, _ = marginal_advantages(rewards, np.eye(4), 2, normalize, 0.01, 0.0)
+        plain, _ = marginal_advantages(rewards, np.eye(4), 2, normalize, 0.01, 0.0,
+                                       diversity=False)
+        np.testing.assert_allclose(plain, poly, atol=1e-12)
+
+
+def test_quality_rl_is_registered_with_polychromic_settings():
+    from polychromic.objectives import build_settings, implementation, settings_as_config
+
+    settings = build_settings("quality_rl", {"set_size": 3, "num_samples": 5})
+    assert settings_as_config(settings) == {**settings_as_config(PolychromicSettings()),
+                                            "set_size": 3, "num_samples": 5}
+    assert implementation("quality_rl") is QualityRLObjective
+    assert issubclass(QualityRLObjective, PolychromicObjective)
+    with pytest.raises(ValueError, match="set_size"):
+        build_settings("quality_rl", {"set_size": 4, "num_samples": 4})
 
 
 def test_near_identical_samples_keep_near_zero_advantages():

@@ -67,9 +67,10 @@ class SampledSettings:
                                 "diversity (a known name or a local folder); it must differ "
                                 "from evaluation.judge.")
     quality_threshold: float = setting(0.7, "A sampled reply is good (it counts towards "
-                                       "diversity; for passk_training, it passes) only when "
-                                       "its reward reaches this, on the reward's scale: a "
-                                       "cosine, or an F1 for rougeL.", minimum=0, maximum=1)
+                                       "diversity; for passk_training, it passes; quality_rl "
+                                       "only logs good_fraction) only when its reward reaches "
+                                       "this, on the reward's scale: a cosine, or an F1 for "
+                                       "rougeL.", minimum=0, maximum=1)
     normalize_advantages: bool = setting(True, "Divide advantages by max(their per-prompt "
                                          "std, advantage_std_floor).")
     advantage_std_floor: float = setting(0.01, "The smallest std the advantages are divided "
@@ -113,6 +114,13 @@ class PolychromicSettings(SampledSettings):
             raise ValueError(f"need 2 <= set_size ({self.set_size}) < num_samples "
                              f"({self.num_samples}); with set_size = num_samples every "
                              "advantage is 0")
+
+
+@dataclass(frozen=True)
+class QualityRLSettings(PolychromicSettings):
+    """The ablation `quality_rl` (polychromic.training.polychromic): polychromic's settings,
+    keys and defaults, with the diversity factor of the set score off, so that the two
+    experiments differ in that factor alone."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,11 @@ register("polychromic", PolychromicSettings,
          "polychromic.training.polychromic:PolychromicObjective",
          "SFT plus lambda times a set-level policy-gradient term (Hamid et al. 2025); with "
          "ce_weight 0 the pure set-RL objective")
+register("quality_rl", QualityRLSettings,
+         "polychromic.training.polychromic:QualityRLObjective",
+         "the polychromic objective with its diversity factor off (the set score is the mean "
+         "reward, so the advantage is GRPO's group-relative one): the ablation that separates "
+         "RL on the quality reward from the diversity term")
 register("diversity_bonus", DiversityBonusSettings,
          "polychromic.training.bonus:DiversityBonusObjective",
          "SFT plus lambda times a GRPO-style term whose per-sample reward carries a "

@@ -27,6 +27,26 @@ the good one in any set raises the mean reward and cannot lower d(S) (a test che
 price: a prompt with fewer than two good replies has d = 0 for every set, hence no policy
 gradient (the CE term still trains on it); `good_fraction` in the training log shows how often
 replies pass, and tau is on the reward's scale (a cosine for `semantic`, an F1 for `rougeL`).
+
+The ablation `quality_rl` (`QualityRLObjective`) is this objective with the diversity factor
+off: f(S) = mean_{i in S} r_i, the same subsets, marginal advantage and normalisation. The
+study's polychromic LoRA differs from SFT in two ways, RL on a quality reward and the diversity
+term; `quality_rl` keeps the first and drops the second. Its advantage has a closed form. With
+N replies and subsets of size n, each reply lies in C(N-1, n-1) of the C(N, n) subsets, and
+given i in S each other reply j lies in S with probability (n-1)/(N-1), so
+
+    mean_S f(S)          = rbar = (1/N) sum_j r_j
+    mean_{S: i in S} f(S) = (1/n) (r_i + (n-1)/(N-1) (N rbar - r_i))
+    A_i                  = c (r_i - rbar),   c = (N-n) / (n (N-1))   (0 < c <= 1 for 1 <= n < N)
+
+(n = 1 gives c = 1, n = N gives c = 0, which is why set_size < num_samples). Normalised,
+A_i / max(std_j A_j, floor) = (r_i - rbar) / max(std_j r_j, floor / c): GRPO's group-relative
+advantage (Shao et al. 2024, DeepSeekMath, arXiv 2402.03300), with the floor applied on the
+scale of A. So `quality_rl` is quality-only set-RL, and `set_size` changes it only through c,
+where the floor bites; it is kept equal to polychromic's so that the two differ in the diversity
+factor alone. The advantages do not depend on the embeddings; the training log still shows the
+gated set diversity d(S) of the samples (`mean_set_diversity`), the diversity the objective
+ignores, so that the two runs' curves show whether the samples lose diversity without the term.
 """
 
 from __future__ import annotations
@@ -51,15 +71,19 @@ def set_diversity(embeddings: np.ndarray, good: np.ndarray, subset: tuple[int, .
 
 
 def marginal_advantages(rewards: np.ndarray, embeddings: np.ndarray, set_size: int,
-                        normalize: bool, floor: float, threshold: float
+                        normalize: bool, floor: float, threshold: float, diversity: bool = True
                         ) -> tuple[np.ndarray, dict[str, float]]:
     """A_i for one prompt (module docstring). rewards: (N,), embeddings: (N, d) unit rows;
-    `threshold` is the quality gate tau (0: every reply counts). Returns (A, stats)."""
+    `threshold` is the quality gate tau (0: every reply counts); `diversity` False drops the
+    factor d(S) from f(S) (objective `quality_rl`: the advantages ignore the embeddings, while
+    `mean_set_diversity` still reports d(S) of the replies). Returns (A, stats)."""
     n_samples = len(rewards)
     good = rewards >= threshold
     subsets = list(itertools.combinations(range(n_samples), set_size))
-    diversity = np.array([set_diversity(embeddings, good, s) for s in subsets])
-    scores = np.array([float(np.mean(rewards[list(s)])) for s in subsets]) * diversity
+    diversities = np.array([set_diversity(embeddings, good, s) for s in subsets])
+    scores = np.array([float(np.mean(rewards[list(s)])) for s in subsets])
+    if diversity:
+        scores = scores * diversities
     overall = scores.mean()
     advantages = np.empty(n_samples)
     for i in range(n_samples):
@@ -68,7 +92,8 @@ def marginal_advantages(rewards: np.ndarray, embeddings: np.ndarray, set_size: i
     raw_magnitude = float(np.abs(advantages).mean())
     if normalize:
         advantages = advantages / max(float(advantages.std()), floor)
-    stats = {"mean_set_score": float(overall), "mean_set_diversity": float(diversity.mean()),
+    stats = {"mean_set_score": float(overall),
+             "mean_set_diversity": float(diversities.mean()),
              "raw_advantage_magnitude": raw_magnitude, "good_fraction": float(good.mean())}
     return advantages, stats
 
@@ -77,9 +102,18 @@ class PolychromicObjective(SampledObjective):
     """The marginal set advantage (module docstring) in the shared sampling objective."""
 
     advantage_fields = ("mean_set_diversity",)
+    diversity = True  # f(S) = mean reward x d(S); QualityRLObjective turns the factor off
 
     def advantages(self, rewards: np.ndarray, embeddings: np.ndarray
                    ) -> tuple[np.ndarray, dict[str, float]]:
         c = self.settings
         return marginal_advantages(rewards, embeddings, c.set_size, c.normalize_advantages,
-                                   c.advantage_std_floor, c.quality_threshold)
+                                   c.advantage_std_floor, c.quality_threshold, self.diversity)
+
+
+class QualityRLObjective(PolychromicObjective):
+    """The ablation `quality_rl`: the marginal set advantage with f(S) = mean reward, i.e.
+    GRPO's group-relative advantage (module docstring). `mean_set_diversity` is logged as the
+    diversity of the samples that the objective ignores."""
+
+    diversity = False
