@@ -136,6 +136,7 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
             "pass@3",
             "pass@5",
             "pass_counts",
+            "unknown_counts",
             "n",
             "lexical_pass@1",
             "lexical_pass@3",
@@ -154,7 +155,8 @@ def test_metric_files_have_the_contract_shape(evaluated) -> None:
                     assert entry["per_prompt"] is None and 0 < entry["mean"] <= 1
                 elif key.startswith("empty_"):
                     assert entry["per_prompt"] is None and 0 <= entry["mean"] <= 1
-                elif key not in ("pass_counts", "n", "pass@5", "modes_hit", "modes",
+                elif key not in ("pass_counts", "unknown_counts", "n", "pass@5", "modes_hit",
+                                 "modes",
                                  "lexical_pass_counts", "lexical_pass@5", "useful_diversity"):
                     assert len(entry["per_prompt"]) == 5 and entry["mean"] is not None
 

@@ -105,9 +105,21 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     return settings
 
 
+def criterion_is_reward(settings: Settings) -> list[str]:
+    """The experiments whose training reward is the evaluation's pass criterion: `reward:
+    rougeL` while `evaluation.passk.criterion` is `rougeL` (the same ROUGE-L F1 to the closest
+    reference), so training optimises what pass@k counts."""
+    if settings.evaluation.passk.criterion != "rougeL":
+        return []
+    return [name for name, experiment in settings.experiments.items()
+            if getattr(experiment.settings, "reward", None) == "rougeL"]
+
+
 def check_judge(settings: Settings) -> None:
-    """The judge must be an encoder that no training reward used (unless allowed), and its
-    BERTScore layer must be known."""
+    """The judge must be an encoder that no training reward used, compared by name, folder and
+    weights (`encoders.same_encoder`), and the pass criterion must not be a training reward
+    (`criterion_is_reward`), unless evaluation.allow_judge_as_reward; the judge's BERTScore
+    layer must be known."""
     evaluation = settings.evaluation
     for name, experiment in settings.experiments.items():
         reward = getattr(experiment.settings, "reward_model", None)
@@ -115,9 +127,17 @@ def check_judge(settings: Settings) -> None:
                 evaluation.judge, reward):
             raise ConfigError(
                 f"evaluation.judge = {evaluation.judge!r} is the reward_model of experiments."
-                f"{name}: the evaluation would score with the model that training optimised; "
-                "choose another judge, or set evaluation.allow_judge_as_reward: true (the paper "
-                "then says so)")
+                f"{name} ({reward!r}: the same name, folder or weights): the evaluation would "
+                "score with the model that training optimised; choose another judge, or set "
+                "evaluation.allow_judge_as_reward: true (the paper then says so)")
+    rouge = criterion_is_reward(settings)
+    if rouge and not evaluation.allow_judge_as_reward:
+        raise ConfigError(
+            f"experiments.{rouge[0]}.reward = 'rougeL' and evaluation.passk.criterion = "
+            "'rougeL': training would optimise the evaluation's own pass criterion (ROUGE-L to "
+            "the closest reference), so pass@k would count what was trained; choose another "
+            "criterion or reward, or set evaluation.allow_judge_as_reward: true (the paper "
+            "then says so)")
     if evaluation.bertscore_layer is None and default_layer(evaluation.judge) is None:
         raise ConfigError(f"evaluation.bertscore_layer: the judge {evaluation.judge!r} is a "
                           "model folder, so its BERTScore layer must be set")
@@ -138,6 +158,40 @@ def check_selection(settings: Settings) -> None:
             raise ConfigError(
                 f"experiments.{name}.ce_weight is 0, so its validation CE says nothing of its "
                 "objective: set training.early_stopping_patience: 0")
+
+
+def reference_reward(settings: Settings) -> dict[str, Any] | None:
+    """The training reward of the reference system's objective ({experiment, reward,
+    reward_model, quality_threshold}), what the judges' agreement with the reward is measured
+    against; None when that objective samples no reward (SFT, or a system without adapter)."""
+    system = settings.systems[settings.evaluation.reference_system]
+    if system.experiment is None:
+        return None
+    values = settings.experiments[system.experiment].settings
+    if not hasattr(values, "reward_model"):
+        return None
+    return {"experiment": system.experiment, "reward": values.reward,
+            "reward_model": values.reward_model,
+            "quality_threshold": values.quality_threshold}
+
+
+def check_judges(settings: Settings) -> None:
+    """The primary judge and the second readings name registered judge kinds; the verdict's k
+    is one of the configured ks."""
+    from polychromic.evaluation.judges import AUTO, JUDGES
+
+    evaluation = settings.evaluation
+    if evaluation.judge_kind != AUTO and evaluation.judge_kind not in JUDGES:
+        raise ConfigError(f"evaluation.judge_kind = {evaluation.judge_kind!r} is not a judge "
+                          f"kind ({', '.join(JUDGES)}, or auto); the judge's encoder is "
+                          "evaluation.judge")
+    unknown = [kind for kind in evaluation.second_judges if kind not in JUDGES]
+    if unknown:
+        raise ConfigError(f"evaluation.second_judges has {unknown}, not judge kinds "
+                          f"({', '.join(JUDGES)})")
+    if evaluation.verdict_k is not None and evaluation.verdict_k not in evaluation.passk.k:
+        raise ConfigError(f"evaluation.verdict_k = {evaluation.verdict_k} is not one of "
+                          f"evaluation.passk.k {list(evaluation.passk.k)}")
 
 
 def check_variants(name: str, values: dict[str, Any], generation: dict[str, Any]) -> None:
@@ -190,6 +244,7 @@ def check_relations(settings: Settings) -> None:
                           f"generation.num_samples = {n}: pass@k needs n >= 2k samples (5k "
                           "recommended), else it is close to an indicator per tweet")
     check_judge(settings)
+    check_judges(settings)
     check_selection(settings)
     for key in ("reference_system", "baseline_system"):
         name = getattr(settings.evaluation, key)

@@ -24,6 +24,7 @@ AGGREGATE_FILES = {
     "aggregated": "aggregated_results.json",
     "table": "results_table.tex",
     "ablation_table": "ablation_table.tex",
+    "judge_validity": "judge_validity.json",  # every judge against the oracle, over seeds
 }
 
 # figures/{name}.png and .pdf, in the order the paper shows them

@@ -120,8 +120,9 @@ class TinySettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
+    name: str | None  # a known model (polychromic.models.known); None: path, else the tiny one
     path: str | None
-    dtype: str
+    dtype: str  # auto | float32 | bfloat16 | float16 (polychromic.models.base.resolve_dtype)
     attn_implementation: str | None
     load_in_4bit: bool
     gradient_checkpointing: bool
@@ -133,7 +134,7 @@ class LoraSettings:
     r: int
     alpha: int
     dropout: float
-    target_modules: tuple[str, ...]
+    target_modules: tuple[str, ...] | str | None  # a list, or auto / None: from the architecture
 
 
 @dataclass(frozen=True)
@@ -194,11 +195,15 @@ class EvaluationSettings:
     baseline_system: str
     match_tolerance: float  # the largest |pass@1 difference| of a matched comparison
     degenerate_share: float  # ties at a bound on this share of tweets: no test (validity.py)
-    judge: str
+    judge_kind: str  # the primary judge: auto | a kind of evaluation.judges (similarity, oracle)
+    second_judges: tuple[str, ...]  # further readings of pass@k (<kind>_pass@k)
+    judge: str  # the judge encoder: the similarity judge's, semantic diversity's, BERTScore's
     allow_judge_as_reward: bool
     judge_precision: str  # auto | float32 | bfloat16 (embeddings.resolve_precision)
     bertscore_layer: int | None  # None: the judge's own (encoders.default_layer)
     passk: PassKSettings
+    headroom: float  # the baseline's validation pass@k must stay at or below this
+    verdict_k: int | None  # the verdict's k; None: the largest k with headroom on validation
     selection: SelectionSettings
     bootstrap_samples: int
     permutation_samples: int
@@ -263,7 +268,7 @@ def build(cls: type, values: Mapping[str, Any]) -> Any:
     for field in dataclasses.fields(cls):
         kind, value = hints[field.name], values[field.name]
         if typing.get_origin(kind) in (typing.Union, types.UnionType) and value is not None:
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+            kind = _member(kind, value)
         if dataclasses.is_dataclass(kind):
             value = build(kind, value)
         elif typing.get_origin(kind) is tuple and value is not None:
@@ -272,6 +277,19 @@ def build(cls: type, values: Mapping[str, Any]) -> Any:
             value = float(value)
         kwargs[field.name] = value
     return cls(**kwargs)
+
+
+def _member(union: Any, value: Any) -> Any:
+    """The member of a union type that a (non-None) value is: a string value is the `str`
+    member where there is one, a list the tuple member; otherwise the first member that is
+    not None."""
+    members = [arg for arg in typing.get_args(union) if arg is not type(None)]
+    for member in members:
+        if isinstance(value, str) and member is str:
+            return member
+        if isinstance(value, list | tuple) and typing.get_origin(member) is tuple:
+            return member
+    return members[0]
 
 
 def as_dict(settings: Any) -> Any:

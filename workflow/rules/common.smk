@@ -23,7 +23,7 @@ from polychromic.contract import (  # noqa: E402
 from snakemake.utils import validate  # noqa: E402
 
 from polychromic.dependencies import script_dependencies  # noqa: E402
-from polychromic.config import command_line_seeds, load_settings  # noqa: E402
+from polychromic.config import command_line_seeds, load_settings, reference_reward  # noqa: E402
 from polychromic.settings import as_dict  # noqa: E402
 from polychromic.io import read_json  # noqa: E402
 from polychromic.systems import candidate_pattern, candidate_system  # noqa: E402

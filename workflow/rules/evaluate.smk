@@ -166,6 +166,8 @@ rule evaluate:
         },
     params:
         settings=config["evaluation"],
+        # the reference system's training reward: the judges' agreement with it
+        reward=reference_reward(SETTINGS),
     log:
         "results/logs/evaluate/seed_{seed}.log",
     benchmark:

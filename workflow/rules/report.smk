@@ -60,6 +60,12 @@ rule aggregate:
             if ABLATION_SYSTEMS
             else ABLATION_TABLE
         ),
+        judge_validity=report(
+            AGGREGATE["judge_validity"],
+            caption="../report/judge_validity.rst",
+            category="Tables",
+            labels={"name": AGGREGATE_FILES["judge_validity"]},
+        ),
     params:
         # what the script reads from the typed settings: a change re-runs the aggregate
         systems=config["systems"],

@@ -11,4 +11,5 @@ run_step(
     settings=section("evaluation", snakemake.params.settings),
     seed=int(snakemake.wildcards.seed),
     calibration=snakemake.input.calibration,
+    reward=snakemake.params.reward,
 )

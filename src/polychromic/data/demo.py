@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -522,6 +523,52 @@ def _stats(records: list[dict[str, Any]], lines: list[str], tally: _Tally, n_twe
         "tweet_authors": len({r["tweet_author"] for r in records}),
         "reply_authors": len({r["reply_author"] for r in records}),
     }
+
+
+# The ground truth of the demo corpus, for the oracle judge (polychromic.evaluation.judges):
+# what a reply says is decided from the generator's own wording, with no encoder.
+UNKNOWN = "unknown"
+_WORD = re.compile(r"[a-z]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def _stance_markers() -> dict[str, frozenset[str]]:
+    """Per stance, the words that every one of its reply templates uses and no template of
+    another stance (placeholders and topic words left out): 'well said', 'downsides',
+    'quick question', 'funny story' and their company."""
+    template_words = {stance: [_words(re.sub(r"\{\w+\}", " ", template))
+                               for template in templates]
+                      for stance, templates in REPLY_TEMPLATES.items()}
+    markers = {}
+    for stance, sets in template_words.items():
+        common = set.intersection(*sets)
+        others = set().union(*(w for s, group in template_words.items() if s != stance
+                               for w in group))
+        markers[stance] = frozenset(common - others)
+    return markers
+
+
+STANCE_MARKERS = _stance_markers()
+_TOPIC_NAMES = {topic: re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
+                for topic, (name, _, _) in TOPICS.items()}
+
+
+def reply_topic_and_stance(text: str) -> tuple[str, str]:
+    """(topic, stance) of a reply by the generator's wording, `UNKNOWN` for either when the
+    text does not decide it. The stance is the one whose markers (`STANCE_MARKERS`) the reply
+    holds at least two thirds of, when no other stance's reach a third; the topic is the one
+    topic whose name (`TOPICS`) the reply names, when it names exactly one. Noise, gibberish and
+    a mixture of two stances' wordings are unknown."""
+    words = _words(text)
+    shares = {stance: len(words & markers) / len(markers)
+              for stance, markers in STANCE_MARKERS.items()}
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    stance = (ranked[0][0] if ranked[0][1] >= 2 / 3 and ranked[1][1] < 1 / 3 else UNKNOWN)
+    named = [topic for topic, pattern in _TOPIC_NAMES.items() if pattern.search(text)]
+    return (named[0] if len(named) == 1 else UNKNOWN), stance
 
 
 def is_demo_corpus(records: list[dict[str, Any]]) -> bool:

@@ -85,6 +85,20 @@ def coverage(passed: Sequence[bool], closest: Sequence[int], modes: Sequence) ->
     return len(hit) / total, len(hit), total
 
 
+def coverage_of_hits(hits: Sequence, modes: Sequence) -> tuple[float, int, int]:
+    """(coverage, modes hit, modes) of one prompt from a judge's decisions: `hits[i]` is the
+    mode sample i hits (None when it does not pass), `modes[r]` the mode of reference r; a hit
+    outside the references' modes is an error (a judge must hit a reference's mode)."""
+    total = len(set(modes))
+    if total == 0:
+        raise ValueError("a prompt without references has no modes")
+    hit = {mode for mode in hits if mode is not None}
+    if not hit <= set(modes):
+        raise ValueError(f"hits {sorted(map(str, hit - set(modes)))} are not modes of the "
+                         "references")
+    return len(hit) / total, len(hit), total
+
+
 def passing(similarities: np.ndarray, samples: Sequence[str], threshold: float) -> list[bool]:
     """The pass@k rule per sample (passk.pass_counts counts these): similarity >= threshold
     and not empty."""

@@ -29,6 +29,7 @@ import numpy as np
 
 from polychromic.contract import EVALUATION_FILES
 from polychromic.embeddings import get_encoder
+from polychromic.evaluation import agreement, judges
 from polychromic.evaluation import calibration as cal
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import diversity as div
@@ -207,10 +208,12 @@ def _timed(label: str, started: float) -> float:
     return now
 
 
-def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging
+def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging,
+                judges: tuple[str, tuple[str, ...]] = ("similarity", ())
                 ) -> tuple[dict[str, SystemView], list[str]]:
     """Every system's `SystemView` (judge embeddings, BERTScore and similarities computed in
-    batched calls) and each prompt's mode source (for the coverage settings)."""
+    batched calls; `judges`: the primary judge's kind and the readings') and each prompt's
+    mode source (for the coverage settings)."""
     started = time.perf_counter()
     first = next(iter(loaded.values()))
     references = [record["references"] for record in first]
@@ -240,7 +243,8 @@ def build_views(loaded: dict[str, list[dict[str, Any]]], judging: Judging
             [labels for labels, _ in modes], judging.threshold,
             [rouge_l_similarity(s, r) for s, r in zip(samples, references, strict=True)],
             judging.lexical_threshold, all_refs, owners,
-            judging.cluster_threshold)  # the judge-cosine threshold, for off-topic samples
+            judging.cluster_threshold,  # the judge-cosine threshold, for off-topic samples
+            judges[0], judges[1])
     _timed(f"best-reference similarities ({judging.criterion} and ROUGE-L)", t)
     return views, [source for _, source in modes]
 
@@ -258,29 +262,38 @@ def per_prompt_values(results: dict[str, dict[str, dict[str, Any]]]
 
 
 def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
-                  settings: EvaluationSettings, seed: int, calibration: str | None = None
-                  ) -> None:
+                  settings: EvaluationSettings, seed: int, calibration: str | None = None,
+                  reward: dict[str, Any] | None = None) -> None:
     """Compute and write the evaluation files of one seed (`outputs`: a path per name of
     `contract.SEED_FILES`; docs/file_contract.md); `calibration` is the judge_calibration.json
-    that null thresholds are taken from."""
+    that null thresholds are taken from; `reward` ({reward, reward_model, quality_threshold}
+    of the reference system's objective) is what the judges' agreement with the training
+    reward is measured against (`evaluation.agreement`; none without it)."""
     started = time.perf_counter()
     loaded = load_generations(generations, seed)
     if settings.reference_system not in loaded:
         raise ValueError(f"reference system {settings.reference_system!r} has no generations; "
                          f"systems: {list(loaded)}")
     judging = Judging.from_settings(settings, read_json(calibration) if calibration else None)
+    first = next(iter(loaded.values()))
+    primary = judges.resolve_kind(settings.judge_kind, first)
+    readings = judges.readings(primary, settings.second_judges, first)
     run = run_settings(loaded, settings, judging, seed)
-    log.info("evaluating %d systems x %d prompts (seed %d)", len(loaded),
-             len(next(iter(loaded.values()))), seed)
-    views, sources = build_views(loaded, judging)
+    run["judges"] = {"primary": primary, "readings": readings,
+                     "configured": settings.judge_kind}
+    log.info("evaluating %d systems x %d prompts (seed %d), judged by %s (readings: %s)",
+             len(loaded), len(first), seed, primary, readings or "none")
+    views, sources = build_views(loaded, judging, (primary, tuple(readings)))
     run["coverage"] = coverage_settings(sources, judging.cluster_threshold)
-    metrics = metrics_for(settings.passk.k)
+    metrics = metrics_for(settings.passk.k, readings)
     results: dict[str, dict[str, dict[str, Any]]] = {group: {} for group in EVALUATION_FILES}
     for system, view in views.items():
         for group, block in system_metrics(metrics, view).items():
             results[group][system] = block
     common_prompt_means(metrics, results)
     t = _timed("metrics", started)
+    run["agreement"] = agreement.judge_checks(views, results["passk"], reward)
+    t = _timed("judge validity and agreement with the reward", t)
     header = {"seed": seed, "settings": run,
               "prompt_ids": [record["prompt_id"] for record in views[next(iter(views))].records]}
     for group in EVALUATION_FILES:

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def group_test_prompts(test_records: list[dict]) -> list[dict]:
-    """Group test records by tweet, in order of first appearance: one prompt per tweet."""
+    """Group test records by tweet, in order of first appearance: one prompt per tweet, with its
+    references, their stance labels and the tweet's topic label where the data carry them (the
+    oracle judge reads them: polychromic.evaluation.judges)."""
     prompts: dict[str, dict] = {}
     for record in test_records:
         prompt = prompts.setdefault(
@@ -43,9 +45,13 @@ def group_test_prompts(test_records: list[dict]) -> list[dict]:
         )
         prompt["references"].append(record["reply"])
         prompt["reference_stances"].append(record.get("stance"))
+        prompt.setdefault("topics", set()).add(record.get("topic"))
     for prompt in prompts.values():
         if all(stance is None for stance in prompt["reference_stances"]):
             prompt["reference_stances"] = None
+        topics = prompt.pop("topics")
+        if len(topics) == 1 and None not in topics:  # the tweet's topic label, where the data
+            prompt["topic"] = topics.pop()           # carry one (the demo corpus)
     return list(prompts.values())
 
 

@@ -190,12 +190,13 @@ _METRICS = [
 
 METRICS = Registry("metric")
 _PASSK = re.compile(r"^pass@(\d+)$")
-_LEXICAL = re.compile(r"^lexical_pass@(\d+)$")
+_READING = re.compile(r"^([a-z][a-z0-9]*)_pass@(\d+)$")
+LEXICAL = "lexical"  # the ROUGE-L reading of pass@k: no neural model behind it
 
 
 def register(metric: Metric) -> None:
     """Add a metric (after the built-in ones, in registration order); pass@k is built in."""
-    if parse_passk(metric.name) is not None:
+    if parse_passk(metric.name) is not None or _READING.match(metric.name):
         raise ValueError(f"pass@k metrics are built in: {metric.name!r}")
     METRICS.register(metric.name, metric)
 
@@ -213,8 +214,13 @@ for _metric in _METRICS:
     register(_metric)
 
 
+def _unknown_counts(decisions: Any) -> list[int]:
+    return [int(flags.sum()) for flags in decisions.unknown]
+
+
 def passk_metric(k: int) -> Metric:
-    """The entry of pass@k: the unbiased estimator of every prompt from its pass count."""
+    """The entry of pass@k: the unbiased estimator of every prompt from its pass count, the
+    primary judge deciding each sample (evaluation.judges)."""
     def compute(view: SystemView) -> list[float]:
         if k > view.n:
             raise Undefined(f"k={k} is larger than n={view.n} samples")
@@ -224,39 +230,52 @@ def passk_metric(k: int) -> Metric:
                   shown_in=_shown("table"))
 
 
-def lexical_passk_metric(k: int) -> Metric:
-    """pass@k under the lexical criterion (ROUGE-L and its own threshold): a second reading
-    that does not depend on any neural judge."""
+def reading_passk_metric(kind: str, k: int) -> Metric:
+    """pass@k read by another judge: `lexical` (ROUGE-L at its own threshold, no neural
+    model) or a judge kind (`similarity_pass@k` where the oracle decides, say)."""
     def compute(view: SystemView) -> list[float]:
         if k > view.n:
             raise Undefined(f"k={k} is larger than n={view.n} samples")
-        return pk.passk_per_prompt(view.lexical_pass_counts, view.n, k)
+        counts = (view.lexical_pass_counts if kind == LEXICAL
+                  else view.reading(kind).pass_counts)
+        return pk.passk_per_prompt(counts, view.n, k)
 
-    return Metric(f"lexical_pass@{k}", "passk", True, f"lexical pass@{k}", compute)
+    return Metric(f"{kind}_pass@{k}", "passk", True, f"{kind} pass@{k}", compute)
 
 
 def passk_extras(view: SystemView) -> dict[str, Any]:
-    return {"pass_counts": view.pass_counts, "n": view.n}
+    return {"pass_counts": view.pass_counts, "unknown_counts": _unknown_counts(view.decisions),
+            "n": view.n}
 
 
-def lexical_extras(view: SystemView) -> dict[str, Any]:
-    return {"lexical_pass_counts": view.lexical_pass_counts}
+def reading_extras(kind: str) -> Callable[[SystemView], dict[str, Any]]:
+    def extras(view: SystemView) -> dict[str, Any]:
+        if kind == LEXICAL:
+            return {"lexical_pass_counts": view.lexical_pass_counts}
+        decisions = view.reading(kind)
+        return {f"{kind}_pass_counts": decisions.pass_counts,
+                f"{kind}_unknown_counts": _unknown_counts(decisions)}
+    return extras
 
 
 def _with_extras(metric: Metric, extras: Callable[[SystemView], dict[str, Any]]) -> Metric:
     return replace(metric, extras=extras)
 
 
-def metrics_for(ks: Sequence[int]) -> list[Metric]:
-    """What the evaluation computes: pass@k for every k (the raw pass counts and n written
-    after the last), lexical pass@k for every k (its pass counts after the last), then every
-    registered metric in registration order."""
+def metrics_for(ks: Sequence[int], readings: Sequence[str] = ()) -> list[Metric]:
+    """What the evaluation computes: pass@k for every k (the raw pass and unknown counts and n
+    written after the last), every reading's pass@k (lexical, then the second judges in
+    `readings`; their counts after their last), then every registered metric in registration
+    order."""
     family = [passk_metric(int(k)) for k in ks]
-    lexical = [lexical_passk_metric(int(k)) for k in ks]
     if family:
         family[-1] = _with_extras(family[-1], passk_extras)
-        lexical[-1] = _with_extras(lexical[-1], lexical_extras)
-    return family + lexical + list(METRICS.values())
+    for kind in (LEXICAL, *readings):
+        reading = [reading_passk_metric(kind, int(k)) for k in ks]
+        if reading:
+            reading[-1] = _with_extras(reading[-1], reading_extras(kind))
+        family += reading
+    return family + list(METRICS.values())
 
 
 def get_metric(name: str) -> Metric:
@@ -266,11 +285,11 @@ def get_metric(name: str) -> Metric:
     k = parse_passk(name)
     if k is not None:
         return passk_metric(k)
-    match = _LEXICAL.match(name)
+    match = _READING.match(name)
     if match:
-        return lexical_passk_metric(int(match[1]))
+        return reading_passk_metric(match[1], int(match[2]))
     raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}, pass@K and "
-                   "lexical_pass@K")
+                   "<reading>_pass@K")
 
 
 def direction(name: str) -> bool | None:

@@ -32,6 +32,7 @@ equivalence tests. The verdict then tests equivalence in pass@1 again, on the te
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ import numpy as np
 from polychromic.evaluation import passk as pk
 from polychromic.evaluation import search as sampling_search
 from polychromic.evaluation.calibration import RULE as CALIBRATION_RULE
+from polychromic.evaluation.judges import JUDGES, resolve_kind
 from polychromic.evaluation.judging import Judging, encode, load_generations, split_rows
 from polychromic.io import read_json, write_json
 from polychromic.settings import EvaluationSettings, GenerationSettings
@@ -104,14 +106,22 @@ def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: Eva
     seeds and tweets; pass@k's unbiased estimator needs n >= 2k, as at test time), per_seed
     (pass@1), per_prompt (pass@1 per seed and tweet), n_prompts}} from every seed's
     validation generations ({seed: {candidate: path}})."""
-    judging = Judging.from_settings(settings, calibration)
     loaded = {seed: load_generations(dict(generations[seed]), int(seed))
               for seed in sorted(generations)}
-    encoder = embedded_texts(loaded, judging) if judging.criterion == "semantic" else None
+    kind = primary_judge(loaded, settings)
     counted: dict[str, list[list[tuple[int, int]]]] = {}
-    for systems in loaded.values():
-        for name, records in systems.items():
-            counted.setdefault(name, []).append(pass_counts(records, judging, encoder))
+    if kind == "similarity":
+        judging = Judging.from_settings(settings, calibration)
+        encoder = embedded_texts(loaded, judging) if judging.criterion == "semantic" else None
+        for systems in loaded.values():
+            for name, records in systems.items():
+                counted.setdefault(name, []).append(pass_counts(records, judging, encoder))
+    else:  # a judge that reads the records alone (the oracle)
+        for systems in loaded.values():
+            for name, records in systems.items():
+                decided = JUDGES[kind].decide(SimpleNamespace(records=records))
+                counted.setdefault(name, []).append(
+                    [(int(p.sum()), len(p)) for p in decided.passed])
     n = min(size for rows in counted.values() for row in rows for _, size in row)
     ks = [k for k in settings.passk.k if 1 < k and 2 * k <= n]
     result = {}
@@ -122,8 +132,16 @@ def validation_passk(generations: Mapping[int, Mapping[str, str]], settings: Eva
                                                          in row] for row in rows]))
                            for k in ks},
                         "per_seed": [float(np.mean(r)) for r in pass1], "per_prompt": pass1,
-                        "n_prompts": len(rows[0])}
+                        "n_prompts": len(rows[0]), "judge": kind}
     return result
+
+
+def primary_judge(loaded: Mapping[int, Mapping[str, Sequence[dict[str, Any]]]],
+                  settings: EvaluationSettings) -> str:
+    """The primary judge's kind on these validation generations (`judges.resolve_kind`): the
+    same rule the evaluation applies to the test generations."""
+    records = next(iter(next(iter(loaded.values())).values()))
+    return resolve_kind(settings.judge_kind, records)
 
 
 def _candidate(measured: Mapping[str, Any], system: System) -> dict[str, Any]:
@@ -184,6 +202,7 @@ def select_sampling(state: str, output: str, systems: Mapping[str, System],
     search = settings.selection.search
     result = {
         "selected_on": "val", "rule": RULE, "calibration_rule": CALIBRATION_RULE,
+        "judge": first[state["target_system"]].get("judge", "similarity"),
         "search": state["search"], "rounds": state["round"],
         "target_system": state["target_system"], "target_pass@1": target,
         "match_tolerance": settings.match_tolerance,

@@ -23,6 +23,7 @@ import numpy as np
 
 from polychromic.evaluation import coverage as cov
 from polychromic.evaluation import passk as pk
+from polychromic.evaluation.judges import JUDGES, Decisions
 from polychromic.similarity import rouge_best
 
 
@@ -40,6 +41,8 @@ class SystemView:
     all_references: np.ndarray  # every test reference's judge embedding, (R, d)
     owners: np.ndarray  # the prompt index of each row of all_references
     semantic_threshold: float  # the judge-cosine pass threshold (calibrated; off-topic samples)
+    judge: str = "similarity"  # the primary judge's kind (evaluation.judges)
+    second_judges: tuple[str, ...] = ()  # the kinds of the further readings of pass@k
 
     @property
     def samples(self) -> list[list[str]]:
@@ -65,9 +68,23 @@ class SystemView:
                 for record in self.records]
 
     @functools.cached_property
+    def decisions(self) -> Decisions:
+        """The primary judge's decisions on every sample (evaluation.judges)."""
+        return JUDGES[self.judge].decide(self)
+
+    def reading(self, kind: str) -> Decisions:
+        """A judge's decisions: the primary's, or a second reading's (computed once)."""
+        if kind == self.judge:
+            return self.decisions
+        cache = self.__dict__.setdefault("_readings", {})
+        if kind not in cache:
+            cache[kind] = JUDGES[kind].decide(self)
+        return cache[kind]
+
+    @functools.cached_property
     def pass_counts(self) -> list[int]:
-        """Passing samples per prompt (passk.pass_counts)."""
-        return pk.pass_counts(self.similarities, self.samples, self.threshold)
+        """Passing samples per prompt, by the primary judge."""
+        return self.decisions.pass_counts
 
     @functools.cached_property
     def lexical_pass_counts(self) -> list[int]:
@@ -76,9 +93,8 @@ class SystemView:
 
     @functools.cached_property
     def passing(self) -> list[list[bool]]:
-        """Per prompt, whether each sample passes (the pass@k rule)."""
-        return [cov.passing(sims, texts, self.threshold)
-                for sims, texts in zip(self.similarities, self.samples, strict=True)]
+        """Per prompt, whether each sample passes (the primary judge)."""
+        return [[bool(flag) for flag in passed] for passed in self.decisions.passed]
 
     @functools.cached_property
     def off_topic(self) -> list[float]:
@@ -91,11 +107,10 @@ class SystemView:
 
     @functools.cached_property
     def coverage(self) -> list[tuple[float, int, int]]:
-        """(coverage, modes hit, modes) per prompt (coverage.py)."""
-        return [cov.coverage(passed, cov.closest_references(emb, refs), labels)
-                for passed, emb, refs, labels in zip(
-                    self.passing, self.sample_embeddings, self.reference_embeddings, self.modes,
-                    strict=True)]
+        """(coverage, modes hit, modes) per prompt (coverage.py): the distinct reference modes
+        the primary judge's passing samples hit."""
+        return [cov.coverage_of_hits(hits, labels)
+                for hits, labels in zip(self.decisions.hits, self.modes, strict=True)]
 
 
 def off_topic_fraction(embeddings: np.ndarray, texts: list[str], all_references: np.ndarray,

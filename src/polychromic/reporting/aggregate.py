@@ -37,6 +37,8 @@ from polychromic.evaluation.registry import METRICS, direction, parse_passk
 from polychromic.evaluation.stats import finite_or_none
 from polychromic.io import read_json, write_json, write_text
 from polychromic.reporting.groups import split_systems
+from polychromic.reporting.judges import headroom, judge_reward, judge_validity
+from polychromic.reporting.judges import warnings as judge_warnings
 from polychromic.reporting.latex import ablation_table as render_ablation_table
 from polychromic.reporting.latex import results_table, table_metrics
 from polychromic.reporting.power import final_test_power
@@ -261,23 +263,34 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
              for name, paths in runs.items()}, seeds, experiments, systems)
     statistics = [per_seed[seed]["statistics"] for seed in seeds]
     evidence = Evidence(result, statistics, [per_seed[seed] for seed in seeds], evaluation)
-    result["verdict"] = build_verdict(evidence, reference, baseline)
+    result["headroom"] = headroom(result["selection"], evaluation, result["metric_order"])
+    passk_metric = f"pass@{result['headroom']['k']}" if result["headroom"]["k"] else None
+    result["verdict"] = build_verdict(evidence, reference, baseline, passk_metric)
     result["calibration"] = threshold_record(calibration, evaluation)
     if result["calibration"] and result["calibration"]["source"] == "validation" \
             and result["verdict"].get("available"):
         result["verdict"]["warnings"] += calibration_warnings(read_json(calibration))
     lora = [name for name, system in systems.items()
             if system.experiment is not None and system.base_system is None]
-    result["objective_comparisons"] = objective_comparisons(evidence, lora, reference, baseline)
+    result["objective_comparisons"] = objective_comparisons(evidence, lora, reference, baseline,
+                                                            passk_metric)
     untuned = [name for name, system in systems.items()
                if system.experiment is None and system.base_system is None]
     result["testbed"] = (room_check_on_validation(result["selection"], baseline, untuned,
                                                   evidence.alpha)
                          if result["selection"] else room_check(evidence, baseline, untuned))
+    passk_docs = [per_seed[seed]["passk"] for seed in seeds]
+    result["judge_validity"] = judge_validity(passk_docs)
+    result["judge_reward"] = judge_reward(passk_docs)
+    if result["verdict"].get("available"):
+        result["verdict"]["warnings"] += judge_warnings(result["judge_reward"],
+                                                        result["headroom"])
     result["comparisons"] = table_family(evidence, table_metrics(result), reference,
                                          list(systems), result["verdict"])
     result["power"] = power_block(evidence, result["verdict"])
     write_json(outputs["aggregated"], result)
+    if outputs.get("judge_validity"):
+        write_json(outputs["judge_validity"], result["judge_validity"])
     write_text(outputs["table"], results_table(result, templates_dir))
     if outputs.get("ablation_table"):
         write_text(outputs["ablation_table"], render_ablation_table(result, templates_dir))

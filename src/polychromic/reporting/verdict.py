@@ -219,12 +219,15 @@ def verdict_row(aggregated: dict[str, Any], statistics: Sequence[dict[str, Any]]
     }
 
 
-def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str, Any]:
+def build_verdict(evidence: Evidence, reference: str, baseline: str,
+                  passk_metric: str | None = None) -> dict[str, Any]:
     """The comparison block (module docstring) from the aggregate, every seed's tests and
     every seed's metric documents (`evidence`); `available: false` with a reason when the
     reference, the baseline, pass@k or the per-tweet values are missing."""
     aggregated = evidence.aggregated
-    passk_metric = main_passk(aggregated.get("metric_order") or [])
+    present = aggregated.get("metric_order") or []
+    if passk_metric is None or passk_metric not in present:
+        passk_metric = main_passk(present)
     matched = matched_baseline(aggregated, reference, baseline)
     if (passk_metric is None or matched is None
             or _mean(aggregated, reference, "pass@1") is None):
@@ -232,7 +235,8 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str) -> dict[str
                            "(or its sampling variants) in the aggregate")
     if not evidence.seed_documents:
         return unavailable(reference, baseline, "no per-tweet pass@k results to test")
-    metrics = shown_in("verdict", aggregated.get("metric_order") or [])
+    metrics = ["pass@1", passk_metric, *[m for m in shown_in("verdict", present)
+                                         if parse_passk(m) is None]]
     rows = [verdict_row(aggregated, evidence.statistics, test, reference, matched)
             for test in detect(evidence, metrics, reference, matched)]
     tolerance = evidence.evaluation.match_tolerance if evidence.evaluation else 0.0
@@ -301,13 +305,14 @@ def judged_word(evidence: Evidence, rows: list[dict[str, Any]], reference: str, 
 
 
 def objective_comparisons(evidence: Evidence, systems: Sequence[str], reference: str,
-                          baseline: str) -> dict[str, dict[str, Any]]:
+                          baseline: str, passk_metric: str | None = None
+                          ) -> dict[str, dict[str, Any]]:
     """One matched comparison per LoRA system: `build_verdict` of each of `systems` (every
     configured LoRA system, so each objective and each of its settings, the pure set-RL one
     included) other than the baseline, against its matched baseline (`matched_baseline`). Each
     has its own Holm family (its rows); the reference system's is the study's pre-registered
     verdict, the others are secondary readings, not corrected across systems."""
-    return {system: build_verdict(evidence, system, baseline)
+    return {system: build_verdict(evidence, system, baseline, passk_metric)
             for system in systems if system != baseline}
 
 
