@@ -63,6 +63,50 @@ def test_a_folder_is_compared_with_the_known_encoders_without_assembling(tmp_pat
     assert encoders.same_encoder(str(tmp_path / "all-mpnet-base-v2"), "all-mpnet-base-v2")
 
 
+def test_a_copy_of_the_reward_models_folder_is_refused_as_the_judge(tmp_path):
+    """The judge is compared by its weights: a copied folder of the reward model is the
+    reward model under another path."""
+    import shutil
+
+    from test_encoders import fake_encoder
+
+    original = fake_encoder(tmp_path / "reward")
+    copy = shutil.copytree(original, tmp_path / "judge")
+    config = default_config()
+    config["experiments"]["polychromic"]["reward_model"] = str(original)
+    config["evaluation"].update(judge=str(copy), bertscore_layer=2)
+    with pytest.raises(ConfigError, match="reward_model of experiments.polychromic .*weights"):
+        load_settings(config)
+    config["evaluation"]["allow_judge_as_reward"] = True
+    assert load_settings(config).evaluation.judge == str(copy)
+    other = fake_encoder(tmp_path / "other", seed=1)
+    config["evaluation"].update(judge=str(other), allow_judge_as_reward=False)
+    assert load_settings(config).evaluation.judge == str(other)
+
+
+def test_a_rouge_reward_is_refused_with_the_rouge_pass_criterion():
+    """Training on reward rougeL while pass@k counts ROUGE-L passes would optimise the
+    evaluation's own criterion: refused unless allowed, and then the paper says so."""
+    from polychromic.config import criterion_is_reward
+    from polychromic.reporting.paper_text import limitations
+
+    config = default_config()
+    config["experiments"]["polychromic"]["reward"] = "rougeL"
+    assert criterion_is_reward(load_settings(config)) == []  # the semantic criterion
+    config["evaluation"]["passk"]["criterion"] = "rougeL"
+    with pytest.raises(ConfigError, match=r"experiments.polychromic.reward = 'rougeL' and "
+                                          r"evaluation.passk.criterion = 'rougeL'"):
+        load_settings(config)
+    config["evaluation"]["allow_judge_as_reward"] = True
+    settings = load_settings(config)
+    assert criterion_is_reward(settings) == ["polychromic"]
+    items = limitations({"verdict": {}, "criterion_is_reward": ["polychromic"]}, {}, None)
+    assert any("ROUGE-L" in item and "polychromic" in item for item in items)
+    config["experiments"]["polychromic"]["reward"] = "semantic"
+    config["evaluation"]["allow_judge_as_reward"] = False
+    assert criterion_is_reward(load_settings(config)) == []
+
+
 def test_a_system_cannot_take_the_name_of_an_evaluate_input():
     config = default_config()
     config["systems"]["calibration"] = config["systems"]["zero_shot"]

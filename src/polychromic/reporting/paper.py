@@ -32,7 +32,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from polychromic.config import Settings
+from polychromic.config import Settings, criterion_is_reward
 from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.data.card import card_origin
 from polychromic.data.release import every_pair_labelled
@@ -208,6 +208,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "reward_models": reward_models(settings),
         "judge_is_reward": any(same_encoder(settings.evaluation.judge, model)
                                for model in reward_models(settings)),
+        "criterion_is_reward": criterion_is_reward(settings),
         "splits": split_rows(split_report),
         "comparisons": main_comparisons(aggregated, ref, other),
         "objective_comparisons": aggregated.get("objective_comparisons") or {},

@@ -288,6 +288,10 @@ def limitations(context: dict[str, Any], aggregated: dict[str, Any],
     if context.get("judge_is_reward"):
         items.append("The evaluation judge is also a reward model of training, so part of any "
                      "gain in pass@k, coverage and semantic diversity may be built in.")
+    if context.get("criterion_is_reward"):
+        items.append("The pass criterion, ROUGE-L to the closest reference, is also the training "
+                     f"reward of {', '.join(context['criterion_is_reward'])}, so part of any "
+                     "gain in pass@k may be built in.")
     items += corpus_limits(context)
     if power and power.get("detectable_delta") is not None:
         items.append(f"The final test ({power['seeds']} seeds, {power['prompts']} test tweets) "
