@@ -29,6 +29,7 @@ from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.evaluation.registry import label, shown_in
 from polychromic.io import read_json, write_text
 from polychromic.provenance import rule_times
+from polychromic.reporting.judges import headroom_markdown, reward_markdown, validity_markdown
 from polychromic.reporting.latex import best_systems, significance_marks
 from polychromic.reporting.power import describe_power
 from polychromic.reporting.verdict import comparisons_markdown, room_markdown
@@ -126,6 +127,8 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
              *objectives_section(aggregated),
              "## Testbed check: does fine-tuning have room?", "",
              room_markdown(aggregated.get("testbed") or {}), "",
+             headroom_markdown(aggregated.get("headroom") or {}), "",
+             *judges_section(aggregated),
              "## Power of the final test", "", power_section(aggregated), "",
              "## Training", "", training_summary(aggregated), "", run_times(results), ""]
     if compare is not None:
@@ -175,6 +178,19 @@ def power_section(aggregated: dict[str, Any]) -> str:
         return ("Not computed: " + (verdict.get("reason") or "the run has no verdict") + "."
                 if not verdict.get("available") else "Not computed (see the aggregate step's log).")
     return describe_power(power)
+
+
+def judges_section(aggregated: dict[str, Any]) -> list[str]:
+    """Which judge decided, how it agrees with the oracle, and with the training reward."""
+    used = ((aggregated.get("settings") or {}).get("passk") or {}).get("judges") or {}
+    return ["## The judges", "",
+            f"Primary judge: {used.get('primary', 'n/a')}; second readings: "
+            f"{', '.join(used.get('readings') or []) or 'none'} (and the lexical ROUGE-L "
+            "reading). Agreement with the oracle on the test samples of every system, over "
+            "seeds (`evaluation/judge_validity.json`):", "",
+            validity_markdown(aggregated.get("judge_validity") or {}), "",
+            "Agreement with the training reward on the same samples:", "",
+            reward_markdown(aggregated.get("judge_reward") or {}), ""]
 
 
 def objectives_section(aggregated: dict[str, Any]) -> list[str]:

@@ -140,3 +140,89 @@ def warnings(reward_block: dict[str, Any], room: dict[str, Any]) -> list[str]:
                      f"means at most {room['headroom']:g}): at pass@{room['k']} a diversity "
                      "objective has little to win, whatever it does")
     return found
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def validity_markdown(block: dict[str, Any]) -> str:
+    """judge_validity.json as a table: per judge, over all systems and per system."""
+    if not block.get("available"):
+        return f"No judge validity: {block.get('reason')}."
+    lines = ["| judge | system | accuracy | Cohen's kappa | precision | recall | samples | "
+             "oracle unknown |", "|---|---|---|---|---|---|---|---|"]
+    for kind, entry in block["judges"].items():
+        for system, stats in [("all", entry["overall"]), *entry["systems"].items()]:
+            lines.append(f"| {kind} | {system} | {_num(stats['accuracy'])} | "
+                         f"{_num(stats['kappa'])} | {_num(stats['precision'])} | "
+                         f"{_num(stats['recall'])} | {stats['n']} | "
+                         f"{_num(stats['oracle_unknown_share'])} |")
+    return "\n".join(lines)
+
+
+def reward_markdown(block: dict[str, Any]) -> str:
+    """judge_reward as a table: per judge, its correlation and decision agreement with the
+    training reward."""
+    if not block.get("available"):
+        return f"No agreement with the reward: {block.get('reason')}."
+    reward = block.get("reward") or {}
+    head = (f"The training reward: {reward.get('reward')} "
+            f"({reward.get('reward_model')}, pass at {reward.get('quality_threshold')}), of "
+            f"experiment {reward.get('experiment')}.\n\n")
+    lines = ["| judge | Pearson r with the reward | pass decisions agree | samples |",
+             "|---|---|---|---|"]
+    for kind, entry in block["judges"].items():
+        r = _num(entry["pearson"]) + ("" if entry["scored"] else " (point-biserial)")
+        lines.append(f"| {kind} | {r} | {_num(entry['agreement'])} | {entry['n']} |")
+    tail = ("" if not block["not_independent"] else
+            f"\n\nAbove r = {block['independence_threshold']:g}: "
+            + ", ".join(block["not_independent"]) + " (not independent of the reward).")
+    return head + "\n".join(lines) + tail
+
+
+def headroom_markdown(block: dict[str, Any]) -> str:
+    """The room for pass@k in one paragraph."""
+    if not block.get("available"):
+        return f"Room for pass@k not checked: {block.get('reason')}."
+    values = ", ".join(f"pass@{k} {v:.3f}" for k, v in block["val_passk"].items())
+    verdict = (f"room at pass@{block['k']}" if block["room"] else
+               f"**no room for pass@k** (the verdict keeps pass@{block['k']})")
+    return (f"The baseline ({block['system']}) on validation at generation's settings: "
+            f"{values}; room means at most {block['headroom']:g}: {verdict} (the verdict's k "
+            f"chosen by {block['chosen_by']}: {block['rule']}).")
+
+
+def paper_sentences(aggregated: dict[str, Any]) -> str:
+    """The judges in the paper's setup, in plain text: who decided the passes, how the other
+    judges agree with the oracle, and how the judges agree with the training reward."""
+    judges = (((aggregated.get("settings") or {}).get("passk") or {}).get("judges") or {})
+    primary = judges.get("primary", "similarity")
+    parts = []
+    if primary == "oracle":
+        validity = aggregated.get("judge_validity") or {}
+        unknown = [entry["overall"]["oracle_unknown_share"]
+                   for entry in (validity.get("judges") or {}).values()]
+        parts.append("Passes are decided by the demo corpus's own ground truth (the oracle "
+                     "judge): a sample passes when it names the tweet's topic in one of the "
+                     "stances of the tweet's references, as read from the generator's own "
+                     "templates, with no encoder"
+                     + (f"; {unknown[0]:.1%} of the test samples match no template and count "
+                        "as fails." if unknown and unknown[0] is not None else "."))
+        for kind, entry in (validity.get("judges") or {}).items():
+            stats = entry["overall"]
+            parts.append(f"Against the oracle, the {kind} judge decides {_num(stats['accuracy'])}"
+                         f" of the test samples alike (Cohen's kappa {_num(stats['kappa'])}, "
+                         f"precision {_num(stats['precision'])}, recall "
+                         f"{_num(stats['recall'])} of a pass).")
+    reward = aggregated.get("judge_reward") or {}
+    for kind, entry in (reward.get("judges") or {}).items():
+        if entry["pearson"] is None:
+            continue
+        how = "scores" if entry["scored"] else "decisions"
+        parts.append(f"The {kind} judge's {how} correlate with the training reward at r = "
+                     f"{entry['pearson']:.2f} and its pass decisions agree with the reward's "
+                     f"on {_num(entry['agreement'])} of the samples"
+                     + (": it is not independent of the reward." if kind in
+                        reward.get("not_independent", []) else "."))
+    return " ".join(parts)
