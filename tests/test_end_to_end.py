@@ -146,6 +146,14 @@ def test_whole_study_runs_end_to_end(tmp_path):
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # `make report`: every figure and table with its caption in one HTML file
+    report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-4000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000
+    # the smoke corpus is a demo corpus: its card and the paper say it is synthetic
+    assert "- [x] **Data origin stated**: a synthetic corpus" in checklist
+    assert not (results / "checkpoints").exists()  # completed runs leave no checkpoint folder
+
     # Same inputs, same seeds: re-training and everything downstream gives the same aggregate.
     first = (results / "evaluation" / "aggregated_results.json").read_bytes()
     rerun = snakemake(tmp_path, "--cores", "2", "--forcerun", "train")
