@@ -193,6 +193,7 @@ class SelectionSettings:
 class EvaluationSettings:
     reference_system: str
     baseline_system: str
+    diversity_ablation: str | None  # the reference's objective without its diversity term
     match_tolerance: float  # the largest |pass@1 difference| of a matched comparison
     degenerate_share: float  # ties at a bound on this share of tweets: no test (validity.py)
     judge_kind: str  # the primary judge: auto | a kind of evaluation.judges (similarity, oracle)

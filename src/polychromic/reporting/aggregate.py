@@ -18,7 +18,9 @@ from the aggregate here. Their daggers come from the aggregate's `comparisons` (
 rule of `significance.py`: the verdict's cells from the verdict, every other cell in one Holm
 family of the tables), which the paper reads too, so a difference has one reading everywhere.
 The aggregate also holds the power of the final test (`power`, a simulation of the rule:
-`reporting.power`).
+`reporting.power`), and, with `evaluation.diversity_ablation`, the reference system against the
+same objective without its diversity term (`diversity_effect`: the term's own effect, where
+the verdict against the baseline is the objective's as a whole).
 """
 
 from __future__ import annotations
@@ -274,6 +276,9 @@ def aggregate(evaluation_dirs: dict[int, str], outputs: dict[str, str], seeds: l
             if system.experiment is not None and system.base_system is None]
     result["objective_comparisons"] = objective_comparisons(evidence, lora, reference, baseline,
                                                             passk_metric)
+    ablation = evaluation.diversity_ablation
+    result["diversity_effect"] = (build_verdict(evidence, reference, ablation, passk_metric)
+                                  if ablation else None)
     untuned = [name for name, system in systems.items()
                if system.experiment is None and system.base_system is None]
     result["testbed"] = (room_check_on_validation(result["selection"], baseline, untuned,

@@ -125,6 +125,7 @@ def page(results: Path, title: str, figures_dir: str, compare: tuple[dict, str] 
              "tables; docs/statistics.md).", "",
              "## Verdict (the primary test)", "", verdict_markdown(aggregated.get("verdict") or {}),
              *objectives_section(aggregated),
+             *diversity_section(aggregated),
              "## Testbed check: does fine-tuning have room?", "",
              room_markdown(aggregated.get("testbed") or {}), "",
              headroom_markdown(aggregated.get("headroom") or {}), "",
@@ -178,6 +179,20 @@ def power_section(aggregated: dict[str, Any]) -> str:
         return ("Not computed: " + (verdict.get("reason") or "the run has no verdict") + "."
                 if not verdict.get("available") else "Not computed (see the aggregate step's log).")
     return describe_power(power)
+
+
+def diversity_section(aggregated: dict[str, Any]) -> list[str]:
+    """The reference system against its objective without the diversity term, when the study
+    trains that ablation (`diversity_effect`)."""
+    block = aggregated.get("diversity_effect")
+    if not block:
+        return []
+    return ["## The diversity term's own effect", "",
+            f"{block.get('reference')} against {block.get('baseline')}, the same objective "
+            "without its diversity term (evaluation.diversity_ablation), by the same rule: "
+            "where the verdict above answers whether the objective as a whole beats plain "
+            "LoRA, this answers whether its diversity term does anything the quality reward "
+            "alone does not.", "", verdict_markdown(block), ""]
 
 
 def judges_section(aggregated: dict[str, Any]) -> list[str]:
