@@ -214,6 +214,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "objective_comparisons": aggregated.get("objective_comparisons") or {},
         "selection": aggregated.get("selection"),
         "testbed": aggregated.get("testbed") or {"available": False},
+        "calibration": aggregated.get("calibration"),
         "verdict": aggregated.get("verdict") or {
             "available": False, "reason": "the aggregate has no verdict block"},
         "alpha": alpha_of(statistics),
@@ -368,7 +369,6 @@ def build_paper(aggregated: str, table: str, figures_dir: str, split_report: str
                        read_json(split_report), figures, settings)
     context["release"] = release_dir is not None
     context["origin"] = data_origin(release_dir, settings)
-    context["calibration"] = data.get("calibration")
     context["ablations"] = context["ablations"] if ablation_table is not None else []
     context["appendix"] = (appendix_facts(**provenance, evaluation=passk_docs)
                            if provenance else None)
