@@ -48,7 +48,8 @@ def small_config(raw: str) -> dict:
     config["evaluation"]["passk"]["k"] = [1, 2]
     config["evaluation"]["bootstrap_samples"] = 200
     # the sampling search on validation, small: two candidates each, 4 tweets x 2 replies
-    config["evaluation"]["selection"] = {"search": {"max_candidates": 2}, "num_samples": 2,
+    config["evaluation"]["selection"] = {"search": {"enabled": True, "max_candidates": 2},
+                                         "num_samples": 2,
                                          "max_prompts": 4}
     return config
 

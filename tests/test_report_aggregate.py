@@ -151,3 +151,42 @@ def test_a_threshold_on_few_pairs_is_a_warning_of_the_verdict(tmp_path: Path) ->
     enough = aggregate(*args, calibration=calibration_file(tmp_path / "enough.json", 140))
     assert not any("positive validation pairs" in text
                    for text in enough["verdict"]["warnings"])
+
+
+def test_the_verdicts_k_has_headroom_and_the_diversity_term_gets_its_comparison(
+        tmp_path: Path) -> None:
+    """With a search on validation the verdict takes the largest k whose baseline validation
+    pass@k leaves room (here pass@5: pass@10 is 0.95 > 0.85); with evaluation.diversity_ablation
+    the reference is compared with that system by the same rule (`diversity_effect`)."""
+    from polychromic.reporting.aggregate import aggregate
+    from polychromic.settings import section
+    from test_report_helpers import (
+        EXPERIMENTS,
+        SYSTEMS_CONFIG,
+        TEMPLATES,
+        typed_experiments,
+        typed_systems,
+    )
+
+    dirs = build_evaluation(tmp_path / "evaluation")
+    rates = [[0.5] * 6 for _ in SEEDS]
+    selection = {"target_system": "baseline_lora", "default_per_prompt": {
+        name: rates for name in SYSTEMS_CONFIG}, "systems": {
+        name: {"per_prompt": rates, "candidates": {name: {
+            "pass@1": 0.5, "pass@3": 0.7, "pass@5": 0.8, "pass@10": 0.95}}}
+        for name in SYSTEMS_CONFIG}}
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps(selection), encoding="utf-8")
+    evaluation = section("evaluation", {"reference_system": REFERENCE,
+                                        "baseline_system": "baseline_lora",
+                                        "diversity_ablation": "few_shot"})
+    outputs = {"aggregated": str(tmp_path / "a.json"), "table": str(tmp_path / "t.tex")}
+    result = aggregate(dirs, outputs, SEEDS, typed_systems(SYSTEMS_CONFIG),
+                       typed_experiments(EXPERIMENTS), evaluation, TEMPLATES,
+                       selection=str(path))
+    assert result["headroom"]["k"] == 5 and result["headroom"]["room"]
+    assert result["verdict"]["passk_metric"] == "pass@5"
+    assert [row["metric"] for row in result["verdict"]["rows"]][:2] == ["pass@1", "pass@5"]
+    effect = result["diversity_effect"]
+    assert effect["reference"] == REFERENCE and effect["matched"] == "few_shot"
+    assert effect["passk_metric"] == "pass@5"

@@ -64,7 +64,7 @@ def test_every_caption_renders(config: dict | None) -> None:
     config = config or _configs()[0]
     validate(config, str(SCHEMA))  # the defaults filled in, as common.smk does
     if not search:  # set after validating: the validator cannot fill defaults below a null
-        config["evaluation"]["selection"]["search"] = None
+        config["evaluation"]["selection"]["search"] = {"enabled": False}
     env = Environment(trim_blocks=True, lstrip_blocks=True)  # Snakemake's report settings
     snakemake = SimpleNamespace(config=config)
     for path in sorted(caption_paths()):

@@ -22,7 +22,7 @@ from polychromic.systems import candidate_pattern, candidate_system, chosen_syst
 
 from conftest import REPO, SNAKEMAKE, snakemake
 
-SEARCH = SearchSettings("temperature", 0.5, 2.0, 6, 0.01, 0.02)
+SEARCH = SearchSettings(True, "temperature", 0.5, 2.0, 6, 0.01, 0.02)
 
 
 def settings(search_block: dict | None = None):
@@ -69,10 +69,10 @@ def test_on_a_curved_pass_at_1_the_illinois_rule_keeps_both_ends_moving() -> Non
 
 def test_the_search_stops_on_its_budget_or_a_narrow_bracket() -> None:
     curve = lambda t: 0.85 / (1.0 + math.exp((t - 1.35) * 12.0))  # noqa: E731
-    temperatures, stop = run_search(curve, 0.68, SearchSettings("temperature", 0.5, 2.0, 3,
+    temperatures, stop = run_search(curve, 0.68, SearchSettings(True, "temperature", 0.5, 2.0, 3,
                                                                 0.001, 0.02))
     assert len(temperatures) == 3 and stop == search.BUDGET
-    _, stop = run_search(curve, 0.68, SearchSettings("temperature", 0.5, 2.0, 30, 0.0, 0.2))
+    _, stop = run_search(curve, 0.68, SearchSettings(True, "temperature", 0.5, 2.0, 30, 0.0, 0.2))
     assert stop == search.NARROW
 
 
@@ -202,7 +202,8 @@ def test_the_protocol_runs_through_the_workflow(tmp_path):
     from test_end_to_end import small_config
 
     config = small_config(str(REPO / "resources" / "demo" / "raw.jsonl"))
-    config["evaluation"]["selection"] = {"search": {"max_candidates": 3}, "num_samples": 4,
+    config["evaluation"]["selection"] = {"search": {"enabled": True, "max_candidates": 3},
+                                         "num_samples": 4,
                                          "max_prompts": 8}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     snakemake(tmp_path, "--cores", "2", "results/selection/selection.json")

@@ -293,5 +293,5 @@ def test_study_config_is_valid_and_runs_every_objective_under_one_protocol() -> 
     # the first system of each objective is main (the baselines of the objective too); the
     # pure set-RL system is a second polychromic experiment, so an ablation
     assert groups["main"] == ["zero_shot", "few_shot", "baseline_lora", "polychromic_lora",
-                              "diversity_bonus_lora", "passk_training_lora"]
+                              "diversity_bonus_lora", "passk_training_lora", "quality_rl_lora"]
     assert "polychromic_setrl_lora" in groups["ablation"]

@@ -189,7 +189,7 @@ def test_a_generate_job_with_engine_vllm_is_scored_like_any_other(environment, t
     config = small_config(str(tmp_path / "raw.jsonl"))
     config["model"]["tiny"].update(hidden_size=128, intermediate_size=128)  # head size 64
     config["generation"]["engine"] = "vllm"
-    config["evaluation"]["selection"] = {"search": None}
+    config["evaluation"]["selection"] = {"search": {"enabled": False}}
     config["systems"] = {name: config["systems"][name]
                          for name in ("zero_shot", "baseline_lora", "polychromic_lora")}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")

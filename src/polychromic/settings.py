@@ -174,6 +174,7 @@ class PassKSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
+    enabled: bool  # False: every system at generation's settings
     parameter: str  # the sampling key searched: temperature
     low: float  # the coldest setting the search may try
     high: float  # the hottest
@@ -184,9 +185,14 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class SelectionSettings:
-    search: SearchSettings | None  # None: every system at generation's settings
+    search: SearchSettings
     num_samples: int
     max_prompts: int | None
+
+    @property
+    def active_search(self) -> SearchSettings | None:
+        """The search when it is on, else None."""
+        return self.search if self.search.enabled else None
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ SYSTEMS = list(SETTINGS.systems)
 # search, every configured system is sampled on the validation split at generation's settings,
 # then at the temperatures the search proposes, one checkpoint (`search`) per round.
 SELECTION = SETTINGS.evaluation.selection
-SEARCH = SELECTION.search
+SEARCH = SELECTION.active_search
 SEARCH_ROUNDS = SEARCH.max_candidates if SEARCH else 0  # the last round only scores
 SELECTION_FILE = "results/selection/selection.json"
 

@@ -110,9 +110,10 @@ def candidate_name(system: str, temperature: float, generation: GenerationSettin
 def start(systems: Mapping[str, System], settings: EvaluationSettings,
           seeds: Sequence[int]) -> dict[str, Any]:
     """Round 0's state: every configured system proposed at generation's settings."""
-    search = settings.selection.search
+    search = settings.selection.active_search
     if search is None:
-        raise ValueError("evaluation.selection.search is null: there is nothing to search")
+        raise ValueError("evaluation.selection.search.enabled is false: there is nothing to "
+                         "search")
     names = [name for name, system in systems.items() if system.base_system is None]
     if settings.baseline_system not in names:
         raise ValueError(f"the baseline system {settings.baseline_system!r} is not configured")

@@ -199,7 +199,7 @@ def select_sampling(state: str, output: str, systems: Mapping[str, System],
                          f"{sorted(state['proposals'].values())}")
     target = state["target_pass@1"]
     first = {name: entry["tried"][0] for name, entry in state["systems"].items()}
-    search = settings.selection.search
+    search = settings.selection.active_search
     result = {
         "selected_on": "val", "rule": RULE, "calibration_rule": CALIBRATION_RULE,
         "judge": first[state["target_system"]].get("judge", "similarity"),
