@@ -19,6 +19,17 @@ PROMPTS = str(REPO / "resources" / "prompts")
 def prepare(folder: Path, pretrain_steps: int = 300) -> dict[str, str]:
     """Demo corpus -> validated -> curated -> splits -> tiny base model, all inside `folder`."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    paths = prepare_splits(folder)
+    tiny = {**config["model"]["tiny"], "pretrain_steps": pretrain_steps}
+    base = folder / "base" / "base_model.json"
+    build_base_model(paths["train"], paths["val"], str(base),
+                     section("model", {"path": None, "tiny": tiny}))
+    return {**paths, "base": str(base)}
+
+
+def prepare_splits(folder: Path) -> dict[str, str]:
+    """Demo corpus -> validated -> curated -> splits, inside `folder`: {train, val, test}."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
     data = folder / "data"
     validate_raw([str(REPO / "resources/demo/raw.jsonl")], str(data / "validated.jsonl"),
                  str(data / "rejected.jsonl"), str(data / "validation.json"), 0.1)  # fmt: skip
@@ -29,8 +40,4 @@ def prepare(folder: Path, pretrain_steps: int = 300) -> dict[str, str]:
     split_dataset(str(data / "curated.jsonl"), paths["train"], paths["val"], paths["test"],
                   str(data / "split.json"), str(data / "manifest.json"),
                   {"train": 0.8, "val": 0.1, "test": 0.1}, 42)  # fmt: skip
-    tiny = {**config["model"]["tiny"], "pretrain_steps": pretrain_steps}
-    base = folder / "base" / "base_model.json"
-    build_base_model(paths["train"], paths["val"], str(base),
-                     section("model", {"path": None, "tiny": tiny}))
-    return {**paths, "base": str(base)}
+    return paths

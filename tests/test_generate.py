@@ -242,11 +242,13 @@ def test_min_p_zero_leaves_the_replies_bit_identical(tiny_base, toy_splits, monk
     tweets = [r["tweet"] for r in read_jsonl(toy_splits["test"])][::3][:3]
     prompts = [prompt_tokens(engine.tokenizer, PROMPTS, "zero_shot", t) for t in tweets]
 
-    def replies(min_p: float) -> list[list[str]]:
+    def replies(min_p: float) -> list[list[str]]:  # generate's, num_return_sequences
         engine.seed(7)
-        return engine.sample(prompts, 6, Sampling(2.0, 1.0, 0, 12, min_p=min_p))
+        return engine.sample_recomputed(prompts, 6, Sampling(2.0, 1.0, 0, 12, min_p=min_p))
 
     with_zero = replies(0.0)
+    engine.seed(7)  # the engine's own sampling (the prompt shared) draws the same replies
+    assert engine.sample(prompts, 6, Sampling(2.0, 1.0, 0, 12, min_p=0.0)) == with_zero
     built = hf.generation_config
 
     def without_min_p(*args, **kwargs):

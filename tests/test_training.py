@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from polychromic.config import Experiment
 from polychromic.io import read_json, read_jsonl
 from polychromic.models.base import load_model, load_tokenizer
-from polychromic.models.prompts import chat_prompt, user_message
+from polychromic.models.prompts import chat_prompt, system_message, user_message
 from polychromic.settings import ConfigError, section
 from polychromic.training.checkpoint import BatchStream
 from polychromic.training.sft import (
@@ -44,7 +44,8 @@ def test_mask_covers_exactly_the_reply_and_end_token(tiny_base, toy_splits):
     learned = tokenizer.decode(labels[labels != IGNORE])
     assert learned == record["reply"] + "<|im_end|>"
     prompt_text = tokenizer.decode(batch["input_ids"][0][labels == IGNORE])
-    assert prompt_text == chat_prompt(tokenizer, user_message(PROMPTS, "lora", record["tweet"]))
+    assert prompt_text == chat_prompt(tokenizer, user_message(PROMPTS, "lora", record["tweet"]),
+                                      system_message(PROMPTS))
     assert prompt_text.endswith("<|im_start|>assistant\n")
 
 

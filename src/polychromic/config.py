@@ -19,6 +19,7 @@ from typing import Any
 from polychromic import objectives, sampling
 from polychromic.contract import EVALUATE_INPUTS
 from polychromic.encoders import default_layer, same_encoder
+from polychromic.models.known import check_model_choice
 from polychromic.settings import (
     SECTIONS,
     ConfigError,
@@ -256,6 +257,10 @@ def check_relations(settings: Settings) -> None:
     if settings.generation.engine not in sampling.ENGINES:
         raise ConfigError(f"generation.engine = {settings.generation.engine!r} is not a "
                           f"registered engine ({', '.join(sampling.ENGINES)})")
+    try:
+        check_model_choice(settings.model.name, settings.model.path)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     tiny = settings.model.tiny
     if tiny.hidden_size % tiny.num_heads or tiny.num_heads % tiny.num_kv_heads:
         raise ConfigError("model.tiny: num_heads must divide hidden_size and num_kv_heads "

@@ -12,6 +12,7 @@ rule generate:
         base="results/models/base/base_model.json",
         adapter=get_adapter,
         template=get_prompt_template,
+        system_message=f"{PROMPTS}/system.j2",
         selection=get_selection,
         code=library("generate", ["polychromic.sampling"]),
     output:
@@ -44,6 +45,7 @@ rule generate_val:
         base="results/models/base/base_model.json",
         adapter=get_candidate_adapter,
         template=get_candidate_template,
+        system_message=f"{PROMPTS}/system.j2",
         code=library("generate", ["polychromic.sampling"]),
     output:
         generations="results/selection/seed_{seed}/{candidate}.jsonl",

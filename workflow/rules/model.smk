@@ -2,9 +2,10 @@
 # the LoRA fine-tunes of every (experiment, seed).
 
 
-if config["model"]["path"]:
+if config["model"]["path"] or config["model"]["name"]:
 
-    # With a real local model, base_model only writes a pointer: no GPU job for that.
+    # With a real local model, base_model only writes a pointer (a known model is converted
+    # once per environment, usually by `make venv`): no GPU job for that.
     localrules:
         base_model,
 
@@ -24,7 +25,7 @@ rule base_model:
         "results/benchmarks/base_model.tsv"
     threads: 2
     resources:
-        gpu=lambda wildcards: 0 if config["model"]["path"] else 1,
+        gpu=lambda wildcards: 0 if config["model"]["path"] or config["model"]["name"] else 1,
         mem_mb=8000,
         runtime=120,
     conda:
@@ -40,6 +41,7 @@ rule train:
         base="results/models/base/base_model.json",
         manifest="results/data/splits/manifest.json",
         prompts=f"{PROMPTS}/lora.j2",
+        system_message=f"{PROMPTS}/system.j2",
         code=library(
             "train",
             ["polychromic.objectives", "polychromic.sampling", "polychromic.training.launch"],

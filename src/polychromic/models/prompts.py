@@ -2,8 +2,14 @@
 
 One function builds the text a model sees for a tweet, used by training and by generation
 alike, so the LoRA systems are evaluated on exactly the prompt they were trained on. The chat
-template comes from the tokenizer (Qwen3's real one for a real model; a Qwen-style one for the
-tiny model) and is applied with thinking disabled (`enable_thinking=False`).
+template comes from the tokenizer (Qwen3's or SmolLM2's real one for a real model; a Qwen-style
+one for the tiny model) and is applied with thinking disabled (`enable_thinking=False`).
+
+Every conversation opens with the system message of `system.j2` in the same prompts folder
+(training, zero-shot, few-shot and LoRA systems alike), so a model's own default system prompt
+never leaks in: SmolLM2's template inserts "You are a helpful AI assistant named SmolLM..."
+unless a system message is given. Edit `system.j2` to change it; training and generation
+re-run (the rules take it as an input).
 """
 
 from __future__ import annotations
@@ -35,10 +41,19 @@ def user_message(
     )
 
 
-def chat_prompt(tokenizer: Any, message: str) -> str:
-    """The text up to where the assistant's reply starts (generation prompt, no thinking)."""
+SYSTEM_TEMPLATE = "system"  # system.j2: the system message of every conversation
+
+
+def system_message(prompts_dir: str) -> str:
+    """The system message every prompt opens with (`system.j2` of the prompts folder)."""
+    return load_template(str(prompts_dir), SYSTEM_TEMPLATE).render().strip()
+
+
+def chat_prompt(tokenizer: Any, message: str, system: str) -> str:
+    """The text up to where the assistant's reply starts (generation prompt, no thinking): the
+    system message `system`, then the user message."""
     return tokenizer.apply_chat_template(
-        [{"role": "user", "content": message}],
+        [{"role": "system", "content": system}, {"role": "user", "content": message}],
         tokenize=False,
         add_generation_prompt=True,
         enable_thinking=False,
@@ -53,15 +68,17 @@ def reply_suffix(tokenizer: Any) -> str:
 def prompt_tokens(
     tokenizer: Any, prompts_dir: str, name: str, tweet: str, examples: list[dict] | None = None
 ) -> list[int]:
-    """Token ids of the full chat prompt for one tweet (training and generation alike)."""
-    text = chat_prompt(tokenizer, user_message(prompts_dir, name, tweet, examples))
+    """Token ids of the full chat prompt for one tweet (training and generation alike): the
+    system message of `system.j2`, then template `name` as the user message."""
+    text = chat_prompt(tokenizer, user_message(prompts_dir, name, tweet, examples),
+                       system_message(prompts_dir))
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 @functools.lru_cache(maxsize=16)
 def prompt_prefix_length(tokenizer: Any, prompts_dir: str, name: str) -> int:
-    """How many leading tokens every prompt of template `name` shares (the chat header and the
-    template text before the tweet): what a truncation must keep."""
+    """How many leading tokens every prompt of template `name` shares (the system message, the
+    chat header and the template text before the tweet): what a truncation must keep."""
     first = prompt_tokens(tokenizer, prompts_dir, name, "alpha beta gamma")
     second = prompt_tokens(tokenizer, prompts_dir, name, "zulu yankee xray")
     length = 0

@@ -25,6 +25,29 @@ def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, 
     return ids, mask
 
 
+def cut_middle(ids: list[int], limit: int, head: int) -> list[int]:
+    """`ids` cut to at most `limit` tokens by dropping tokens from the middle: the first `head`
+    (at most `limit`) and the last `limit - head` are kept. Unchanged when it fits."""
+    if len(ids) <= limit:
+        return list(ids)
+    head = max(0, min(head, limit))
+    return list(ids[:head]) + (list(ids[len(ids) - (limit - head):]) if limit > head else [])
+
+
+def fit_prompt(ids: list[int], context: int | None, room: int) -> list[int]:
+    """A prompt cut (`cut_middle`, half head, half tail: the system message and the
+    instruction open it, the tweet and the generation prompt close it) so that `room` more
+    tokens (a reply) still fit in a context window of `context` tokens; unchanged when they
+    fit or the window is unknown (None). ValueError when not even one prompt token fits."""
+    if context is None or len(ids) + room <= context:
+        return list(ids)
+    limit = context - room
+    if limit < 1:
+        raise ValueError(f"{room} new tokens leave no room for a prompt in the model's context "
+                         f"window of {context} tokens")
+    return cut_middle(ids, limit, limit // 2)
+
+
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask) with each row aligned to the right edge."""
     return _pad(rows, pad_id, left=True)

@@ -178,7 +178,8 @@ def data_origin(release_dir: str | None, settings: Settings) -> dict[str, Any]:
     pair has a stance, `models.tiny`)."""
     return {**card_origin(release_dir),
             "sources": [Path(str(path)).name for path in settings.data.raw],
-            "stance_balanced": settings.model.path is None and every_pair_labelled(release_dir)}
+            "stance_balanced": settings.model.path is None and settings.model.name is None
+            and every_pair_labelled(release_dir)}
 
 
 def _context(aggregated: dict, statistics: list[dict], split_report: dict,
@@ -191,7 +192,7 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "seeds": aggregated.get("seeds", []),
         "systems": aggregated.get("system_order", []),
         "reference": ref,
-        "model_path": settings.model.path,
+        "model_path": settings.model.path or settings.model.name,  # a folder or a known name
         "lora": as_dict(settings.lora),
         "training": as_dict(settings.training),
         "poly": _polychromic_settings(settings),

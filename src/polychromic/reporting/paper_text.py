@@ -24,7 +24,6 @@ Strings returned are plain text: the LaTeX environment escapes them when they ar
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from polychromic.reporting.verdict import PHRASES, fmt
@@ -147,10 +146,11 @@ def origin_sentence(origin: dict[str, Any]) -> str:
 
 
 def model_phrase(model_path: str | None) -> str:
-    """`the model <folder name>` for a configured model, else the demo model."""
-    if model_path:
-        return f"the model {Path(str(model_path)).name}"
-    return "a small demonstration model"
+    """`the model SmolLM2-135M-Instruct (Apache-2.0)` for a known name, `the model <folder
+    name>` (with its card's license) for a folder, else the demo model."""
+    from polychromic.models.known import model_phrase as phrase
+
+    return phrase(model_path)
 
 
 def scope_sentence(context: dict[str, Any], power: dict[str, Any] | None) -> str:

@@ -92,10 +92,14 @@ class VLLMEngine:
         from transformers import AutoTokenizer
         from vllm import LLM
 
+        from polychromic.models.base import resolve_dtype
+
         info = read_json(base)  # the base-model pointer: path and dtype
         self.tokenizer = AutoTokenizer.from_pretrained(info["path"])
+        self.context = _context(info["path"])
+        device = "cpu" if _on_cpu() else "cuda"
         self.llm = LLM(model=info["path"], skip_tokenizer_init=True, enforce_eager=_on_cpu(),
-                       dtype=info.get("dtype") or "float32", seed=0,
+                       dtype=resolve_dtype(info, device), seed=0,
                        enable_chunked_prefill=False, enable_prefix_caching=False,
                        enable_lora=adapter is not None, max_loras=1,
                        max_lora_rank=_lora_rank(adapter) if adapter else 16,
@@ -138,7 +142,14 @@ class VLLMEngine:
                               top_k=int(sampling.top_k) if sampling.top_k else -1,
                               min_p=float(sampling.min_p), seed=seed, **common)
 
+    def _fit(self, prompts: list[list[int]], room: int) -> list[list[int]]:
+        """Prompts cut to leave `room` tokens of the context (as the transformers engine)."""
+        from polychromic.models.tokens import fit_prompt
+
+        return [fit_prompt(prompt, self.context, room) for prompt in prompts]
+
     def greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+        prompts = self._fit(prompts, max_new_tokens)
         outputs = self._run(prompts, [self._params(max_new_tokens, None)] * len(prompts))
         return [self._text(output.outputs[0].token_ids) for output in outputs]
 
@@ -149,7 +160,7 @@ class VLLMEngine:
         params = [self._params(sampling.max_new_tokens, sampling, n, stream_seed(
             self.job_seed, self.system, self.sampled + i)) for i in range(len(prompts))]
         self.sampled += len(prompts)
-        outputs = self._run(prompts, params)
+        outputs = self._run(self._fit(prompts, sampling.max_new_tokens), params)
         return [[self._text(choice.token_ids) for choice in output.outputs]
                 for output in outputs]
 
@@ -158,6 +169,7 @@ class VLLMEngine:
         from polychromic.models.prompts import reply_tokens
 
         replies = [reply_tokens(self.tokenizer, reference) for reference in references]
+        prompt = self._fit([prompt], max(len(reply) for reply in replies) + 1)[0]
         params = self._params(1, None, prompt_logprobs=0)
         if self.lora is None:
             outputs = self._run([prompt + reply for reply in replies], [params] * len(replies))

@@ -20,18 +20,35 @@ def sort_target_modules(path: Path) -> None:
         write_json(path, adapter_config)
 
 
+def base_model_line(result: dict) -> str:
+    """The base model in words: its name, hub name, license and where its weights were read."""
+    info = result.get("base_model_info") or {}
+    name = info.get("name") or Path(str(result["base_model"])).name
+    hub = f" (`{info['hub_name']}`)" if info.get("hub_name") else ""
+    license_ = info.get("license") or "not stated in its folder's model card"
+    weights = f"; {info['weights']}, from {info['source']}" if info.get("weights") else ""
+    return (f"{name}{hub}, license {license_}{weights}, loaded from `{result['base_model']}` "
+            f"in {result.get('dtype', 'float32')}")
+
+
 def model_card(result: dict) -> str:
-    """The adapter's card: what it was trained from and how it ended."""
+    """The adapter's card: what it was trained from (the base model and its license, the
+    system message) and how it ended."""
     settings = json.dumps(result["settings"], indent=2)
+    info = result.get("base_model_info") or {}
+    system = str(result.get("system_message", "")).replace("\n", " ")
+    targets = ", ".join(result.get("lora_target_modules") or [])
     return f"""---
 library_name: peft
-base_model: {result["base_model"]}
+base_model: {info.get("hub_name") or result["base_model"]}
 tags: [lora, polychromic, {result["objective"]}]
 ---
 # LoRA adapter: experiment `{result["experiment"]}`, seed {result["seed"]}
 
 - objective: `{result["objective"]}`
-- base model: `{result["base_model"]}`
+- base model: {base_model_line(result)}
+- LoRA on: {targets}
+- system message: "{system}"
 - data manifest SHA-256: `{result["data_manifest_sha256"]}`
 - saved: the adapter of step {result["saved_step"]} of {result["steps_run"]}
   (checkpoint selection `{result["checkpoint_selection"]}`)

@@ -1,8 +1,14 @@
 """Supervised fine-tuning data and loss: the chat-formatted prompt is masked, the reply is learned.
 
-Each example is `chat_prompt(lora template(tweet))` followed by `reply + <|im_end|>`; labels are
--100 on prompt tokens, so the causal-LM cross-entropy covers reply tokens (and the end-of-turn
-token, which teaches the model when to stop) only.
+Each example is `chat_prompt(lora template(tweet))` (after the system message) followed by
+`reply + <|im_end|>`; labels are -100 on prompt tokens and padding, so the causal-LM
+cross-entropy covers reply tokens (and the end-of-turn token, which teaches the model when to
+stop) only. The labels are masked by the attention mask and the prompt's length, never by the
+pad id: a tokenizer whose pad token is its end-of-turn token (SmolLM2's, and any tokenizer
+`load_tokenizer` gives pad = eos) keeps the reply's final end-of-turn token as a label.
+
+Truncation is explicit: prompt + reply never exceed `training.max_length` tokens (the
+tokenizer's own `model_max_length` is never relied on; a GGUF tokenizer says 1e30).
 
 Loss normalisation under gradient accumulation: with micro-batches b = 1..B of one optimizer
 step and T the number of reply tokens in ALL of them,
@@ -21,6 +27,7 @@ from typing import Any
 import torch
 
 from polychromic.models.prompts import prompt_prefix_length, prompt_tokens, reply_tokens
+from polychromic.models.tokens import cut_middle, right_pad
 
 IGNORE = -100
 
@@ -46,23 +53,20 @@ def encode_example(
     budget = max_length - 8
     if len(prompt_ids) > budget:
         head = min(prompt_prefix_length(tokenizer, prompts_dir, template), budget // 2)
-        prompt_ids = prompt_ids[:head] + prompt_ids[len(prompt_ids) - (budget - head):]
+        prompt_ids = cut_middle(prompt_ids, budget, head)
     reply_ids = reply_ids[: max_length - len(prompt_ids)]
     return Example(record["tweet_id"], prompt_ids, reply_ids, truncated)
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
-    """Right-padded input_ids, attention_mask and labels (-100 on prompt and padding)."""
-    width = max(len(e.prompt_tokens) + len(e.reply_tokens) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    for i, example in enumerate(examples):
-        full = example.prompt_tokens + example.reply_tokens
-        ids[i, : len(full)] = torch.tensor(full)
-        mask[i, : len(full)] = 1
-        start = len(example.prompt_tokens)
-        labels[i, start : len(full)] = torch.tensor(example.reply_tokens)
+    """Right-padded input_ids, attention_mask and labels: a token is a label where the
+    attention mask is 1 and its position is at or after the prompt's length (-100 on prompt
+    and padding), whatever its id, so an end-of-turn token that is also the pad token stays a
+    label."""
+    ids, mask = right_pad([e.prompt_tokens + e.reply_tokens for e in examples], pad_id)
+    prompt_lengths = torch.tensor([len(e.prompt_tokens) for e in examples])
+    in_reply = torch.arange(ids.size(1))[None, :] >= prompt_lengths[:, None]
+    labels = ids.masked_fill(~(in_reply & (mask == 1)), IGNORE)
     return {
         "input_ids": ids,
         "attention_mask": mask,

@@ -40,7 +40,14 @@ from tqdm import tqdm
 
 from polychromic.config import Experiment
 from polychromic.io import read_json, read_jsonl, write_json, write_text
-from polychromic.models.base import load_model, load_tokenizer, model_path
+from polychromic.models.base import (
+    describe,
+    load_model,
+    load_tokenizer,
+    model_path,
+    resolve_dtype,
+)
+from polychromic.models.prompts import system_message
 from polychromic.provenance import TRAINING_PACKAGES, environment
 from polychromic.settings import LoraSettings, TrainingSettings, as_dict, section
 from polychromic.training.checkpoint import (
@@ -121,16 +128,43 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def auto_target_modules(model: Any) -> tuple[str, ...]:
+    """The LoRA targets read from the architecture: the names (last component) of every linear
+    projection of the model (torch Linear, 4-bit Linear included, and GPT-2's Conv1D), the
+    output layer excepted; for Llama and Qwen the q, k, v, o, gate, up and down projections."""
+    from transformers.pytorch_utils import Conv1D
+
+    output = model.get_output_embeddings()
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear | Conv1D) and module is not output}
+    if output is not None:  # a projection named like the output layer would take it too
+        names -= {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                  if module is output}
+    if not names:
+        raise ValueError("lora.target_modules: auto found no linear projection in the model; "
+                         "list the module names")
+    return tuple(sorted(names))
+
+
+def target_modules(model: Any, lora: LoraSettings) -> tuple[str, ...]:
+    """`lora.target_modules` as given, or read from the architecture (auto, or null)."""
+    if lora.target_modules is None or lora.target_modules == "auto":
+        return auto_target_modules(model)
+    return tuple(lora.target_modules)
+
+
 def add_lora(model: Any, lora: LoraSettings) -> Any:
-    """The model with trainable LoRA adapters (peft) on `lora.target_modules`."""
+    """The model with trainable LoRA adapters (peft) on `lora.target_modules` (`target_modules`:
+    auto reads them from the architecture)."""
     from peft import LoraConfig, get_peft_model
 
+    targets = list(target_modules(model, lora))
     if getattr(model, "is_loaded_in_4bit", False):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+                        target_modules=targets, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
@@ -337,6 +371,10 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
     return {
         "experiment": run.experiment.name, "seed": run.seed,
         "objective": run.experiment.objective, "base_model": model_path(job.base),
+        "base_model_info": describe(job.base),
+        "dtype": resolve_dtype(read_json(job.base), str(run.parallel.device)),
+        "lora_target_modules": sorted(run.model.peft_config["default"].target_modules),
+        "system_message": system_message(job.prompts_dir),
         "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
         "checkpoint_selection": run.training.checkpoint_selection,
         "saved_step": saved_step, "adapter_is_initial": adapter_is_initial(run.model),
