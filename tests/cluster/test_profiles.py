@@ -29,11 +29,12 @@ def profile(name: str) -> dict:
 
 
 def rules() -> dict[str, str]:
-    """Rule name -> its text, from workflow/rules/*.smk."""
+    """Rule name -> its text, from workflow/rules/*.smk (checkpoints are rules too)."""
     found = {}
     for path in sorted(RULES.glob("*.smk")):
         text = path.read_text()
-        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
+        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t]+.*\n|\n)*)", text,
+                                 re.M):
             found[match[1]] = match[2]
     return found
 
