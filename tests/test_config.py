@@ -320,3 +320,12 @@ def test_integer_literals_from_the_command_line_become_seeds():
     config["seeds"] = [42.0]  # an integral float passes the schema as an integer
     assert load_settings(config).seeds == (42,) and isinstance(load_settings(config).seeds[0],
                                                                  int)
+
+
+def test_the_diversity_ablation_must_be_a_configured_system():
+    config = yaml.safe_load(open(REPO / "config.yaml"))
+    config["evaluation"]["diversity_ablation"] = "quality_rl_lora"
+    with pytest.raises(ConfigError, match="evaluation.diversity_ablation = 'quality_rl_lora'"):
+        load_settings(config)
+    config["evaluation"]["diversity_ablation"] = "polychromic_lora"
+    assert load_settings(config).evaluation.diversity_ablation == "polychromic_lora"

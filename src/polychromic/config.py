@@ -247,8 +247,10 @@ def check_relations(settings: Settings) -> None:
     check_judge(settings)
     check_judges(settings)
     check_selection(settings)
-    for key in ("reference_system", "baseline_system"):
+    for key in ("reference_system", "baseline_system", "diversity_ablation"):
         name = getattr(settings.evaluation, key)
+        if key == "diversity_ablation" and name is None:
+            continue
         if name not in settings.systems or settings.systems[name].base_system is not None:
             raise ConfigError(f"evaluation.{key} = {name!r} is not in systems")
     if settings.evaluation.reference_system == settings.evaluation.baseline_system:
