@@ -197,3 +197,37 @@ def test_every_demo_topic_and_stance_is_decided_from_its_own_template() -> None:
                 assert demo.reply_topic_and_stance(text) == (topic, stance), text
                 found[stance] += 1
     assert set(found) == set(demo.STANCES)
+
+
+def test_the_paper_says_who_judged_and_how_far_to_trust_it() -> None:
+    counts = {"tp": 40, "fp": 10, "fn": 20, "tn": 30, "n": 100, "oracle_unknown": 5}
+    validity = {"available": True, "judges": {"similarity": {
+        "overall": summaries.validity_stats(counts), "systems": {}}}}
+    aggregated = {"settings": {"passk": {"judges": {"primary": "oracle"}}},
+                  "judge_validity": validity,
+                  "judge_reward": {"judges": {"similarity": {"pearson": 0.95, "agreement": 0.8,
+                                                             "scored": True, "n": 100}},
+                                   "not_independent": ["similarity"]}}
+    text = summaries.paper_sentences(aggregated)
+    assert "the oracle judge" in text and "5.0% of the test samples match no template" in text
+    assert "the similarity judge decides 0.700 of the test samples alike (Cohen's kappa 0.400" \
+        in text
+    assert "r = 0.95" in text and "it is not independent of the reward" in text
+    plain = {"settings": {"passk": {"judges": {"primary": "similarity"}}}}
+    assert summaries.paper_sentences(plain) == ""
+
+
+def test_the_diversity_terms_own_effect_is_worded_from_its_block() -> None:
+    from polychromic.reporting.paper_text import diversity_sentence
+
+    row = {"metric": "pass@5", "label": "pass@5", "diff": -0.04, "ci_low": -0.07,
+           "ci_high": -0.01, "p_holm": 0.01, "direction": "worse", "detectable": True}
+    block = {"available": True, "verdict": "worse", "reference": "polychromic_lora",
+             "matched": "quality_rl_lora", "rows": [{**row, "metric": "pass@1"}, row]}
+    text = diversity_sentence(block)
+    assert text.startswith("Against quality_rl_lora, the same objective without its diversity "
+                           "term, at matched pass@1, polychromic_lora is worse than it")
+    assert "the diversity term's own effect" in text and "-0.040" in text
+    assert "no finding (inconclusive (unmatched))" in diversity_sentence(
+        {**block, "verdict": "inconclusive (unmatched)"})
+    assert diversity_sentence(None) == ""

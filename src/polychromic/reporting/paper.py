@@ -42,6 +42,7 @@ from polychromic.io import read_json, write_text
 from polychromic.reporting import paper_text as text
 from polychromic.reporting.checklist import Compiled, build_checklist
 from polychromic.reporting.checklist import render as render_checklist
+from polychromic.reporting.judges import paper_sentences as judge_sentences
 from polychromic.reporting.latex import Latex, comparison_of, format_signed, make_environment
 from polychromic.reporting.reproducibility import appendix_facts
 from polychromic.reporting.significance import alpha_of
@@ -284,7 +285,11 @@ def add_prose(context: dict[str, Any], aggregated: dict[str, Any]) -> dict[str, 
             "limitations": text.limitations(context, aggregated, power),
             "conclusion_first": text.conclusion_first(context),
             "finding": text.finding_sentence(context["verdict"]),
+            "judges_text": judge_sentences(aggregated),
+            "judges_primary": (((aggregated.get("settings") or {}).get("passk") or {}).get(
+                "judges") or {}).get("primary", "similarity"),
             "discussion": [sentence for sentence in (
+                text.diversity_sentence(aggregated.get("diversity_effect")),
                 text.objectives_sentence(context["objective_comparisons"],
                                          context["reference"]),
                 text.testbed_sentence(context["testbed"])) if sentence],

@@ -94,6 +94,22 @@ def quality_sentence(verdict: dict[str, Any], comparisons: list[dict[str, Any]])
     return "In single-answer quality, " + "; ".join(parts) + "."
 
 
+def diversity_sentence(block: dict[str, Any] | None) -> str:
+    """The diversity term's own effect: the reference against the same objective without the
+    term (`evaluation.diversity_ablation`), by the verdict's rule; '' without that system."""
+    if not block or not block.get("available"):
+        return ""
+    word, ref, other = block["verdict"], block["reference"], block["matched"]
+    rows = [row for row in block.get("rows") or [] if row.get("metric") != "pass@1"]
+    numbers = "; ".join(f"{row['label']} {with_ci(row)}" for row in rows)
+    if word in ("inconclusive (degenerate)", "void", "inconclusive (unmatched)"):
+        return (f"Against {other}, the same objective without its diversity term, the "
+                f"comparison gives no finding ({word})" + (f": {numbers}." if numbers else "."))
+    return (f"Against {other}, the same objective without its diversity term, at matched "
+            f"pass@1, {ref} {PHRASES.get(word, word)} it ({numbers}): this, not the "
+            "comparison with plain LoRA, is the diversity term's own effect.")
+
+
 def objectives_sentence(blocks: dict[str, Any], reference: str) -> str:
     """One clause per further LoRA system: its verdict against its matched baseline."""
     others = [(name, block) for name, block in blocks.items()
