@@ -8,14 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from polychromic.reporting.aggregate import aggregate
+from polychromic.settings import section
 from test_report_helpers import (
+    EVALUATION,
+    EXPERIMENTS,
     HOSTILE,
     REFERENCE,
     SEEDS,
     SYSTEMS,
+    SYSTEMS_CONFIG,
+    TEMPLATES,
     build_evaluation,
     edit_metric,
     run_aggregate,
+    typed_experiments,
+    typed_systems,
 )
 
 
@@ -129,15 +137,6 @@ def calibration_file(path: Path, positives: int) -> str:
 def test_a_threshold_on_few_pairs_is_a_warning_of_the_verdict(tmp_path: Path) -> None:
     """The aggregate records the pass threshold's calibration (interval, pairs) and, below
     100 positive pairs, the verdict warns (so the paper's limitations say it)."""
-    from polychromic.reporting.aggregate import aggregate
-    from test_report_helpers import (
-        EVALUATION,
-        EXPERIMENTS,
-        SYSTEMS_CONFIG,
-        TEMPLATES,
-        typed_experiments,
-        typed_systems,
-    )
 
     dirs = build_evaluation(tmp_path / "evaluation")
     outputs = {"aggregated": str(tmp_path / "a.json"), "table": str(tmp_path / "t.tex")}
@@ -158,15 +157,6 @@ def test_the_verdicts_k_has_headroom_and_the_diversity_term_gets_its_comparison(
     """With a search on validation the verdict takes the largest k whose baseline validation
     pass@k leaves room (here pass@5: pass@10 is 0.95 > 0.85); with evaluation.diversity_ablation
     the reference is compared with that system by the same rule (`diversity_effect`)."""
-    from polychromic.reporting.aggregate import aggregate
-    from polychromic.settings import section
-    from test_report_helpers import (
-        EXPERIMENTS,
-        SYSTEMS_CONFIG,
-        TEMPLATES,
-        typed_experiments,
-        typed_systems,
-    )
 
     dirs = build_evaluation(tmp_path / "evaluation")
     rates = [[0.5] * 6 for _ in SEEDS]
