@@ -3,8 +3,9 @@
     make bench-eval        (or: .venv/bin/python bench/generation.py)
 
 1. On the tiny demo model: 50 test prompts x 10 samples x 32 new tokens, batched across prompts
-   (left padding, num_return_sequences; what the `generate` rule does) against the earlier
-   design, one `generate` call per sample. Prints both times and the speed-up (target >= 8x).
+   (left padding, each prompt's KV cache shared by its samples; what the `generate` rule does)
+   against the earlier design, one `generate` call per sample. Prints both times and the
+   speed-up (target >= 8x). The shared prompt alone is measured on SmolLM2 (bench/smollm2.py).
 2. The whole `evaluate` step (the judge's embeddings, diversity with Self-BLEU, quality with
    BERTScore, pass@k and its lexical reading, coverage, permutation tests) for 100 prompts x 50
    samples x 4 systems, with peak memory (target: under 120 s on 2 cores), after the judge's
