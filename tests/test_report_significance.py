@@ -63,3 +63,22 @@ def test_adjust_is_holm_over_the_family_and_wants_agreeing_seeds() -> None:
     assert [r["seeds_agree"] for r in results] == [True, True, False, True]
     zero = adjust([{"p": 1.0, "mean_diff": 0.0, "seed_diffs": [0.0]}], 0.05)[0]
     assert not zero["detectable"] and not zero["seeds_agree"]
+
+
+def test_one_seed_and_one_tweet_with_values_is_untested_not_an_error() -> None:
+    """A real corpus can leave a metric defined on one tweet of one seed (useful diversity
+    needs two passing replies): the rule marks it untested instead of failing the step."""
+    docs = [doc(1, [0.5, None, None], [0.4, 0.1, 0.2])]
+    result = pooled_test(docs, "pass@10", "a", "b", SETTINGS)
+    assert result["p"] is None and result["ci_low"] is None and result["n_prompts"] == 1
+    assert "nothing to test" in result["notes"][-1]
+    (row,) = adjust([result], 0.05)
+    assert row["detectable"] is None
+
+
+def test_equivalence_needs_two_cells() -> None:
+    from polychromic.evaluation.equivalence import describe, tost
+
+    block = tost(np.array([[0.01]]), 0.02)
+    assert block["interval"] is None and not block["holds"]
+    assert "fewer than two seed x tweet cells" in describe(block)

@@ -34,6 +34,11 @@ def tost(diff: np.ndarray, margin: float, level: float = LEVEL) -> dict[str, Any
     """The equivalence test of a seeds x tweets table of paired pass@1 differences (no NaN):
     {bounds, interval, level, holds, diff, method}."""
     diff = np.asarray(diff, dtype=np.float64)
+    if diff.size < 2:  # one seed and one tweet (or none): no interval, no equivalence shown
+        return {"bounds": [-margin, margin], "interval": None, "level": level,
+                "diff": float(diff.mean()) if diff.size else None, "holds": False,
+                "n_seeds": int(diff.shape[0]), "n_prompts": int(diff.shape[1]),
+                "method": "fewer than two seed x tweet cells: equivalence cannot be shown"}
     low, high, _ = crossed_t_test(diff, ci=level)
     return {"bounds": [-margin, margin], "interval": [low, high], "level": level,
             "diff": float(diff.mean()), "holds": bool(-margin < low and high < margin),
@@ -44,6 +49,8 @@ def tost(diff: np.ndarray, margin: float, level: float = LEVEL) -> dict[str, Any
 
 def describe(block: dict[str, Any]) -> str:
     """'the 90 % interval of the pass@1 difference, [-0.012, +0.031], lies inside +-0.02'."""
+    if block["interval"] is None:
+        return "the pass@1 difference has fewer than two seed x tweet cells, so no interval"
     low, high = block["interval"]
     where = "lies inside" if block["holds"] else "does not lie inside"
     return (f"the {block['level']:.0%} interval of the pass@1 difference, [{low:+.3f}, "

@@ -176,9 +176,12 @@ def pooled_test(docs: Sequence[dict[str, Any]], metric: str, reference: str, oth
                          evaluation.permutation_samples)
     result.update(ci_low_tweets=result.get("ci_low"), ci_high_tweets=result.get("ci_high"),
                   p_tweets=result.get("p"), uncertainty=UNCERTAINTY)
-    if keep.any():
+    if int(keep.sum()) * len(docs) >= 2:
         low, high, p = crossed_t_test((ref - oth)[:, keep])
         result.update(ci_low=low, ci_high=high, p=p)
+    elif keep.any():  # one seed and one tweet: no spread to test against
+        result.update(ci_low=None, ci_high=None, p=None, notes=[
+            *result.get("notes", []), "one seed and one tweet with values: nothing to test"])
     result.update(metric=metric, system=reference, other=other, n_seeds=len(docs),
                   n_left_out=int((~keep).sum()),
                   seeds=[doc.get("seed") for doc in docs], seed_diffs=seed_diffs)
