@@ -16,7 +16,7 @@ STATISTICS_FILE = "statistical_tests.json"  # evaluation/seed_{seed}/
 SEED_FILES = {**EVALUATION_FILES, "statistics": STATISTICS_FILE}
 CALIBRATION_FILE = "judge_calibration.json"  # evaluation/: the pass thresholds, from val
 # the evaluate rule's inputs are the systems' generation files by system name, next to these
-EVALUATE_INPUTS = ("calibration", "code")
+EVALUATE_INPUTS = ("calibration", "code", "reward_run")
 
 # evaluation/: the aggregate over seeds and the two tables (the paper \input{}s the tables by
 # these names without their extension)

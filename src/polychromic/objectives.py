@@ -66,11 +66,13 @@ class SampledSettings:
     reward_model: str = setting("all-MiniLM-L6-v2", "Sentence encoder of the reward and of the "
                                 "diversity (a known name or a local folder); it must differ "
                                 "from evaluation.judge.")
-    quality_threshold: float = setting(0.7, "A sampled reply is good (it counts towards "
-                                       "diversity; for passk_training, it passes; quality_rl "
-                                       "only logs good_fraction) only when its reward reaches "
-                                       "this, on the reward's scale: a cosine, or an F1 for "
-                                       "rougeL.", minimum=0, maximum=1)
+    quality_threshold: float | None = setting(
+        None, "A sampled reply is good (it counts towards diversity; for passk_training, it "
+        "passes; quality_rl only logs good_fraction) only when its reward reaches this, on the "
+        "reward's scale: a cosine, or an F1 for rougeL. null: calibrated on the validation "
+        "split by the judge's rule (Youden's J over held-out reference pairs) on the reward's "
+        "own scale, recorded in run.json (quality_gate); a number fixes it.",
+        minimum=0, maximum=1)
     normalize_advantages: bool = setting(True, "Divide advantages by max(their per-prompt "
                                          "std, advantage_std_floor).")
     advantage_std_floor: float = setting(0.01, "The smallest std the advantages are divided "
@@ -203,9 +205,19 @@ def settings_schema(settings: type) -> dict[str, Any]:
     properties = {}
     for item in dataclasses.fields(settings):
         node = {key: value for key, value in item.metadata.items() if key not in ("key", "help")}
-        node["type"] = kinds[hints[item.name]]
+        hint = hints[item.name]
+        optional = type(None) in typing.get_args(hint)
+        base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional \
+            else hint
+        node["type"] = [kinds[base], "null"] if optional else kinds[base]
         properties[config_key(item)] = node
     return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """An int given for a float (or optional float) field, as a float; anything else as is."""
+    floats = hint is float or float in typing.get_args(hint)
+    return float(value) if floats and value is not None else value
 
 
 def build_settings(name: str | None, values: Mapping[str, Any]) -> Any:
@@ -221,8 +233,7 @@ def build_settings(name: str | None, values: Mapping[str, Any]) -> Any:
     kwargs = {item.name: values[config_key(item)] for item in dataclasses.fields(cls)
               if config_key(item) in values}
     hints = typing.get_type_hints(cls)
-    kwargs = {key: float(value) if hints[key] is float else value
-              for key, value in kwargs.items()}
+    kwargs = {key: _coerce(hints[key], value) for key, value in kwargs.items()}
     settings = cls(**kwargs)
     if hasattr(settings, "check"):
         settings.check()

@@ -121,6 +121,15 @@ def get_generations(wildcards):
     }
 
 
+def get_reward_run(wildcards):
+    """The reference experiment's run.json of this seed, where its training reward's quality
+    gate is recorded (calibrated or fixed), for the judges' agreement with the reward."""
+    reward = reference_reward(SETTINGS)
+    if reward is None:
+        return {}
+    return {"reward_run": f"results/models/{reward['experiment']}/seed_{wildcards.seed}/run.json"}
+
+
 def get_selection(wildcards):
     """selection.json, an input of generate and aggregate when the search is on."""
     return [SELECTION_FILE] if SEARCH else []

@@ -159,6 +159,7 @@ rule calibrate:
 rule evaluate:
     input:
         unpack(get_generations),  # by system name: contract.EVALUATE_INPUTS are not systems
+        unpack(get_reward_run),
         calibration=f"results/evaluation/{CALIBRATION_FILE}",
         code=library("evaluate"),
     output:

@@ -261,15 +261,33 @@ def per_prompt_values(results: dict[str, dict[str, dict[str, Any]]]
     return out
 
 
+def reward_with_gate(reward: dict[str, Any] | None, reward_run: str | None
+                     ) -> dict[str, Any] | None:
+    """`reward` with the quality gate the training used: the config's number, else the one
+    calibrated on validation and recorded in run.json (`quality_gate`)."""
+    if reward is None or reward.get("quality_threshold") is not None:
+        return reward
+    if reward_run is None:
+        raise ValueError(f"the quality gate of experiment {reward['experiment']} is calibrated "
+                         "(quality_threshold: null) and its run.json was not given")
+    gate = read_json(reward_run).get("quality_gate") or {}
+    if gate.get("threshold") is None:
+        raise ValueError(f"{reward_run} records no quality_gate: train the experiment again")
+    return {**reward, "quality_threshold": gate["threshold"], "gate_source": gate["source"]}
+
+
 def evaluate_seed(generations: dict[str, str], outputs: dict[str, str],
                   settings: EvaluationSettings, seed: int, calibration: str | None = None,
-                  reward: dict[str, Any] | None = None) -> None:
+                  reward: dict[str, Any] | None = None, reward_run: str | None = None) -> None:
     """Compute and write the evaluation files of one seed (`outputs`: a path per name of
     `contract.SEED_FILES`; docs/file_contract.md); `calibration` is the judge_calibration.json
     that null thresholds are taken from; `reward` ({reward, reward_model, quality_threshold}
     of the reference system's objective) is what the judges' agreement with the training
-    reward is measured against (`evaluation.agreement`; none without it)."""
+    reward is measured against (`evaluation.agreement`; none without it), its quality gate
+    read from that experiment's run.json of this seed (`reward_run`) when the config leaves it
+    to calibration."""
     started = time.perf_counter()
+    reward = reward_with_gate(reward, reward_run)
     loaded = load_generations(generations, seed)
     if settings.reference_system not in loaded:
         raise ValueError(f"reference system {settings.reference_system!r} has no generations; "

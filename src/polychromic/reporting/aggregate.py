@@ -138,8 +138,27 @@ def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
             entry[field] = summarise(values, None, higher)
         entry["initial_adapter_seeds"] = [seed for seed in seeds
                                           if docs[seed].get("adapter_is_initial")]
+        entry["adapter_sha256"] = [docs[seed].get("adapter_sha256") for seed in seeds]
+        entry.update(policy_term_summary([docs[seed] for seed in seeds]))
         block[experiment] = entry
     return block
+
+
+def policy_term_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sampling objective's quality gate per seed (`quality_gate`, the thresholds) and how
+    often its policy term was zero (`zero_term`: steps summed over seeds, and their share);
+    nothing for an objective that samples nothing."""
+    sampled = [run for run in runs if run.get("sampling_steps") is not None]
+    if not sampled:
+        return {}
+    steps = sum(run["sampling_steps"] for run in sampled)
+    zero = sum(run["zero_term_steps"] for run in sampled)
+    gates = [(run.get("quality_gate") or {}) for run in runs]
+    return {"quality_gate": {"thresholds": [gate.get("threshold") for gate in gates],
+                             "source": next((g["source"] for g in gates if g.get("source")),
+                                            None)},
+            "zero_term": {"sampling_steps": steps, "zero_term_steps": zero,
+                          "share": zero / steps if steps else None}}
 
 
 def _merged_settings(per_seed: dict[int, dict], seeds: list[int]) -> dict[str, Any]:

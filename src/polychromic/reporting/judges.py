@@ -167,9 +167,11 @@ def reward_markdown(block: dict[str, Any]) -> str:
     if not block.get("available"):
         return f"No agreement with the reward: {block.get('reason')}."
     reward = block.get("reward") or {}
-    head = (f"The training reward: {reward.get('reward')} "
-            f"({reward.get('reward_model')}, pass at {reward.get('quality_threshold')}), of "
-            f"experiment {reward.get('experiment')}.\n\n")
+    gate = reward.get("quality_threshold")
+    source = " calibrated on validation" if reward.get("gate_source") == "validation" else ""
+    head = (f"The training reward: {reward.get('reward')} ({reward.get('reward_model')}, pass "
+            f"at {_num(gate) if gate is not None else 'n/a'}{source}), of experiment "
+            f"{reward.get('experiment')}.\n\n")
     lines = ["| judge | Pearson r with the reward | pass decisions agree | samples |",
              "|---|---|---|---|"]
     for kind, entry in block["judges"].items():

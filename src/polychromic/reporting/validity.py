@@ -17,8 +17,11 @@ objective. The verdict names both instead of testing them (`reporting.verdict`):
   reason; a degenerate coverage row is marked;
 - **void** (`void_reason`): one of the two systems is the base model in every seed (its saved
   adapter is the initial, zero LoRA: `adapter_is_initial` in every run), or the two are the
-  same model at the same sampling (one experiment, one sampling setting). The verdict is
-  **void**, with the reason.
+  same model at the same sampling (one experiment, one sampling setting), or the two
+  experiments' saved adapters are equal weight for weight in every seed (`adapter_sha256` of
+  run.json; a sampling objective whose policy term was always zero trains the baseline's
+  adapter bit for bit, and the reason names that cause). The verdict is **void**, with the
+  reason.
 """
 
 from __future__ import annotations
@@ -114,8 +117,38 @@ def void_reason(aggregated: dict[str, Any], reference: str, other: str) -> str |
                     f"experiment {found[0]} is the initial, zero LoRA (run.json: "
                     "adapter_is_initial), so the comparison measures nothing of its objective "
                     "(training.checkpoint_selection: last keeps the trained adapter)")
-    if (served[reference] and served[other] and served[reference][0] == served[other][0]
+    if not (served[reference] and served[other]):
+        return None
+    if (served[reference][0] == served[other][0]
             and _sampling(aggregated, reference) == _sampling(aggregated, other)):
         return (f"{reference} and {other} are the same model (experiment "
                 f"{served[reference][0]}) at the same sampling: there is nothing to compare")
-    return None
+    return identical_adapters_reason(served[reference], served[other])
+
+
+def identical_adapters_reason(first: tuple[str, dict], second: tuple[str, dict]) -> str | None:
+    """Why two experiments whose saved adapters are equal weight for weight in every seed
+    (`adapter_sha256` of their runs) cannot be compared, naming the zero policy term when that
+    is the cause; None when some seed differs or a digest is missing."""
+    (name_a, a), (name_b, b) = first, second
+    digests_a, digests_b = a.get("adapter_sha256") or [], b.get("adapter_sha256") or []
+    if name_a == name_b or not digests_a or None in digests_a or digests_a != digests_b:
+        return None
+    reason = (f"the saved adapters of experiments {name_a} and {name_b} are identical, weight "
+              "for weight, in every seed (run.json: adapter_sha256), so the systems are one "
+              "model and the comparison measures nothing of either objective")
+    causes = []
+    for name, entry in ((name_a, a), (name_b, b)):
+        zero = entry.get("zero_term") or {}
+        if zero.get("share"):
+            causes.append(f"{name}'s policy-gradient term was zero in "
+                          f"{zero['zero_term_steps']} of {zero['sampling_steps']} sampling "
+                          f"steps (no sampled reply reached its quality gate {_gate(entry)})")
+    return reason + (f": {'; '.join(causes)}" if causes else "")
+
+
+def _gate(entry: dict[str, Any]) -> str:
+    thresholds = [t for t in (entry.get("quality_gate") or {}).get("thresholds") or []
+                  if t is not None]
+    source = (entry.get("quality_gate") or {}).get("source")
+    return f"{thresholds[0]:.3f}, {source}" if thresholds else "unknown"

@@ -72,6 +72,7 @@ from polychromic.reporting.validity import (
     void_reason,
 )
 from polychromic.systems import is_variant, parse_system
+from polychromic.training.gate import ZERO_TERM_WARNING, zero_term_sentence
 
 
 def _mean(aggregated: dict[str, Any], system: str, metric: str) -> float | None:
@@ -154,6 +155,22 @@ def initial_adapter_warnings(aggregated: dict[str, Any], systems: Sequence[str])
                          "there the system is the base model (run.json: adapter_is_initial; "
                          "with training.checkpoint_selection best_val_loss no checkpoint beat "
                          "the base model's validation loss, and last keeps the trained adapter)")
+    return found
+
+
+def zero_term_warnings(aggregated: dict[str, Any], systems: Sequence[str]) -> list[str]:
+    """One sentence per experiment behind `systems` whose policy-gradient term was zero in
+    more than `ZERO_TERM_WARNING` of its sampling steps (`experiments.*.zero_term`)."""
+    found = []
+    for name, entry in (aggregated.get("experiments") or {}).items():
+        zero = entry.get("zero_term") or {}
+        if not any(s in (entry.get("systems") or []) for s in systems) or \
+                (zero.get("share") or 0.0) <= ZERO_TERM_WARNING:
+            continue
+        gates = [g for g in (entry.get("quality_gate") or {}).get("thresholds") or []
+                 if g is not None]
+        found.append(zero_term_sentence(name, zero["zero_term_steps"], zero["sampling_steps"],
+                                        gates[0] if gates else None))
     return found
 
 
@@ -244,6 +261,7 @@ def build_verdict(evidence: Evidence, reference: str, baseline: str,
                        tolerance)
     word, reason = judged_word(evidence, rows, reference, matched, equivalence["holds"])
     warnings = initial_adapter_warnings(aggregated, [reference, matched])
+    warnings += zero_term_warnings(aggregated, [reference, matched])
     warnings += unmatched_warning(aggregated, reference, baseline, matched, equivalence)
     seeds = [documents["passk"].get("seed") for documents in evidence.seed_documents]
     block = {

@@ -54,4 +54,4 @@ class DiversityBonusObjective(SampledObjective):
                    ) -> tuple[np.ndarray, dict[str, float]]:
         c = self.settings
         return bonus_advantages(rewards, embeddings, c.diversity_weight, c.normalize_advantages,
-                                c.advantage_std_floor, c.quality_threshold)
+                                c.advantage_std_floor, self.quality_threshold)

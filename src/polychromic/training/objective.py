@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -106,6 +106,7 @@ class ObjectiveContext:
     tokenizer: Any
     train_records: list[dict]
     device: str
+    val_records: Sequence[dict] = ()  # what a calibrated quality gate is calibrated on
 
 
 @dataclass

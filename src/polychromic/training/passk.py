@@ -50,5 +50,5 @@ class PassAtKObjective(SampledObjective):
     def advantages(self, rewards: np.ndarray, embeddings: np.ndarray
                    ) -> tuple[np.ndarray, dict[str, float]]:
         c = self.settings
-        return passk_advantages(rewards >= c.quality_threshold, c.k, c.normalize_advantages,
+        return passk_advantages(rewards >= self.quality_threshold, c.k, c.normalize_advantages,
                                 c.advantage_std_floor)

@@ -108,7 +108,7 @@ class PolychromicObjective(SampledObjective):
                    ) -> tuple[np.ndarray, dict[str, float]]:
         c = self.settings
         return marginal_advantages(rewards, embeddings, c.set_size, c.normalize_advantages,
-                                   c.advantage_std_floor, c.quality_threshold, self.diversity)
+                                   c.advantage_std_floor, self.quality_threshold, self.diversity)
 
 
 class QualityRLObjective(PolychromicObjective):

@@ -8,7 +8,9 @@ temperature T (cleaned as the evaluation cleans them, `prompts.clean_reply`):
     r_i   = clip(max_{z in R(x)} sim(y_i, z), 0, 1)        reward (default: cosine under the
                                                            reward_model, all-MiniLM-L6-v2, an
                                                            encoder the evaluation never uses)
-    g_i   = 1[r_i >= tau]                                  "good" (tau = quality_threshold)
+    g_i   = 1[r_i >= tau]                                  "good" (tau = quality_threshold, or
+                                                           calibrated on validation by default:
+                                                           polychromic.training.gate)
     A_i   = the objective's advantage                      polychromic: marginal set score;
                                                            diversity_bonus: GRPO on r_i + bonus;
                                                            passk_training: pass@k group advantage
@@ -59,6 +61,7 @@ from polychromic.objectives import SampledSettings
 from polychromic.sampling import training_sampler
 from polychromic.sampling.base import Sampling
 from polychromic.similarity import rouge_l_similarity, semantic_similarity
+from polychromic.training.gate import ZeroTermCount, calibrate_gate, fixed_gate
 from polychromic.training.objective import ExtraLoss, ObjectiveContext, Step
 from polychromic.training.sft import IGNORE
 
@@ -179,6 +182,12 @@ class SampledObjective:
         for record in context.train_records:
             self.references.setdefault(record["tweet_id"], []).append(record["reply"])
         self.encoder = get_encoder(settings.reward_model, context.device)  # diversity needs it
+        self.gate = (fixed_gate(settings.quality_threshold, settings.reward)
+                     if settings.quality_threshold is not None else
+                     calibrate_gate(list(context.val_records), settings.reward,
+                                    self.encoder.encode))
+        self.quality_threshold = self.gate["threshold"]  # tau, whether fixed or calibrated
+        self.zero_terms = ZeroTermCount()
         self.sampler = training_sampler()
         # Seconds spent per phase, summed over calls (run.json, bench/train_overhead.py).
         self.timings: dict[str, float] = defaultdict(float)
@@ -242,7 +251,7 @@ class SampledObjective:
             r = rewards(group, e, self.reference_embs.get(pid), self.references[pid], c.reward)
             adv, stats = self.advantages(r, e)
             stats["mean_reward"] = float(r.mean())
-            stats["good_fraction"] = float(np.mean(r >= c.quality_threshold))
+            stats["good_fraction"] = float(np.mean(r >= self.quality_threshold))
             advantages.append(adv)
             logs.append(stats)
         merged = {key: float(np.mean([s[key] for s in logs])) for key in logs[0]}
@@ -258,6 +267,7 @@ class SampledObjective:
         self.timings["sampling"] += time.perf_counter() - tick
         tick = time.perf_counter()
         advantages, stats = self.score(prompt_ids, texts)
+        self.zero_terms.add(advantages)
         self.timings["reward"] += time.perf_counter() - tick
         tick = time.perf_counter()
         c = self.settings
@@ -325,4 +335,5 @@ class SampledObjective:
 
     def summary(self) -> dict[str, Any]:
         return {"reward_model": describe(self.settings.reward_model),
+                "quality_gate": self.gate, **self.zero_terms.summary(),
                 "objective_seconds": {k: round(v, 3) for k, v in self.timings.items()}}

@@ -24,6 +24,7 @@ single-process one up to floating-point order and per-process dropout masks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import resource
@@ -61,6 +62,7 @@ from polychromic.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from polychromic.training.gate import ZERO_TERM_WARNING
 from polychromic.training.objective import (
     Objective,
     ObjectiveContext,
@@ -187,8 +189,10 @@ def validation_loss(model: Any, examples: list, pad_id: int, batch_size: int = 3
     return total / max(tokens, 1)
 
 
-def encode_split(job: TrainJob, tokenizer: Any, max_length: int) -> tuple[list, list, list]:
-    """(train records, train examples, val examples); truncations are counted and logged."""
+def encode_split(job: TrainJob, tokenizer: Any, max_length: int
+                 ) -> tuple[list, list, list, list]:
+    """(train records, val records, train examples, val examples); truncations are counted
+    and logged."""
     train_records, val_records = read_jsonl(job.train), read_jsonl(job.val)
     train = [encode_example(tokenizer, job.prompts_dir, r, max_length) for r in train_records]
     val = [encode_example(tokenizer, job.prompts_dir, r, max_length) for r in val_records]
@@ -198,7 +202,7 @@ def encode_split(job: TrainJob, tokenizer: Any, max_length: int) -> tuple[list, 
                     max_length)
     if not val:
         raise ValueError(f"the validation split {job.val} is empty: model selection needs it")
-    return train_records, train, val
+    return train_records, val_records, train, val
 
 
 def setup(job: TrainJob, experiment: Experiment, training: TrainingSettings,
@@ -210,8 +214,9 @@ def setup(job: TrainJob, experiment: Experiment, training: TrainingSettings,
     tokenizer = load_tokenizer(job.base)
     model = add_lora(load_model(job.base, device=parallel.device), lora)
     model.train()
-    records, train_examples, val_examples = encode_split(job, tokenizer, training.max_length)
-    context = ObjectiveContext(tokenizer, records, parallel.device)
+    records, val_records, train_examples, val_examples = encode_split(job, tokenizer,
+                                                                      training.max_length)
+    context = ObjectiveContext(tokenizer, records, parallel.device, val_records)
     objective = build_objective(experiment.objective, experiment.settings, context)
     from transformers import get_cosine_schedule_with_warmup
 
@@ -365,6 +370,18 @@ def adapter_is_initial(model: Any) -> bool:
     return all(not param.any() for name, param in model.named_parameters() if "lora_B" in name)
 
 
+def adapter_digest(model: Any) -> str:
+    """SHA-256 of the adapter's weights (every trainable tensor's name, dtype, shape and bytes,
+    in name order): two runs whose adapters are equal weight for weight have one digest, what
+    the verdict compares (`reporting.validity`), whatever their folders or names."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(lora_state(model).items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
     """run.json: what was trained, how it ended, and what it cost."""
     progress, job = run.progress, run.job
@@ -378,6 +395,7 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
         "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
         "checkpoint_selection": run.training.checkpoint_selection,
         "saved_step": saved_step, "adapter_is_initial": adapter_is_initial(run.model),
+        "adapter_sha256": adapter_digest(run.model),
         "steps_run": progress.step, "resumed_from_step": run.resumed_from,
         "processes": run.parallel.world, "train_examples": len(run.train_examples),
         "val_examples": len(run.val_examples),
@@ -405,6 +423,13 @@ def finish(run: Run, started: float) -> dict[str, Any]:
                     "and max_steps, or use training.checkpoint_selection: last)"
                     if saved_step == 0 and run.training.checkpoint_selection == "best_val_loss"
                     else "no training step changed it")
+    share = result.get("zero_term_share")
+    if share is not None and share > ZERO_TERM_WARNING:
+        log.warning("the policy-gradient term was zero in %d of %d sampling steps: no set of "
+                    "sampled replies reached the quality gate %.3f (%s) often enough to credit "
+                    "one, so this run trained much as the baseline", result["zero_term_steps"],
+                    result["sampling_steps"], result["quality_gate"]["threshold"],
+                    result["quality_gate"]["source"])
     if not run.parallel.main:
         return result
     adapter = Path(run.job.adapter_dir)

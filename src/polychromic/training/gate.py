@@ -1,0 +1,118 @@
+"""The quality gate of the sampling objectives, and how often their policy term was zero.
+
+Why: the gate tau (`quality_threshold`) decides which sampled replies count as good (the
+polychromic set score, the diversity bonus, pass@k training). A number fixed on one encoder's
+cosine scale means nothing on another corpus: on a real conversational corpus replies and
+references have MiniLM cosines around 0.1 to 0.3, so a gate of 0.7 is never reached, every set
+scores 0, every advantage is 0, and the "polychromic" adapter comes out as the baseline's, bit
+for bit. So by default (`quality_threshold: null`) the gate is calibrated on the validation
+split by the rule that calibrates the judge's pass threshold (`evaluation.calibration`), on the
+reward's own scale:
+
+- positive: a validation reference r against its best match among the other references of its
+  own tweet, max_{r' in R(x), r' != r} reward(r, r');
+- negative: r against its best match among the references of one other validation tweet, drawn
+  by `random.Random(GATE_SEED)` (the same for every seed of a study, so all seeds train with one
+  gate);
+- tau = the midpoint of the best split by Youden's J = TPR - FPR (ties to the lower).
+
+reward(., .) is the objective's own: the reward encoder's cosine for `reward: semantic`, ROUGE-L
+F1 for `reward: rougeL`, each clipped to [0, 1] as the reward is. run.json records the gate
+(`quality_gate`: threshold, source, TPR, FPR, pair counts). A number in the config fixes it.
+
+`ZeroTermCount` counts the sampling steps whose advantages were all exactly zero (no gradient
+from the policy term at that step); run.json, the aggregate, the verdict's warnings and the
+paper report the share, since an objective whose term is mostly zero is the baseline in all
+but name.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polychromic.evaluation.calibration import pooled, scores, youden_threshold
+from polychromic.similarity import rouge_l_similarity
+
+GATE_SEED = 0
+# above this share of sampling steps with an all-zero policy term, the reports say so
+ZERO_TERM_WARNING = 0.5
+RULE = ("Youden's J over validation reference pairs on the reward's own scale (each reference "
+        "against its best match among its tweet's other references, and among one random "
+        "other tweet's), the rule of the judge's pass threshold")
+
+Encode = Callable[[list[str]], np.ndarray]  # texts -> unit-norm embeddings
+
+
+def reward_similarity(reward: str, encode: Encode) -> Callable[[list[str], list[str]], np.ndarray]:
+    """(texts, candidates) -> each text's reward against its best-matching candidate."""
+    cache: dict[str, np.ndarray] = {}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if t not in cache})
+        if missing:
+            cache.update(zip(missing, encode(missing), strict=True))
+        return np.stack([cache[t] for t in texts])
+
+    def semantic(texts: list[str], candidates: list[str]) -> np.ndarray:
+        return np.clip((embed(texts) @ embed(candidates).T).max(axis=1), 0.0, 1.0)
+
+    def lexical(texts: list[str], candidates: list[str]) -> np.ndarray:
+        return np.clip(np.asarray(rouge_l_similarity(texts, candidates), dtype=np.float64),
+                       0.0, 1.0)
+
+    return semantic if reward == "semantic" else lexical
+
+
+def calibrate_gate(val_records: list[dict], reward: str, encode: Encode) -> dict[str, Any]:
+    """The gate calibrated on the validation records (module docstring); ValueError naming the
+    cause when the split has no tweet with two references to pair."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in val_records:
+        if record["reply"].strip():
+            groups[record["tweet_id"]].append(record)
+    per_tweet = scores(groups, reward_similarity(reward, encode), GATE_SEED)
+    positives, negatives = pooled(per_tweet)
+    if positives.size == 0 or negatives.size == 0:
+        raise ValueError("quality_threshold: null calibrates the gate on validation tweets with "
+                         f"at least two references, and the validation split has "
+                         f"{positives.size} such reference pairs: set quality_threshold to a "
+                         "number")
+    return {**youden_threshold(positives, negatives), "source": "validation", "rule": RULE,
+            "reward": reward, "positives": int(positives.size),
+            "negatives": int(negatives.size)}
+
+
+def fixed_gate(threshold: float, reward: str) -> dict[str, Any]:
+    return {"threshold": float(threshold), "source": "config", "reward": reward}
+
+
+@dataclass
+class ZeroTermCount:
+    """Sampling steps, and those whose advantages were all exactly zero."""
+
+    sampling_steps: int = 0
+    zero_steps: int = 0
+
+    def add(self, advantages: np.ndarray) -> None:
+        self.sampling_steps += 1
+        self.zero_steps += int(not np.any(advantages))
+
+    def summary(self) -> dict[str, Any]:
+        share = self.zero_steps / self.sampling_steps if self.sampling_steps else None
+        return {"sampling_steps": self.sampling_steps, "zero_term_steps": self.zero_steps,
+                "zero_term_share": share}
+
+
+def zero_term_sentence(experiment: str, steps: int, sampling_steps: int,
+                       gate: float | None) -> str:
+    """The warning of an experiment whose policy term was zero in most sampling steps."""
+    at = f" ({gate:.3f})" if gate is not None else ""
+    return (f"the policy-gradient term of experiment {experiment} was zero in {steps} of "
+            f"{sampling_steps} sampling steps (summed over seeds): no set of sampled replies "
+            f"reached the quality gate{at} often enough to credit one, so in those steps it "
+            "trained as the baseline (run.json: zero_term_share, quality_gate)")
