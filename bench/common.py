@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 from pathlib import Path
 
+import torch
 import yaml
 
 from polychromic.data.curate import curate
@@ -41,3 +44,15 @@ def prepare_splits(folder: Path) -> dict[str, str]:
                   str(data / "split.json"), str(data / "manifest.json"),
                   {"train": 0.8, "val": 0.1, "test": 0.1}, 42)  # fmt: skip
     return paths
+
+
+def arguments(doc: str, **defaults: int) -> argparse.Namespace:
+    """A benchmark's command line: one integer option per default (`eval_prompts=100` gives
+    `--eval-prompts`) plus `--threads` (2); the torch threads set from it, warnings logged."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, value in {**defaults, "threads": 2}.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    return args

@@ -19,17 +19,14 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import random
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
-from common import PROMPTS, REPO, prepare
+from common import PROMPTS, REPO, arguments, prepare
 
 from polychromic.config import load_settings
 from polychromic.contract import CALIBRATION_FILE, SEED_FILES
@@ -134,14 +131,7 @@ def bench_judge_precision(inputs: dict, count: int = 1000) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=50)
-    parser.add_argument("--batch-prompts", type=int, default=16)
-    parser.add_argument("--eval-prompts", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
+    args = arguments(__doc__, prompts=50, batch_prompts=16, eval_prompts=100)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = prepare(folder, pretrain_steps=300)

@@ -20,16 +20,13 @@ The real model a laptop runs (134.5 M parameters, converted by `make venv`), in 
 
 from __future__ import annotations
 
-import argparse
-import logging
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
-from common import PROMPTS, REPO, prepare_splits
+from common import PROMPTS, REPO, arguments, prepare_splits
 from train_overhead import median_run, step_seconds
 
 from polychromic.evaluation.generate import group_test_prompts
@@ -123,14 +120,7 @@ def report(generation: dict, training: dict, dtype: str, prompts_count: int, ste
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
+    args = arguments(__doc__, prompts=2, steps=3, repeats=3)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = prepare_splits(folder)

@@ -22,14 +22,12 @@ large policy).
 
 from __future__ import annotations
 
-import argparse
-import logging
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
-from common import PROMPTS, prepare
+from common import PROMPTS, arguments, prepare
 
 from polychromic.io import read_json, read_jsonl, write_json, write_jsonl
 from polychromic.training.train import train_from_spec
@@ -138,13 +136,7 @@ def report(label: str, parameters: int, runs: dict, threads: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING)
+    args = arguments(__doc__, steps=40, repeats=3)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = prepare(folder)

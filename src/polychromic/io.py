@@ -107,3 +107,14 @@ def _nan_to_none(value: Any) -> Any:
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def rename_into_place(built: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move a model folder built in a scratch folder to `target` in one rename (atomic on one
+    file system), so no reader sees it half-written; where another process got there first
+    (`target` already holds a config.json) its copy stands."""
+    try:
+        os.rename(built, target)
+    except OSError:
+        if not (Path(target) / "config.json").is_file():
+            raise

