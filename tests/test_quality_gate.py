@@ -17,7 +17,7 @@ from polychromic.reporting.aggregate import summarise_runs
 from polychromic.reporting.validity import void_reason
 from polychromic.reporting.verdict import zero_term_warnings
 from polychromic.systems import System
-from polychromic.training.gate import ZeroTermCount, calibrate_gate
+from polychromic.training.gate import calibrate_gate, zero_term_summary
 from test_training import _train
 
 
@@ -71,13 +71,15 @@ def test_the_gate_is_calibrated_by_default_and_a_number_fixes_it():
         build_settings("polychromic", {"quality_threshold": 1.5})
 
 
-def test_zero_term_count():
-    count = ZeroTermCount()
-    count.add(np.zeros((2, 4)))
-    count.add(np.array([[0.0, 0.1], [0.0, 0.0]]))
-    count.add(np.zeros((1, 3)))
-    assert count.summary() == {"sampling_steps": 3, "zero_term_steps": 2,
-                               "zero_term_share": pytest.approx(2 / 3)}
+def test_zero_term_steps_are_counted_from_the_training_log():
+    """Sampling steps log advantage_magnitude (validation-only rows and steps without samples
+    do not); those at exactly 0 had no policy gradient; an SFT log has no sampling step."""
+    rows = [{"step": 0, "val_loss": 1.0}, {"step": 1, "advantage_magnitude": 0.0},
+            {"step": 2}, {"step": 3, "advantage_magnitude": 0.4},
+            {"step": 5, "advantage_magnitude": 0.0, "val_loss": 0.9}]
+    assert zero_term_summary(rows) == {"sampling_steps": 3, "zero_term_steps": 2,
+                                       "zero_term_share": pytest.approx(2 / 3)}
+    assert zero_term_summary([{"step": 1, "ce": 2.0}]) == {}
 
 
 POLY = {"objective": "polychromic", "lambda": 5.0, "num_samples": 3, "set_size": 2,

@@ -20,17 +20,18 @@ reward(., .) is the objective's own: the reward encoder's cosine for `reward: se
 F1 for `reward: rougeL`, each clipped to [0, 1] as the reward is. run.json records the gate
 (`quality_gate`: threshold, source, TPR, FPR, pair counts). A number in the config fixes it.
 
-`ZeroTermCount` counts the sampling steps whose advantages were all exactly zero (no gradient
-from the policy term at that step); run.json, the aggregate, the verdict's warnings and the
-paper report the share, since an objective whose term is mostly zero is the baseline in all
-but name.
+`zero_term_summary` counts, from the training log's rows, the sampling steps whose advantages
+were all exactly zero (`advantage_magnitude` 0: no gradient from the policy term at that step;
+the rows are checkpointed, so a resumed run counts every step, and under data parallelism the
+logged magnitude is the mean over all processes); run.json, the aggregate, the verdict's
+warnings and the paper report the share, since an objective whose term is mostly zero is the
+baseline in all but name.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,21 +92,16 @@ def fixed_gate(threshold: float, reward: str) -> dict[str, Any]:
     return {"threshold": float(threshold), "source": "config", "reward": reward}
 
 
-@dataclass
-class ZeroTermCount:
-    """Sampling steps, and those whose advantages were all exactly zero."""
-
-    sampling_steps: int = 0
-    zero_steps: int = 0
-
-    def add(self, advantages: np.ndarray) -> None:
-        self.sampling_steps += 1
-        self.zero_steps += int(not np.any(advantages))
-
-    def summary(self) -> dict[str, Any]:
-        share = self.zero_steps / self.sampling_steps if self.sampling_steps else None
-        return {"sampling_steps": self.sampling_steps, "zero_term_steps": self.zero_steps,
-                "zero_term_share": share}
+def zero_term_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """{sampling_steps, zero_term_steps, zero_term_share} from the training log's rows (a
+    sampling step logs `advantage_magnitude`); empty where no step sampled (sft)."""
+    sampled = [row["advantage_magnitude"] for row in rows
+               if row.get("advantage_magnitude") is not None]
+    if not sampled:
+        return {}
+    zero = sum(1 for magnitude in sampled if magnitude == 0.0)
+    return {"sampling_steps": len(sampled), "zero_term_steps": zero,
+            "zero_term_share": zero / len(sampled)}
 
 
 def zero_term_sentence(experiment: str, steps: int, sampling_steps: int,

@@ -61,7 +61,7 @@ from polychromic.objectives import SampledSettings
 from polychromic.sampling import training_sampler
 from polychromic.sampling.base import Sampling
 from polychromic.similarity import rouge_l_similarity, semantic_similarity
-from polychromic.training.gate import ZeroTermCount, calibrate_gate, fixed_gate
+from polychromic.training.gate import calibrate_gate, fixed_gate
 from polychromic.training.objective import ExtraLoss, ObjectiveContext, Step
 from polychromic.training.sft import IGNORE
 
@@ -187,7 +187,6 @@ class SampledObjective:
                      calibrate_gate(list(context.val_records), settings.reward,
                                     self.encoder.encode))
         self.quality_threshold = self.gate["threshold"]  # tau, whether fixed or calibrated
-        self.zero_terms = ZeroTermCount()
         self.sampler = training_sampler()
         # Seconds spent per phase, summed over calls (run.json, bench/train_overhead.py).
         self.timings: dict[str, float] = defaultdict(float)
@@ -267,7 +266,6 @@ class SampledObjective:
         self.timings["sampling"] += time.perf_counter() - tick
         tick = time.perf_counter()
         advantages, stats = self.score(prompt_ids, texts)
-        self.zero_terms.add(advantages)
         self.timings["reward"] += time.perf_counter() - tick
         tick = time.perf_counter()
         c = self.settings
@@ -335,5 +333,5 @@ class SampledObjective:
 
     def summary(self) -> dict[str, Any]:
         return {"reward_model": describe(self.settings.reward_model),
-                "quality_gate": self.gate, **self.zero_terms.summary(),
+                "quality_gate": self.gate,
                 "objective_seconds": {k: round(v, 3) for k, v in self.timings.items()}}

@@ -62,7 +62,7 @@ from polychromic.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from polychromic.training.gate import ZERO_TERM_WARNING
+from polychromic.training.gate import ZERO_TERM_WARNING, zero_term_summary
 from polychromic.training.objective import (
     Objective,
     ObjectiveContext,
@@ -403,6 +403,7 @@ def run_summary(run: Run, saved_step: int, started: float) -> dict[str, Any]:
         "data_manifest_sha256": file_sha256(job.manifest) if job.manifest else None,
         "train_seconds": round(progress.seconds, 2),
         "validation_seconds": round(progress.validation_seconds, 2), **run.objective.summary(),
+        **zero_term_summary(progress.rows),
         "wall_seconds_this_process": round(time.perf_counter() - started, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_gpu_memory_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
