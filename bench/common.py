@@ -48,9 +48,10 @@ def prepare_splits(folder: Path) -> dict[str, str]:
 
 def arguments(doc: str, **defaults: int) -> argparse.Namespace:
     """A benchmark's command line: one integer option per default (`eval_prompts=100` gives
-    `--eval-prompts`) plus `--threads` (2); the torch threads set from it, warnings logged."""
+    `--eval-prompts`) plus `--threads` (default 2 unless given); the torch threads set from it,
+    warnings logged."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, value in {**defaults, "threads": 2}.items():
+    for name, value in {"threads": 2, **defaults}.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -35,6 +35,9 @@ def test_dependencies_follow_imports_and_named_registries():
             "polychromic/sampling/hf.py", "polychromic/embeddings.py",
             "polychromic/training/launch.py", "polychromic/similarity.py"} <= train
     assert "polychromic/evaluation/diversity.py" not in train  # metrics do not re-train
+    # the quality gate shares the calibration's rule (pairs.py), not the judge's calibration
+    assert "polychromic/evaluation/pairs.py" in train
+    assert "polychromic/evaluation/calibration.py" not in train
     for rule in ("curate", "split", "verify_collection", "generate", "evaluate"):
         assert "polychromic/objectives.py" not in deps(rule), rule
     generate = deps("generate", ("polychromic.sampling",))

@@ -224,7 +224,7 @@ def _gradients(tiny_base, toy_splits, lam: float | None) -> dict[str, torch.Tens
     records = read_jsonl(toy_splits["train"])[:6]
     batch = collate([encode_example(tokenizer, PROMPTS, r, 64) for r in records], 0)
     # every sample counts as good here: the test is about the gradient path, and the tiny
-    # model's samples rarely reach the default quality threshold
+    # model's samples rarely reach a calibrated gate
     config = PolychromicSettings(lambda_=lam or 0.0, num_samples=4, set_size=2, max_new_tokens=8,
                                  quality_threshold=0.0)
     objective = PolychromicObjective(config, ObjectiveContext(tokenizer, records, "cpu"))

@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from polychromic.config import Experiment
-from polychromic.io import read_json
-from polychromic.objectives import build_settings
+from polychromic.io import read_json, read_jsonl
+from polychromic.models.base import load_tokenizer
+from polychromic.objectives import build_settings, implementation
 from polychromic.reporting.aggregate import summarise_runs
-from polychromic.reporting.validity import void_reason
+from polychromic.reporting.validity import identical_adapters_reason, void_reason
 from polychromic.reporting.verdict import zero_term_warnings
 from polychromic.systems import System
 from polychromic.training.gate import calibrate_gate, zero_term_summary
+from polychromic.training.objective import ObjectiveContext
+from test_objectives import OBJECTIVES, SAMPLED
 from test_training import _train
 
 
@@ -57,8 +60,10 @@ def test_the_gate_separates_own_references_from_another_tweets():
 
 def test_a_split_without_two_references_per_tweet_cannot_calibrate():
     records = [{"tweet_id": str(i), "reply": f"reply {i}"} for i in range(5)]
-    with pytest.raises(ValueError, match="quality_threshold to a number"):
+    with pytest.raises(ValueError, match="gives 0 such pairs .* quality_threshold to a number"):
         calibrate_gate(records, "semantic", words)
+    with pytest.raises(ValueError, match="no validation record was given"):
+        calibrate_gate([], "semantic", words)
 
 
 def test_the_gate_is_calibrated_by_default_and_a_number_fixes_it():
@@ -116,14 +121,14 @@ def test_a_gate_no_reply_reaches_is_reported_and_its_adapter_is_void(tiny_base, 
     assert entry["zero_term"]["share"] == 1.0 and entry["quality_gate"]["thresholds"] == [1.0]
     reason = void_reason(aggregated, "polychromic_lora", "baseline_lora")
     assert reason and "identical, weight for weight" in reason, reason
-    assert "zero in" in reason and "quality gate 1.000, config" in reason, reason
+    assert "zero in every one of its" in reason and "(1.000, config)" in reason, reason
     warning = zero_term_warnings(aggregated, ["polychromic_lora", "baseline_lora"])
     assert len(warning) == 1 and "experiment polychromic was zero in" in warning[0]
 
     calibrated_run, _ = _train(tiny_base, toy_splits, tmp_path, "calibrated", POLY)
     gate = read_json(tmp_path / "calibrated" / "run.json")["quality_gate"]
     assert gate["source"] == "validation" and 0.0 < gate["threshold"] < 1.0
-    assert gate == calibrated_run["quality_gate"] and gate["positives"] > 0
+    assert gate["tpr"] > gate["fpr"] and gate["reward"] == "semantic"
 
 
 def test_the_judges_agreement_with_the_reward_uses_the_gate_the_training_used(tmp_path):
@@ -146,3 +151,47 @@ def test_the_judges_agreement_with_the_reward_uses_the_gate_the_training_used(tm
     write_json(run, {"seed": 1})
     with pytest.raises(ValueError, match="records no quality_gate"):
         reward_with_gate(calibrated, str(run))
+
+
+@pytest.mark.parametrize("name", ["polychromic", "quality_rl", "diversity_bonus",
+                                  "passk_training"])
+def test_every_sampling_objective_gates_at_its_calibrated_threshold(tiny_base, toy_splits,
+                                                                    name):
+    """Built with `quality_threshold: null` and the validation records, each sampling objective
+    calibrates its gate there (the reward encoder's cosines) and scores replies against that
+    gate: a reply equal to a reference is good, one sharing no word is not."""
+    train, val = read_jsonl(toy_splits["train"]), read_jsonl(toy_splits["val"])
+    settings = build_settings(name, {**OBJECTIVES[name], **SAMPLED, "lambda": 1.0})
+    assert settings.quality_threshold is None
+    context = ObjectiveContext(load_tokenizer(tiny_base), train, "cpu", val)
+    objective = implementation(name)(settings, context)
+    gate = objective.gate
+    assert gate["source"] == "validation" and 0.0 < gate["threshold"] < 1.0
+    assert objective.quality_threshold == gate["threshold"]
+    tweet = train[0]["tweet_id"]
+    reference = next(r["reply"] for r in train if r["tweet_id"] == tweet)
+    _, stats = objective.score([tweet], [reference, reference, "zzz qqq", "xxyy ppp"])
+    assert stats["good_fraction"] == 0.5, stats
+
+
+def test_equal_adapters_void_a_comparison_and_different_or_missing_ones_do_not():
+    def entry(digests, zero=None):
+        return {"adapter_sha256": digests, "zero_term": zero or {},
+                "quality_gate": {"thresholds": [0.5, 0.5], "source": "validation"}}
+
+    zero = {"sampling_steps": 8, "zero_term_steps": 8, "share": 1.0}
+    same = identical_adapters_reason(("baseline", entry(["a", "b"])),
+                                     ("polychromic", entry(["a", "b"], zero)))
+    assert same and "identical, weight for weight" in same and "(0.500, validation)" in same
+    assert identical_adapters_reason(("baseline", entry(["a", "b"])),
+                                     ("polychromic", entry(["a", "c"], zero))) is None
+    assert identical_adapters_reason(("baseline", entry([None, None])),
+                                     ("polychromic", entry([None, None]))) is None
+    assert identical_adapters_reason(("baseline", entry([])),
+                                     ("polychromic", entry([]))) is None
+    assert identical_adapters_reason(("baseline", entry(["a"])),
+                                     ("baseline", entry(["a"]))) is None
+    partly = {"sampling_steps": 8, "zero_term_steps": 3, "share": 3 / 8}
+    reason = identical_adapters_reason(("baseline", entry(["a"])),
+                                       ("polychromic", entry(["a"], partly)))
+    assert reason and "zero in every one" not in reason  # a partial zero is not named the cause

@@ -150,7 +150,7 @@ def test_lambda_zero_is_bitwise_the_baseline_and_lambda_moves_it(tiny_base, toy_
         "set_size": 2,
         "max_new_tokens": 6,
         "max_prompts": 2,
-        "quality_threshold": 0.0,  # the tiny model's replies rarely reach the default gate
+        "quality_threshold": 0.0,  # every reply is good: the tiny model's rarely reach a gate
     }
     _, baseline = _train(tiny_base, toy_splits, tmp_path, "baseline", {"objective": "sft"})
     zero_run, zero = _train(tiny_base, toy_splits, tmp_path, "zero", {**poly, "lambda": 0.0})

@@ -262,8 +262,8 @@ def markdown() -> str:
             lines += ["No settings of its own.", ""]
             continue
         lines += ["| key | default | meaning |", "|---|---|---|"]
-        lines += [f"| `{config_key(item)}` | `{item.default}` | {item.metadata['help']} |"
-                  for item in items]
+        lines += [f"| `{config_key(item)}` | `{'null' if item.default is None else item.default}` "
+                  f"| {item.metadata['help']} |" for item in items]
         lines.append("")
     return "\n".join(lines)
 

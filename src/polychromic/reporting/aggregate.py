@@ -124,7 +124,9 @@ def summarise_runs(runs: dict[str, dict[int, str]], seeds: list[int],
     """Per training experiment: objective, the systems it serves, and over seeds (config
     order) the `run.json` numbers best_val_loss, best_step, saved_step and steps_run, and the
     seeds whose saved adapter is the initial, zero LoRA (`initial_adapter_seeds`: the system
-    then is the base model; the paper and the verdict say so)."""
+    then is the base model; the paper and the verdict say so), the adapters' weight digests in
+    seed order (`adapter_sha256`: equal digests make a comparison void), and for a sampling
+    objective its gate and zero-term steps (`policy_term_summary`)."""
     block: dict[str, Any] = {}
     for experiment, paths in runs.items():
         docs = {seed: read_json(paths[seed]) if seed in paths else {} for seed in seeds}

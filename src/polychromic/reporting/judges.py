@@ -170,7 +170,7 @@ def reward_markdown(block: dict[str, Any]) -> str:
     gate = reward.get("quality_threshold")
     source = " calibrated on validation" if reward.get("gate_source") == "validation" else ""
     head = (f"The training reward: {reward.get('reward')} ({reward.get('reward_model')}, pass "
-            f"at {_num(gate) if gate is not None else 'n/a'}{source}), of experiment "
+            f"at {_num(gate)}{source}), of experiment "
             f"{reward.get('experiment')}.\n\n")
     lines = ["| judge | Pearson r with the reward | pass decisions agree | samples |",
              "|---|---|---|---|"]

@@ -32,7 +32,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from polychromic.config import Settings, criterion_is_reward
+from polychromic.config import Experiment, Settings, criterion_is_reward
 from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.data.card import card_origin
 from polychromic.data.release import every_pair_labelled
@@ -143,16 +143,31 @@ def split_rows(split_report: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def _polychromic_settings(settings: Settings) -> dict[str, Any]:
+def with_gate(experiment: Experiment, aggregated: dict[str, Any]) -> dict[str, Any]:
+    """An experiment's config for the method section, its quality gate as trained: the
+    configured number, or the one calibrated on validation (the aggregate's
+    `experiments.*.quality_gate`; None where the runs recorded none) with `gate_source`."""
+    config = experiment.as_config()
+    if config.get("quality_threshold") is not None or "quality_threshold" not in config:
+        return {**config, "gate_source": "config"}
+    gate = ((aggregated.get("experiments") or {}).get(experiment.name) or {}).get(
+        "quality_gate") or {}
+    thresholds = [t for t in gate.get("thresholds") or [] if t is not None]
+    return {**config, "quality_threshold": f"{thresholds[0]:.3f}" if thresholds else None,
+            "gate_source": "validation"}
+
+
+def _polychromic_settings(settings: Settings, aggregated: dict[str, Any]) -> dict[str, Any]:
     """The settings of the first polychromic experiment with the CE anchor, for the method
     section."""
     for experiment in settings.experiments.values():
         if experiment.objective == "polychromic" and experiment.settings.ce_weight:
-            return experiment.as_config()
+            return with_gate(experiment, aggregated)
     return {}
 
 
-def objective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
+def objective_settings(settings: Settings, aggregated: dict[str, Any]
+                       ) -> dict[str, dict[str, Any]]:
     """The first experiment of each sampling baseline, for its paragraph of the method section:
     `diversity_bonus`, `passk_training`, and `polychromic_setrl` (polychromic without the CE
     anchor)."""
@@ -162,7 +177,7 @@ def objective_settings(settings: Settings) -> dict[str, dict[str, Any]]:
         if key == "polychromic" and not experiment.settings.ce_weight:
             key = "polychromic_setrl"
         if key in ("diversity_bonus", "passk_training", "polychromic_setrl"):
-            found.setdefault(key, experiment.as_config())
+            found.setdefault(key, with_gate(experiment, aggregated))
     return found
 
 
@@ -196,8 +211,8 @@ def _context(aggregated: dict, statistics: list[dict], split_report: dict,
         "model_path": settings.model.path or settings.model.name,  # a folder or a known name
         "lora": as_dict(settings.lora),
         "training": as_dict(settings.training),
-        "poly": _polychromic_settings(settings),
-        "objectives": objective_settings(settings),
+        "poly": _polychromic_settings(settings, aggregated),
+        "objectives": objective_settings(settings, aggregated),
         "objective_names": list(dict.fromkeys(e.objective
                                               for e in settings.experiments.values())),
         "release_texts": settings.paper.release_texts,

@@ -33,6 +33,7 @@ import numpy as np
 from polychromic.evaluation.registry import get_metric, parse_passk
 from polychromic.reporting.significance import Evidence, seed_means_per_prompt
 from polychromic.systems import parse_system
+from polychromic.training.gate import ZERO_CAUSE
 
 DEGENERATE = "inconclusive (degenerate)"
 VOID = "void"
@@ -140,10 +141,10 @@ def identical_adapters_reason(first: tuple[str, dict], second: tuple[str, dict])
     causes = []
     for name, entry in ((name_a, a), (name_b, b)):
         zero = entry.get("zero_term") or {}
-        if zero.get("share"):
-            causes.append(f"{name}'s policy-gradient term was zero in "
-                          f"{zero['zero_term_steps']} of {zero['sampling_steps']} sampling "
-                          f"steps (no sampled reply reached its quality gate {_gate(entry)})")
+        if zero.get("share") == 1.0:
+            causes.append(f"{name}'s policy-gradient term was zero in every one of its "
+                          f"{zero['sampling_steps']} sampling steps: "
+                          + ZERO_CAUSE.format(at=f" ({_gate(entry)})"))
     return reason + (f": {'; '.join(causes)}" if causes else "")
 
 

@@ -36,12 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from polychromic.evaluation.calibration import pooled, scores, youden_threshold
+from polychromic.evaluation.pairs import pooled, scores, youden_threshold
 from polychromic.similarity import rouge_l_similarity
 
 GATE_SEED = 0
 # above this share of sampling steps with an all-zero policy term, the reports say so
 ZERO_TERM_WARNING = 0.5
+# why every advantage of a step is 0, in the objectives that gate by quality
+ZERO_CAUSE = ("every group's advantages were 0 at the quality gate{at} (for polychromic, fewer "
+              "than two replies of a prompt reached it; for pass@k training, all of a prompt's "
+              "replies passed or all failed)")
 RULE = ("Youden's J over validation reference pairs on the reward's own scale (each reference "
         "against its best match among its tweet's other references, and among one random "
         "other tweet's), the rule of the judge's pass threshold")
@@ -49,9 +53,14 @@ RULE = ("Youden's J over validation reference pairs on the reward's own scale (e
 Encode = Callable[[list[str]], np.ndarray]  # texts -> unit-norm embeddings
 
 
-def reward_similarity(reward: str, encode: Encode) -> Callable[[list[str], list[str]], np.ndarray]:
-    """(texts, candidates) -> each text's reward against its best-matching candidate."""
+def reward_similarity(reward: str, encode: Encode, texts: list[str]
+                      ) -> Callable[[list[str], list[str]], np.ndarray]:
+    """(texts, candidates) -> each text's reward against its best-matching candidate; for the
+    semantic reward `texts` are embedded up front, in one call."""
     cache: dict[str, np.ndarray] = {}
+    if reward == "semantic" and texts:
+        unique = sorted(set(texts))
+        cache.update(zip(unique, encode(unique), strict=True))
 
     def embed(texts: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts if t not in cache})
@@ -72,23 +81,29 @@ def reward_similarity(reward: str, encode: Encode) -> Callable[[list[str], list[
 def calibrate_gate(val_records: list[dict], reward: str, encode: Encode) -> dict[str, Any]:
     """The gate calibrated on the validation records (module docstring); ValueError naming the
     cause when the split has no tweet with two references to pair."""
+    if not val_records:
+        raise ValueError("quality_threshold: null calibrates the gate on the validation split, "
+                         "and no validation record was given (ObjectiveContext.val_records)")
     groups: dict[str, list[dict]] = defaultdict(list)
     for record in val_records:
         if record["reply"].strip():
             groups[record["tweet_id"]].append(record)
-    per_tweet = scores(groups, reward_similarity(reward, encode), GATE_SEED)
+    texts = [r["reply"] for refs in groups.values() for r in refs]
+    per_tweet = scores(groups, reward_similarity(reward, encode, texts), GATE_SEED)
     positives, negatives = pooled(per_tweet)
     if positives.size == 0 or negatives.size == 0:
         raise ValueError("quality_threshold: null calibrates the gate on validation tweets with "
-                         f"at least two references, and the validation split has "
-                         f"{positives.size} such reference pairs: set quality_threshold to a "
-                         "number")
+                         f"at least two references, scored against another tweet's: the "
+                         f"validation split gives {positives.size} such pairs and "
+                         f"{negatives.size} pairs with another tweet ({len(groups)} tweets); "
+                         "set quality_threshold to a number")
     return {**youden_threshold(positives, negatives), "source": "validation", "rule": RULE,
             "reward": reward, "positives": int(positives.size),
             "negatives": int(negatives.size)}
 
 
 def fixed_gate(threshold: float, reward: str) -> dict[str, Any]:
+    """The record of a gate set in the config."""
     return {"threshold": float(threshold), "source": "config", "reward": reward}
 
 
@@ -107,8 +122,8 @@ def zero_term_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def zero_term_sentence(experiment: str, steps: int, sampling_steps: int,
                        gate: float | None) -> str:
     """The warning of an experiment whose policy term was zero in most sampling steps."""
-    at = f" ({gate:.3f})" if gate is not None else ""
+    at = f" {gate:.3f}" if gate is not None else ""
     return (f"the policy-gradient term of experiment {experiment} was zero in {steps} of "
-            f"{sampling_steps} sampling steps (summed over seeds): no set of sampled replies "
-            f"reached the quality gate{at} often enough to credit one, so in those steps it "
-            "trained as the baseline (run.json: zero_term_share, quality_gate)")
+            f"{sampling_steps} sampling steps (summed over seeds): {ZERO_CAUSE.format(at=at)}, "
+            "so in those steps only its other terms (the CE anchor, a KL penalty) trained it "
+            "(run.json: zero_term_share, quality_gate)")

@@ -62,7 +62,7 @@ from polychromic.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from polychromic.training.gate import ZERO_TERM_WARNING, zero_term_summary
+from polychromic.training.gate import ZERO_CAUSE, ZERO_TERM_WARNING, zero_term_summary
 from polychromic.training.objective import (
     Objective,
     ObjectiveContext,
@@ -426,11 +426,10 @@ def finish(run: Run, started: float) -> dict[str, Any]:
                     else "no training step changed it")
     share = result.get("zero_term_share")
     if share is not None and share > ZERO_TERM_WARNING:
-        log.warning("the policy-gradient term was zero in %d of %d sampling steps: no set of "
-                    "sampled replies reached the quality gate %.3f (%s) often enough to credit "
-                    "one, so this run trained much as the baseline", result["zero_term_steps"],
-                    result["sampling_steps"], result["quality_gate"]["threshold"],
-                    result["quality_gate"]["source"])
+        gate = result["quality_gate"]
+        log.warning("the policy-gradient term was zero in %d of %d sampling steps: %s",
+                    result["zero_term_steps"], result["sampling_steps"],
+                    ZERO_CAUSE.format(at=f" {gate['threshold']:.3f} ({gate['source']})"))
     if not run.parallel.main:
         return result
     adapter = Path(run.job.adapter_dir)
