@@ -6,10 +6,12 @@ test_end_to_end. Most of its prompts have one reply, written by people, and the 
 trained for a few steps rarely says anything close to it: the measurement may well sit at its
 floor. The test asserts that the run finishes and that every verdict names what it could not
 measure: where pass@1 or pass@k is at the same bound for both systems on nearly every tweet the
-word is "inconclusive (degenerate)" with the reason, where a system is the base model it is
-"void", and the paper then says there is no finding. Then the pass threshold is set where no
-reply reaches it (a criterion that never fires, the case a mis-set threshold gives): every
-pass@k is 0, and the verdict must say inconclusive (degenerate) with that reason.
+word is "inconclusive (degenerate)" with the reason, where a system is the base model, or its
+adapter is the baseline's weight for weight (a policy term that never fired), it is "void",
+and the paper then says there is no finding. Then the pass threshold is set where no
+reply reaches it (a criterion that never fires, the case a mis-set threshold gives), with a
+polychromic gate every reply passes (so that its adapter is its own): every pass@k is 0, and
+the verdict must say inconclusive (degenerate) with that reason.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import yaml
 from polychromic.data.chatterbot import convert
 from polychromic.reporting.latex import escape_latex
 from polychromic.reporting.validity import DEGENERATE, VOID
+from polychromic.systems import parse_system
 
 from conftest import REPO
 
@@ -72,8 +75,17 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
         degenerate = any(cannot_separate(results, aggregated["seeds"], system,
                                          block["matched"], metric, share)
                          for metric in ("pass@1", block["passk_metric"]))
+        matched = next(entry for entry in aggregated["experiments"].values()
+                       if parse_system(block["matched"]).base in entry["systems"])
         if set(experiment["initial_adapter_seeds"]) >= set(aggregated["seeds"]):
             assert block["verdict"] == VOID and "untouched base model" in block["reason"]
+        elif experiment["adapter_sha256"] == matched["adapter_sha256"]:
+            # the tiny model's replies reach no calibrated gate in a few steps: the policy term
+            # stays zero and the adapter is the baseline's, bit for bit; the verdict names it
+            assert block["verdict"] == VOID, (system, block["verdict"])
+            assert "identical, weight for weight" in block["reason"], block["reason"]
+            if (experiment.get("zero_term") or {}).get("share") == 1.0:
+                assert "zero in every one of its" in block["reason"], block["reason"]
         elif degenerate:
             assert block["verdict"] == DEGENERATE, (system, block["verdict"])
             assert block["reason"] in block["sentence"]
@@ -86,11 +98,16 @@ def test_a_real_corpus_runs_and_its_verdict_names_what_it_could_not_measure(tmp_
         assert r"\paragraph{No finding.}" in main
         assert f"Verdict: {verdict['verdict']}." in main
 
-    # a criterion that never fires (a pass threshold no reply reaches): every pass@k is 0
+    # a criterion that never fires (a pass threshold no reply reaches): every pass@k is 0.
+    # Every sampled reply counts as good for the polychromic term, so that it trains an adapter
+    # of its own (equal adapters would make the comparison void before any measurement)
     config["evaluation"]["passk"]["threshold"] = 0.9999
+    config["experiments"]["polychromic"]["quality_threshold"] = 0.0
     run_workflow(tmp_path, config)
     aggregated = json.loads((results / "evaluation" / "aggregated_results.json").read_text())
     verdict = aggregated["verdict"]
+    polychromic = aggregated["experiments"]["polychromic"]
+    assert polychromic["adapter_sha256"] != aggregated["experiments"]["baseline"]["adapter_sha256"]
     assert verdict["verdict"] == DEGENERATE, verdict["verdict"]
     assert verdict["reason"].startswith("pass@1 is 0 for 100% of test tweets in both systems")
     assert "calibrate the pass threshold" in verdict["sentence"]
