@@ -40,8 +40,11 @@ def smollm2_config(raw: str) -> dict:
     config["lora"]["target_modules"] = "auto"
     config["training"].update(max_steps=4, eval_every=4, batch_size=2, learning_rate=0.002,
                               warmup_steps=0, max_length=64, save_every=0)
+    # every sampled reply counts as good: in two sampling steps SmolLM2's replies would rarely
+    # reach a calibrated gate, and the adapter would be the baseline's (a void comparison)
     config["experiments"]["polychromic"].update(
-        num_samples=3, set_size=2, max_prompts=1, every_n_steps=2, max_new_tokens=8)
+        num_samples=3, set_size=2, max_prompts=1, every_n_steps=2, max_new_tokens=8,
+        quality_threshold=0.0)
     config["generation"].update(num_samples=4, max_new_tokens=10)
     config["evaluation"]["passk"]["k"] = [1, 2]
     config["evaluation"]["bootstrap_samples"] = 100
@@ -104,8 +107,11 @@ def test_every_rule_runs_on_smollm2(tmp_path):
         assert summary["system_message"] == configured
         assert summary["base_model_info"]["name"] == "SmolLM2-135M-Instruct"
         assert not summary["adapter_is_initial"]
-    gate = read_json(results / "models" / "polychromic" / "seed_42" / "run.json")["quality_gate"]
-    assert gate["source"] == "validation"
+    polychromic = read_json(results / "models" / "polychromic" / "seed_42" / "run.json")
+    assert polychromic["quality_gate"]["source"] == "config"
+    assert polychromic["zero_term_share"] < 1.0
+    baseline = read_json(results / "models" / "baseline" / "seed_42" / "run.json")
+    assert polychromic["adapter_sha256"] != baseline["adapter_sha256"]
 
     for system in SYSTEMS:
         records = read_jsonl(results / "generations" / "seed_42" / f"{system}.jsonl")
