@@ -148,7 +148,7 @@ def with_gate(experiment: Experiment, aggregated: dict[str, Any]) -> dict[str, A
     configured number, or the one calibrated on validation (the aggregate's
     `experiments.*.quality_gate`; None where the runs recorded none) with `gate_source`."""
     config = experiment.as_config()
-    if config.get("quality_threshold") is not None or "quality_threshold" not in config:
+    if "quality_threshold" not in config or config["quality_threshold"] is not None:
         return {**config, "gate_source": "config"}
     gate = ((aggregated.get("experiments") or {}).get(experiment.name) or {}).get(
         "quality_gate") or {}
