@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from polychromic.encoders import default_layer, describe
-from polychromic.evaluation.pairs import TweetScores, pooled, scores, youden_threshold
+from polychromic.evaluation.pairs import TweetScores, best_cosine, pooled, scores, youden_threshold
 from polychromic.evaluation.quality import bertscore_best
 from polychromic.io import read_jsonl, write_json
 from polychromic.settings import EvaluationSettings
@@ -142,15 +142,7 @@ def calibrate_judge(val: str, output: str, settings: EvaluationSettings) -> dict
             groups[record["tweet_id"]].append(record)
     judge = judge_description(settings)
     encoder = get_encoder(judge["path"], precision=judge["precision"])
-    every = sorted({r["reply"] for refs in groups.values() for r in refs})
-    cache: dict[str, np.ndarray] = dict(zip(every, encoder.encode(every), strict=True))
-
-    def cosine(texts: list[str], candidates: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts + candidates if t not in cache})
-        cache.update(zip(missing, encoder.encode(missing), strict=True))
-        a = np.stack([cache[t] for t in texts])
-        b = np.stack([cache[t] for t in candidates])
-        return (a @ b.T).max(axis=1).astype(np.float64)
+    cosine = best_cosine(encoder.encode, [r["reply"] for refs in groups.values() for r in refs])
 
     def bertscore(texts: list[str], candidates: list[str]) -> np.ndarray:
         layer = settings.bertscore_layer or default_layer(settings.judge)

@@ -70,3 +70,21 @@ def pooled(per_tweet: TweetScores, counts: np.ndarray | None = None
         return np.repeat(values, np.repeat(counts, [group[k].size for group in per_tweet]))
 
     return side(0), side(1)
+
+
+def best_cosine(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> Similarity:
+    """(texts, candidates) -> each text's cosine with its best-matching candidate, from unit
+    embeddings by `encode`: `texts` (the validation replies) embedded up front in one call,
+    in sorted order, any other text once, when first asked for."""
+    every = sorted(set(texts))
+    cache: dict[str, np.ndarray] = dict(zip(every, encode(every), strict=True))
+
+    def cosine(texts: list[str], candidates: list[str]) -> np.ndarray:
+        missing = sorted({t for t in texts + candidates if t not in cache})
+        if missing:
+            cache.update(zip(missing, encode(missing), strict=True))
+        a = np.stack([cache[t] for t in texts])
+        b = np.stack([cache[t] for t in candidates])
+        return (a @ b.T).max(axis=1).astype(np.float64)
+
+    return cosine

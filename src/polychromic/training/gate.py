@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from polychromic.evaluation.pairs import pooled, scores, youden_threshold
+from polychromic.evaluation.pairs import best_cosine, pooled, scores, youden_threshold
 from polychromic.similarity import rouge_l_similarity
 
 GATE_SEED = 0
@@ -55,27 +55,13 @@ Encode = Callable[[list[str]], np.ndarray]  # texts -> unit-norm embeddings
 
 def reward_similarity(reward: str, encode: Encode, texts: list[str]
                       ) -> Callable[[list[str], list[str]], np.ndarray]:
-    """(texts, candidates) -> each text's reward against its best-matching candidate; for the
-    semantic reward `texts` are embedded up front, in one call."""
-    cache: dict[str, np.ndarray] = {}
-    if reward == "semantic" and texts:
-        unique = sorted(set(texts))
-        cache.update(zip(unique, encode(unique), strict=True))
-
-    def embed(texts: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts if t not in cache})
-        if missing:
-            cache.update(zip(missing, encode(missing), strict=True))
-        return np.stack([cache[t] for t in texts])
-
-    def semantic(texts: list[str], candidates: list[str]) -> np.ndarray:
-        return np.clip((embed(texts) @ embed(candidates).T).max(axis=1), 0.0, 1.0)
-
-    def lexical(texts: list[str], candidates: list[str]) -> np.ndarray:
-        return np.clip(np.asarray(rouge_l_similarity(texts, candidates), dtype=np.float64),
-                       0.0, 1.0)
-
-    return semantic if reward == "semantic" else lexical
+    """(texts, candidates) -> each text's reward against its best-matching candidate, clipped
+    to [0, 1] as the reward is; for the semantic reward `texts` are embedded up front."""
+    if reward == "semantic":
+        cosine = best_cosine(encode, texts)
+        return lambda texts, candidates: np.clip(cosine(texts, candidates), 0.0, 1.0)
+    return lambda texts, candidates: np.clip(
+        np.asarray(rouge_l_similarity(texts, candidates), dtype=np.float64), 0.0, 1.0)
 
 
 def calibrate_gate(val_records: list[dict], reward: str, encode: Encode) -> dict[str, Any]:
