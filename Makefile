@@ -85,7 +85,8 @@ study-real: $(STAMP) tex $(REAL_RAW)
 	  --configfile config/study_real.yaml $(ARGS)
 	$(BIN)/python -m polychromic.reporting.docs $(REAL_DIR)/results --out docs/study_real.md \
 	  --title "The real-model study (config/study_real.yaml)" --samples 5 \
-	  --gpu studies/real-gpu/results
+	  --gpu studies/real-gpu/results --readme README.md --readme-block study_real \
+	  --readme-origin "the real-model study by \`make study-real\`"
 
 # The result pages of docs/ and the README's results block, from results/ (never by hand), and
 # the simulated level and power of the primary rule in docs/statistics.md;
