@@ -61,7 +61,8 @@ $(STUDY_RAW): $(STAMP)
 	$(BIN)/python -m polychromic.data.demo --n-tweets 2000 --seed 0 --out $(STUDY_RAW)
 
 study: $(STAMP) $(STUDY_RAW)
-	$(BIN)/python -m polychromic.reporting.walltime --out $(STUDY_DIR)/results/wall_time.json -- \
+	$(BIN)/python -m polychromic.reporting.walltime --out $(STUDY_DIR)/results/wall_time.json \
+	  --output $(STUDY_DIR)/results/evaluation/aggregated_results.json -- \
 	  $(BIN)/snakemake --cores $(CORES) --directory $(STUDY_DIR) \
 	  --configfile config/study_demo.yaml $(ARGS)
 	$(BIN)/python -m polychromic.reporting.docs $(STUDY_DIR)/results --out docs/study.md \
@@ -80,7 +81,8 @@ $(REAL_RAW): $(STAMP)
 	$(BIN)/python -m polychromic.data.chatterbot --out $(REAL_RAW)
 
 study-real: $(STAMP) tex $(REAL_RAW)
-	$(BIN)/python -m polychromic.reporting.walltime --out $(REAL_DIR)/results/wall_time.json -- \
+	$(BIN)/python -m polychromic.reporting.walltime --out $(REAL_DIR)/results/wall_time.json \
+	  --output $(REAL_DIR)/results/evaluation/aggregated_results.json -- \
 	  $(BIN)/snakemake --cores $(CORES) --directory $(REAL_DIR) \
 	  --configfile config/study_real.yaml $(ARGS)
 	$(BIN)/python -m polychromic.reporting.docs $(REAL_DIR)/results --out docs/study_real.md \

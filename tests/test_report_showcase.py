@@ -47,11 +47,14 @@ def add_run_files(folder: Path) -> dict:
 def test_the_run_names_model_license_corpus_judge_and_wall_time(results, tmp_path):  # noqa: F811
     aggregated = add_run_files(results)
     out = results / WALL_TIME_FILE
-    assert walltime_main(["--out", str(out), "--", sys.executable, "-c", "pass"]) == 0
     failing = [sys.executable, "-c", "raise SystemExit(3)"]
-    assert walltime_main(["--out", str(out), "--", *failing]) == 3
+    assert walltime_main(["--out", str(out), "--", *failing]) == 3  # killed, then resumed:
+    assert walltime_main(["--out", str(out), "--", sys.executable, "-c", "pass"]) == 0
     timing = summary(results)
     assert timing["invocations"] == 2 and timing["failed"] == 1
+    aggregated["settings"]["passk"].update(
+        criterion="semantic", judges={"primary": "similarity", "readings": []},
+        judge={"name": "sentence-transformers/all-mpnet-base-v2", "precision": "bfloat16"})
     aggregated["calibration"] = {"threshold": 0.4321, "threshold_ci": [0.3, 0.5],
                                  "source": "validation", "positives": 17, "few_pairs": True}
     text = "\n".join(run_facts(results, aggregated))
@@ -62,6 +65,9 @@ def test_the_run_names_model_license_corpus_judge_and_wall_time(results, tmp_pat
     assert "threshold 0.432 calibrated on validation (95 % interval 0.300 to 0.500 from 17 " \
         "positive pairs, few pairs)" in text
     assert "the sum of 2 invocations (1 of them failed)" in text
+    assert "**Judge:** similarity (a reply passes when its cosine to the closest reference" in text
+    assert "encoder sentence-transformers/all-mpnet-base-v2 in bfloat16" in text
+    assert "second readings: none" in text
 
 
 def test_a_folder_without_the_run_files_says_what_is_missing(results):  # noqa: F811
@@ -89,7 +95,11 @@ def test_sample_replies_are_evenly_spaced_with_every_system_and_its_pass_count(r
         row = next(line for line in lines if line.startswith(f"| {system} |")
                    and f"to {ids[0]}" in line)
         assert f"| {counts['pass_counts'][0]} of {counts['n']} |" in row
-        assert f"{system} reply 1 to {ids[0]}" in row and "reply 2 to" not in row
+        escaped = system.replace("_", "\\_")
+        assert f"{escaped} reply 1 to {ids[0]}" in row and "reply 2 to" not in row
+        last = next(line for line in lines if line.startswith(f"| {system} |")
+                    and f"to {ids[-1]}" in line)
+        assert f"| {counts['pass_counts'][-1]} of {counts['n']} |" in last
 
 
 def test_evenly_spaced():
@@ -105,7 +115,7 @@ def test_the_page_has_samples_and_a_pending_gpu_run(results, tmp_path):  # noqa:
                       "--gpu", str(tmp_path / "no-gpu-run")]) == 0
     text = page.read_text(encoding="utf-8")
     assert "## The run" in text and "## Sample replies" in text
-    assert "## On a GPU" in text and "Pending: no GPU" in text
+    assert "## On a GPU" in text and "holds no results of this study on a GPU" in text
 
 
 def test_walltime_needs_a_command(tmp_path):
@@ -128,3 +138,48 @@ def test_a_named_readme_block_carries_the_model_and_wall_time(results, tmp_path)
     block = text.split("<!-- study_real:begin -->")[1]
     assert block.startswith("\n*Generated from the real-model study by `make study-real`")
     assert "**Base model:** SmolLM2-135M-Instruct" in block and "**Wall time:** 0.0 min" in block
+
+
+def test_the_wall_time_is_the_run_that_wrote_the_output(tmp_path):
+    """A killed run and its resume are summed; a later run with nothing to do is left out; a
+    rerun that writes the output again counts alone."""
+    out, output = tmp_path / WALL_TIME_FILE, tmp_path / "aggregated.json"
+    write = [sys.executable, "-c", f"import pathlib; pathlib.Path({str(output)!r}).write_text('x')"]
+    nothing = [sys.executable, "-c", "pass"]
+    killed = [sys.executable, "-c", "raise SystemExit(1)"]
+
+    def run(command):
+        return walltime_main(["--out", str(out), "--output", str(output), "--", *command])
+
+    run(killed)
+    run(write)
+    assert summary(tmp_path)["invocations"] == 2 and summary(tmp_path)["failed"] == 1
+    run(nothing)
+    assert summary(tmp_path)["invocations"] == 2
+    output.unlink()
+    run(write)
+    assert summary(tmp_path)["invocations"] == 2  # the no-op run, then the rerun
+    assert summary(tmp_path)["failed"] == 0 and summary(tmp_path)["complete"]
+
+
+def test_an_interrupted_run_is_recorded(tmp_path, monkeypatch):
+    import polychromic.reporting.walltime as walltime
+
+    def interrupted(command):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(walltime.subprocess, "call", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        walltime_main(["--out", str(tmp_path / WALL_TIME_FILE), "--", "snakemake"])
+    timing = summary(tmp_path)
+    assert timing["failed"] == 1 and not timing["complete"]
+    assert "none of the 1 timed invocations wrote" in "\n".join(
+        run_facts(tmp_path, {"settings": {"passk": {}}}))
+
+
+def test_replies_that_imitate_markdown_stay_text():
+    from polychromic.reporting.showcase import _cell
+
+    assert _cell("def __init__(self): *x* | `y` <b>") == (
+        "def \\_\\_init\\_\\_(self): \\*x\\* \\| \\`y\\` \\<b\\>")
+    assert _cell("   ") == "*(empty)*"

@@ -168,9 +168,11 @@ def gpu_section(gpu: Path) -> list[str]:
     rule times where `gpu` holds its results, else a note that it is pending."""
     lines = ["## On a GPU", ""]
     if not (gpu / "evaluation" / AGGREGATE_FILES["aggregated"]).is_file():
-        return lines + [f"Pending: no GPU was available to this project's runs so far, so the "
-                        f"same study with bfloat16 training and `generation.engine: vllm` on "
-                        f"CUDA has not run (its results would be in `{gpu}`).", ""]
+        return lines + [f"Pending: `{gpu}` holds no results of this study on a GPU. That run "
+                        "is the same config with `model.dtype: bfloat16` and `generation."
+                        "engine: vllm` (CUDA vLLM through `--sdm conda`, envs/vllm.yaml), in "
+                        f"the working folder `{gpu.parent}`; this page's run used CPUs only.",
+                        ""]
     return lines + [wall_time_sentence(gpu), "", run_times(gpu), ""]
 
 

@@ -23,19 +23,18 @@ from polychromic.io import read_json, read_jsonl
 from polychromic.reporting.walltime import summary as wall_time
 
 REPORTS = ("validation_report.json", "curation_report.json", "split_report.json")
-JUDGE_RULES = {
-    "similarity": "a reply passes when its cosine to the closest reference reaches the "
-                  "threshold",
-    "oracle": "the demo generator's own templates decide a pass",
-}
+SCORES = {"semantic": "cosine", "rougeL": "ROUGE-L F1", "bertscore": "BERTScore F1"}
+MARKDOWN = str.maketrans({char: "\\" + char for char in "\\`*_[]<>#|"})
 
 
 def _cell(text: str, limit: int = 160) -> str:
-    """A reply as one Markdown table cell: one line, pipes escaped, long text cut with '...'."""
-    flat = " ".join(str(text).split()).replace("|", "\\|")
+    """A reply as one Markdown table cell: one line, long text cut with '...', Markdown's
+    characters escaped (a reply that imitates code stays text)."""
+    flat = " ".join(str(text).split())
     if not flat:
         return "*(empty)*"
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    flat = flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return flat.translate(MARKDOWN)
 
 
 def base_model_sentence(results: Path) -> str:
@@ -44,7 +43,7 @@ def base_model_sentence(results: Path) -> str:
     if not path.is_file():
         return f"**Base model:** not in this results folder (no `{path.relative_to(results)}`)."
     pointer = read_json(path)
-    dtypes = sorted({read_json(path).get("dtype") for path in
+    dtypes = sorted({read_json(run).get("dtype") for run in
                      (results / "models").glob("*/seed_*/run.json")} - {None})
     trained = f"; trained in {', '.join(dtypes)}" if dtypes else ""
     if pointer.get("kind") == "known":
@@ -55,7 +54,9 @@ def base_model_sentence(results: Path) -> str:
     if pointer.get("kind") == "tiny":
         return ("**Base model:** the workflow's own tiny model, pretrained by `base_model`"
                 f"{trained}.")
-    return f"**Base model:** the local folder `{pointer['path']}`{trained}."
+    license_ = (pointer.get("model") or {}).get("license")
+    return (f"**Base model:** a local folder, `{Path(pointer['path']).name}`"
+            f"{f' ({license_})' if license_ else ''}{trained}.")
 
 
 def corpus_sentence(results: Path) -> str:
@@ -83,18 +84,23 @@ def judge_sentence(aggregated: dict[str, Any]) -> str:
     calibration = aggregated.get("calibration") or {}
     threshold = calibration.get("threshold")
     interval = calibration.get("threshold_ci") or []
-    where = (f", threshold {threshold:.3f} calibrated on {calibration.get('source')}"
-             if threshold is not None else "")
+    source = calibration.get("source")
+    where = "" if threshold is None else (
+        f", threshold {threshold:.3f} " + ("set in the config" if source == "config"
+                                           else f"calibrated on {source}"))
     if len(interval) == 2:
         where += f" (95 % interval {interval[0]:.3f} to {interval[1]:.3f}"
         where += (f" from {calibration.get('positives')} positive pairs"
                   + (", few pairs" if calibration.get("few_pairs") else "") + ")")
     readings = ", ".join(judges.get("readings") or []) or "none"
     primary = judges.get("primary", "similarity")
-    how = JUDGE_RULES.get(primary, "docs/statistics.md")
-    return (f"**Judge:** {primary} ({how}); the similarity judge's encoder "
-            f"{encoder.get('name')} in {encoder.get('precision')}{where}; second readings: "
-            f"{readings}.")
+    score = SCORES.get(passk.get("criterion"), str(passk.get("criterion")))
+    how = {"similarity": f"a reply passes when its {score} to the closest reference reaches "
+                         "the threshold",
+           "oracle": "the demo generator's own templates decide a pass"}
+    return (f"**Judge:** {primary} ({how.get(primary, 'docs/statistics.md')}); the similarity "
+            f"judge's encoder {encoder.get('name')} in {encoder.get('precision')}{where}; "
+            f"second readings: {readings}.")
 
 
 def wall_time_sentence(results: Path) -> str:
@@ -102,12 +108,15 @@ def wall_time_sentence(results: Path) -> str:
     timing = wall_time(results)
     if timing is None:
         return "**Wall time:** not recorded (the run was not started through `walltime`)."
+    if not timing["complete"]:
+        return (f"**Wall time:** unknown: none of the {timing['invocations']} timed "
+                "invocations wrote the run's final output.")
     cores = "/".join(str(count) for count in timing["cpus"]) or "?"
     runs = ("" if timing["invocations"] == 1 else
             f", the sum of {timing['invocations']} invocations")
     failed = f" ({timing['failed']} of them failed)" if timing["failed"] else ""
-    return (f"**Wall time:** {timing['seconds'] / 60:.1f} min on a machine with {cores} CPU "
-            f"cores{runs}{failed}, started {timing['started']}.")
+    return (f"**Wall time:** {timing['seconds'] / 60:.1f} min on {cores} CPU cores{runs}"
+            f"{failed}, started {timing['started']}.")
 
 
 def run_facts(results: Path, aggregated: dict[str, Any]) -> list[str]:
@@ -125,36 +134,44 @@ def evenly_spaced(items: list[str], count: int) -> list[str]:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
+def _prompt_table(prompt_id: str, records: dict[str, dict[str, Any]],
+                  passk: dict[str, Any], shown: int) -> list[str]:
+    """One prompt: its text and references, then a row per system that replied to it."""
+    replied = [name for name in records if prompt_id in records[name]]
+    first = records[replied[0]][prompt_id]
+    refs = " / ".join(_cell(text, 120) for text in first.get("references") or []) or "none"
+    lines = [f"**Prompt:** {_cell(first['tweet'])}  ", f"**Reference(s):** {refs}", "",
+             "| system | passed | " + " | ".join(f"reply {i + 1}" for i in range(shown)) + " |",
+             "|---|---|" + "---|" * shown]
+    position = passk["prompt_ids"].index(prompt_id)
+    for name in replied:
+        counts = passk["systems"].get(name, {})
+        passed = (f"{counts['pass_counts'][position]} of {counts['n']}"
+                  if "pass_counts" in counts else "-")
+        replies = [_cell(text) for text in records[name][prompt_id]["samples"][:shown]]
+        replies += [""] * (shown - len(replies))
+        lines.append(f"| {name} | {passed} | " + " | ".join(replies) + " |")
+    return [*lines, ""]
+
+
 def sample_replies(results: Path, aggregated: dict[str, Any], count: int = 5,
                    shown: int = 2) -> list[str]:
     """The section "Sample replies": `count` test prompts, every system's first `shown`
     sampled replies in the first seed and its judge's pass count."""
     seed = aggregated["seeds"][0]
+    folder = results / "generations" / f"seed_{seed}"
     passk = read_json(results / "evaluation" / f"seed_{seed}" / "passk_results.json")
-    systems = [name for name in aggregated.get("system_order") or aggregated["systems"]
-               if (results / "generations" / f"seed_{seed}" / f"{name}.jsonl").is_file()]
-    records = {name: {r["prompt_id"]: r for r in read_jsonl(
-        results / "generations" / f"seed_{seed}" / f"{name}.jsonl")} for name in systems}
-    order = passk["prompt_ids"]
-    lines = ["## Sample replies", "",
-             f"{count} test prompts evenly spaced over the test split (not chosen by hand), seed "
-             f"{seed}: each system's first {shown} sampled replies, and how many of its n "
-             "sampled replies the primary judge passed.", ""]
-    for prompt_id in evenly_spaced(order, count):
-        first = records[systems[0]][prompt_id]
-        refs = " / ".join(_cell(text, 120) for text in first.get("references") or [])
-        lines += [f"**Prompt:** {_cell(first['tweet'])}  ", f"**Reference(s):** {refs}", "",
-                  "| system | passed | " + " | ".join(f"reply {i + 1}" for i in range(shown))
-                  + " |", "|---|---|" + "---|" * shown]
-        for name in systems:
-            record = records[name].get(prompt_id)
-            if record is None:
-                continue
-            counts = passk["systems"].get(name, {})
-            passed = (f"{counts['pass_counts'][order.index(prompt_id)]} of {counts['n']}"
-                      if "pass_counts" in counts else "-")
-            replies = [_cell(text) for text in record["samples"][:shown]]
-            replies += [""] * (shown - len(replies))
-            lines.append(f"| {name} | {passed} | " + " | ".join(replies) + " |")
-        lines.append("")
+    records = {name: {r["prompt_id"]: r for r in read_jsonl(folder / f"{name}.jsonl")}
+               for name in aggregated.get("system_order") or aggregated["systems"]
+               if (folder / f"{name}.jsonl").is_file()}
+    chosen = [prompt_id for prompt_id in evenly_spaced(passk["prompt_ids"], count)
+              if any(prompt_id in by_id for by_id in records.values())]
+    lines = ["## Sample replies", ""]
+    if not chosen:
+        return [*lines, f"No generations of seed {seed} in this results folder.", ""]
+    lines += [f"{len(chosen)} test prompts evenly spaced over the test split (not chosen by "
+              f"hand), seed {seed}: each system's first {shown} sampled replies, and how many "
+              "of its n sampled replies the primary judge passed.", ""]
+    for prompt_id in chosen:
+        lines += _prompt_table(prompt_id, records, passk, shown)
     return lines
