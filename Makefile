@@ -60,7 +60,7 @@ STUDY_RAW := $(STUDY_DIR)/resources/demo/study_raw.jsonl
 $(STUDY_RAW): $(STAMP)
 	$(BIN)/python -m polychromic.data.demo --n-tweets 2000 --seed 0 --out $(STUDY_RAW)
 
-study: $(STAMP) $(STUDY_RAW)
+study: $(STAMP) tex $(STUDY_RAW)
 	$(BIN)/python -m polychromic.reporting.walltime --out $(STUDY_DIR)/results/wall_time.json \
 	  --output $(STUDY_DIR)/results/evaluation/aggregated_results.json -- \
 	  $(BIN)/snakemake --cores $(CORES) --directory $(STUDY_DIR) \

@@ -53,7 +53,7 @@ def test_the_run_names_model_license_corpus_judge_and_wall_time(results, tmp_pat
     timing = summary(results)
     assert timing["invocations"] == 2 and timing["failed"] == 1
     aggregated["settings"]["passk"].update(
-        criterion="semantic", judges={"primary": "similarity", "readings": []},
+        passk={"criterion": "semantic"}, judges={"primary": "similarity", "readings": []},
         judge={"name": "sentence-transformers/all-mpnet-base-v2", "precision": "bfloat16"})
     aggregated["calibration"] = {"threshold": 0.4321, "threshold_ci": [0.3, 0.5],
                                  "source": "validation", "positives": 17, "few_pairs": True}

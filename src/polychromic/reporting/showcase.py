@@ -94,7 +94,8 @@ def judge_sentence(aggregated: dict[str, Any]) -> str:
                   + (", few pairs" if calibration.get("few_pairs") else "") + ")")
     readings = ", ".join(judges.get("readings") or []) or "none"
     primary = judges.get("primary", "similarity")
-    score = SCORES.get(passk.get("criterion"), str(passk.get("criterion")))
+    criterion = (passk.get("passk") or {}).get("criterion")
+    score = SCORES.get(criterion, f"{criterion} score")
     how = {"similarity": f"a reply passes when its {score} to the closest reference reaches "
                          "the threshold",
            "oracle": "the demo generator's own templates decide a pass"}
