@@ -92,3 +92,18 @@ def test_the_paper_section_shows_page_one_and_the_checklist(results: Path, tmp_p
     assert "- [ ] **Page count**: 12 pages" in text and "# Pre-submission" not in text
     png = tmp_path / "docs" / "figures" / "results" / "paper_page1.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 1000
+
+
+def test_the_training_table_names_the_gate_and_the_steps_without_a_policy_term():
+    from polychromic.reporting.docs import training_summary
+
+    loss = {"mean": 2.5, "std": 0.1}
+    aggregated = {"experiments": {
+        "baseline": {"objective": "sft", "best_val_loss": loss, "saved_step": {"values": [20]}},
+        "polychromic": {"objective": "polychromic", "best_val_loss": loss,
+                        "saved_step": {"values": [20, 20]},
+                        "quality_gate": {"thresholds": [0.14873, 0.14871], "source": "validation"},
+                        "zero_term": {"sampling_steps": 30, "zero_term_steps": 4}}}}
+    rows = training_summary(aggregated).splitlines()
+    assert rows[2].endswith("| none | - | - |")
+    assert rows[3].endswith("| none | 0.149 (validation) | 4 of 30 |")

@@ -80,16 +80,32 @@ def main_table(aggregated: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _gate(entry: dict[str, Any]) -> tuple[str, str]:
+    """An experiment's quality gate (its thresholds over seeds and their source) and how many
+    of its sampling steps had a zero policy term; dashes where it samples nothing."""
+    gate, zero = entry.get("quality_gate") or {}, entry.get("zero_term") or {}
+    values = sorted({round(value, 3) for value in gate.get("thresholds") or []})
+    shown = (", ".join(f"{value:.3f}" for value in values) + f" ({gate.get('source')})"
+             if values else "-")
+    steps = (f"{zero['zero_term_steps']} of {zero['sampling_steps']}"
+             if zero.get("sampling_steps") else "-")
+    return shown, steps
+
+
 def training_summary(aggregated: dict[str, Any]) -> str:
-    """Per experiment: objective, saved step per seed and best validation loss over seeds."""
+    """Per experiment: objective, saved step per seed, best validation loss over seeds, the
+    quality gate and the sampling steps whose policy term was zero (docs/training.md)."""
     lines = ["| experiment | objective | saved step per seed | best validation loss | zero "
-             "adapter in seeds |", "|---|---|---|---|---|"]
+             "adapter in seeds | quality gate | zero policy term (steps) |",
+             "|---|---|---|---|---|---|---|"]
     for name, entry in (aggregated.get("experiments") or {}).items():
         loss, saved = entry["best_val_loss"], entry["saved_step"]
         seeds = ", ".join(str(s) for s in entry.get("initial_adapter_seeds") or []) or "none"
         steps = ", ".join(f"{value:g}" for value in saved.get("values") or [saved["mean"]])
+        gate, zero = _gate(entry)
         lines.append(f"| {name} | {entry['objective']} | {steps} | "
-                     f"{_number(loss['mean'])} ± {_number(loss['std'])} | {seeds} |")
+                     f"{_number(loss['mean'])} ± {_number(loss['std'])} | {seeds} | {gate} | "
+                     f"{zero} |")
     return "\n".join(lines)
 
 
