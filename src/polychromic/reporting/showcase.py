@@ -47,14 +47,14 @@ def base_model_sentence(results: Path) -> str:
                      (results / "models").glob("*/seed_*/run.json")} - {None})
     trained = f"; trained in {', '.join(dtypes)}" if dtypes else ""
     if pointer.get("kind") == "known":
-        model = pointer["model"]
-        return (f"**Base model:** {model['name']} ({model.get('hub_name', '')}, "
-                f"{model.get('license', 'license not recorded')}; {model.get('weights', '')}; "
-                f"from {model.get('source', 'a local folder')}){trained}.")
+        card = pointer["model"]  # known.describe: every key is there for a known name
+        return (f"**Base model:** {card['name']} ({card['hub_name']}, {card['license']}; "
+                f"{card['weights']}; from {card['source']}){trained}.")
     if pointer.get("kind") == "tiny":
         return ("**Base model:** the workflow's own tiny model, pretrained by `base_model`"
                 f"{trained}.")
-    license_ = (pointer.get("model") or {}).get("license")
+    card = pointer.get("model") or {}
+    license_ = card.get("license")
     return (f"**Base model:** a local folder, `{Path(pointer['path']).name}`"
             f"{f' ({license_})' if license_ else ''}{trained}.")
 
