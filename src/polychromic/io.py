@@ -66,6 +66,22 @@ def write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def markers(name: str) -> tuple[str, str]:
+    """The comment lines around a generated block `name` of a Markdown page."""
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def replace_block(path: str | Path, name: str, body: str) -> None:
+    """Replace the text between the markers of block `name` in `path` with `body`, the
+    markers kept on lines of their own; an error where `path` has no such block."""
+    begin, end = markers(name)
+    text = Path(path).read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise ValueError(f"{path}: no {begin} ... {end} block to write between")
+    head, rest = text.split(begin, 1)
+    write_text(path, f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}")
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records one per line; returns how many were written."""
     lines = [json.dumps(record, ensure_ascii=False, sort_keys=False) for record in records]

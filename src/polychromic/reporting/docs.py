@@ -30,7 +30,7 @@ from typing import Any
 
 from polychromic.contract import AGGREGATE_FILES, FIGURES
 from polychromic.evaluation.registry import label, shown_in
-from polychromic.io import read_json, write_text
+from polychromic.io import markers, read_json, replace_block, write_text
 from polychromic.provenance import rule_times
 from polychromic.reporting.judges import headroom_markdown, reward_markdown, validity_markdown
 from polychromic.reporting.latex import best_systems, significance_marks
@@ -43,12 +43,6 @@ from polychromic.reporting.showcase import (
 )
 from polychromic.reporting.verdict import comparisons_markdown, room_markdown
 from polychromic.reporting.verdict import markdown as verdict_markdown
-
-
-def markers(block: str) -> tuple[str, str]:
-    """The README's comment lines around the generated block `block`."""
-    return f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-
 
 BEGIN, END = markers("results")
 
@@ -276,14 +270,13 @@ def objectives_section(aggregated: dict[str, Any]) -> list[str]:
             comparisons_markdown(blocks, aggregated.get("reference_system") or ""), ""]
 
 
-def readme_block(aggregated: dict[str, Any], page_path: str, block: str = "results",
+def readme_block(aggregated: dict[str, Any], page_path: str,
                  origin: str = "the default run by `make docs`",
                  preface: Sequence[str] = ()) -> str:
-    """The README's excerpt `block`: the verdict sentence and the headline means, after the
-    `preface` lines (a study's model and wall time)."""
+    """The README's excerpt (between the markers of its block): the verdict sentence and the
+    headline means, after the `preface` lines (a study's model and wall time)."""
     verdict = aggregated.get("verdict") or {}
-    begin, end = markers(block)
-    lines = [begin, f"*Generated from {origin}; the whole page is "
+    lines = [f"*Generated from {origin}; the whole page is "
              f"[{page_path}]({page_path}).*", "", *preface]
     systems = list(aggregated.get("main_systems") or [])
     metrics = headline_metrics(aggregated)
@@ -296,17 +289,7 @@ def readme_block(aggregated: dict[str, Any], page_path: str, block: str = "resul
     if verdict.get("available"):
         lines += ["", f"> **Verdict: {verdict['verdict']}.** {verdict['sentence']}"]
         lines += [f">\n> **Warning:** {text}." for text in verdict.get("warnings") or []]
-    return "\n".join([*lines, end])
-
-
-def update_readme(readme: Path, text_block: str, block: str = "results") -> None:
-    """Replace the README's generated block `block` (markers included) with `text_block`."""
-    begin, end = markers(block)
-    text = readme.read_text(encoding="utf-8")
-    if begin not in text or end not in text:
-        raise ValueError(f"{readme} has no {begin} ... {end} block to replace")
-    head, rest = text.split(begin, 1)
-    write_text(readme, head + text_block + rest.split(end, 1)[1])
+    return "\n".join(lines)
 
 
 def write_docs(results: str, out: str, title: str, readme: str | None = None,
@@ -329,9 +312,8 @@ def write_docs(results: str, out: str, title: str, readme: str | None = None,
         aggregated = read_json(folder / "evaluation" / AGGREGATE_FILES["aggregated"])
         preface = [] if block == "results" else [
             base_model_sentence(folder), "", wall_time_sentence(folder), ""]
-        text = readme_block(aggregated, str(target), block,
-                            origin or "the default run by `make docs`", preface)
-        update_readme(Path(readme), text, block)
+        replace_block(readme, block, readme_block(
+            aggregated, str(target), origin or "the default run by `make docs`", preface))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from polychromic.io import markers, replace_block
 from polychromic.reporting import simulation as sim
 from polychromic.reporting.significance import pooled_table
 
 REPLICATES = 2000
 MDE_REPLICATES = 1000
 SEED_SDS = (0.0, 0.05, 0.1, 0.2)
-BEGIN, END = "<!-- simulation:begin -->", "<!-- simulation:end -->"
+BEGIN, END = markers("simulation")
 
 
 def final_test_power(seed_documents: Sequence[dict[str, Any]], verdict: dict[str, Any],
@@ -176,16 +177,6 @@ def run_components(results: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     return verdict, [load_seed(results / "evaluation" / f"seed_{seed}") for seed in seeds]
 
 
-def write_between_markers(path: Path, block: str) -> None:
-    """Replace the text between `BEGIN` and `END` in `path` with `block`."""
-    text = path.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{path}: no {BEGIN} ... {END} markers to write between")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + block + "\n" + END + rest.split(END, 1)[1],
-                    encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m polychromic.reporting.power",
@@ -211,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.seed_sd, args.delta, args.replicates)
     block = level_table(rows, args.tweet_sd, args.interaction_sd, args.delta)
     if args.write is not None:
-        write_between_markers(args.write, block)
+        replace_block(args.write, "simulation", block)
     print(block)
     return 0
 
