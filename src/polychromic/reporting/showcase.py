@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from polychromic.contract import EVALUATION_FILES
 from polychromic.io import read_json, read_jsonl
 from polychromic.reporting.walltime import summary as wall_time
 
@@ -161,7 +162,7 @@ def sample_replies(results: Path, aggregated: dict[str, Any], count: int = 5,
     sampled replies in the first seed and its judge's pass count."""
     seed = aggregated["seeds"][0]
     folder = results / "generations" / f"seed_{seed}"
-    passk = read_json(results / "evaluation" / f"seed_{seed}" / "passk_results.json")
+    passk = read_json(results / "evaluation" / f"seed_{seed}" / EVALUATION_FILES["passk"])
     records = {name: {r["prompt_id"]: r for r in read_jsonl(folder / f"{name}.jsonl")}
                for name in aggregated.get("system_order") or aggregated["systems"]
                if (folder / f"{name}.jsonl").is_file()}
